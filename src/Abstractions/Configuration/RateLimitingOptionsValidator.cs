@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Options;
+
+namespace OrleansLimiter.Configuration;
+
+/// <summary>
+/// Checks <see cref="RateLimitingOptions"/> once at start-up; each failure names the setting as it is
+/// written in configuration (e.g. <c>RateLimiting:Providers:openai:Points</c>).
+/// </summary>
+public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimitingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RateLimitingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = Problems(options).ToList();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Every problem with <paramref name="options"/>, one message each.</summary>
+    public static IEnumerable<string> Problems(RateLimitingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        const string Section = RateLimitingOptions.SectionName + ":Providers";
+        if (options.Providers is null || options.Providers.Count == 0)
+        {
+            yield return $"{Section} must configure at least one provider.";
+            yield break;
+        }
+
+        var prefixes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (provider, limits) in options.Providers)
+        {
+            if (LimiterKey.ProblemWith(provider, LimiterKey.MaxProviderLength, allowKeyChars: false) is { } nameProblem)
+            {
+                yield return $"{Section}: provider name {nameProblem}";
+                continue;
+            }
+
+            if (limits is null)
+            {
+                yield return $"{Section}:{provider} is empty.";
+                continue;
+            }
+
+            if (limits.Points < 1)
+            {
+                yield return $"{Section}:{provider}:Points must be at least 1 (was {limits.Points}).";
+            }
+
+            if (!(limits.Duration >= 0.001) || double.IsInfinity(limits.Duration) || limits.Duration > TimeSpan.FromDays(365).TotalSeconds)
+            {
+                yield return $"{Section}:{provider}:Duration must be a number of seconds above 0 (at least 0.001, at most a year; was {limits.Duration}).";
+            }
+
+            if (limits.KeyPrefix is not null)
+            {
+                if (limits.KeyPrefix.Length == 0 || limits.KeyPrefix.Length > 200 ||
+                    limits.KeyPrefix.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '*' or '?' or '[' or ']' or '{' or '}' or '"' or '\\'))
+                {
+                    yield return $"{Section}:{provider}:KeyPrefix must be 1 to 200 characters without spaces, control characters or * ? [ ] {{ }} \" \\ (was '{LimiterKey.Printable(limits.KeyPrefix)}').";
+                    continue;
+                }
+            }
+
+            var prefix = limits.EffectiveKeyPrefix(provider);
+            if (prefixes.TryGetValue(prefix, out var other))
+            {
+                yield return $"{Section}:{provider}:KeyPrefix '{prefix}' is also used by provider '{other}'; two providers would share one quota.";
+            }
+            else
+            {
+                prefixes[prefix] = provider;
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+namespace OrleansLimiter;
+
+/// <summary>
+/// An in-process fixed window with the same semantics as the Redis hash: opened by the first consume
+/// with the full quota, decremented by grants, refusals spend nothing, reopened after it ends.
+/// Used where no Redis is configured (a local-mode client, a local-mode silo). Thread-safe.
+/// </summary>
+public sealed class FixedWindow
+{
+    private readonly object _gate = new();
+    private readonly TimeProvider _time;
+    private long _remaining;
+    private DateTimeOffset _windowEnd;
+    private bool _open;
+
+    /// <param name="limit">Points per window.</param>
+    /// <param name="window">Window length.</param>
+    /// <param name="time">Clock; injected so that tests control time exactly.</param>
+    public FixedWindow(long limit, TimeSpan window, TimeProvider time)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(window, TimeSpan.Zero);
+        ArgumentNullException.ThrowIfNull(time);
+        Limit = limit;
+        Window = window;
+        _time = time;
+    }
+
+    /// <summary>Points per window.</summary>
+    public long Limit { get; }
+
+    /// <summary>Window length.</summary>
+    public TimeSpan Window { get; }
+
+    /// <summary>
+    /// Decides <paramref name="costs"/> in order, as sequential single requests would be, writing
+    /// whether each was granted into <paramref name="granted"/>.
+    /// </summary>
+    /// <returns>Points left, the window end and the current time.</returns>
+    public (long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) Consume(ReadOnlySpan<long> costs, Span<bool> granted)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (!_open || now >= _windowEnd)
+            {
+                _open = true;
+                _remaining = Limit;
+                _windowEnd = now + Window;
+            }
+
+            for (var i = 0; i < costs.Length; i++)
+            {
+                granted[i] = costs[i] <= _remaining;
+                if (granted[i])
+                {
+                    _remaining -= costs[i];
+                }
+            }
+
+            return (_remaining, _windowEnd, now);
+        }
+    }
+
+    /// <summary>The open window, if any: whether it exists, points left and its end.</summary>
+    public (bool Exists, long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) Peek()
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            var exists = _open && now < _windowEnd;
+            return (exists, exists ? _remaining : Limit, _windowEnd, now);
+        }
+    }
+
+    /// <summary>Closes the window; the next consume opens a full one.</summary>
+    public bool Reset()
+    {
+        lock (_gate)
+        {
+            var existed = _open && _time.GetUtcNow() < _windowEnd;
+            _open = false;
+            return existed;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Client.Hosting;
+
+/// <summary>One call that makes a worker app a client of the limiter cluster.</summary>
+public static class LimiterClientHostBuilderExtensions
+{
+    /// <summary>
+    /// Connects to the cluster described by <see cref="LimiterClusterSettings"/> (through Redis
+    /// membership, or to fixed gateways) and adds <see cref="ILimiterClient"/>. With neither configured
+    /// the client runs in local mode.
+    /// </summary>
+    public static IHostApplicationBuilder AddOrleansLimiterClient(this IHostApplicationBuilder builder, Action<LimiterClientOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
+        if (settings.Redis is not null || settings.Gateways.Count > 0)
+        {
+            builder.UseOrleansClient(client =>
+            {
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = settings.ClusterId;
+                    o.ServiceId = settings.ServiceId;
+                });
+                if (settings.Redis is not null)
+                {
+                    client.UseRedisClustering(o =>
+                    {
+                        o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis);
+                        o.ConfigurationOptions.AbortOnConnectFail = false;
+                    });
+                }
+                else
+                {
+                    client.UseStaticClustering(settings.Gateways.ToArray());
+                }
+            });
+        }
+
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddOrleansLimiterClient(builder.Configuration, configure);
+        return builder;
+    }
+}

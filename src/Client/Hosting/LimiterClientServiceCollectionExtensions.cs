@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Client.Distributed;
+using OrleansLimiter.Client.Local;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Client.Hosting;
+
+/// <summary>Registers <see cref="ILimiterClient"/>.</summary>
+public static class LimiterClientServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds <see cref="ILimiterClient"/>. With <see cref="LimiterMode.Auto"/> it decides through the
+    /// cluster when an Orleans client is registered (<c>UseOrleansClient</c>), otherwise in this process
+    /// with the <c>RateLimiting</c> configuration (local mode).
+    /// </summary>
+    public static IServiceCollection AddOrleansLimiterClient(this IServiceCollection services, IConfiguration? configuration = null, Action<LimiterClientOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var optionsBuilder = services.AddOptions<LimiterClientOptions>();
+        if (configuration is not null)
+        {
+            optionsBuilder.Bind(configuration.GetSection(LimiterClientOptions.SectionName));
+            services.AddRateLimitingOptions(configuration);
+        }
+        else
+        {
+            services.AddOptions<RateLimitingOptions>().ValidateOnStart();
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RateLimitingOptions>, RateLimitingOptionsValidator>());
+        }
+
+        if (configure is not null)
+        {
+            optionsBuilder.Configure(configure);
+        }
+
+        optionsBuilder.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LimiterClientOptions>, LimiterClientOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ILimiterBackend>(CreateBackend);
+        services.TryAddSingleton<ILimiterClient>(sp => new LimiterClient(
+            sp.GetRequiredService<ILimiterBackend>(),
+            sp.GetRequiredService<IOptions<LimiterClientOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<LimiterClient>>()));
+        return services;
+    }
+
+    private static ILimiterBackend CreateBackend(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<LimiterClientOptions>>();
+        var grains = services.GetService<IGrainFactory>();
+        var mode = options.Value.Mode;
+        if (mode == LimiterMode.Distributed && grains is null)
+        {
+            throw new InvalidOperationException("LimiterClient:Mode is Distributed but no Orleans client is registered; call UseOrleansClient (or AddOrleansLimiterClient on the host builder with a Redis connection).");
+        }
+
+        return mode != LimiterMode.Local && grains is not null
+            ? new GrainLimiterBackend(grains, options)
+            : new LocalLimiterBackend(services.GetRequiredService<IOptionsMonitor<RateLimitingOptions>>(), services.GetRequiredService<TimeProvider>());
+    }
+
+    private sealed class LimiterClientOptionsValidator : IValidateOptions<LimiterClientOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, LimiterClientOptions options)
+        {
+            var problems = options.Problems().ToList();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Configuration;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Client.Hosting;
+
+/// <summary>
+/// Adds to the seed's <c>/health</c> document. Each contributor gets the document and may set
+/// <c>status</c> worse; contributors run with a deadline so the endpoint answers within a second.
+/// </summary>
+public interface ILimiterHealthContributor
+{
+    Task ContributeAsync(JsonObject health, CancellationToken cancellationToken);
+}
+
+/// <summary>The Redis whose <c>INFO</c> the health document shows (one a host already has).</summary>
+public sealed record LimiterHealthRedis(IConnectionMultiplexer Connection);
+
+/// <summary>Builds the seed's <c>/health</c> JSON for a silo or a worker app.</summary>
+public static class LimiterHealth
+{
+    /// <summary>How long each part of the document may take before it is reported as unknown.</summary>
+    public static readonly TimeSpan PartTimeout = TimeSpan.FromMilliseconds(600);
+
+    /// <summary>Maps <c>GET {pattern}</c> to the health document: 200 while serving decisions, 503 when down.</summary>
+    public static IEndpointConventionBuilder MapLimiterHealth(this IEndpointRouteBuilder endpoints, string pattern = "/health")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        return endpoints.MapGet(pattern, async (HttpContext context) =>
+        {
+            var health = await BuildAsync(context.RequestServices, context.RequestAborted).ConfigureAwait(false);
+            var code = (string?)health["status"] == "down" ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+            return Results.Text(health.ToJsonString(), "application/json", statusCode: code);
+        });
+    }
+
+    /// <summary>Builds the document: <c>status</c>, <c>redis</c>, <c>rateLimiting</c> (the seed's keys) and what contributors add.</summary>
+    public static async Task<JsonObject> BuildAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var client = services.GetService<ILimiterClient>();
+        var providers = services.GetService<IOptionsMonitor<RateLimitingOptions>>()?.CurrentValue.Providers.Keys.ToList() ?? [];
+        var redis = services.GetService<LimiterHealthRedis>()?.Connection;
+        var redisJson = await RedisPartAsync(redis, cancellationToken).ConfigureAwait(false);
+        var redisUp = (bool?)redisJson["connected"] == true;
+        var mode = client?.Mode ?? (redis is null ? "local" : "distributed");
+
+        var local = new JsonObject();
+        var stats = client?.GetSchedulerStats() ?? new Dictionary<string, SchedulerStats>();
+        foreach (var provider in providers.Concat(stats.Keys).Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            var s = stats.TryGetValue(provider, out var found) ? found : new SchedulerStats(0, 0, 0);
+            local[provider] = new JsonObject { ["running"] = s.Running, ["queued"] = s.Queued, ["done"] = s.Done };
+        }
+
+        var distributed = new JsonObject();
+        if (mode == "distributed")
+        {
+            foreach (var provider in providers)
+            {
+                distributed[provider] = new JsonObject { ["type"] = "distributed", ["redis"] = redisUp };
+            }
+        }
+
+        var health = new JsonObject
+        {
+            ["status"] = redis is not null && !redisUp ? "degraded" : "ok",
+            ["redis"] = redisJson,
+            ["rateLimiting"] = new JsonObject { ["mode"] = mode, ["local"] = local, ["distributed"] = distributed },
+        };
+        if (redis is not null && !redisUp)
+        {
+            health["reason"] = "Redis is unreachable";
+        }
+
+        foreach (var contributor in services.GetServices<ILimiterHealthContributor>())
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(PartTimeout);
+            try
+            {
+                await contributor.ContributeAsync(health, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // A slow part is reported as missing rather than holding the whole answer.
+            }
+        }
+
+        return health;
+    }
+
+    /// <summary>Marks the document degraded (unless it is already down), keeping the first reason.</summary>
+    public static void Degrade(JsonObject health, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(health);
+        if ((string?)health["status"] != "down")
+        {
+            health["status"] = "degraded";
+        }
+
+        health["reason"] ??= reason;
+    }
+
+    private static async Task<JsonObject> RedisPartAsync(IConnectionMultiplexer? redis, CancellationToken cancellationToken)
+    {
+        var part = new JsonObject { ["connected"] = false, ["enabled"] = redis is not null, ["usedMemory"] = "0B", ["connectedClients"] = "0" };
+        if (redis is null || !redis.IsConnected)
+        {
+            return part;
+        }
+
+        try
+        {
+            var server = redis.GetServers().FirstOrDefault(s => s.IsConnected);
+            if (server is null)
+            {
+                return part;
+            }
+
+            var info = await server.InfoAsync().WaitAsync(PartTimeout, cancellationToken).ConfigureAwait(false);
+            var fields = info.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            part["connected"] = true;
+            part["usedMemory"] = fields.GetValueOrDefault("used_memory_human", "0B");
+            part["connectedClients"] = fields.GetValueOrDefault("connected_clients", "0");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            part["connected"] = false;
+        }
+
+        return part;
+    }
+}

@@ -1,0 +1,84 @@
+namespace OrleansLimiter.Client;
+
+/// <summary>
+/// What a worker app uses to stay within a provider's shared quota. In distributed mode every call is
+/// decided by the cluster's provider grain; in local mode by an in-process window with the same
+/// configuration (only correct for a single process).
+/// </summary>
+public interface ILimiterClient
+{
+    /// <summary><c>distributed</c> or <c>local</c>.</summary>
+    string Mode { get; }
+
+    /// <summary>Asks once. A refusal is a value carrying <see cref="ConsumeResult.RetryAfter"/>.</summary>
+    /// <exception cref="ArgumentException">A provider or key name that is empty, too long or unsafe.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="points"/> is below 1 or above the provider's points per window.</exception>
+    /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
+    ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Waits until the points are granted, retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/>
+    /// plus jitter, for at most <paramref name="maxWait"/> (the configured default when null).
+    /// Returns a result that says granted or timed out; throws only on cancellation or misuse.
+    /// </summary>
+    Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> under the provider's local concurrency limit once a shared permit is
+    /// granted. Counts it queued, running and done (done also when it throws).
+    /// </summary>
+    /// <exception cref="RateLimitTimeoutException">No permit was granted within the maximum wait; the work did not run.</exception>
+    Task<T> ScheduleAsync<T>(string provider, Func<CancellationToken, Task<T>> work, ScheduleOptions? options = null, CancellationToken cancellationToken = default);
+
+    /// <summary>This process's scheduler counters by provider.</summary>
+    IReadOnlyDictionary<string, SchedulerStats> GetSchedulerStats();
+}
+
+/// <summary>The outcome of <see cref="ILimiterClient.AcquireAsync"/>.</summary>
+/// <param name="IsGranted">True when the points were granted; false when the maximum wait ran out.</param>
+/// <param name="Last">The last answer from the limiter.</param>
+/// <param name="Attempts">How many times the limiter was asked.</param>
+/// <param name="Waited">How long the call took.</param>
+public sealed record AcquireResult(bool IsGranted, ConsumeResult Last, int Attempts, TimeSpan Waited)
+{
+    /// <summary>True when the maximum wait ran out before a grant.</summary>
+    public bool IsTimedOut => !IsGranted;
+}
+
+/// <summary>Per-call settings of <see cref="ILimiterClient.ScheduleAsync{T}"/>.</summary>
+public sealed record ScheduleOptions
+{
+    /// <summary>The limiter key; <c>global</c> by default.</summary>
+    public string Key { get; init; } = LimiterKey.DefaultKey;
+
+    /// <summary>Points the work costs; 1 by default.</summary>
+    public long Points { get; init; } = 1;
+
+    /// <summary>Longest wait for a permit; the client's default when null.</summary>
+    public TimeSpan? MaxWait { get; init; }
+}
+
+/// <summary>A provider's scheduler counters in this process (the seed's health <c>local</c> entry).</summary>
+/// <param name="Running">Work items running now.</param>
+/// <param name="Queued">Work items waiting for a local slot or a shared permit.</param>
+/// <param name="Done">Work items that ran to completion or threw.</param>
+public sealed record SchedulerStats(long Running, long Queued, long Done);
+
+/// <summary>Thrown by <see cref="ILimiterClient.ScheduleAsync{T}"/> when no permit was granted in time.</summary>
+public sealed class RateLimitTimeoutException : Exception
+{
+    public RateLimitTimeoutException() { }
+
+    public RateLimitTimeoutException(string message) : base(message) { }
+
+    public RateLimitTimeoutException(string message, Exception inner) : base(message, inner) { }
+
+    public RateLimitTimeoutException(string provider, AcquireResult result)
+        : base($"No permit for '{provider}' within {result.Waited.TotalSeconds:0.###} s ({result.Attempts} attempts); the window ends in {result.Last.RetryAfter.TotalSeconds:0.###} s.")
+    {
+        RetryAfter = result.Last.RetryAfter;
+    }
+
+    /// <summary>Time until the window that refused the work ends.</summary>
+    public TimeSpan RetryAfter { get; }
+}

@@ -1,0 +1,100 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Client.Scheduling;
+
+namespace OrleansLimiter.Client;
+
+/// <summary>The <see cref="ILimiterClient"/> over a backend (cluster or in-process).</summary>
+internal sealed partial class LimiterClient(
+    ILimiterBackend backend,
+    IOptions<LimiterClientOptions> options,
+    TimeProvider time,
+    ILogger<LimiterClient> logger) : ILimiterClient
+{
+    private readonly LimiterClientOptions _options = options.Value;
+    private readonly ConcurrentDictionary<string, ProviderScheduler> _schedulers = new(StringComparer.OrdinalIgnoreCase);
+
+    public string Mode => backend.Mode;
+
+    public ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default)
+    {
+        Validate(provider, key, points);
+        return new ValueTask<ConsumeResult>(backend.TryConsumeAsync(provider, key, points, cancellationToken));
+    }
+
+    public async Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default)
+    {
+        Validate(provider, key, points);
+        var wait = maxWait ?? _options.DefaultMaxWait;
+        if (wait < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxWait), wait, "The maximum wait must not be negative.");
+        }
+
+        var started = time.GetTimestamp();
+        var attempts = 0;
+        while (true)
+        {
+            attempts++;
+            var result = await backend.TryConsumeAsync(provider, key, points, cancellationToken).ConfigureAwait(false);
+            var waited = time.GetElapsedTime(started);
+            if (result.IsAllowed)
+            {
+                return new AcquireResult(true, result, attempts, waited);
+            }
+
+            var left = wait - waited;
+
+            // The window cannot reset before the deadline: waiting longer would only waste the caller's time.
+            if (result.RetryAfter > left || left <= TimeSpan.Zero)
+            {
+                LogAcquireTimedOut(logger, provider, key, attempts, waited.TotalMilliseconds);
+                return new AcquireResult(false, result, attempts, waited);
+            }
+
+            // Spread retries so that workers refused in one window do not all return at its reset.
+            var delay = result.RetryAfter + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.RetryJitter.Ticks));
+            if (delay < _options.MinRetryDelay)
+            {
+                delay = _options.MinRetryDelay;
+            }
+
+            await Task.Delay(delay < left ? delay : left, time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public Task<T> ScheduleAsync<T>(string provider, Func<CancellationToken, Task<T>> work, ScheduleOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        options ??= new ScheduleOptions();
+        Validate(provider, options.Key, options.Points);
+        var scheduler = _schedulers.GetOrAdd(provider, p => new ProviderScheduler(_options.ConcurrencyFor(p)));
+        AcquireResult? last = null;
+        return scheduler.RunAsync(
+            async ct =>
+            {
+                last = await AcquireAsync(provider, options.Key, options.Points, options.MaxWait, ct).ConfigureAwait(false);
+                return last.IsGranted;
+            },
+            work,
+            () => new RateLimitTimeoutException(provider, last!),
+            cancellationToken);
+    }
+
+    public IReadOnlyDictionary<string, SchedulerStats> GetSchedulerStats() =>
+        _schedulers.ToDictionary(p => p.Key, p => p.Value.Stats, StringComparer.OrdinalIgnoreCase);
+
+    private static void Validate(string provider, string key, long points)
+    {
+        LimiterKey.ValidateProvider(provider, nameof(provider));
+        LimiterKey.ValidateKey(key, nameof(key));
+        if (points < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(points), points, "A request must ask for at least 1 point.");
+        }
+    }
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "No permit for {Provider}/{Key} after {Attempts} attempts in {WaitedMs} ms")]
+    private static partial void LogAcquireTimedOut(ILogger logger, string provider, string key, int attempts, double waitedMs);
+}

@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Storage;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Grains.Hosting;
+
+/// <summary>Registers the limiter on a silo: its options and the store that holds the windows.</summary>
+public static class LimiterSiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds the provider limiter with windows in Redis. The options come from the
+    /// <c>RateLimiting</c> section of <paramref name="configuration"/> and are validated at start-up.
+    /// </summary>
+    public static ISiloBuilder AddOrleansLimiter(this ISiloBuilder builder, IConfiguration configuration, string redisConnectionString)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(redisConnectionString);
+        return builder.AddOrleansLimiter(configuration, _ => ConnectRedis(redisConnectionString));
+    }
+
+    /// <summary>Adds the provider limiter with windows in Redis, through the given connection.</summary>
+    public static ISiloBuilder AddOrleansLimiter(this ISiloBuilder builder, IConfiguration configuration, Func<IServiceProvider, IConnectionMultiplexer> redis)
+    {
+        ArgumentNullException.ThrowIfNull(redis);
+        return Register(builder, configuration, services =>
+        {
+            services.TryAddSingleton(redis);
+            services.TryAddSingleton<ILimiterStore>(sp => new RedisLimiterStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ILogger<RedisLimiterStore>>()));
+        });
+    }
+
+    /// <summary>
+    /// Adds the provider limiter with windows in the silo's memory (local mode: one silo, no Redis;
+    /// windows are lost when the silo stops).
+    /// </summary>
+    public static ISiloBuilder AddOrleansLimiterInMemory(this ISiloBuilder builder, IConfiguration configuration) =>
+        Register(builder, configuration, services => services.TryAddSingleton<ILimiterStore>(sp => new InMemoryLimiterStore(sp.GetRequiredService<TimeProvider>())));
+
+    /// <summary>
+    /// Connects without failing when Redis is not there yet: the multiplexer keeps reconnecting and
+    /// calls fail with <see cref="LimiterStoreException"/> until it is.
+    /// </summary>
+    public static IConnectionMultiplexer ConnectRedis(string connectionString)
+    {
+        var config = ConfigurationOptions.Parse(connectionString);
+        config.AbortOnConnectFail = false;
+
+        // INFO (used_memory_human, connected_clients for /health) counts as an admin command.
+        config.AllowAdmin = true;
+        return ConnectionMultiplexer.Connect(config);
+    }
+
+    private static ISiloBuilder Register(ISiloBuilder builder, IConfiguration configuration, Action<IServiceCollection> addStore)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configuration);
+        builder.Services.AddRateLimitingOptions(configuration);
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        addStore(builder.Services);
+        return builder;
+    }
+}

@@ -1,0 +1,73 @@
+using System.Net;
+using Orleans.Configuration;
+using Orleans.Dashboard;
+using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Grains.Hosting;
+using OrleansLimiter.Silo;
+using StackExchange.Redis;
+
+var builder = WebApplication.CreateBuilder(args);
+var settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
+var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
+var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
+var advertised = builder.Configuration["Orleans:AdvertisedAddress"];
+
+// The seed's `curl http://localhost:3000/health`, on loopback unless --urls/ASPNETCORE_URLS say otherwise.
+if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:3000");
+}
+
+IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.Redis);
+builder.UseOrleans(silo =>
+{
+    silo.Configure<ClusterOptions>(o =>
+    {
+        o.ClusterId = settings.ClusterId;
+        o.ServiceId = settings.ServiceId;
+    });
+
+    // Development defaults and production providers, chosen in one place: with Redis the silos share
+    // membership, grain storage and the windows; without it one silo keeps everything in memory.
+    if (redis is not null)
+    {
+        silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+        silo.AddRedisGrainStorage("limits", o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+        silo.AddOrleansLimiter(builder.Configuration, _ => redis);
+        var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
+        silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
+    }
+    else
+    {
+        silo.UseLocalhostClustering(siloPort, gatewayPort);
+        silo.AddMemoryGrainStorage("limits");
+        silo.AddOrleansLimiterInMemory(builder.Configuration);
+    }
+
+    silo.AddDashboard();
+});
+
+if (redis is not null)
+{
+    builder.Services.AddSingleton(new LimiterHealthRedis(redis));
+}
+
+builder.Services.AddSingleton<ILimiterHealthContributor, SiloHealthContributor>();
+var app = builder.Build();
+if (redis is null)
+{
+    SiloLog.LocalMode(app.Logger, gatewayPort);
+}
+else
+{
+    SiloLog.DistributedMode(app.Logger, settings.RedisDisplay, settings.ClusterId, settings.ServiceId, siloPort, gatewayPort);
+}
+
+app.MapLimiterHealth();
+app.MapOrleansDashboard(routePrefix: "/dashboard");
+app.Run();
+
+static IPAddress ResolveAdvertised(string value) =>
+    IPAddress.TryParse(value, out var ip)
+        ? ip
+        : Dns.GetHostAddresses(value).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);

@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Silo;
+
+/// <summary>Adds what an operator wants beside the seed's keys: the silos in the cluster and each provider's window.</summary>
+internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonitor<RateLimitingOptions> options) : ILimiterHealthContributor
+{
+    public async Task ContributeAsync(JsonObject health, CancellationToken cancellationToken)
+    {
+        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true, cancellationToken).WaitAsync(cancellationToken);
+        health["cluster"] = new JsonObject
+        {
+            ["silos"] = hosts.Count,
+            ["addresses"] = new JsonArray(hosts.Keys.Select(h => (JsonNode)h.ToParsableString()).ToArray()),
+        };
+
+        var providers = new JsonObject();
+        health["providers"] = providers;
+        foreach (var provider in options.CurrentValue.Providers.Keys.Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                var state = await grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider)).GetStateAsync().AsTask().WaitAsync(cancellationToken);
+                providers[provider] = new JsonObject
+                {
+                    ["key"] = state.StoreKey,
+                    ["limit"] = state.Limit,
+                    ["durationSeconds"] = state.Duration.TotalSeconds,
+                    ["windowOpen"] = state.Exists,
+                    ["remaining"] = state.Remaining,
+                    ["windowEnd"] = state.WindowEnd?.ToString("O"),
+                    ["timeLeftMs"] = (long)state.TimeLeft.TotalMilliseconds,
+                    ["store"] = state.Store,
+                };
+            }
+            catch (LimiterStoreException ex)
+            {
+                providers[provider] = new JsonObject { ["error"] = ex.Message };
+                LimiterHealth.Degrade(health, $"Store error for {provider}");
+            }
+        }
+    }
+}
