@@ -117,7 +117,7 @@ public sealed partial class ProviderLimiterGrain(
     {
         var (name, limits) = options.CurrentValue.Resolve(_provider);
         var storeKey = limits.StoreKey(name, _key);
-        var window = await store.ReadAsync(storeKey);
+        var window = await WireSafe(store.ReadAsync(storeKey));
         if (!window.Exists)
         {
             return new LimiterState(name, _key, storeKey, false, limits.Points, limits.Window, limits.Points, null, TimeSpan.Zero, store.Name);
@@ -138,7 +138,7 @@ public sealed partial class ProviderLimiterGrain(
         // deleted window and must not be mirrored.
         _generation++;
         _mirrorValid = false;
-        var existed = await store.DeleteAsync(storeKey);
+        var existed = await WireSafe(store.DeleteAsync(storeKey));
         _mirrorValid = false;
         LogReset(logger, storeKey, existed);
     }
@@ -248,9 +248,10 @@ public sealed partial class ProviderLimiterGrain(
         catch (Exception ex)
         {
             LogStoreFailed(logger, ex, storeKey, count);
+            var error = ForTheWire(ex);
             foreach (var waiter in taken)
             {
-                waiter.Completion.TrySetException(ex);
+                waiter.Completion.TrySetException(error);
             }
 
             return;
@@ -275,6 +276,26 @@ public sealed partial class ProviderLimiterGrain(
             waiter.Completion.TrySetResult(new Decided(granted, reply.Remaining, retryAfter, windowEnd));
         }
     }
+
+    private static async Task<T> WireSafe<T>(Task<T> storeCall)
+    {
+        try
+        {
+            return await storeCall;
+        }
+        catch (LimiterStoreException ex)
+        {
+            throw ForTheWire(ex);
+        }
+    }
+
+    /// <summary>
+    /// The store client's own exceptions stay in the silo's log: callers get the message, as a type
+    /// every client can deserialize.
+    /// </summary>
+    private static Exception ForTheWire(Exception ex) => ex is LimiterStoreException { InnerException: not null } store
+        ? new LimiterStoreException(store.Message)
+        : ex;
 
     private sealed class Waiter(long[] costs)
     {

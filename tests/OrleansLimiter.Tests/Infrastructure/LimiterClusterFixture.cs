@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
+using OrleansLimiter.Grains.Hosting;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Tests.Infrastructure;
+
+/// <summary>
+/// A real redis-server and a two-silo test cluster whose provider grains keep their windows in it.
+/// Tests isolate themselves by using their own limiter key.
+/// </summary>
+public sealed class LimiterClusterFixture : IAsyncLifetime
+{
+    /// <summary>The providers every cluster test can use.</summary>
+    public static readonly Dictionary<string, string?> Providers = new()
+    {
+        ["RateLimiting:Providers:tiny:Points"] = "100",
+        ["RateLimiting:Providers:tiny:Duration"] = "60",
+        ["RateLimiting:Providers:tiny:KeyPrefix"] = "test:tiny",
+        ["RateLimiting:Providers:burst:Points"] = "1000",
+        ["RateLimiting:Providers:burst:Duration"] = "60",
+        ["RateLimiting:Providers:short:Points"] = "20",
+        ["RateLimiting:Providers:short:Duration"] = "1",
+    };
+
+    public RedisServer Redis { get; private set; } = null!;
+
+    public ConnectionMultiplexer Connection { get; private set; } = null!;
+
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public IDatabase Db => Connection.GetDatabase();
+
+    public async Task InitializeAsync()
+    {
+        Redis = await RedisServer.StartAsync();
+        Connection = await Redis.ConnectAsync();
+        var builder = new TestClusterBuilder(2);
+        builder.Options.ServiceId = "limiter-tests-" + Guid.NewGuid().ToString("N")[..8];
+        builder.ConfigureHostConfiguration(config => config.AddInMemoryCollection(new Dictionary<string, string?>(Providers)
+        {
+            ["Test:Redis"] = Redis.ConnectionString,
+        }));
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        await Connection.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder) =>
+            siloBuilder.AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<LimiterClusterFixture>
+{
+    public const string Name = "cluster";
+}

@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Tests.Infrastructure;
+
+/// <summary>
+/// A private redis-server on a free loopback port, started for the tests and stopped afterwards. It
+/// can be stopped and started again on the same port to inject an outage.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("orleanslimiter-redis-").FullName;
+    private Process? _process;
+
+    private RedisServer(int port) => Port = port;
+
+    public int Port { get; }
+
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    public string Url => $"redis://127.0.0.1:{Port}";
+
+    public static async Task<RedisServer> StartAsync(string? extraArgs = null)
+    {
+        var server = new RedisServer(FreePort());
+        await server.StartProcessAsync(extraArgs);
+        return server;
+    }
+
+    public async Task StartProcessAsync(string? extraArgs = null)
+    {
+        var psi = new ProcessStartInfo("redis-server",
+            $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir} {extraArgs}")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start; install it (scripts/test.sh does).");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(20);
+            }
+        }
+
+        throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
+    }
+
+    /// <summary>Kills the server process (an outage, not a clean shutdown).</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill();
+            _process.WaitForExit(5000);
+        }
+    }
+
+    public async Task<ConnectionMultiplexer> ConnectAsync()
+    {
+        var options = ConfigurationOptions.Parse(ConnectionString);
+        options.AllowAdmin = true;
+        return await ConnectionMultiplexer.ConnectAsync(options);
+    }
+
+    /// <summary>Calls per command from <c>INFO commandstats</c>.</summary>
+    public static async Task<Dictionary<string, long>> CommandStatsAsync(IConnectionMultiplexer redis)
+    {
+        var info = (string)(await redis.GetDatabase().ExecuteAsync("INFO", "commandstats"))!;
+        var stats = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var line in info.Split('\n', StringSplitOptions.TrimEntries))
+        {
+            // cmdstat_evalsha:calls=12,usec=...
+            if (!line.StartsWith("cmdstat_", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            var calls = line[(colon + 1)..].Split(',')[0];
+            stats[line[8..colon]] = long.Parse(calls["calls=".Length..]);
+        }
+
+        return stats;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        _process?.Dispose();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        await Task.CompletedTask;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

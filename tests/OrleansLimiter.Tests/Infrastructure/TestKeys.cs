@@ -1,0 +1,10 @@
+using System.Runtime.CompilerServices;
+
+namespace OrleansLimiter.Tests.Infrastructure;
+
+internal static class TestKeys
+{
+    /// <summary>A limiter key of the calling test's own, so tests sharing a cluster never share a window.</summary>
+    public static string Unique([CallerMemberName] string test = "") =>
+        (test.Length > 40 ? test[..40] : test) + "-" + Guid.NewGuid().ToString("N")[..8];
+}
