@@ -18,6 +18,9 @@ public sealed class RateLimitingOptions
         ["anthropic"] = new ProviderLimitOptions(),
     };
 
+    /// <summary>Settings that could not be read from configuration; reported by the validator.</summary>
+    internal List<string> BindingProblems { get; } = [];
+
     /// <summary>Finds a provider's limits, or throws <see cref="UnknownProviderException"/> naming the configured ones.</summary>
     public (string Name, ProviderLimitOptions Limits) Resolve(string provider)
     {

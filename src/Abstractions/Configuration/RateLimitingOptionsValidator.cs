@@ -20,6 +20,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
     {
         ArgumentNullException.ThrowIfNull(options);
         const string Section = RateLimitingOptions.SectionName + ":Providers";
+        foreach (var problem in options.BindingProblems)
+        {
+            yield return problem;
+        }
+
         if (options.Providers is null || options.Providers.Count == 0)
         {
             yield return $"{Section} must configure at least one provider.";

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (redis-server from Debian's packages), builds the
+# solution and runs every test, ending with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test] %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_debian_packages() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian's packages"
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v redis-server >/dev/null 2>&1 || { log "redis-server is still missing"; echo "0 passed, 1 failed"; exit 1; }
+}
+
+install_debian_packages
+log "redis-server: $(redis-server --version | head -n1)"
+
+if [ -f docker-compose.yml ] && command -v docker-compose >/dev/null 2>&1; then
+  log "validating docker-compose.yml offline"
+  docker-compose -f docker-compose.yml config -q || { log "docker-compose.yml is invalid"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+log "building"
+if ! dotnet build OrleansLimiter.sln -c Release -nologo -v q 2>&1 | tail -n 20; then
+  echo "0 passed, 1 failed"; exit 1
+fi
+if [ "${PIPESTATUS[0]}" != 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
+
+results=$(mktemp -d)
+log "running tests"
+dotnet test OrleansLimiter.sln -c Release --no-build -nologo \
+  --blame-hang-timeout 10m \
+  --logger "console;verbosity=normal" \
+  --results-directory "$results" 2>&1 | tee "$results/output.txt" | grep -E '^\s*Failed |\[FAIL\]|Error Message|^\s+(Assert|Expected|Actual)|Total tests|^\s*(Passed|Failed|Skipped): |\[summary\]|granted ' || true
+status=${PIPESTATUS[0]}
+
+# Sum the summaries dotnet test prints per test assembly ("Total tests: N / Passed: N / Failed: N / Skipped: N").
+read -r passed failed skipped < <(awk '
+  /^[[:space:]]*Passed:[[:space:]]*[0-9]+[[:space:]]*$/  { p += $2 }
+  /^[[:space:]]*Failed:[[:space:]]*[0-9]+[[:space:]]*$/  { f += $2 }
+  /^[[:space:]]*Skipped:[[:space:]]*[0-9]+[[:space:]]*$/ { s += $2 }
+  END { print p+0, f+0, s+0 }' "$results/output.txt")
+
+if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; log "the test run failed before reporting (exit $status)"; fi
+if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then failed=1; log "no test ran"; fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
