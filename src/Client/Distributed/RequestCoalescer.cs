@@ -25,7 +25,9 @@ internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatch
             _inFlight = true;
         }
 
-        _ = Task.Run(SendLoopAsync);
+        // The first call leaves on the caller's thread (no thread-pool hop); later ones are sent from
+        // the continuation of the previous call.
+        _ = SendLoopAsync();
         return entry.Completion.Task;
     }
 

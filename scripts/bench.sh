@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark: direct-Redis baseline, no-op grain ceiling and the limiter side by side in one run.
+# Starts its own redis-server and silo(s) unless REDIS_URL is set. Extra arguments go to the driver:
+#   --levels 1,16,64,256  --repeats 3  --phase-seconds 1.5  --silos 1  --out FILE  --long
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v redis-server >/dev/null 2>&1 || {
+  echo "[bench] installing redis-server from Debian's packages"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; fi
+}
+echo "[bench] building (Release)"
+dotnet build OrleansLimiter.sln -c Release -nologo -v q >/dev/null
+exec dotnet bench/OrleansLimiter.Bench/bin/Release/net10.0/OrleansLimiter.Bench.dll "$@"

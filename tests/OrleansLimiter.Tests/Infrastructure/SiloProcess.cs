@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace OrleansLimiter.Tests.Infrastructure;
+
+/// <summary>
+/// A real silo process (src/Silo, as built), configured through environment variables, bound to
+/// loopback. <see cref="Kill"/> is <c>kill -9</c>.
+/// </summary>
+public sealed class SiloProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private SiloProcess(string name, Process process, int httpPort, int siloPort, int gatewayPort)
+    {
+        Name = name;
+        _process = process;
+        HttpPort = httpPort;
+        SiloPort = siloPort;
+        GatewayPort = gatewayPort;
+        process.OutputDataReceived += (_, e) => Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+
+    public int HttpPort { get; }
+
+    public int SiloPort { get; }
+
+    public int GatewayPort { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public Uri BaseAddress => new($"http://127.0.0.1:{HttpPort}");
+
+    /// <summary>What the silo printed (the last few hundred lines).</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>Starts a silo; <paramref name="settings"/> are configuration keys (e.g. <c>RateLimiting:Providers:x:Points</c>).</summary>
+    public static SiloProcess Start(string name, IReadOnlyDictionary<string, string> settings, int? httpPort = null, int? siloPort = null, int? gatewayPort = null)
+    {
+        var http = httpPort ?? RedisServer.FreePort();
+        var silo = siloPort ?? RedisServer.FreePort();
+        var gateway = gatewayPort ?? RedisServer.FreePort();
+        var psi = new ProcessStartInfo("dotnet", $"\"{RepoPaths.SiloDll}\"")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(RepoPaths.SiloDll)!,
+        };
+        psi.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{http}";
+        psi.Environment["Orleans__SiloPort"] = silo.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        psi.Environment["Orleans__GatewayPort"] = gateway.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        psi.Environment["DOTNET_gcServer"] = "0";
+        psi.Environment.Remove("REDIS_URL");
+        foreach (var (key, value) in settings)
+        {
+            psi.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the silo");
+        return new SiloProcess(name, process, http, silo, gateway);
+    }
+
+    /// <summary>Waits until <c>/health</c> answers 200.</summary>
+    public async Task WaitHealthyAsync(TimeSpan? timeout = null)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"silo {Name} exited with {_process.ExitCode}:\n{Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri(BaseAddress, "/health"));
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"silo {Name} did not answer /health in time:\n{Output}");
+    }
+
+    /// <summary>Waits for the process to exit by itself (e.g. after a start-up failure).</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    /// <summary>SIGKILL: no shutdown, no goodbye to the cluster.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Kill();
+        _process.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        while (_output.Count > 400 && _output.TryDequeue(out _))
+        {
+        }
+    }
+}
+
+/// <summary>Where the built programs of this repository are.</summary>
+public static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+#if DEBUG
+    private const string Configuration = "Debug";
+#else
+    private const string Configuration = "Release";
+#endif
+
+    public static string SiloDll => Program("Silo", "OrleansLimiter.Silo.dll");
+
+    public static string CliDll => Program("Cli", "OrleansLimiter.Cli.dll");
+
+    public static string WorkerDll => Program("Worker", "OrleansLimiter.Worker.dll");
+
+    private static string Program(string project, string dll)
+    {
+        var preferred = Path.Combine(Root, "src", project, "bin", Configuration, "net10.0", dll);
+        if (File.Exists(preferred))
+        {
+            return preferred;
+        }
+
+        var other = Path.Combine(Root, "src", project, "bin", Configuration == "Debug" ? "Release" : "Debug", "net10.0", dll);
+        return File.Exists(other) ? other : throw new FileNotFoundException($"{dll} is not built; build OrleansLimiter.sln first.", preferred);
+    }
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "OrleansLimiter.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("OrleansLimiter.sln not found above " + AppContext.BaseDirectory);
+    }
+}
