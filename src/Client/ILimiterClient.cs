@@ -56,6 +56,9 @@ public sealed record ScheduleOptions
 
     /// <summary>Longest wait for a permit; the client's default when null.</summary>
     public TimeSpan? MaxWait { get; init; }
+
+    /// <summary>Called with the grant just before the work starts (to see the window it was granted in).</summary>
+    public Action<ConsumeResult>? OnGranted { get; init; }
 }
 
 /// <summary>A provider's scheduler counters in this process (the seed's health <c>local</c> entry).</summary>

@@ -75,6 +75,11 @@ internal sealed partial class LimiterClient(
             async ct =>
             {
                 last = await AcquireAsync(provider, options.Key, options.Points, options.MaxWait, ct).ConfigureAwait(false);
+                if (last.IsGranted)
+                {
+                    options.OnGranted?.Invoke(last.Last);
+                }
+
                 return last.IsGranted;
             },
             work,

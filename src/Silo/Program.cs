@@ -6,7 +6,8 @@ using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Silo;
 using StackExchange.Redis;
 
-var builder = WebApplication.CreateBuilder(args);
+// appsettings.json beside the program, wherever it is started from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
 var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
 var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);

@@ -41,6 +41,23 @@ public static class LimiterClientHostBuilderExtensions
             });
         }
 
+        if (settings.Redis is not null)
+        {
+            // The seed's health output shows Redis as the workers see it.
+            builder.Services.AddSingleton(_ =>
+            {
+                var config = ConfigurationOptions.Parse(settings.Redis);
+                config.AbortOnConnectFail = false;
+                config.AllowAdmin = true;
+                return new LimiterHealthRedis(ConnectionMultiplexer.Connect(config));
+            });
+        }
+
+        if (settings.Redis is not null || settings.Gateways.Count > 0)
+        {
+            builder.Services.AddSingleton<ILimiterHealthContributor, ClientHealthContributor>();
+        }
+
         builder.Services.AddSingleton(settings);
         builder.Services.AddOrleansLimiterClient(builder.Configuration, configure);
         return builder;

@@ -1,0 +1,22 @@
+using System.Text.Json.Nodes;
+
+namespace OrleansLimiter.Client.Hosting;
+
+/// <summary>A worker's view of the cluster: down when no silo answers, since no decision can be made then.</summary>
+internal sealed class ClientHealthContributor(IGrainFactory grains) : ILimiterHealthContributor
+{
+    public async Task ContributeAsync(JsonObject health, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var silo = await grains.GetGrain<IProbeGrain>("health").PingAsync().AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+            health["cluster"] = new JsonObject { ["reachable"] = true, ["answeredBy"] = silo };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            health["cluster"] = new JsonObject { ["reachable"] = false };
+            health["status"] = "down";
+            health["reason"] = "The limiter cluster does not answer: " + ex.GetType().Name;
+        }
+    }
+}
