@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;
 
 namespace OrleansLimiter.Grains;
@@ -24,7 +24,7 @@ namespace OrleansLimiter.Grains;
 /// </summary>
 [Reentrant]
 public sealed partial class ProviderLimiterGrain(
-    IOptionsMonitor<RateLimitingOptions> options,
+    EffectiveLimits effectiveLimits,
     ILimiterStore store,
     TimeProvider time,
     ILogger<ProviderLimiterGrain> logger) : Grain, IProviderLimiterGrain
@@ -54,7 +54,7 @@ public sealed partial class ProviderLimiterGrain(
 
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
-        var (_, limits) = options.CurrentValue.Resolve(_provider);
+        var (_, limits) = effectiveLimits.Resolve(_provider);
         ValidateCost(points, limits, nameof(points));
         if (MirrorRefuses(points))
         {
@@ -71,7 +71,7 @@ public sealed partial class ProviderLimiterGrain(
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
-        var (_, limits) = options.CurrentValue.Resolve(_provider);
+        var (_, limits) = effectiveLimits.Resolve(_provider);
         var costs = batch.Costs;
         var outcomes = new ConsumeOutcome[costs.Length];
         var forStore = new List<long>(costs.Length);
@@ -115,7 +115,7 @@ public sealed partial class ProviderLimiterGrain(
 
     public async ValueTask<LimiterState> GetStateAsync()
     {
-        var (name, limits) = options.CurrentValue.Resolve(_provider);
+        var (name, limits) = effectiveLimits.Resolve(_provider);
         var storeKey = limits.StoreKey(name, _key);
         var window = await WireSafe(store.ReadAsync(storeKey));
         if (!window.Exists)
@@ -131,7 +131,7 @@ public sealed partial class ProviderLimiterGrain(
 
     public async ValueTask ResetAsync()
     {
-        var (name, limits) = options.CurrentValue.Resolve(_provider);
+        var (name, limits) = effectiveLimits.Resolve(_provider);
         var storeKey = limits.StoreKey(name, _key);
 
         // Invalidate before the delete is sent: replies to script calls sent earlier describe the
@@ -241,7 +241,7 @@ public sealed partial class ProviderLimiterGrain(
         string storeKey = string.Empty;
         try
         {
-            var (name, limits) = options.CurrentValue.Resolve(_provider);
+            var (name, limits) = effectiveLimits.Resolve(_provider);
             storeKey = limits.StoreKey(name, _key);
             reply = await store.ConsumeAsync(storeKey, limits.Points, limits.WindowMilliseconds, costs);
         }

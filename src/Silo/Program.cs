@@ -3,6 +3,7 @@ using Orleans.Configuration;
 using Orleans.Dashboard;
 using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Grains.Hosting;
+using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Silo;
 using StackExchange.Redis;
 
@@ -33,7 +34,7 @@ builder.UseOrleans(silo =>
     if (redis is not null)
     {
         silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
-        silo.AddRedisGrainStorage("limits", o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+        silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
         silo.AddOrleansLimiter(builder.Configuration, _ => redis);
         var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
         silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
@@ -41,7 +42,7 @@ builder.UseOrleans(silo =>
     else
     {
         silo.UseLocalhostClustering(siloPort, gatewayPort);
-        silo.AddMemoryGrainStorage("limits");
+        silo.AddMemoryGrainStorage(LimitsGrain.StorageName);
         silo.AddOrleansLimiterInMemory(builder.Configuration);
     }
 

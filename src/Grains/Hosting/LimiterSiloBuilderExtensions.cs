@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;
 using StackExchange.Redis;
 
@@ -12,7 +13,8 @@ namespace OrleansLimiter.Grains.Hosting;
 public static class LimiterSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds the provider limiter with windows in Redis. The options come from the
+    /// Adds the provider limiter with windows in Redis. The silo must also register a grain storage
+    /// named <see cref="LimitsGrain.StorageName"/> for run-time limit changes. The options come from the
     /// <c>RateLimiting</c> section of <paramref name="configuration"/> and are validated at start-up.
     /// </summary>
     public static ISiloBuilder AddOrleansLimiter(this ISiloBuilder builder, IConfiguration configuration, string redisConnectionString)
@@ -59,6 +61,7 @@ public static class LimiterSiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         builder.Services.AddRateLimitingOptions(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<EffectiveLimits>();
         addStore(builder.Services);
         return builder;
     }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using OrleansLimiter.Grains.Hosting;
+using OrleansLimiter.Grains.Limits;
 using StackExchange.Redis;
 
 namespace OrleansLimiter.Tests.Infrastructure;
@@ -58,7 +59,9 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
     private sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder) =>
-            siloBuilder.AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!);
+            siloBuilder
+                .AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!)
+                .AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(siloBuilder.Configuration["Test:Redis"]!));
     }
 }
 

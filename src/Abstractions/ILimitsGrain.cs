@@ -1,0 +1,37 @@
+namespace OrleansLimiter;
+
+/// <summary>
+/// The cluster's provider limits: what configuration says, plus changes made at run time, which are
+/// kept in grain storage (Redis in distributed mode) and so survive silo restarts. One activation,
+/// key <see cref="DefaultKey"/>.
+/// </summary>
+public interface ILimitsGrain : IGrainWithStringKey
+{
+    /// <summary>The grain key to use.</summary>
+    const string DefaultKey = "default";
+
+    /// <summary>Every provider with the limits in force.</summary>
+    ValueTask<ProviderLimit[]> GetProvidersAsync();
+
+    /// <summary>Changes a configured provider's limits at run time.</summary>
+    /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Points below 1 or a duration not above zero.</exception>
+    ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds);
+
+    /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>
+    ValueTask<bool> ClearLimitAsync(string provider);
+}
+
+/// <summary>A provider's limits in force.</summary>
+/// <param name="Provider">Provider name.</param>
+/// <param name="Points">Points per window.</param>
+/// <param name="DurationSeconds">Window length in seconds.</param>
+/// <param name="KeyPrefix">Redis key prefix; keys are <c>{KeyPrefix}:{key}</c>.</param>
+/// <param name="ChangedAtRunTime">True when the limits come from a run-time change rather than configuration.</param>
+[GenerateSerializer, Immutable]
+public sealed record ProviderLimit(
+    [property: Id(0)] string Provider,
+    [property: Id(1)] long Points,
+    [property: Id(2)] double DurationSeconds,
+    [property: Id(3)] string KeyPrefix,
+    [property: Id(4)] bool ChangedAtRunTime);

@@ -1,0 +1,98 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Grains.Limits;
+
+/// <summary>
+/// The limits provider grains apply: configuration, overlaid with run-time changes held by
+/// <see cref="ILimitsGrain"/>. Read on every decision, so it is a cached, lock-free lookup; the cache
+/// is refreshed in the background at most every <see cref="RefreshInterval"/>, and at once on the
+/// silo that took a change.
+/// </summary>
+public sealed partial class EffectiveLimits(
+    IOptionsMonitor<RateLimitingOptions> options,
+    IGrainFactory grains,
+    TimeProvider time,
+    ILogger<EffectiveLimits> logger)
+{
+    /// <summary>How stale another silo's change may be seen here.</summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(5);
+
+    private volatile IReadOnlyDictionary<string, LimitOverride> _overrides = new Dictionary<string, LimitOverride>(StringComparer.OrdinalIgnoreCase);
+    private long _refreshedAt = long.MinValue;
+    private int _refreshing;
+
+    /// <summary>The configured providers.</summary>
+    public RateLimitingOptions Configured => options.CurrentValue;
+
+    /// <summary>A provider's name as configured and its limits in force.</summary>
+    /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
+    public (string Name, ProviderLimitOptions Limits) Resolve(string provider)
+    {
+        var (name, configured) = options.CurrentValue.Resolve(provider);
+        RefreshInBackgroundIfStale();
+        return _overrides.TryGetValue(name, out var change) ? (name, change.Apply(configured)) : (name, configured);
+    }
+
+    /// <summary>Every configured provider with its limits in force.</summary>
+    public IEnumerable<ProviderLimit> All() => options.CurrentValue.Providers.Keys.Order(StringComparer.Ordinal).Select(p =>
+    {
+        var (name, limits) = Resolve(p);
+        return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), _overrides.ContainsKey(name));
+    });
+
+    /// <summary>Replaces the cached run-time changes (called by the limits grain and by refreshes).</summary>
+    public void Update(IReadOnlyDictionary<string, LimitOverride> overrides)
+    {
+        _overrides = new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase);
+        Interlocked.Exchange(ref _refreshedAt, time.GetTimestamp());
+    }
+
+    private void RefreshInBackgroundIfStale()
+    {
+        var last = Interlocked.Read(ref _refreshedAt);
+        if (last != long.MinValue && time.GetElapsedTime(last) < RefreshInterval)
+        {
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _refreshing, 1) == 1)
+        {
+            return;
+        }
+
+        // Task.Run leaves the calling grain's scheduler: the refresh must not hold a decision.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                Update(await grains.GetGrain<ILimitOverridesGrain>(ILimitsGrain.DefaultKey).GetOverridesAsync().ConfigureAwait(false));
+            }
+            catch (Exception ex)
+            {
+                // Keep the last known limits; try again on a later decision.
+                Interlocked.Exchange(ref _refreshedAt, time.GetTimestamp());
+                LogRefreshFailed(logger, ex);
+            }
+            finally
+            {
+                Volatile.Write(ref _refreshing, 0);
+            }
+        });
+    }
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Could not refresh run-time limit changes; keeping the last known ones")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception exception);
+}
+
+/// <summary>A run-time change of a provider's limits.</summary>
+[GenerateSerializer, Immutable]
+public sealed record LimitOverride([property: Id(0)] long Points, [property: Id(1)] double Duration)
+{
+    public ProviderLimitOptions Apply(ProviderLimitOptions configured)
+    {
+        ArgumentNullException.ThrowIfNull(configured);
+        return new ProviderLimitOptions { Points = Points, Duration = Duration, KeyPrefix = configured.KeyPrefix };
+    }
+}

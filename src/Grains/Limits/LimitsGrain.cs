@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Logging;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Grains.Limits;
+
+/// <inheritdoc cref="ILimitsGrain"/>
+public sealed partial class LimitsGrain(
+    [PersistentState("limits", LimitsGrain.StorageName)] IPersistentState<LimitsState> state,
+    EffectiveLimits limits,
+    ILogger<LimitsGrain> logger) : Grain, ILimitsGrain, ILimitOverridesGrain
+{
+    /// <summary>The grain storage provider the silo must register (Redis in distributed mode).</summary>
+    public const string StorageName = "limits";
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        limits.Update(state.State.Overrides);
+        return base.OnActivateAsync(cancellationToken);
+    }
+
+    public ValueTask<ProviderLimit[]> GetProvidersAsync() => ValueTask.FromResult(limits.All().ToArray());
+
+    public ValueTask<Dictionary<string, LimitOverride>> GetOverridesAsync() => ValueTask.FromResult(new Dictionary<string, LimitOverride>(state.State.Overrides));
+
+    public async ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds)
+    {
+        var (name, configured) = limits.Configured.Resolve(provider);
+        var change = new LimitOverride(points, durationSeconds);
+        var candidate = new RateLimitingOptions();
+        candidate.Providers.Clear();
+        candidate.Providers[name] = change.Apply(configured);
+        if (RateLimitingOptionsValidator.Problems(candidate).FirstOrDefault() is { } problem)
+        {
+            throw new ArgumentOutOfRangeException(nameof(points), problem);
+        }
+
+        state.State.Overrides[name] = change;
+        await state.WriteStateAsync();
+        limits.Update(state.State.Overrides);
+        LogChanged(logger, name, points, durationSeconds);
+        return limits.All().Single(p => p.Provider == name);
+    }
+
+    public async ValueTask<bool> ClearLimitAsync(string provider)
+    {
+        var (name, _) = limits.Configured.Resolve(provider);
+        if (!state.State.Overrides.Remove(name))
+        {
+            return false;
+        }
+
+        await state.WriteStateAsync();
+        limits.Update(state.State.Overrides);
+        LogCleared(logger, name);
+        return true;
+    }
+
+    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Limits of {Provider} changed at run time: {Points} points per {Duration} s")]
+    private static partial void LogChanged(ILogger logger, string provider, long points, double duration);
+
+    [LoggerMessage(EventId = 411, Level = LogLevel.Warning, Message = "Run-time limits of {Provider} cleared; configuration applies again")]
+    private static partial void LogCleared(ILogger logger, string provider);
+}
+
+/// <summary>The stored run-time changes.</summary>
+[GenerateSerializer]
+public sealed class LimitsState
+{
+    [Id(0)]
+    public Dictionary<string, LimitOverride> Overrides { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+}
