@@ -20,6 +20,8 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
     builder.WebHost.UseUrls("http://127.0.0.1:3000");
 }
 
+var dashboard = builder.Configuration.GetValue("Dashboard:Enabled", true);
+var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
 IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.Redis);
 builder.UseOrleans(silo =>
 {
@@ -46,7 +48,10 @@ builder.UseOrleans(silo =>
         silo.AddOrleansLimiterInMemory(builder.Configuration);
     }
 
-    silo.AddDashboard();
+    if (dashboard)
+    {
+        silo.AddDashboard();
+    }
 });
 
 if (redis is not null)
@@ -66,7 +71,22 @@ else
 }
 
 app.MapLimiterHealth();
-app.MapOrleansDashboard(routePrefix: "/dashboard");
+app.MapAdmin();
+if (dashboard)
+{
+    if (dashboardLoopbackOnly)
+    {
+        // Dashboard:LoopbackOnly keeps the dashboard to operators on the silo's own host.
+        app.UseWhen(
+            context => context.Request.Path.StartsWithSegments("/dashboard"),
+            branch => branch.Use((context, next) =>
+                context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip)
+                    ? next(context)
+                    : Results.NotFound().ExecuteAsync(context)));
+    }
+
+    app.MapOrleansDashboard(routePrefix: "/dashboard");
+}
 app.Run();
 
 static IPAddress ResolveAdvertised(string value) =>

@@ -1,0 +1,151 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OrleansLimiter.Client;
+using OrleansLimiter.Client.Hosting;
+
+namespace OrleansLimiter.Cli;
+
+/// <summary>Thrown when the cluster cannot be reached in time: one line to stderr, exit code 3.</summary>
+internal sealed class ClusterUnreachableException(string message) : Exception(message);
+
+/// <summary>An Orleans client connected to the limiter cluster, found through Redis membership or a fixed gateway.</summary>
+internal sealed class ClusterConnection : IAsyncDisposable
+{
+    public const string DefaultGateway = "127.0.0.1:30000";
+
+    private readonly IHost _host;
+
+    private ClusterConnection(IHost host, string target)
+    {
+        _host = host;
+        Target = target;
+    }
+
+    /// <summary>Where it is connected, without secrets.</summary>
+    public string Target { get; }
+
+    public IGrainFactory Grains => _host.Services.GetRequiredService<IGrainFactory>();
+
+    public ILimiterClient Limiter => _host.Services.GetRequiredService<ILimiterClient>();
+
+    public static async Task<ClusterConnection> ConnectAsync(CliArguments args)
+    {
+        var redis = args.Get("--redis") ?? Environment.GetEnvironmentVariable("REDIS_URL");
+        var gateway = args.Get("--gateway");
+        var timeout = TimeSpan.FromSeconds(args.GetDouble("--timeout", 5, 0.5));
+        var verbose = args.Has("--verbose");
+        if (!string.IsNullOrEmpty(redis) && gateway is not null)
+        {
+            throw new UsageException("give either --redis (or REDIS_URL) or --gateway, not both");
+        }
+
+        var config = new Dictionary<string, string?>
+        {
+            ["Orleans:ClusterId"] = args.Get("--cluster-id"),
+            ["Orleans:ServiceId"] = args.Get("--service-id"),
+        };
+        if (!string.IsNullOrEmpty(redis))
+        {
+            config["Redis:ConnectionString"] = redis;
+        }
+        else
+        {
+            config["Orleans:Gateways"] = gateway ?? DefaultGateway;
+        }
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(config);
+        builder.Logging.ClearProviders();
+        if (verbose)
+        {
+            builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Information);
+        }
+
+        LimiterClusterSettings settings;
+        try
+        {
+            settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+
+        var target = settings.Redis is not null
+            ? $"Redis {settings.RedisDisplay} (cluster {settings.ClusterId})"
+            : $"gateway {string.Join(",", settings.Gateways)} (cluster {settings.ClusterId})";
+        if (settings.Redis is not null)
+        {
+            await CheckRedisAsync(settings, timeout);
+        }
+
+        builder.AddOrleansLimiterClient(o => o.CoalesceRequests = true);
+        var host = builder.Build();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await host.StartAsync(cts.Token).WaitAsync(cts.Token);
+            await host.Services.GetRequiredService<IGrainFactory>().GetGrain<IProbeGrain>("cli").PingAsync().AsTask().WaitAsync(cts.Token);
+        }
+        catch (Exception ex) when (ex is not UsageException)
+        {
+            var why = ex is OperationCanceledException or TimeoutException ? $"no answer within {timeout.TotalSeconds:0.#} s" : ex.GetType().Name + ": " + FirstLine(ex.Message);
+            throw new ClusterUnreachableException($"cannot reach the limiter cluster through {target}: {why}");
+        }
+
+        return new ClusterConnection(host, target);
+    }
+
+    /// <summary>
+    /// Answers "Redis is down" or "wrong password" in a second or two, before the Orleans client would
+    /// spend its whole timeout looking for gateways. StackExchange.Redis messages carry no password.
+    /// </summary>
+    private static async Task CheckRedisAsync(LimiterClusterSettings settings, TimeSpan timeout)
+    {
+        var options = StackExchange.Redis.ConfigurationOptions.Parse(settings.Redis!);
+        options.AbortOnConnectFail = true;
+        options.ConnectRetry = 1;
+        options.ConnectTimeout = (int)Math.Min(timeout.TotalMilliseconds, 3000);
+        try
+        {
+            await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(options);
+            await redis.GetDatabase().PingAsync();
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            var auth = ex.Message.Contains("auth", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("WRONGPASS", StringComparison.Ordinal);
+            throw new ClusterUnreachableException(auth
+                ? $"Redis {settings.RedisDisplay} refused the credentials (authentication failed); check the user and password in --redis/REDIS_URL"
+                : $"cannot connect to Redis {settings.RedisDisplay}: {FirstSentence(ex.Message)}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _host.StopAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _host.Dispose();
+    }
+
+    private static string FirstSentence(string text)
+    {
+        var line = FirstLine(text);
+        var dot = line.IndexOf(". ", StringComparison.Ordinal);
+        return dot < 0 ? line : line[..(dot + 1)];
+    }
+
+    internal static string FirstLine(string text)
+    {
+        var nl = text.IndexOfAny(['\r', '\n']);
+        return nl < 0 ? text : text[..nl];
+    }
+}
