@@ -115,8 +115,17 @@ try
     // Latency of single decisions at a quarter of the limiter's measured maximum, paced (open loop).
     var target = limiterMax / 4;
     Console.WriteLine($"Paced latency at {target:N0} decisions/s (25% of the limiter's median maximum)…");
-    var pacedLimiter = await runner.RunPacedAsync("limiter @25%", target, coalesced, TimeSpan.FromSeconds(options.PacedSeconds));
-    var pacedDirect = await runner.RunPacedAsync("redis-direct @25%", directMax / 4, direct, TimeSpan.FromSeconds(options.PacedSeconds));
+    var pacedLimiterRuns = new List<Measurement>();
+    var pacedDirectRuns = new List<Measurement>();
+    for (var repeat = 0; repeat < options.Repeats; repeat++)
+    {
+        pacedLimiterRuns.Add(await runner.RunPacedAsync("limiter @25%", target, coalesced, TimeSpan.FromSeconds(options.PacedSeconds)));
+        pacedDirectRuns.Add(await runner.RunPacedAsync("redis-direct @25%", directMax / 4, direct, TimeSpan.FromSeconds(options.PacedSeconds)));
+    }
+
+    var pacedLimiter = MedianOf(pacedLimiterRuns);
+    var pacedDirect = MedianOf(pacedDirectRuns);
+    Console.WriteLine($"  paced p99 per run: limiter {string.Join(", ", pacedLimiterRuns.Select(r => r.P99Ms.ToString("0.00", CultureInfo.InvariantCulture)))} ms; direct {string.Join(", ", pacedDirectRuns.Select(r => r.P99Ms.ToString("0.00", CultureInfo.InvariantCulture)))} ms");
 
     Console.WriteLine($"Exactness: {maxCallers} callers against {options.ExactPoints} points per {options.ExactWindowSeconds}s…");
     var exact = await ExactnessAsync(limiter, maxCallers, TimeSpan.FromSeconds(options.ExactWindowSeconds * options.ExactWindows + 0.5), options.ExactPoints);
@@ -150,6 +159,14 @@ finally
         await ownRedis.DisposeAsync();
     }
 }
+
+static Measurement MedianOf(List<Measurement> runs) => runs[0] with
+{
+    Decisions = (long)Stats.Median(runs.Select(r => (double)r.Decisions)),
+    Elapsed = TimeSpan.FromSeconds(Stats.Median(runs.Select(r => r.Elapsed.TotalSeconds))),
+    P50Ms = Stats.Median(runs.Select(r => r.P50Ms)),
+    P99Ms = Stats.Median(runs.Select(r => r.P99Ms)),
+};
 
 static ILimiterClient CreateUncoalescedClient(IGrainFactory grains)
 {
@@ -205,7 +222,7 @@ static string Report(
 
     sb.AppendLine();
     sb.AppendLine(CultureInfo.InvariantCulture, $"Throughput at {options.Levels.Max()} callers: limiter {limiterMax:N0}/s vs direct Redis {directMax:N0}/s = **{limiterMax / directMax:0.00}x**.");
-    sb.AppendLine(CultureInfo.InvariantCulture, $"Paced at {pacedLimiter.PerSecond:N0}/s (25% of the limiter's maximum): limiter p50 {pacedLimiter.P50Ms:0.00} ms, p99 **{pacedLimiter.P99Ms:0.00} ms**; direct Redis paced at 25% of its own maximum ({pacedDirect.PerSecond:N0}/s): p50 {pacedDirect.P50Ms:0.00} ms, p99 {pacedDirect.P99Ms:0.00} ms.");
+    sb.AppendLine(CultureInfo.InvariantCulture, $"Single decisions under load paced at {pacedLimiter.PerSecond:N0}/s (25% of the limiter's maximum; 4 probe callers; median of {options.Repeats} runs of {options.PacedSeconds}s): limiter p50 {pacedLimiter.P50Ms:0.00} ms, p99 **{pacedLimiter.P99Ms:0.00} ms**; direct Redis paced at 25% of its own maximum ({pacedDirect.PerSecond:N0}/s): p50 {pacedDirect.P50Ms:0.00} ms, p99 {pacedDirect.P99Ms:0.00} ms.");
     sb.AppendLine();
     sb.AppendLine(CultureInfo.InvariantCulture, $"Exactness ({options.Levels.Max()} callers, demand far above {points} points per {options.ExactWindowSeconds}s window):");
     sb.AppendLine();
@@ -268,50 +285,60 @@ internal sealed class PhaseRunner(IConnectionMultiplexer redis, double phaseSeco
         return new Measurement(mode, callers, decisions, granted, elapsed, p50, p99, after - before - 1);
     }
 
-    /// <summary>Open loop: requests start on a schedule whatever the replies, so queueing shows in the latency.</summary>
-    public async Task<Measurement> RunPacedAsync(string mode, double perSecond, Func<Task<bool>> decide, TimeSpan length)
+    /// <summary>
+    /// Background load paced at <paramref name="perSecond"/> (open loop, issued every millisecond),
+    /// while a few probe callers make single decisions one after another; the latencies are the
+    /// probes', i.e. what one decision costs at that load. The background's own timing is not measured.
+    /// </summary>
+    public async Task<Measurement> RunPacedAsync(string mode, double perSecond, Func<Task<bool>> decide, TimeSpan length, int probes = 4)
     {
         var before = await CommandCountAsync();
-        var latencies = new ConcurrentBag<long>();
-        var inflight = new List<Task>();
+        var latencies = new LatencyRecorder(probes);
         var started = Stopwatch.GetTimestamp();
-        long issued = 0;
-        while (true)
+        var stopAt = started + (long)(length.TotalSeconds * Stopwatch.Frequency);
+        long background = 0;
+        var pacer = Task.Run(async () =>
         {
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            if (elapsed >= length)
+            var inflight = new List<Task>();
+            long issued = 0;
+            while (Stopwatch.GetTimestamp() < stopAt)
             {
-                break;
+                var due = (long)(Stopwatch.GetElapsedTime(started).TotalSeconds * perSecond);
+                for (; issued < due; issued++)
+                {
+                    inflight.Add(decide());
+                }
+
+                if (inflight.Count > 10_000)
+                {
+                    inflight.RemoveAll(t => t.IsCompleted);
+                }
+
+                await Task.Delay(1);
             }
 
-            var due = (long)(elapsed.TotalSeconds * perSecond);
-            for (; issued < due; issued++)
+            await Task.WhenAll(inflight);
+            background = issued;
+        });
+        var probeTasks = Enumerable.Range(0, probes).Select(probe => Task.Run(async () =>
+        {
+            long count = 0;
+            while (Stopwatch.GetTimestamp() < stopAt)
             {
                 var t0 = Stopwatch.GetTimestamp();
-                inflight.Add(Timed(t0));
+                await decide();
+                latencies.Add(probe, Stopwatch.GetTimestamp() - t0);
+                count++;
             }
 
-            if (inflight.Count > 50_000)
-            {
-                inflight.RemoveAll(t => t.IsCompleted);
-            }
-
-            await Task.Delay(1);
-        }
-
-        async Task Timed(long t0)
-        {
-            await decide();
-            latencies.Add(Stopwatch.GetTimestamp() - t0);
-        }
-
-        await Task.WhenAll(inflight);
+            return count;
+        })).ToArray();
+        await pacer;
+        var probed = (await Task.WhenAll(probeTasks)).Sum();
         var total = Stopwatch.GetElapsedTime(started);
         var after = await CommandCountAsync();
-        var sorted = latencies.ToArray();
-        Array.Sort(sorted);
-        double Ms(double q) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))] * 1000.0 / Stopwatch.Frequency;
-        return new Measurement(mode, 0, sorted.Length, sorted.Length, total, Ms(0.5), Ms(0.99), after - before - 1);
+        var (p50, p99, _) = latencies.Percentiles();
+        return new Measurement(mode, probes, background + probed, probed, total, p50, p99, after - before - 1);
     }
 
     private async Task<long> CommandCountAsync()

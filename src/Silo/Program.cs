@@ -89,7 +89,15 @@ if (dashboard)
 }
 app.Run();
 
-static IPAddress ResolveAdvertised(string value) =>
-    IPAddress.TryParse(value, out var ip)
-        ? ip
-        : Dns.GetHostAddresses(value).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
+// An IP, a host name, or "auto" (this host's own name: a container's address on its network).
+static IPAddress ResolveAdvertised(string value)
+{
+    if (IPAddress.TryParse(value, out var ip))
+    {
+        return ip;
+    }
+
+    var host = value.Equals("auto", StringComparison.OrdinalIgnoreCase) ? Dns.GetHostName() : value;
+    return Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a))
+        ?? throw new InvalidOperationException($"Orleans:AdvertisedAddress '{value}' does not resolve to an IPv4 address.");
+}
