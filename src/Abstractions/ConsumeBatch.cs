@@ -14,12 +14,14 @@ public sealed record ConsumeBatch([property: Id(0)] long[] Costs);
 /// <param name="Remaining">Points left in the window after the batch.</param>
 /// <param name="RetryAfter">Time until the window ends (by the store's clock).</param>
 /// <param name="WindowEnd">The instant the current window ends.</param>
+/// <param name="Limit">The provider's points per window (what <see cref="ConsumeOutcome.AboveLimit"/> entries exceeded).</param>
 [GenerateSerializer, Immutable]
 public sealed record ConsumeBatchResult(
     [property: Id(0)] ConsumeOutcome[] Outcomes,
     [property: Id(1)] long Remaining,
     [property: Id(2)] TimeSpan RetryAfter,
-    [property: Id(3)] DateTimeOffset WindowEnd)
+    [property: Id(3)] DateTimeOffset WindowEnd,
+    [property: Id(4)] long Limit)
 {
     /// <summary>The single-request view of entry <paramref name="index"/>.</summary>
     public ConsumeResult ToResult(int index) => Outcomes[index] == ConsumeOutcome.Granted

@@ -41,11 +41,17 @@ internal sealed class ClusterConnection : IAsyncDisposable
             throw new UsageException("give either --redis (or REDIS_URL) or --gateway, not both");
         }
 
-        var config = new Dictionary<string, string?>
+        var config = new Dictionary<string, string?>();
+        if (args.Get("--cluster-id") is { } clusterId)
         {
-            ["Orleans:ClusterId"] = args.Get("--cluster-id"),
-            ["Orleans:ServiceId"] = args.Get("--service-id"),
-        };
+            config["Orleans:ClusterId"] = clusterId;
+        }
+
+        if (args.Get("--service-id") is { } serviceId)
+        {
+            config["Orleans:ServiceId"] = serviceId;
+        }
+
         if (!string.IsNullOrEmpty(redis))
         {
             config["Redis:ConnectionString"] = redis;
@@ -56,6 +62,13 @@ internal sealed class ClusterConnection : IAsyncDisposable
         }
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        // Orleans__ClusterId / Orleans__ServiceId from the environment, as for silos and workers;
+        // command-line options win.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Orleans:ClusterId"] = Environment.GetEnvironmentVariable("Orleans__ClusterId"),
+            ["Orleans:ServiceId"] = Environment.GetEnvironmentVariable("Orleans__ServiceId"),
+        });
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
         if (verbose)

@@ -220,8 +220,13 @@ internal static class Commands
         var rate = cli.GetDouble("--rate", 0, 0);
         var json = cli.Has("--json");
 
-        // Fail fast on an unknown provider or points above its limit, before starting workers.
-        await c.Limiter.TryConsumeAsync(provider, key, points, cancel);
+        // Fail fast on an unknown provider or points above its limit, before starting workers,
+        // without spending a permit.
+        var state = await c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key)).GetStateAsync();
+        if (points > state.Limit)
+        {
+            throw new UsageException($"--points {points} is above the provider's {state.Limit} points per window");
+        }
 
         long granted = 0, refused = 0, errors = 0;
         var latencies = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();

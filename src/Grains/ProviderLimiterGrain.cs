@@ -101,7 +101,7 @@ public sealed partial class ProviderLimiterGrain(
         if (forStore.Count == 0)
         {
             var refusal = RefusalFromMirror();
-            return new ConsumeBatchResult(outcomes, refusal.Remaining, refusal.RetryAfter, refusal.WindowEnd);
+            return new ConsumeBatchResult(outcomes, refusal.Remaining, refusal.RetryAfter, refusal.WindowEnd, limits.Points);
         }
 
         var decided = await Enqueue(forStore.ToArray());
@@ -110,7 +110,7 @@ public sealed partial class ProviderLimiterGrain(
             outcomes[storeIndex[j]] = decided.Granted[j] ? ConsumeOutcome.Granted : ConsumeOutcome.Refused;
         }
 
-        return new ConsumeBatchResult(outcomes, decided.Remaining, decided.RetryAfter, decided.WindowEnd);
+        return new ConsumeBatchResult(outcomes, decided.Remaining, decided.RetryAfter, decided.WindowEnd, limits.Points);
     }
 
     public async ValueTask<LimiterState> GetStateAsync()

@@ -65,7 +65,7 @@ internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatch
                     if (result.Outcomes[i] == ConsumeOutcome.AboveLimit)
                     {
                         batch[i].Completion.TrySetException(new ArgumentOutOfRangeException(
-                            "points", batch[i].Points, "A request may ask for at most the provider's points per window."));
+                            "points", batch[i].Points, $"A request may ask for at most the provider's {result.Limit} points per window."));
                     }
                     else
                     {

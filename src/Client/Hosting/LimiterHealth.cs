@@ -58,13 +58,11 @@ public static class LimiterHealth
             local[provider] = new JsonObject { ["running"] = s.Running, ["queued"] = s.Queued, ["done"] = s.Done };
         }
 
+        // The seed's per-provider entry; in local mode it says where the limit is kept instead.
         var distributed = new JsonObject();
-        if (mode == "distributed")
+        foreach (var provider in providers)
         {
-            foreach (var provider in providers)
-            {
-                distributed[provider] = new JsonObject { ["type"] = "distributed", ["redis"] = redisUp };
-            }
+            distributed[provider] = new JsonObject { ["type"] = mode, ["redis"] = redisUp };
         }
 
         var health = new JsonObject

@@ -18,6 +18,9 @@ public sealed class RedisServer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The server's process id (for SIGSTOP/SIGCONT).</summary>
+    public int Pid => _process?.Id ?? 0;
+
     public string ConnectionString => $"127.0.0.1:{Port}";
 
     public string Url => $"redis://127.0.0.1:{Port}";
@@ -59,6 +62,18 @@ public sealed class RedisServer : IAsyncDisposable
         }
 
         throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
+    }
+
+    /// <summary>SIGSTOP: the server keeps its sockets open but answers nothing (a hang).</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal("CONT");
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", $"-{signal} {Pid}");
+        kill.WaitForExit(5000);
     }
 
     /// <summary>Kills the server process (an outage, not a clean shutdown).</summary>

@@ -1,0 +1,115 @@
+using System.Text.Json.Nodes;
+using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Cli;
+
+/// <summary>The <c>limiter</c> CLI as a real process against the two-silo process cluster.</summary>
+[Collection(ProcessClusterCollection.Name)]
+public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper output)
+{
+    private Task<ProcessRunner.Result> Limiter(string arguments, Dictionary<string, string>? environment = null) =>
+        ProcessRunner.RunAsync(RepoPaths.CliDll, arguments, environment ?? fixture.ClientEnvironment);
+
+    [Fact]
+    public async Task Consume_Status_Reset_RoundTrip()
+    {
+        var key = TestKeys.Unique();
+        var redisKey = "ratelimit:e2e:" + key;
+
+        var consume = await Limiter($"consume e2e --key {key} --points 3 --count 2 --json");
+        output.WriteLine(consume.Stdout + consume.Stderr);
+        Assert.Equal(0, consume.ExitCode);
+        var consumed = JsonNode.Parse(consume.Stdout)!;
+        Assert.Equal(2, (int?)consumed["granted"]);
+        Assert.Equal(44, (long?)consumed["results"]![1]!["remaining"]);
+
+        var hash = (await fixture.Db.HashGetAllAsync(redisKey)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal("44", hash["points"]);
+        var pttl = (long)await fixture.Db.ExecuteAsync("PTTL", redisKey);
+        Assert.InRange(pttl, 1, 60_000);
+
+        var status = await Limiter($"status --key {key} --json");
+        Assert.Equal(0, status.ExitCode);
+        var e2e = JsonNode.Parse(status.Stdout)!["providers"]!.AsArray().Single(p => (string?)p!["provider"] == "e2e")!;
+        Assert.True((bool?)e2e["exists"]);
+        Assert.Equal(44, (long?)e2e["remaining"]);
+        Assert.Equal(redisKey, (string?)e2e["redisKey"]);
+        Assert.Equal(long.Parse(hash["expire"]), DateTimeOffset.Parse((string)e2e["windowEnd"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds());
+
+        var reset = await Limiter($"reset e2e --key {key}");
+        Assert.Equal(0, reset.ExitCode);
+        Assert.False(await fixture.Db.KeyExistsAsync(redisKey));
+
+        var fresh = JsonNode.Parse((await Limiter($"consume e2e --key {key} --json")).Stdout)!;
+        Assert.Equal(49, (long?)fresh["results"]![0]!["remaining"]);
+    }
+
+    [Fact]
+    public async Task Load_PrintsSummary_AndNeverOverGrants()
+    {
+        var key = TestKeys.Unique();
+        var load = await Limiter($"load --provider e2e --key {key} --workers 8 --duration 1.5 --json");
+        output.WriteLine(load.Stdout + load.Stderr);
+        Assert.Equal(0, load.ExitCode);
+        var summary = JsonNode.Parse(load.Stdout)!;
+        Assert.Equal(50, (long?)summary["granted"]);
+        Assert.True((long?)summary["refused"] > 0);
+        Assert.Equal(0, (long?)summary["errors"]);
+        Assert.True((double?)summary["decisionsPerSecond"] > 0);
+        Assert.Contains("decisions/s", load.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Watch_ShowsEveryProvider()
+    {
+        var watch = await Limiter("watch --count 2 --interval 0.2");
+        Assert.Equal(0, watch.ExitCode);
+        Assert.Contains("ratelimit:e2e:global", watch.Stdout, StringComparison.Ordinal);
+        Assert.Contains("ratelimit:openai:global", watch.Stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("consume mistral", 2, "Unknown provider 'mistral'")]
+    [InlineData("consume e2e --points 0", 2, "--points must be a whole number of at least 1")]
+    [InlineData("consume e2e --points 51", 2, "at most the provider's 50 points")]
+    [InlineData("consume \"open ai\"", 2, "Provider name 'open ai' contains ' '")]
+    [InlineData("consume e2e --pionts 2", 2, "unknown option --pionts")]
+    [InlineData("frobnicate", 2, "unknown command 'frobnicate'")]
+    public async Task BadInput_OneLine_NonZeroExit_Quickly(string arguments, int exitCode, string message)
+    {
+        var result = await Limiter(arguments);
+        output.WriteLine($"{result.Elapsed.TotalSeconds:0.0}s: {result.Stderr}");
+        Assert.Equal(exitCode, result.ExitCode);
+        Assert.Contains(message, result.Stderr, StringComparison.Ordinal);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.InRange(result.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(15));
+    }
+
+    [Fact]
+    public async Task UnreachableCluster_OneLine_Exit3_WithinSeconds()
+    {
+        var closedPort = RedisServer.FreePort();
+        var result = await Limiter("status", new() { ["REDIS_URL"] = $"redis://127.0.0.1:{closedPort}" });
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains("cannot connect to Redis", result.Stderr, StringComparison.Ordinal);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.InRange(result.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(8));
+
+        var noSilo = await Limiter($"status --gateway 127.0.0.1:{closedPort} --timeout 2", []);
+        Assert.Equal(3, noSilo.ExitCode);
+        Assert.Contains("cannot reach the limiter cluster", noSilo.Stderr, StringComparison.Ordinal);
+        Assert.InRange(noSilo.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task WrongRedisPassword_ClearAuthError_PasswordNowhere()
+    {
+        await using var secured = await RedisServer.StartAsync("--requirepass right-password-42");
+        var result = await Limiter("status", new() { ["REDIS_URL"] = $"redis://default:wrong-password-17@127.0.0.1:{secured.Port}" });
+        output.WriteLine(result.Stderr);
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains("authentication failed", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-password-17", result.Stderr + result.Stdout, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Tests.Infrastructure;
+
+/// <summary>
+/// A real redis-server and two real silo processes that find each other through Redis membership,
+/// bound to loopback, with a cluster id of their own.
+/// </summary>
+public sealed class ProcessClusterFixture : IAsyncLifetime
+{
+    public RedisServer Redis { get; private set; } = null!;
+
+    public ConnectionMultiplexer Connection { get; private set; } = null!;
+
+    public List<SiloProcess> Silos { get; } = [];
+
+    public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
+
+    public IDatabase Db => Connection.GetDatabase();
+
+    /// <summary>Settings every silo of this cluster gets (configuration keys).</summary>
+    public Dictionary<string, string> Settings => new()
+    {
+        ["REDIS_URL"] = Redis.Url,
+        ["Orleans:ClusterId"] = ClusterId,
+        ["Orleans:ServiceId"] = ClusterId,
+        ["RateLimiting:Providers:e2e:Points"] = "50",
+        ["RateLimiting:Providers:e2e:Duration"] = "60",
+        ["Logging:LogLevel:Default"] = "Warning",
+    };
+
+    /// <summary>Environment for CLI and worker processes that join this cluster.</summary>
+    public Dictionary<string, string> ClientEnvironment => new()
+    {
+        ["REDIS_URL"] = Redis.Url,
+        ["Orleans__ClusterId"] = ClusterId,
+        ["Orleans__ServiceId"] = ClusterId,
+    };
+
+    public async Task InitializeAsync()
+    {
+        Redis = await RedisServer.StartAsync();
+        Connection = await Redis.ConnectAsync();
+        Silos.Add(SiloProcess.Start("silo1", Settings));
+        Silos.Add(SiloProcess.Start("silo2", Settings));
+        await Task.WhenAll(Silos.Select(s => s.WaitHealthyAsync()));
+        await WaitForSilosAsync(2);
+    }
+
+    /// <summary>Waits until a silo's /health counts <paramref name="count"/> active silos.</summary>
+    public async Task WaitForSilosAsync(int count, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        while (DateTime.UtcNow < deadline)
+        {
+            foreach (var silo in Silos.Where(s => !s.HasExited))
+            {
+                try
+                {
+                    var health = JsonNode.Parse(await http.GetStringAsync(new Uri(silo.BaseAddress, "/health")))!;
+                    if ((int?)health["cluster"]?["silos"] == count)
+                    {
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                {
+                }
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException($"the cluster did not reach {count} silos");
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var silo in Silos)
+        {
+            await silo.DisposeAsync();
+        }
+
+        await Connection.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ProcessClusterCollection : ICollectionFixture<ProcessClusterFixture>
+{
+    public const string Name = "process cluster";
+}

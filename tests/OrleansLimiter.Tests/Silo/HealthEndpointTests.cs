@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json.Nodes;
+using OrleansLimiter.Tests.Infrastructure;
+
+namespace OrleansLimiter.Tests.Silo;
+
+[Collection(ProcessClusterCollection.Name)]
+public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    [Fact]
+    public async Task Distributed_Health_HasSeedKeysAndTypes()
+    {
+        var response = await Http.GetAsync(new Uri(fixture.Silos[0].BaseAddress, "/health"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var health = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+
+        Assert.Empty(SeedContract.ShapeDifferences(JsonNode.Parse(SeedContract.HealthExample)!, health));
+        Assert.Equal("ok", (string?)health["status"]);
+        Assert.Equal("distributed", (string?)health["rateLimiting"]!["mode"]);
+        Assert.True((bool?)health["redis"]!["connected"]);
+        Assert.Matches(@"^[0-9.]+[BKMG]$", (string?)health["redis"]!["usedMemory"]);
+        Assert.True(int.Parse((string)health["redis"]!["connectedClients"]!) >= 1);
+        Assert.Equal("distributed", (string?)health["rateLimiting"]!["distributed"]!["e2e"]!["type"]);
+        Assert.Equal(2, (int?)health["cluster"]!["silos"]);
+        Assert.Equal(50, (long?)health["providers"]!["e2e"]!["limit"]);
+    }
+
+    [Fact]
+    public async Task LocalMode_Health_HasSeedKeysAndTypes_AndSaysLocal()
+    {
+        await using var silo = SiloProcess.Start("local", new Dictionary<string, string> { ["Logging:LogLevel:Default"] = "Warning" });
+        await silo.WaitHealthyAsync();
+        var health = JsonNode.Parse(await Http.GetStringAsync(new Uri(silo.BaseAddress, "/health")))!;
+
+        Assert.Empty(SeedContract.ShapeDifferences(JsonNode.Parse(SeedContract.HealthExample)!, health));
+        Assert.Equal("ok", (string?)health["status"]);
+        Assert.Equal("local", (string?)health["rateLimiting"]!["mode"]);
+        Assert.False((bool?)health["redis"]!["enabled"]);
+        Assert.False((bool?)health["redis"]!["connected"]);
+        Assert.Equal("memory", (string?)health["providers"]!["openai"]!["store"]);
+        Assert.Contains("Local mode", silo.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Membership_IsVisibleInRedis()
+    {
+        var members = await fixture.Db.HashGetAllAsync($"{fixture.ClusterId}/members/{fixture.ClusterId}");
+        var text = string.Join('\n', members.Select(m => $"{m.Name}={m.Value}"));
+        foreach (var silo in fixture.Silos)
+        {
+            Assert.Contains($"127.0.0.1:{silo.SiloPort}", text, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Dashboard_Answers()
+    {
+        var response = await Http.GetAsync(new Uri(fixture.Silos[1].BaseAddress, "/dashboard/"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task RedisHanging_HealthAnswersWithinASecond_Degraded()
+    {
+        // SIGSTOP: the server keeps its sockets open but answers nothing, the worst case for a probe.
+        fixture.Redis.Pause();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var response = await Http.GetAsync(new Uri(fixture.Silos[0].BaseAddress, "/health"));
+            watch.Stop();
+            var health = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+
+            Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1.5));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("degraded", (string?)health["status"]);
+            Assert.False((bool?)health["redis"]!["connected"]);
+            Assert.NotNull((string?)health["reason"]);
+        }
+        finally
+        {
+            fixture.Redis.Resume();
+        }
+    }
+}
