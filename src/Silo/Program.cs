@@ -48,6 +48,17 @@ builder.UseOrleans(silo =>
         silo.AddOrleansLimiterInMemory(builder.Configuration);
     }
 
+    // A killed silo must be noticed in seconds, not minutes: its provider grains are unavailable until
+    // the cluster declares it dead and re-activates them elsewhere. Orleans:Membership:* overrides.
+    silo.Configure<ClusterMembershipOptions>(o =>
+    {
+        o.ProbeTimeout = TimeSpan.FromSeconds(1);
+        o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
+        o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+        o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(20);
+        builder.Configuration.GetSection("Orleans:Membership").Bind(o);
+    });
+
     if (dashboard)
     {
         silo.AddDashboard();

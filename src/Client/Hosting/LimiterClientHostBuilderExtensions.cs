@@ -26,6 +26,9 @@ public static class LimiterClientHostBuilderExtensions
                     o.ClusterId = settings.ClusterId;
                     o.ServiceId = settings.ServiceId;
                 });
+                // Find new gateways and give up on a dead one quickly (defaults: 1 min and 30 s).
+                client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
                 if (settings.Redis is not null)
                 {
                     client.UseRedisClustering(o =>
