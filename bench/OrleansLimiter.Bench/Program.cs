@@ -77,7 +77,7 @@ try
     var directKey = "bench:direct:" + serviceId;
     Func<Task<bool>> direct = async () =>
     {
-        var reply = (RedisResult[])(await db.ScriptEvaluateAsync(LimiterScripts.Consume, [directKey], [1_000_000_000_000L, 600_000, 1]))!;
+        var reply = (RedisResult[])(await db.ScriptEvaluateAsync(LimiterScripts.Consume, [directKey], [1_000_000_000_000L, 600_000, 0, 0, 0, 1]))!;
         return (string)reply[3]! == "1";
     };
     var probe = grains.GetGrain<IProbeGrain>("bench");

@@ -10,7 +10,8 @@ namespace OrleansLimiter;
 /// <param name="Remaining">Points left; equals <paramref name="Limit"/> when no window is open.</param>
 /// <param name="WindowEnd">The instant the open window ends, or null.</param>
 /// <param name="TimeLeft">Time until <paramref name="WindowEnd"/>, zero when no window is open.</param>
-/// <param name="Store">Where the window lives: <c>redis</c> or <c>memory</c>.</param>
+/// <param name="Store">Where the window was read: <c>redis</c>, <c>memory</c>, or <c>mirror</c> while Redis is unreachable.</param>
+/// <param name="Silo">The silo the provider grain is active on.</param>
 [GenerateSerializer, Immutable]
 public sealed record LimiterState(
     [property: Id(0)] string Provider,
@@ -22,4 +23,5 @@ public sealed record LimiterState(
     [property: Id(6)] long Remaining,
     [property: Id(7)] DateTimeOffset? WindowEnd,
     [property: Id(8)] TimeSpan TimeLeft,
-    [property: Id(9)] string Store);
+    [property: Id(9)] string Store,
+    [property: Id(10)] string Silo);

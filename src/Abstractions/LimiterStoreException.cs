@@ -12,4 +12,16 @@ public sealed class LimiterStoreException : Exception
     public LimiterStoreException(string message) : base(message) { }
 
     public LimiterStoreException(string message, Exception inner) : base(message, inner) { }
+
+    public LimiterStoreException(string message, bool isUnavailable, Exception? inner = null) : base(message, inner)
+    {
+        IsUnavailable = isUnavailable;
+    }
+
+    /// <summary>
+    /// True when the store could not be reached (connection lost, time-out), as opposed to an answer
+    /// that is an error; the outage policy applies to the former only.
+    /// </summary>
+    [Id(0)]
+    public bool IsUnavailable { get; init; }
 }

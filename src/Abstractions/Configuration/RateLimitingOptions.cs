@@ -18,6 +18,12 @@ public sealed class RateLimitingOptions
         ["anthropic"] = new ProviderLimitOptions(),
     };
 
+    /// <summary>
+    /// What provider grains do while Redis is unreachable (<c>RateLimiting:OutagePolicy</c>):
+    /// <see cref="OutagePolicy.DecideLocally"/> (default) or <see cref="OutagePolicy.Refuse"/>.
+    /// </summary>
+    public OutagePolicy OutagePolicy { get; set; } = OutagePolicy.DecideLocally;
+
     /// <summary>Settings that could not be read from configuration; reported by the validator.</summary>
     internal List<string> BindingProblems { get; } = [];
 
@@ -35,4 +41,19 @@ public sealed class RateLimitingOptions
 
         throw new UnknownProviderException(provider, Providers.Keys);
     }
+}
+
+/// <summary>What a provider grain does while the store (Redis) is unreachable.</summary>
+public enum OutagePolicy
+{
+    /// <summary>
+    /// Keep deciding from the grain's mirror of the window, never granting more than it has left;
+    /// open the next window itself if the current one ends; write back what was spent when Redis
+    /// returns. The grain is the only decision point for its key, so this stays exact unless another
+    /// deployment keeps writing the same hash through a Redis this silo cannot reach.
+    /// </summary>
+    DecideLocally,
+
+    /// <summary>Refuse every request (RetryAfter one second) until Redis is back.</summary>
+    Refuse,
 }

@@ -30,6 +30,18 @@ public static class RateLimitingServiceCollectionExtensions
     /// </summary>
     internal static void Bind(RateLimitingOptions options, IConfigurationSection section)
     {
+        if (section["OutagePolicy"] is { } policy)
+        {
+            if (Enum.TryParse<OutagePolicy>(policy, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed))
+            {
+                options.OutagePolicy = parsed;
+            }
+            else
+            {
+                options.BindingProblems.Add($"{RateLimitingOptions.SectionName}:OutagePolicy must be DecideLocally or Refuse (was '{policy}').");
+            }
+        }
+
         foreach (var provider in section.GetSection("Providers").GetChildren())
         {
             var limits = options.Providers.TryGetValue(provider.Key, out var existing) ? existing : new ProviderLimitOptions();

@@ -52,6 +52,15 @@ public static class LimiterSiloBuilderExtensions
 
         // INFO (used_memory_human, connected_clients for /health) counts as an admin command.
         config.AllowAdmin = true;
+
+        // While Redis is away, fail at once (the grain then decides from its mirror) instead of
+        // queueing commands until a time-out, and look for it again often so that it is back in use
+        // within about a second of returning.
+        config.BacklogPolicy = BacklogPolicy.FailFast;
+        config.ReconnectRetryPolicy = new LinearRetry(250);
+        config.ConnectTimeout = 2000;
+        config.AsyncTimeout = 2000;
+        config.SyncTimeout = 2000;
         return ConnectionMultiplexer.Connect(config);
     }
 

@@ -12,7 +12,9 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
 
     public string Name => "memory";
 
-    public Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs)
+    public bool IsAvailable => true;
+
+    public Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs, WindowHint hint = default)
     {
         var window = _windows.AddOrUpdate(
             key,

@@ -11,14 +11,20 @@ public static class LimiterScripts
     /// <summary>
     /// Decides a batch of requests against one window.
     /// KEYS[1] the window hash; ARGV[1] points per window; ARGV[2] window length (ms);
-    /// ARGV[3..] each request's cost in arrival order.
+    /// ARGV[3] end (ms) of the window the caller holds, 0 for none; ARGV[4] points the caller believes
+    /// remain in it; ARGV[5] points the caller granted in it without Redis (to write back);
+    /// ARGV[6..] each request's cost in arrival order.
     /// Returns { remaining, window end ms, Redis now ms, decisions ('1' granted, '0' refused, one per
-    /// cost), repair note ('' when the hash was sound) }.
+    /// cost), repair note ('' when the hash was sound), sync note ('' when the hint changed nothing) }.
     /// </summary>
     public const string Consume = """
         local key = KEYS[1]
         local limit = tonumber(ARGV[1])
         local window = tonumber(ARGV[2])
+        local hintEnd = tonumber(ARGV[3])
+        local hintRemaining = tonumber(ARGV[4])
+        local unsynced = tonumber(ARGV[5])
+        local sync = ''
 
         -- One clock for every silo and writer: Redis's own.
         local t = redis.call('TIME')
@@ -36,9 +42,18 @@ public static class LimiterScripts
         local write = false
 
         if fields[1] == false and fields[2] == false then
-          -- No window yet (first use, expired, or deleted): open a full one.
-          points = limit
-          expire = now + window
+          if hintEnd > now then
+            -- The caller holds a live window that Redis no longer has (restarted empty, flushed, or
+            -- opened by the caller alone while Redis was away): restore what remains, never a
+            -- fresh full window, so the restart cannot grant the window twice.
+            points = math.max(0, math.min(limit, hintRemaining))
+            expire = math.min(hintEnd, now + window)
+            sync = 'restored'
+          else
+            -- No window yet (first use, expired, or deleted): open a full one.
+            points = limit
+            expire = now + window
+          end
           write = true
         else
           if expire == nil then
@@ -72,13 +87,19 @@ public static class LimiterScripts
               repair = repair .. 'expire beyond one window, shortened; '
               write = true
             end
+            if unsynced > 0 and expire == hintEnd then
+              -- Points the caller granted in this very window while Redis was unreachable.
+              points = math.max(0, points - unsynced)
+              sync = 'wrote back ' .. unsynced
+              write = true
+            end
           end
         end
 
         -- Decide each request in arrival order; a refusal spends nothing.
         local decisions = {}
         local granted = 0
-        for i = 3, #ARGV do
+        for i = 6, #ARGV do
           local cost = tonumber(ARGV[i])
           if cost <= points then
             points = points - cost
@@ -97,7 +118,7 @@ public static class LimiterScripts
           redis.call('PEXPIREAT', key, expire)
         end
 
-        return { points, expire, now, table.concat(decisions), repair }
+        return { points, expire, now, table.concat(decisions), repair, sync }
         """;
 
     /// <summary>

@@ -12,15 +12,20 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
 {
     public string Name => "redis";
 
-    public async Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs)
+    public bool IsAvailable => redis.IsConnected;
+
+    public async Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs, WindowHint hint = default)
     {
-        var args = new RedisValue[2 + costs.Length];
+        var args = new RedisValue[5 + costs.Length];
         args[0] = limit;
         args[1] = windowMilliseconds;
+        args[2] = hint.WindowEndMs;
+        args[3] = hint.Remaining;
+        args[4] = hint.Unsynced;
         var span = costs.Span;
         for (var i = 0; i < span.Length; i++)
         {
-            args[i + 2] = span[i];
+            args[i + 5] = span[i];
         }
 
         var result = await EvaluateAsync(LimiterScripts.Consume, key, args).ConfigureAwait(false);
@@ -38,7 +43,13 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
             LogWindowRepaired(logger, key, repair.TrimEnd(' ', ';'));
         }
 
-        return new StoreReply((long)parts[0], (long)parts[1], (long)parts[2], granted, repair);
+        var sync = (string?)parts[5] ?? string.Empty;
+        if (sync.Length > 0)
+        {
+            LogWindowSynced(logger, key, sync, (long)parts[0]);
+        }
+
+        return new StoreReply((long)parts[0], (long)parts[1], (long)parts[2], granted, repair, sync);
     }
 
     public async Task<StoreWindow> ReadAsync(string key)
@@ -55,7 +66,7 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw new LimiterStoreException($"Redis failed to delete '{key}': {ex.Message}", ex);
+            throw new LimiterStoreException($"Redis failed to delete '{key}': {ex.Message}", IsUnreachable(ex), ex);
         }
     }
 
@@ -73,12 +84,18 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw new LimiterStoreException($"Redis failed for '{key}': {ex.Message}", ex);
+            throw new LimiterStoreException($"Redis failed for '{key}': {ex.Message}", IsUnreachable(ex), ex);
         }
     }
 
+    /// <summary>Connection lost or no answer in time: Redis is away, as opposed to answering with an error.</summary>
+    private static bool IsUnreachable(Exception ex) => ex is RedisConnectionException or TimeoutException;
+
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Repaired damaged window {Key}: {Repair}")]
     private static partial void LogWindowRepaired(ILogger logger, string key, string repair);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Window {Key} synchronised with Redis: {Sync}; {Remaining} points remain")]
+    private static partial void LogWindowSynced(ILogger logger, string key, string sync, long remaining);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Redis key {Key} holds another type than a hash; requests for it are refused with an error")]
     private static partial void LogWrongType(ILogger logger, string key);

@@ -98,7 +98,7 @@ public sealed class ProviderLimiterGrainTests(LimiterClusterFixture fixture, ITe
         {
             while (true)
             {
-                var reply = (RedisResult[])(await fixture.Db.ScriptEvaluateAsync(LimiterScripts.Consume, [storeKey], [1000, 60_000, 1]))!;
+                var reply = (RedisResult[])(await fixture.Db.ScriptEvaluateAsync(LimiterScripts.Consume, [storeKey], [1000, 60_000, 0, 0, 0, 1]))!;
                 if ((string)reply[3]! != "1")
                 {
                     return;
