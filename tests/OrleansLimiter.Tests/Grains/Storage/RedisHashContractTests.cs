@@ -130,3 +130,61 @@ public sealed class RedisHashContractTests(LimiterClusterFixture fixture)
         Assert.Equal("someone else's value", (string?)await Db.StringGetAsync(key));
     }
 }
+
+/// <summary>How the consume script uses the caller's <see cref="WindowHint"/> after outages and data loss.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
+{
+    private readonly RedisLimiterStore _store = new(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+
+    [Fact]
+    public async Task LostWindow_IsRestoredWithWhatRemains_NotAFullWindow()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+        var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 70 });
+        await fixture.Db.KeyDeleteAsync(key);
+
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 20, 20 }, new WindowHint(opened.WindowEndMs, 30, 0));
+
+        Assert.Equal([true, false], reply.Granted);
+        Assert.Equal(10, reply.Remaining);
+        Assert.Equal(opened.WindowEndMs, reply.WindowEndMs);
+        Assert.Equal("restored", reply.Sync);
+        Assert.Equal(opened.WindowEndMs, (long)await fixture.Db.ExecuteAsync("PEXPIRETIME", key));
+    }
+
+    [Fact]
+    public async Task UnsyncedGrants_AreWrittenBack_IntoTheSameWindow()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+        var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
+
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, ReadOnlyMemory<long>.Empty, new WindowHint(opened.WindowEndMs, 65, 25));
+
+        Assert.Equal(65, reply.Remaining);
+        Assert.Equal("wrote back 25", reply.Sync);
+        Assert.Equal("65", (string?)await fixture.Db.HashGetAsync(key, "points"));
+    }
+
+    [Fact]
+    public async Task HintOfAnotherWindow_IsIgnored_RedisStaysAuthoritative()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+        var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
+
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 1 }, new WindowHint(opened.WindowEndMs - 5000, 3, 40));
+
+        Assert.Equal(89, reply.Remaining);
+        Assert.Equal(string.Empty, reply.Sync);
+    }
+
+    [Fact]
+    public async Task HintOfEndedWindow_OpensFullWindow()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 1 }, new WindowHint(now - 1000, 3, 0));
+        Assert.Equal(99, reply.Remaining);
+        Assert.Equal(string.Empty, reply.Sync);
+    }
+}

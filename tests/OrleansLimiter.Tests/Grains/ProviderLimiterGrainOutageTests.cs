@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using Orleans.TestingHost;
+using OrleansLimiter.Grains.Hosting;
+using OrleansLimiter.Grains.Limits;
+using OrleansLimiter.Tests.Infrastructure;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Grains;
+
+/// <summary>A silo whose Redis the tests stop and restart for real.</summary>
+public abstract class OutageClusterFixture : IAsyncLifetime
+{
+    public RedisServer Redis { get; private set; } = null!;
+
+    public TestCluster Cluster { get; private set; } = null!;
+
+    protected abstract string Policy { get; }
+
+    public async Task InitializeAsync()
+    {
+        Redis = await RedisServer.StartAsync();
+        var builder = new TestClusterBuilder(1);
+        builder.Options.ServiceId = "outage-" + Guid.NewGuid().ToString("N")[..8];
+        builder.ConfigureHostConfiguration(config => config.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Test:Redis"] = Redis.ConnectionString,
+            ["RateLimiting:OutagePolicy"] = Policy,
+            ["RateLimiting:Providers:outage:Points"] = "100",
+            ["RateLimiting:Providers:outage:Duration"] = "60",
+            ["RateLimiting:Providers:outshort:Points"] = "10",
+            ["RateLimiting:Providers:outshort:Duration"] = "1.5",
+        }));
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+
+    /// <summary>Starts Redis again (empty: it keeps no data on disk) and waits until it answers.</summary>
+    public async Task<ConnectionMultiplexer> RestartRedisAsync()
+    {
+        await Redis.StartProcessAsync();
+        return await Redis.ConnectAsync();
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder) => siloBuilder
+            .AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!)
+            .AddMemoryGrainStorage(LimitsGrain.StorageName);
+    }
+}
+
+public sealed class DecideLocallyClusterFixture : OutageClusterFixture
+{
+    protected override string Policy => "DecideLocally";
+}
+
+public sealed class RefuseClusterFixture : OutageClusterFixture
+{
+    protected override string Policy => "Refuse";
+}
+
+public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture fixture, ITestOutputHelper output) : IClassFixture<DecideLocallyClusterFixture>
+{
+    private IProviderLimiterGrain Grain(string provider, string key) =>
+        fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));
+
+    [Fact]
+    public async Task RedisDown_DecidesFromMirror_Exactly_ThenWritesBackWhenItReturns()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outage", key);
+        var opened = await grain.TryConsumeAsync(40);
+        Assert.True(opened.IsAllowed);
+
+        fixture.Redis.Kill();
+        var latencies = new List<double>();
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
+        {
+            var watch = Stopwatch.StartNew();
+            var result = await grain.TryConsumeAsync(1);
+            lock (latencies)
+            {
+                latencies.Add(watch.Elapsed.TotalMilliseconds);
+            }
+
+            return result;
+        }));
+        latencies.Sort();
+        output.WriteLine($"during the outage: granted {results.Count(r => r.IsAllowed)} of 200, p99 {latencies[(int)(latencies.Count * 0.99)]:0.0} ms, max {latencies[^1]:0.0} ms");
+        Assert.Equal(60, results.Count(r => r.IsAllowed));
+        Assert.All(results.Where(r => !r.IsAllowed), r => Assert.Equal(opened.WindowEnd, r.WindowEnd));
+
+        var state = await grain.GetStateAsync();
+        Assert.Equal("mirror", state.Store);
+        Assert.Equal(0, state.Remaining);
+
+        // Redis comes back empty: the grain restores the window with what remains (0), not a full one.
+        using var redis = await fixture.RestartRedisAsync();
+        var storeKey = "ratelimit:outage:" + key;
+        var restoredIn = await WaitUntilAsync(async () => await redis.GetDatabase().KeyExistsAsync(storeKey), TimeSpan.FromSeconds(5));
+        output.WriteLine($"hash restored {restoredIn.TotalMilliseconds:0} ms after Redis came back");
+        Assert.Equal("0", (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points"));
+        Assert.Equal(opened.WindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!));
+        Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
+        Assert.Equal("redis", (await grain.GetStateAsync()).Store);
+    }
+
+    [Fact]
+    public async Task RedisRestartedEmptyBetweenCalls_WindowRestored_NotRefilled()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outage", key);
+        Assert.True((await grain.TryConsumeAsync(70)).IsAllowed);
+
+        fixture.Redis.Kill();
+        using var redis = await fixture.RestartRedisAsync();
+        await WaitUntilAsync(() => Task.FromResult(fixture.Cluster.Client is not null), TimeSpan.FromSeconds(1));
+
+        var granted = 0;
+        for (var i = 0; i < 50; i++)
+        {
+            if ((await grain.TryConsumeAsync(1)).IsAllowed)
+            {
+                granted++;
+            }
+        }
+
+        Assert.Equal(30, granted);
+        await WaitUntilAsync(async () => (string?)await redis.GetDatabase().HashGetAsync("ratelimit:outage:" + key, "points") == "0", TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task WindowEndsDuringOutage_GrainOpensNextWindowItself_AndRedisLearnsIt()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outshort", key);
+        var first = await grain.TryConsumeAsync(10);
+        Assert.True(first.IsAllowed);
+
+        fixture.Redis.Kill();
+        Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
+        await Task.Delay(first.WindowEnd - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(100));
+
+        var next = await Task.WhenAll(Enumerable.Range(0, 15).Select(_ => grain.TryConsumeAsync(1).AsTask()));
+        Assert.Equal(10, next.Count(r => r.IsAllowed));
+        var localWindowEnd = next.First(r => r.IsAllowed).WindowEnd;
+        Assert.True(localWindowEnd > first.WindowEnd);
+
+        using var redis = await fixture.RestartRedisAsync();
+        var storeKey = "ratelimit:outshort:" + key;
+        await WaitUntilAsync(async () => await redis.GetDatabase().KeyExistsAsync(storeKey), TimeSpan.FromSeconds(3));
+        Assert.Equal("0", (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points"));
+        Assert.Equal(localWindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!));
+    }
+
+    [Fact]
+    public async Task NoMirror_WhenRedisIsAway_GrantsNothingUntilAnyOldWindowMustHaveEnded()
+    {
+        fixture.Redis.Kill();
+        try
+        {
+            var grain = Grain("outshort", TestKeys.Unique());
+            var refused = await grain.TryConsumeAsync(1);
+            Assert.False(refused.IsAllowed);
+            Assert.InRange(refused.RetryAfter, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1.5));
+
+            await Task.Delay(refused.RetryAfter + TimeSpan.FromMilliseconds(100));
+            var results = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => grain.TryConsumeAsync(1).AsTask()));
+            Assert.Equal(10, results.Count(r => r.IsAllowed));
+        }
+        finally
+        {
+            (await fixture.RestartRedisAsync()).Dispose();
+        }
+    }
+
+    private static async Task<TimeSpan> WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(watch.Elapsed < timeout, $"condition not met within {timeout}");
+            await Task.Delay(50);
+        }
+
+        return watch.Elapsed;
+    }
+}
+
+public sealed class ProviderLimiterGrainRefusePolicyTests(RefuseClusterFixture fixture) : IClassFixture<RefuseClusterFixture>
+{
+    [Fact]
+    public async Task RefusePolicy_RefusesWhileRedisIsAway_ThenRedisDecidesAgain()
+    {
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("outage", TestKeys.Unique()));
+        Assert.True((await grain.TryConsumeAsync(10)).IsAllowed);
+        fixture.Redis.Kill();
+        try
+        {
+            var refused = await grain.TryConsumeAsync(1);
+            Assert.False(refused.IsAllowed);
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.RetryAfter);
+        }
+        finally
+        {
+            (await fixture.RestartRedisAsync()).Dispose();
+        }
+
+        // Back: the restored window still holds its 90 points.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        ConsumeResult result;
+        while (!(result = await grain.TryConsumeAsync(1)).IsAllowed && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(result.IsAllowed);
+        Assert.Equal(89, result.Remaining);
+    }
+}
