@@ -19,7 +19,8 @@ public interface ILimiterClient
     /// <summary>
     /// Waits until the points are granted, retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/>
     /// plus jitter, for at most <paramref name="maxWait"/> (the configured default when null).
-    /// Returns a result that says granted or timed out; throws only on cancellation or misuse.
+    /// Returns a result that says granted or timed out; throws on cancellation, misuse, or
+    /// <see cref="LimiterUnavailableException"/> when the cluster does not answer within the wait.
     /// </summary>
     Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default);
 

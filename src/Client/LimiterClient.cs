@@ -37,7 +37,29 @@ internal sealed partial class LimiterClient(
         while (true)
         {
             attempts++;
-            var result = await backend.TryConsumeAsync(provider, key, points, cancellationToken).ConfigureAwait(false);
+            ConsumeResult result;
+            try
+            {
+                result = await backend.TryConsumeAsync(provider, key, points, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                // A silo died or restarts, or Redis is away with the Refuse policy: retry until the
+                // deadline. A retry can at worst spend a permit whose grant was lost with the reply
+                // (an under-grant); it can never grant one twice.
+                var spent = time.GetElapsedTime(started);
+                var backoff = _options.MinRetryDelay * 10 + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.MinRetryDelay.Ticks * 10));
+                if (spent + backoff >= wait)
+                {
+                    LogUnavailable(logger, provider, key, attempts, ex.GetType().Name);
+                    throw new LimiterUnavailableException(
+                        $"The limiter cluster did not answer for '{provider}/{key}' within {wait.TotalSeconds:0.###} s ({attempts} attempts; last error {ex.GetType().Name}: {ex.Message})", ex);
+                }
+
+                await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             var waited = time.GetElapsedTime(started);
             if (result.IsAllowed)
             {
@@ -99,6 +121,9 @@ internal sealed partial class LimiterClient(
             throw new ArgumentOutOfRangeException(nameof(points), points, "A request must ask for at least 1 point.");
         }
     }
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "No answer from the limiter cluster for {Provider}/{Key} after {Attempts} attempts (last error {ErrorType})")]
+    private static partial void LogUnavailable(ILogger logger, string provider, string key, int attempts, string errorType);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "No permit for {Provider}/{Key} after {Attempts} attempts in {WaitedMs} ms")]
     private static partial void LogAcquireTimedOut(ILogger logger, string provider, string key, int attempts, double waitedMs);
