@@ -38,8 +38,8 @@ results=$(mktemp -d)
 log "running tests"
 dotnet test OrleansLimiter.sln -c Release --no-build -nologo \
   --blame-hang-timeout 10m \
-  --logger "console;verbosity=normal" \
-  --results-directory "$results" 2>&1 | tee "$results/output.txt" | grep -E '^\s*Failed |\[FAIL\]|Error Message|^\s+(Assert|Expected|Actual)|Total tests|^\s*(Passed|Failed|Skipped): |\[summary\]|granted ' || true
+  --logger "console;verbosity=detailed" \
+  --results-directory "$results" 2>&1 | tee "$results/output.txt" | grep -E '^\s*Failed |\[FAIL\]|Error Message|^\s+(Assert|Expected|Actual)|Total tests|^\s*(Passed|Failed|Skipped): |\[summary\]|granted |FAULT |during the outage|restored ' || true
 status=${PIPESTATUS[0]}
 
 # Sum the summaries dotnet test prints per test assembly ("Total tests: N / Passed: N / Failed: N / Skipped: N").

@@ -393,6 +393,7 @@ internal static class Commands
         ["windowEnd"] = s.WindowEnd?.ToString("O"),
         ["timeLeftMs"] = (long)s.TimeLeft.TotalMilliseconds,
         ["store"] = s.Store,
+        ["silo"] = s.Silo,
     };
 
     private static void PrintStates(LimiterState[] states)

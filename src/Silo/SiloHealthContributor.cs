@@ -24,6 +24,11 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
             try
             {
                 var state = await grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider)).GetStateAsync().AsTask().WaitAsync(cancellationToken);
+                if (state.Store == "mirror")
+                {
+                    LimiterHealth.Degrade(health, "Redis is unreachable: provider grains decide from their mirrors");
+                }
+
                 providers[provider] = new JsonObject
                 {
                     ["key"] = state.StoreKey,
@@ -34,6 +39,7 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
                     ["windowEnd"] = state.WindowEnd?.ToString("O"),
                     ["timeLeftMs"] = (long)state.TimeLeft.TotalMilliseconds,
                     ["store"] = state.Store,
+                    ["silo"] = state.Silo,
                 };
             }
             catch (LimiterStoreException ex)

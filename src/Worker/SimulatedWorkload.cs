@@ -16,10 +16,12 @@ internal sealed partial class SimulatedWorkload(
     IHostApplicationLifetime lifetime,
     ILogger<SimulatedWorkload> logger) : BackgroundService
 {
-    private readonly ConcurrentDictionary<long, long> _grantsPerWindow = new();
+    private readonly ConcurrentDictionary<(string Provider, long WindowEnd), long> _grantsPerWindow = new();
     private long _granted;
+    private long _refused;
     private long _timedOut;
     private long _errors;
+    private long _maxCallTicks;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -31,22 +33,29 @@ internal sealed partial class SimulatedWorkload(
             stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
         }
 
-        Console.WriteLine($"[{name}] {o.Callers} callers spending '{o.Provider}' ({limiter.Mode} mode), {o.WorkMilliseconds} ms per simulated call");
-        var schedule = new ScheduleOptions
+        var providers = o.Provider.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Console.WriteLine($"[{name}] {o.Callers} callers spending '{string.Join("', '", providers)}' ({limiter.Mode} mode, {o.Mode})");
+        var callers = Enumerable.Range(0, o.Callers).Select(i =>
         {
-            MaxWait = TimeSpan.FromSeconds(o.MaxWait),
-            OnGranted = grant => _grantsPerWindow.AddOrUpdate(grant.WindowEnd.ToUnixTimeMilliseconds(), 1, (_, n) => n + 1),
-        };
-        var callers = Enumerable.Range(0, o.Callers).Select(_ => Task.Run(() => CallLoopAsync(o, schedule, stop.Token), CancellationToken.None)).ToList();
-        var reporter = ReportAsync(name, o.Provider, stop.Token);
+            var provider = providers[i % providers.Length];
+            var schedule = new ScheduleOptions
+            {
+                MaxWait = TimeSpan.FromSeconds(o.MaxWait),
+                OnGranted = grant => CountGrant(provider, grant),
+            };
+            return Task.Run(() => o.Mode == "consume" ? ConsumeLoopAsync(o, provider, stop.Token) : CallLoopAsync(o, provider, schedule, stop.Token), CancellationToken.None);
+        }).ToList();
+        var reporter = ReportAsync(name, providers[0], stop.Token);
         await Task.WhenAll(callers);
         await reporter;
 
-        foreach (var (windowEnd, granted) in _grantsPerWindow.OrderBy(p => p.Key))
+        foreach (var ((provider, windowEnd), granted) in _grantsPerWindow.OrderBy(p => p.Key.Provider).ThenBy(p => p.Key.WindowEnd))
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"WINDOW {name} {windowEnd} {granted}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"WINDOW {name} {windowEnd} {granted} {provider}"));
         }
 
+        var maxCallMs = Interlocked.Read(ref _maxCallTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"SUMMARY {name} granted={_granted} refused={_refused} errors={_errors} timedOut={_timedOut} maxCallMs={maxCallMs:0}"));
         Console.WriteLine($"[{name}] done: granted {_granted}, timed out {_timedOut}, errors {_errors}");
         if (o.Duration > 0)
         {
@@ -54,13 +63,67 @@ internal sealed partial class SimulatedWorkload(
         }
     }
 
-    private async Task CallLoopAsync(WorkerOptions o, ScheduleOptions schedule, CancellationToken stop)
+    private void CountGrant(string provider, ConsumeResult grant) =>
+        _grantsPerWindow.AddOrUpdate((provider, grant.WindowEnd.ToUnixTimeMilliseconds()), 1, (_, n) => n + 1);
+
+    /// <summary>Bare decisions, each timed: the longest one is the longest pause a caller saw.</summary>
+    private async Task ConsumeLoopAsync(WorkerOptions o, string provider, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                var result = await limiter.TryConsumeAsync(provider, cancellationToken: stop);
+                if (result.IsAllowed)
+                {
+                    Interlocked.Increment(ref _granted);
+                    CountGrant(provider, result);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _refused);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // A call still waiting when the run ends counts as a pause too.
+                RecordCall(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+                return;
+            }
+            catch (Exception ex)
+            {
+                Interlocked.Increment(ref _errors);
+                LogCallFailed(logger, ex.GetType().Name, ex.Message);
+            }
+
+            RecordCall(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+            try
+            {
+                await Task.Delay(o.CallDelayMilliseconds, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void RecordCall(long took)
+    {
+        long seen;
+        while (took > (seen = Interlocked.Read(ref _maxCallTicks)) && Interlocked.CompareExchange(ref _maxCallTicks, took, seen) != seen)
+        {
+        }
+    }
+
+    private async Task CallLoopAsync(WorkerOptions o, string provider, ScheduleOptions schedule, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await limiter.ScheduleAsync(o.Provider, async ct =>
+                await limiter.ScheduleAsync(provider, async ct =>
                 {
                     Interlocked.Increment(ref _granted);
                     await Task.Delay(o.WorkMilliseconds, ct);
@@ -93,7 +156,7 @@ internal sealed partial class SimulatedWorkload(
             while (await timer.WaitForNextTickAsync(stop))
             {
                 var granted = Interlocked.Read(ref _granted);
-                var window = _grantsPerWindow.IsEmpty ? default : _grantsPerWindow.MaxBy(p => p.Key);
+                var window = _grantsPerWindow.Where(p => p.Key.Provider == provider).Select(p => (Key: p.Key.WindowEnd, p.Value)).DefaultIfEmpty().MaxBy(p => p.Key);
                 var stats = limiter.GetSchedulerStats().GetValueOrDefault(provider) ?? new SchedulerStats(0, 0, 0);
                 var windowText = window.Key == 0 ? "no window yet" : $"{window.Value} in window ending {DateTimeOffset.FromUnixTimeMilliseconds(window.Key):HH:mm:ss}";
                 Console.WriteLine($"[{name}] {DateTime.Now:HH:mm:ss} +{granted - last,4} granted | {windowText} | total {granted} | running {stats.Running} queued {stats.Queued} done {stats.Done}");

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -26,9 +27,13 @@ public static class LimiterClientHostBuilderExtensions
                     o.ClusterId = settings.ClusterId;
                     o.ServiceId = settings.ServiceId;
                 });
-                // Find new gateways and give up on a dead one quickly (defaults: 1 min and 30 s).
+                // Find new gateways quickly, and give up on a call after LimiterClient:CallTimeout
+                // (2 s) rather than Orleans' 30 s: a decision takes milliseconds, and a call sent to a
+                // silo that just died is never answered; the caller retries (AcquireAsync, ScheduleAsync)
+                // once the cluster has moved the grain.
+                var callTimeout = builder.Configuration.GetValue("LimiterClient:CallTimeout", TimeSpan.FromSeconds(2));
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
-                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = callTimeout);
                 if (settings.Redis is not null)
                 {
                     client.UseRedisClustering(o =>

@@ -13,6 +13,7 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("orleanslimiter-redis-").FullName;
     private Process? _process;
+    private string? _extraArgs;
 
     private RedisServer(int port) => Port = port;
 
@@ -32,8 +33,10 @@ public sealed class RedisServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>Starts (again) on the same port, with the arguments of the first start unless others are given.</summary>
     public async Task StartProcessAsync(string? extraArgs = null)
     {
+        extraArgs = _extraArgs ??= extraArgs;
         var psi = new ProcessStartInfo("redis-server",
             $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir} {extraArgs}")
         {
@@ -62,6 +65,25 @@ public sealed class RedisServer : IAsyncDisposable
         }
 
         throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
+    }
+
+    /// <summary>Where the server keeps its files (AOF when started with <c>--appendonly yes</c>).</summary>
+    public string DataDirectory => _dir;
+
+    /// <summary>Deletes what the server persisted, so that the next start is empty.</summary>
+    public void DeleteData()
+    {
+        foreach (var entry in Directory.EnumerateFileSystemEntries(_dir))
+        {
+            if (Directory.Exists(entry))
+            {
+                Directory.Delete(entry, recursive: true);
+            }
+            else
+            {
+                File.Delete(entry);
+            }
+        }
     }
 
     /// <summary>SIGSTOP: the server keeps its sockets open but answers nothing (a hang).</summary>

@@ -76,7 +76,7 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
         }
     }
 
-    [GeneratedRegex(@"^WINDOW \S+ (\d+) (\d+)$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^WINDOW \S+ (\d+) (\d+) \S+$", RegexOptions.Multiline)]
     private static partial Regex WindowLine();
 
     [GeneratedRegex(@"http://127\.0\.0\.1:\d+/health")]
