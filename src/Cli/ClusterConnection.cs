@@ -111,27 +111,12 @@ internal sealed class ClusterConnection : IAsyncDisposable
         return new ClusterConnection(host, target);
     }
 
-    /// <summary>
-    /// Answers "Redis is down" or "wrong password" in a second or two, before the Orleans client would
-    /// spend its whole timeout looking for gateways. StackExchange.Redis messages carry no password.
-    /// </summary>
+    /// <summary>Answers "Redis is down" or "wrong password" in a second or two, before the Orleans client would spend its whole timeout looking for gateways.</summary>
     private static async Task CheckRedisAsync(LimiterClusterSettings settings, TimeSpan timeout)
     {
-        var options = StackExchange.Redis.ConfigurationOptions.Parse(settings.Redis!);
-        options.AbortOnConnectFail = true;
-        options.ConnectRetry = 1;
-        options.ConnectTimeout = (int)Math.Min(timeout.TotalMilliseconds, 3000);
-        try
+        if (await RedisReachability.ProblemAsync(settings.Redis!, TimeSpan.FromMilliseconds(Math.Min(timeout.TotalMilliseconds, 3000))) is { } problem)
         {
-            await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(options);
-            await redis.GetDatabase().PingAsync();
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            var auth = ex.Message.Contains("auth", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("WRONGPASS", StringComparison.Ordinal);
-            throw new ClusterUnreachableException(auth
-                ? $"Redis {settings.RedisDisplay} refused the credentials (authentication failed); check the user and password in --redis/REDIS_URL"
-                : $"cannot connect to Redis {settings.RedisDisplay}: {FirstSentence(ex.Message)}");
+            throw new ClusterUnreachableException(problem);
         }
     }
 
@@ -147,13 +132,6 @@ internal sealed class ClusterConnection : IAsyncDisposable
         }
 
         _host.Dispose();
-    }
-
-    private static string FirstSentence(string text)
-    {
-        var line = FirstLine(text);
-        var dot = line.IndexOf(". ", StringComparison.Ordinal);
-        return dot < 0 ? line : line[..(dot + 1)];
     }
 
     internal static string FirstLine(string text)

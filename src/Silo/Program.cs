@@ -5,100 +5,135 @@ using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Silo;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-// appsettings.json beside the program, wherever it is started from.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
-var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
-var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
-var advertised = builder.Configuration["Orleans:AdvertisedAddress"];
-
-// The seed's `curl http://localhost:3000/health`, on loopback unless --urls/ASPNETCORE_URLS say otherwise.
-if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+try
 {
-    builder.WebHost.UseUrls("http://127.0.0.1:3000");
+    return await RunAsync(args);
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"OrleansLimiter.Silo: {ex.Message}");
+    return 2;
+}
+catch (OptionsValidationException ex)
+{
+    Console.Error.WriteLine($"OrleansLimiter.Silo: invalid configuration: {string.Join(" ", ex.Failures)}");
+    return 2;
+}
+catch (SiloStartException ex)
+{
+    Console.Error.WriteLine($"OrleansLimiter.Silo: {ex.Message}");
+    return 3;
 }
 
-var dashboard = builder.Configuration.GetValue("Dashboard:Enabled", true);
-var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
-IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.Redis);
-builder.UseOrleans(silo =>
+static async Task<int> RunAsync(string[] args)
 {
-    silo.Configure<ClusterOptions>(o =>
+    // appsettings.json beside the program, wherever it is started from.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    var settings = LimiterClusterSettings.FromConfiguration(builder.Configuration);
+    var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
+    var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
+    var advertised = builder.Configuration["Orleans:AdvertisedAddress"];
+
+    // The seed's `curl http://localhost:3000/health`, on loopback unless --urls/ASPNETCORE_URLS say otherwise.
+    if (string.IsNullOrEmpty(builder.Configuration["urls"]))
     {
-        o.ClusterId = settings.ClusterId;
-        o.ServiceId = settings.ServiceId;
+        builder.WebHost.UseUrls("http://127.0.0.1:3000");
+    }
+
+    var dashboard = builder.Configuration.GetValue("Dashboard:Enabled", true);
+    var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
+    // Fail fast with one clear line when Redis is configured but does not answer: membership needs it
+    // to start. (Once running, a silo rides out Redis outages; see the outage policy.)
+    if (settings.Redis is not null && await RedisReachability.ProblemAsync(settings.Redis, TimeSpan.FromSeconds(3)) is { } problem)
+    {
+        throw new SiloStartException($"{problem}. The silo needs Redis at start-up for cluster membership: start Redis, fix Redis:ConnectionString/REDIS_URL, or leave it empty for local mode.");
+    }
+
+    IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.Redis);
+    builder.UseOrleans(silo =>
+    {
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = settings.ClusterId;
+            o.ServiceId = settings.ServiceId;
+        });
+
+        // Development defaults and production providers, chosen in one place: with Redis the silos share
+        // membership, grain storage and the windows; without it one silo keeps everything in memory.
+        if (redis is not null)
+        {
+            silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+            silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+            silo.AddOrleansLimiter(builder.Configuration, _ => redis);
+            var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
+            silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
+        }
+        else
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort);
+            silo.AddMemoryGrainStorage(LimitsGrain.StorageName);
+            silo.AddOrleansLimiterInMemory(builder.Configuration);
+        }
+
+        // A killed silo must be noticed in seconds, not minutes: its provider grains are unavailable until
+        // the cluster declares it dead and re-activates them elsewhere. Orleans:Membership:* overrides.
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
+            o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+            o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(20);
+            builder.Configuration.GetSection("Orleans:Membership").Bind(o);
+        });
+
+        if (dashboard)
+        {
+            silo.AddDashboard();
+        }
     });
 
-    // Development defaults and production providers, chosen in one place: with Redis the silos share
-    // membership, grain storage and the windows; without it one silo keeps everything in memory.
     if (redis is not null)
     {
-        silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
-        silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
-        silo.AddOrleansLimiter(builder.Configuration, _ => redis);
-        var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
-        silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
+        builder.Services.AddSingleton(new LimiterHealthRedis(redis));
+    }
+
+    builder.Services.AddSingleton<ILimiterHealthContributor, SiloHealthContributor>();
+    var app = builder.Build();
+
+    // Validate the limiter's options before the host starts, so a bad value is one line, not a host failure log.
+    _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrleansLimiter.Configuration.RateLimitingOptions>>().Value;
+    if (redis is null)
+    {
+        SiloLog.LocalMode(app.Logger, gatewayPort);
     }
     else
     {
-        silo.UseLocalhostClustering(siloPort, gatewayPort);
-        silo.AddMemoryGrainStorage(LimitsGrain.StorageName);
-        silo.AddOrleansLimiterInMemory(builder.Configuration);
+        SiloLog.DistributedMode(app.Logger, settings.RedisDisplay, settings.ClusterId, settings.ServiceId, siloPort, gatewayPort);
     }
 
-    // A killed silo must be noticed in seconds, not minutes: its provider grains are unavailable until
-    // the cluster declares it dead and re-activates them elsewhere. Orleans:Membership:* overrides.
-    silo.Configure<ClusterMembershipOptions>(o =>
-    {
-        o.ProbeTimeout = TimeSpan.FromSeconds(1);
-        o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
-        o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
-        o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(20);
-        builder.Configuration.GetSection("Orleans:Membership").Bind(o);
-    });
-
+    app.MapLimiterHealth();
+    app.MapAdmin();
     if (dashboard)
     {
-        silo.AddDashboard();
+        if (dashboardLoopbackOnly)
+        {
+            // Dashboard:LoopbackOnly keeps the dashboard to operators on the silo's own host.
+            app.UseWhen(
+                context => context.Request.Path.StartsWithSegments("/dashboard"),
+                branch => branch.Use((context, next) =>
+                    context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip)
+                        ? next(context)
+                        : Results.NotFound().ExecuteAsync(context)));
+        }
+
+        app.MapOrleansDashboard(routePrefix: "/dashboard");
     }
-});
-
-if (redis is not null)
-{
-    builder.Services.AddSingleton(new LimiterHealthRedis(redis));
+    await app.RunAsync();
+    return 0;
 }
-
-builder.Services.AddSingleton<ILimiterHealthContributor, SiloHealthContributor>();
-var app = builder.Build();
-if (redis is null)
-{
-    SiloLog.LocalMode(app.Logger, gatewayPort);
-}
-else
-{
-    SiloLog.DistributedMode(app.Logger, settings.RedisDisplay, settings.ClusterId, settings.ServiceId, siloPort, gatewayPort);
-}
-
-app.MapLimiterHealth();
-app.MapAdmin();
-if (dashboard)
-{
-    if (dashboardLoopbackOnly)
-    {
-        // Dashboard:LoopbackOnly keeps the dashboard to operators on the silo's own host.
-        app.UseWhen(
-            context => context.Request.Path.StartsWithSegments("/dashboard"),
-            branch => branch.Use((context, next) =>
-                context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip)
-                    ? next(context)
-                    : Results.NotFound().ExecuteAsync(context)));
-    }
-
-    app.MapOrleansDashboard(routePrefix: "/dashboard");
-}
-app.Run();
 
 // An IP, a host name, or "auto" (this host's own name: a container's address on its network).
 static IPAddress ResolveAdvertised(string value)
@@ -112,3 +147,6 @@ static IPAddress ResolveAdvertised(string value)
     return Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a))
         ?? throw new InvalidOperationException($"Orleans:AdvertisedAddress '{value}' does not resolve to an IPv4 address.");
 }
+
+/// <summary>A start-up failure reported as one line, without a stack trace.</summary>
+internal sealed class SiloStartException(string message) : Exception(message);

@@ -1,0 +1,47 @@
+using OrleansLimiter.Configuration;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Client.Hosting;
+
+/// <summary>
+/// A quick, explicit check that Redis answers, for start-up and the CLI: "unreachable" and "wrong
+/// password" become one clear line in a second or two. StackExchange.Redis messages carry no password;
+/// the address is shown redacted.
+/// </summary>
+public static class RedisReachability
+{
+    /// <summary>Returns null when Redis answers PING, otherwise a one-line reason.</summary>
+    public static async Task<string?> ProblemAsync(string connectionString, TimeSpan timeout)
+    {
+        var options = ConfigurationOptions.Parse(connectionString);
+        options.AbortOnConnectFail = true;
+        options.ConnectRetry = 1;
+        options.ConnectTimeout = (int)Math.Clamp(timeout.TotalMilliseconds, 200, 10_000);
+        var display = RedisConnectionString.Redact(connectionString);
+        try
+        {
+            await using var redis = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            await redis.GetDatabase().PingAsync().ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            var text = ex.ToString();
+            if (text.Contains("WRONGPASS", StringComparison.Ordinal) || text.Contains("NOAUTH", StringComparison.Ordinal) ||
+                text.Contains("authentication failure", StringComparison.OrdinalIgnoreCase))
+            {
+                return $"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL";
+            }
+
+            return $"cannot connect to Redis {display}: {FirstSentence(ex.Message)}";
+        }
+    }
+
+    private static string FirstSentence(string text)
+    {
+        var nl = text.IndexOfAny(['\r', '\n']);
+        var line = nl < 0 ? text : text[..nl];
+        var dot = line.IndexOf(". ", StringComparison.Ordinal);
+        return dot < 0 ? line : line[..(dot + 1)];
+    }
+}

@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+using OrleansLimiter.Tests.Infrastructure;
+
+namespace OrleansLimiter.Tests.Silo;
+
+/// <summary>The silo process refuses bad set-ups at start, with one clear line and no secret in it.</summary>
+public sealed class SiloStartupTests
+{
+    private static async Task<(int ExitCode, string Output)> StartExpectingExitAsync(Dictionary<string, string> settings)
+    {
+        await using var silo = SiloProcess.Start("bad", settings);
+        var code = await silo.WaitForExitAsync(TimeSpan.FromSeconds(45));
+        await Task.Delay(200);
+        return (code, silo.Output);
+    }
+
+    [Theory]
+    [InlineData("REDIS_URL", "http://cache:6379", 2, "Redis URL 'http://cache:6379' must start with redis:// or rediss://")]
+    [InlineData("REDIS_URL", "redis://cache:6379/first", 2, "names database 'first'")]
+    [InlineData("RateLimiting:Providers:openai:Points", "0", 2, "RateLimiting:Providers:openai:Points must be at least 1 (was 0)")]
+    [InlineData("RateLimiting:Providers:openai:Duration", "-5", 2, "RateLimiting:Providers:openai:Duration must be")]
+    [InlineData("RateLimiting:OutagePolicy", "Maybe", 2, "RateLimiting:OutagePolicy must be DecideLocally or Refuse")]
+    public async Task BadConfiguration_StopsTheSilo_NamingTheSetting(string setting, string value, int exitCode, string message)
+    {
+        var (code, output) = await StartExpectingExitAsync(new() { [setting] = value });
+        Assert.Equal(exitCode, code);
+        Assert.Contains(message, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RedisUnreachableAtStart_FailsFast_WithClearMessage()
+    {
+        var port = RedisServer.FreePort();
+        var (code, output) = await StartExpectingExitAsync(new() { ["REDIS_URL"] = $"redis://127.0.0.1:{port}" });
+        Assert.Equal(3, code);
+        Assert.Contains($"cannot connect to Redis 127.0.0.1:{port}", output, StringComparison.Ordinal);
+        Assert.Contains("leave it empty for local mode", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task WrongRedisPassword_ClearAuthError_PasswordNowhere()
+    {
+        await using var redis = await RedisServer.StartAsync("--requirepass right-pass-31");
+        var (code, output) = await StartExpectingExitAsync(new() { ["REDIS_URL"] = $"redis://default:wrong-pass-77@127.0.0.1:{redis.Port}" });
+        Assert.Equal(3, code);
+        Assert.Contains("refused the credentials (authentication failed)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-pass-77", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RedisAuth_Works_AndThePasswordIsNeverShown()
+    {
+        await using var redis = await RedisServer.StartAsync("--requirepass s3cret-pass-55");
+        var cluster = "auth-" + Guid.NewGuid().ToString("N")[..8];
+        var url = $"redis://default:s3cret-pass-55@127.0.0.1:{redis.Port}";
+        await using var silo = SiloProcess.Start("auth", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = url,
+            ["Orleans:ClusterId"] = cluster,
+            ["Orleans:ServiceId"] = cluster,
+        });
+        await silo.WaitHealthyAsync();
+
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = url,
+            ["Orleans__ClusterId"] = cluster,
+            ["Orleans__ServiceId"] = cluster,
+        });
+        Assert.Equal(0, consume.ExitCode);
+        Assert.Equal(49_999, (long?)JsonNode.Parse(consume.Stdout)!["results"]![0]!["remaining"]);
+
+        using var http = new HttpClient();
+        var health = await http.GetStringAsync(new Uri(silo.BaseAddress, "/health"));
+        Assert.Contains("\"connected\":true", health, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-pass-55", health + silo.Output + consume.Stdout + consume.Stderr, StringComparison.Ordinal);
+        Assert.Contains("***", silo.Output, StringComparison.Ordinal);
+    }
+}
