@@ -47,6 +47,47 @@ public sealed class DistributedLimiterClientTests(LimiterClusterFixture fixture,
     }
 
     [Fact]
+    public async Task Coalesced_GrantsInArrivalOrder_NoCallerOvertaken()
+    {
+        var client = CreateClient();
+        var key = TestKeys.Unique();
+        Assert.True((await client.TryConsumeAsync("tiny", key, 90)).IsAllowed);
+
+        // 40 requests issued one after another without waiting: the first 10 fit, in that order.
+        var tasks = Enumerable.Range(0, 40).Select(_ => client.TryConsumeAsync("tiny", key).AsTask()).ToArray();
+        var results = await Task.WhenAll(tasks);
+        Assert.All(results.Take(10), r => Assert.True(r.IsAllowed));
+        Assert.All(results.Skip(10), r => Assert.False(r.IsAllowed));
+    }
+
+    [Fact]
+    public async Task Coalesced_FailedBatch_FailsEveryCallerItCarried_NoneLostOrHung_NextBatchServed()
+    {
+        var client = CreateClient();
+        var key = TestKeys.Unique();
+        await fixture.Db.StringSetAsync("test:tiny:" + key, "not a hash");
+
+        var failing = Enumerable.Range(0, 50).Select(_ => client.TryConsumeAsync("tiny", key).AsTask()).ToArray();
+        var settled = await Task.WhenAll(failing.Select(async t =>
+        {
+            try
+            {
+                await t.WaitAsync(TimeSpan.FromSeconds(10));
+                return "granted or refused";
+            }
+            catch (LimiterStoreException)
+            {
+                return "store error";
+            }
+        }));
+        Assert.All(settled, s => Assert.Equal("store error", s));
+
+        await fixture.Db.KeyDeleteAsync("test:tiny:" + key);
+        var served = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => client.TryConsumeAsync("tiny", key).AsTask()));
+        Assert.Equal(50, served.Count(r => r.IsAllowed));
+    }
+
+    [Fact]
     public async Task Coalesced_AboveLimitEntry_FailsOnlyThatCaller()
     {
         var client = CreateClient();
