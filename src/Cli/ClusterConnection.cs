@@ -47,6 +47,11 @@ internal sealed class ClusterConnection : IAsyncDisposable
             config["Orleans:ClusterId"] = clusterId;
         }
 
+        if ((args.Get("--redis-ca") ?? Environment.GetEnvironmentVariable("REDIS_CA_CERT")) is { } ca)
+        {
+            config["Redis:CaCertificate"] = ca;
+        }
+
         if (args.Get("--service-id") is { } serviceId)
         {
             config["Orleans:ServiceId"] = serviceId;
@@ -114,7 +119,7 @@ internal sealed class ClusterConnection : IAsyncDisposable
     /// <summary>Answers "Redis is down" or "wrong password" in a second or two, before the Orleans client would spend its whole timeout looking for gateways.</summary>
     private static async Task CheckRedisAsync(LimiterClusterSettings settings, TimeSpan timeout)
     {
-        if (await RedisReachability.ProblemAsync(settings.Redis!, TimeSpan.FromMilliseconds(Math.Min(timeout.TotalMilliseconds, 3000))) is { } problem)
+        if (await RedisReachability.ProblemAsync(settings, TimeSpan.FromMilliseconds(Math.Min(timeout.TotalMilliseconds, 3000))) is { } problem)
         {
             throw new ClusterUnreachableException(problem);
         }

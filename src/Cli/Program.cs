@@ -79,6 +79,7 @@ internal static class Commands
         connection (every command):
           --redis URL          find the cluster through Redis membership (or set REDIS_URL);
                                redis://[user:password@]host:port[/db], rediss:// for TLS
+          --redis-ca FILE      PEM of the CA that signed Redis's TLS certificate (or REDIS_CA_CERT)
           --gateway HOST:PORT  a silo's gateway (default 127.0.0.1:30000, a local-mode silo)
           --cluster-id ID, --service-id ID   when not the defaults (orleans-limiter)
           --timeout S          give up connecting after S seconds (default 5)

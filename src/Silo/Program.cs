@@ -47,12 +47,12 @@ static async Task<int> RunAsync(string[] args)
     var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
     // Fail fast with one clear line when Redis is configured but does not answer: membership needs it
     // to start. (Once running, a silo rides out Redis outages; see the outage policy.)
-    if (settings.Redis is not null && await RedisReachability.ProblemAsync(settings.Redis, TimeSpan.FromSeconds(3)) is { } problem)
+    if (settings.Redis is not null && await RedisReachability.ProblemAsync(settings, TimeSpan.FromSeconds(3)) is { } problem)
     {
         throw new SiloStartException($"{problem}. The silo needs Redis at start-up for cluster membership: start Redis, fix Redis:ConnectionString/REDIS_URL, or leave it empty for local mode.");
     }
 
-    IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.Redis);
+    IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.CreateRedisOptions());
     builder.UseOrleans(silo =>
     {
         silo.Configure<ClusterOptions>(o =>
@@ -65,8 +65,8 @@ static async Task<int> RunAsync(string[] args)
         // membership, grain storage and the windows; without it one silo keeps everything in memory.
         if (redis is not null)
         {
-            silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
-            silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+            silo.UseRedisClustering(o => o.ConfigurationOptions = settings.CreateRedisOptions());
+            silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddOrleansLimiter(builder.Configuration, _ => redis);
             var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
             silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));

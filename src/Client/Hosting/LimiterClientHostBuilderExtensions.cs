@@ -38,7 +38,7 @@ public static class LimiterClientHostBuilderExtensions
                 {
                     client.UseRedisClustering(o =>
                     {
-                        o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis);
+                        o.ConfigurationOptions = settings.CreateRedisOptions();
                         o.ConfigurationOptions.AbortOnConnectFail = false;
                     });
                 }
@@ -54,7 +54,7 @@ public static class LimiterClientHostBuilderExtensions
             // The seed's health output shows Redis as the workers see it.
             builder.Services.AddSingleton(_ =>
             {
-                var config = ConfigurationOptions.Parse(settings.Redis);
+                var config = settings.CreateRedisOptions();
                 config.AbortOnConnectFail = false;
                 config.AllowAdmin = true;
                 return new LimiterHealthRedis(ConnectionMultiplexer.Connect(config));

@@ -21,6 +21,12 @@ public sealed record LimiterClusterSettings
     /// <summary>The StackExchange.Redis configuration string, or null for local mode. Holds secrets: never log it; use <see cref="RedisDisplay"/>.</summary>
     public string? Redis { get; init; }
 
+    /// <summary>
+    /// PEM file of the certificate authority that signed Redis's TLS certificate, when it is not one the
+    /// machine trusts already (<c>Redis:CaCertificate</c> or <c>REDIS_CA_CERT</c>).
+    /// </summary>
+    public string? RedisCaCertificate { get; init; }
+
     /// <summary>The Redis address with the password masked.</summary>
     public string RedisDisplay => RedisConnectionString.Redact(Redis);
 
@@ -60,13 +66,37 @@ public sealed record LimiterClusterSettings
             gateways.Add(ParseEndPoint(text, "Orleans:Gateways"));
         }
 
+        var ca = configuration["Redis:CaCertificate"];
+        if (string.IsNullOrWhiteSpace(ca))
+        {
+            ca = configuration["REDIS_CA_CERT"];
+        }
+
+        if (!string.IsNullOrWhiteSpace(ca) && !File.Exists(ca))
+        {
+            throw new FormatException($"Redis:CaCertificate (or REDIS_CA_CERT): file '{ca}' does not exist.");
+        }
+
         return new LimiterClusterSettings
         {
             Redis = normalized,
+            RedisCaCertificate = string.IsNullOrWhiteSpace(ca) ? null : ca,
             ClusterId = NonEmpty(configuration["Orleans:ClusterId"], DefaultClusterId),
             ServiceId = NonEmpty(configuration["Orleans:ServiceId"], DefaultServiceId),
             Gateways = gateways,
         };
+    }
+
+    /// <summary>StackExchange.Redis options for <see cref="Redis"/>, trusting <see cref="RedisCaCertificate"/> when set.</summary>
+    public StackExchange.Redis.ConfigurationOptions CreateRedisOptions()
+    {
+        var options = StackExchange.Redis.ConfigurationOptions.Parse(Redis ?? throw new InvalidOperationException("No Redis is configured."));
+        if (RedisCaCertificate is not null)
+        {
+            options.TrustIssuer(RedisCaCertificate);
+        }
+
+        return options;
     }
 
     /// <summary>Parses <c>host:port</c> (a name is resolved to its first IPv4 address).</summary>

@@ -1,4 +1,3 @@
-using OrleansLimiter.Configuration;
 using StackExchange.Redis;
 
 namespace OrleansLimiter.Client.Hosting;
@@ -11,13 +10,14 @@ namespace OrleansLimiter.Client.Hosting;
 public static class RedisReachability
 {
     /// <summary>Returns null when Redis answers PING, otherwise a one-line reason.</summary>
-    public static async Task<string?> ProblemAsync(string connectionString, TimeSpan timeout)
+    public static async Task<string?> ProblemAsync(LimiterClusterSettings settings, TimeSpan timeout)
     {
-        var options = ConfigurationOptions.Parse(connectionString);
+        ArgumentNullException.ThrowIfNull(settings);
+        var options = settings.CreateRedisOptions();
         options.AbortOnConnectFail = true;
         options.ConnectRetry = 1;
         options.ConnectTimeout = (int)Math.Clamp(timeout.TotalMilliseconds, 200, 10_000);
-        var display = RedisConnectionString.Redact(connectionString);
+        var display = settings.RedisDisplay;
         try
         {
             await using var redis = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
@@ -27,6 +27,11 @@ public static class RedisReachability
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             var text = ex.ToString();
+            if (options.Ssl && text.Contains("certificate", StringComparison.OrdinalIgnoreCase))
+            {
+                return $"cannot connect to Redis {display}: the TLS handshake failed, the server's certificate is not trusted (set Redis:CaCertificate or REDIS_CA_CERT to its CA)";
+            }
+
             if (text.Contains("WRONGPASS", StringComparison.Ordinal) || text.Contains("NOAUTH", StringComparison.Ordinal) ||
                 text.Contains("authentication failure", StringComparison.OrdinalIgnoreCase))
             {

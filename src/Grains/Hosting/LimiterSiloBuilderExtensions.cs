@@ -45,9 +45,12 @@ public static class LimiterSiloBuilderExtensions
     /// Connects without failing when Redis is not there yet: the multiplexer keeps reconnecting and
     /// calls fail with <see cref="LimiterStoreException"/> until it is.
     /// </summary>
-    public static IConnectionMultiplexer ConnectRedis(string connectionString)
+    public static IConnectionMultiplexer ConnectRedis(string connectionString) => ConnectRedis(ConfigurationOptions.Parse(connectionString));
+
+    /// <inheritdoc cref="ConnectRedis(string)"/>
+    public static IConnectionMultiplexer ConnectRedis(ConfigurationOptions config)
     {
-        var config = ConfigurationOptions.Parse(connectionString);
+        ArgumentNullException.ThrowIfNull(config);
         config.AbortOnConnectFail = false;
 
         // INFO (used_memory_human, connected_clients for /health) counts as an admin command.

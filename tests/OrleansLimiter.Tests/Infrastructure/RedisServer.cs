@@ -33,6 +33,17 @@ public sealed class RedisServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>A server that speaks only TLS on its port, with a certificate signed by <paramref name="certificates"/>' CA.</summary>
+    public static async Task<RedisServer> StartTlsAsync(TestCertificates certificates)
+    {
+        ArgumentNullException.ThrowIfNull(certificates);
+        var server = new RedisServer(FreePort());
+        await server.StartProcessAsync(
+            $"--port 0 --tls-port {server.Port} --tls-cert-file {certificates.ServerCertificate} --tls-key-file {certificates.ServerKey} " +
+            $"--tls-ca-cert-file {certificates.CaCertificate} --tls-auth-clients no");
+        return server;
+    }
+
     /// <summary>Starts (again) on the same port, with the arguments of the first start unless others are given.</summary>
     public async Task StartProcessAsync(string? extraArgs = null)
     {

@@ -78,3 +78,42 @@ public sealed class SiloStartupTests
         Assert.Contains("***", silo.Output, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Redis over TLS (<c>rediss://</c>), with the server's CA given by configuration.</summary>
+public sealed class RedisTlsTests
+{
+    [Fact]
+    public async Task Rediss_Works_WithTheServersCa_AndIsRefusedClearlyWithoutIt()
+    {
+        using var certificates = new TestCertificates();
+        await using var redis = await RedisServer.StartTlsAsync(certificates);
+        var cluster = "tls-" + Guid.NewGuid().ToString("N")[..8];
+        var url = $"rediss://127.0.0.1:{redis.Port}";
+
+        await using (var untrusted = SiloProcess.Start("untrusted", new Dictionary<string, string> { ["REDIS_URL"] = url }))
+        {
+            Assert.Equal(3, await untrusted.WaitForExitAsync(TimeSpan.FromSeconds(45)));
+            await Task.Delay(200);
+            Assert.Contains("certificate is not trusted", untrusted.Output, StringComparison.Ordinal);
+        }
+
+        await using var silo = SiloProcess.Start("tls", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = url,
+            ["Redis:CaCertificate"] = certificates.CaCertificate,
+            ["Orleans:ClusterId"] = cluster,
+            ["Orleans:ServiceId"] = cluster,
+        });
+        await silo.WaitHealthyAsync();
+
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume anthropic --json", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = url,
+            ["REDIS_CA_CERT"] = certificates.CaCertificate,
+            ["Orleans__ClusterId"] = cluster,
+            ["Orleans__ServiceId"] = cluster,
+        });
+        Assert.Equal(0, consume.ExitCode);
+        Assert.Equal(49_999, (long?)JsonNode.Parse(consume.Stdout)!["results"]![0]!["remaining"]);
+    }
+}
