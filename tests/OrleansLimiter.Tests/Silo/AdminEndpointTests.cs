@@ -71,10 +71,13 @@ public sealed class AdminEndpointTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AdminKey_WhenConfigured_IsRequired()
+    public async Task AdminKey_WhenConfigured_IsRequired_DashboardCanBeTurnedOff()
     {
-        await using var silo = SiloProcess.Start("keyed", Settings("admin-key-123"));
+        var settings = Settings("admin-key-123");
+        settings["Dashboard:Enabled"] = "false";
+        await using var silo = SiloProcess.Start("keyed", settings);
         await silo.WaitHealthyAsync();
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.GetAsync(new Uri(silo.BaseAddress, "/dashboard/"))).StatusCode);
 
         var without = await Http.GetAsync(new Uri(silo.BaseAddress, "/admin/providers"));
         Assert.Equal(HttpStatusCode.Unauthorized, without.StatusCode);
