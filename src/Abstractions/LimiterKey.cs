@@ -59,9 +59,6 @@ public static class LimiterKey
         }
     }
 
-    /// <summary>Whether <paramref name="provider"/> is a safe provider name.</summary>
-    public static bool IsValidProvider(string? provider) => ProblemWith(provider, MaxProviderLength, false) is null;
-
     internal static string? ProblemWith(string? name, int maxLength, bool allowKeyChars)
     {
         if (string.IsNullOrEmpty(name))

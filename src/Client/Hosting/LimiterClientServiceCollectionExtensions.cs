@@ -20,17 +20,9 @@ public static class LimiterClientServiceCollectionExtensions
     public static IServiceCollection AddOrleansLimiterClient(this IServiceCollection services, IConfiguration? configuration = null, Action<LimiterClientOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
-        var optionsBuilder = services.AddOptions<LimiterClientOptions>();
-        if (configuration is not null)
-        {
-            optionsBuilder.Bind(configuration.GetSection(LimiterClientOptions.SectionName));
-            services.AddRateLimitingOptions(configuration);
-        }
-        else
-        {
-            services.AddOptions<RateLimitingOptions>().ValidateOnStart();
-            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RateLimitingOptions>, RateLimitingOptionsValidator>());
-        }
+        configuration ??= new ConfigurationBuilder().Build();
+        var optionsBuilder = services.AddOptions<LimiterClientOptions>().Bind(configuration.GetSection(LimiterClientOptions.SectionName));
+        services.AddRateLimitingOptions(configuration);
 
         if (configure is not null)
         {
