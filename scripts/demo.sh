@@ -85,7 +85,7 @@ say "quota: $POINTS points per $WINDOW s for provider 'demo' (key $KEY), shared 
 
 for i in $(seq "$WORKERS"); do
   Worker__Name="worker$i" Worker__Provider=demo Worker__Callers=$CALLERS Worker__WorkMilliseconds=20 Worker__Duration=$SECONDS_TO_RUN \
-    dotnet "$WORKER" 2>&1 | tee "$RUN_DIR/worker$i.log" | grep --line-buffered -v '^WINDOW' &
+    dotnet "$WORKER" 2>&1 | tee "$RUN_DIR/worker$i.log" | grep --line-buffered -vE '^(WINDOW|SUMMARY) ' &
   PIDS+=($!)
 done
 

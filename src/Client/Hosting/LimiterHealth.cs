@@ -46,7 +46,13 @@ public static class LimiterHealth
         var client = services.GetService<ILimiterClient>();
         var providers = services.GetService<IOptionsMonitor<RateLimitingOptions>>()?.CurrentValue.Providers.Keys.ToList() ?? [];
         var redis = services.GetService<LimiterHealthRedis>()?.Connection;
-        var redisJson = await RedisPartAsync(redis, cancellationToken).ConfigureAwait(false);
+
+        // Every part runs at once under its own deadline, so the whole answer takes at most one
+        // deadline (600 ms) however many parts hang. Contributors write into parts of their own,
+        // merged afterwards, since they run concurrently.
+        var redisPart = RedisPartAsync(redis, cancellationToken);
+        var contributions = services.GetServices<ILimiterHealthContributor>().Select(c => ContributeAsync(c, cancellationToken)).ToList();
+        var redisJson = await redisPart.ConfigureAwait(false);
         var redisUp = (bool?)redisJson["connected"] == true;
         var mode = client?.Mode ?? (redis is null ? "local" : "distributed");
 
@@ -76,21 +82,53 @@ public static class LimiterHealth
             health["reason"] = "Redis is unreachable";
         }
 
-        foreach (var contributor in services.GetServices<ILimiterHealthContributor>())
+        foreach (var part in await Task.WhenAll(contributions).ConfigureAwait(false))
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(PartTimeout);
-            try
+            var partReason = (string?)part["reason"];
+            foreach (var key in part.Select(p => p.Key).ToList())
             {
-                await contributor.ContributeAsync(health, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                // A slow part is reported as missing rather than holding the whole answer.
+                var value = part[key];
+                part.Remove(key);
+                switch (key)
+                {
+                    case "status" when (string?)value == "down":
+                        health["status"] = "down";
+                        break;
+                    case "status" when (string?)value == "degraded":
+                        Degrade(health, partReason ?? "degraded");
+                        break;
+                    case "status":
+                        break;
+                    case "reason":
+                        health["reason"] ??= value;
+                        break;
+                    default:
+                        health[key] = value;
+                        break;
+                }
             }
         }
 
         return health;
+    }
+
+    private static async Task<JsonObject> ContributeAsync(ILimiterHealthContributor contributor, CancellationToken cancellationToken)
+    {
+        var part = new JsonObject();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(PartTimeout);
+        try
+        {
+            await contributor.ContributeAsync(part, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // A slow part is reported as missing rather than holding the whole answer; what it
+            // wrote so far is dropped, since it may still be writing.
+            return new JsonObject();
+        }
+
+        return part;
     }
 
     /// <summary>Marks the document degraded (unless it is already down), keeping the first reason.</summary>
