@@ -10,6 +10,9 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
     builder.WebHost.UseUrls("http://127.0.0.1:0");
 }
 
+// Serve /health (503 "down") even while no silo can be reached: the Orleans client keeps retrying its
+// connection in the background instead of holding back the web server.
+builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
 builder.AddOrleansLimiterClient();
 builder.Services.Configure<WorkerOptions>(builder.Configuration.GetSection("Worker"));
 builder.Services.AddHostedService<SimulatedWorkload>();

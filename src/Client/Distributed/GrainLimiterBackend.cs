@@ -18,12 +18,19 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
     {
         cancellationToken.ThrowIfCancellationRequested();
         var grainKey = LimiterKey.Format(provider, key);
-        if (!_options.CoalesceRequests)
+        try
         {
-            return await grains.GetGrain<IProviderLimiterGrain>(grainKey).TryConsumeAsync(points).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+            if (!_options.CoalesceRequests)
+            {
+                return await grains.GetGrain<IProviderLimiterGrain>(grainKey).TryConsumeAsync(points).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
 
-        var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(grains.GetGrain<IProviderLimiterGrain>(k), _options.MaxBatchSize));
-        return await coalescer.EnqueueAsync(points).WaitAsync(cancellationToken).ConfigureAwait(false);
+            var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(grains.GetGrain<IProviderLimiterGrain>(k), _options.MaxBatchSize));
+            return await coalescer.EnqueueAsync(points).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex) when (LimiterUnavailableException.Translate(ex) is LimiterUnavailableException unavailable)
+        {
+            throw unavailable;
+        }
     }
 }

@@ -16,7 +16,7 @@ internal sealed class ClientHealthContributor(IGrainFactory grains) : ILimiterHe
         {
             health["cluster"] = new JsonObject { ["reachable"] = false };
             health["status"] = "down";
-            health["reason"] = "The limiter cluster does not answer: " + ex.GetType().Name;
+            health["reason"] = "The limiter cluster does not answer: " + LimiterUnavailableException.Translate(ex).Message;
         }
     }
 }
