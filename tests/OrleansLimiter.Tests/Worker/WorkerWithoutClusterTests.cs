@@ -20,9 +20,11 @@ public sealed class WorkerWithoutClusterTests
         psi.Environment["Orleans__ServiceId"] = cluster;
         psi.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         psi.Environment["Worker__Name"] = "lonely";
+        psi.Environment["Worker__MaxWait"] = "1";
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var worker = Process.Start(psi)!;
-        worker.OutputDataReceived += (_, _) => { };
-        worker.ErrorDataReceived += (_, _) => { };
+        worker.OutputDataReceived += (_, e) => output.Enqueue(e.Data ?? string.Empty);
+        worker.ErrorDataReceived += (_, e) => output.Enqueue(e.Data ?? string.Empty);
         worker.BeginOutputReadLine();
         worker.BeginErrorReadLine();
         try
@@ -34,6 +36,10 @@ public sealed class WorkerWithoutClusterTests
             Assert.Equal("down", (string?)body["status"]);
             Assert.False((bool?)body["cluster"]!["reachable"]);
             Assert.Contains("No silo of the limiter cluster has been reached yet", (string?)body["reason"], StringComparison.Ordinal);
+
+            // Its scheduled work fails by its 1 s deadline with a clear error, and none runs unlimited.
+            await PollAsync(http, health, _ => output.Any(l => l.Contains("LimiterUnavailableException", StringComparison.Ordinal)));
+            Assert.DoesNotContain(output, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"\+\s*[1-9]\d* granted"));
 
             await using var silo = SiloProcess.Start("late", new Dictionary<string, string>
             {
