@@ -46,6 +46,9 @@ public sealed partial class ProviderLimiterGrain(
     /// <summary>How often a grain holding unsynchronised grants looks for Redis again.</summary>
     internal static readonly TimeSpan SyncInterval = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How long a grain decides without Redis after a call to it failed for want of an answer.</summary>
+    internal static readonly TimeSpan StoreRetryAfterFailure = TimeSpan.FromSeconds(1);
+
     /// <summary>RetryAfter given while the outage policy refuses.</summary>
     internal static readonly TimeSpan OutageRetryAfter = TimeSpan.FromSeconds(1);
 
@@ -70,6 +73,7 @@ public sealed partial class ProviderLimiterGrain(
     private long _unsynced;
     private long _outageSinceMs;
     private bool _inOutage;
+    private long _skipStoreUntil;
     private IGrainTimer? _syncTimer;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -180,10 +184,10 @@ public sealed partial class ProviderLimiterGrain(
         var (name, limits) = effectiveLimits.Resolve(_provider);
         var storeKey = limits.StoreKey(name, _key);
 
-        // Invalidate before the delete is sent: replies to script calls sent earlier describe the
-        // deleted window and must not be mirrored.
+        // Replies to script calls sent before the delete describe the deleted window and must not be
+        // mirrored. The mirror itself (and anything granted during an outage, not yet written back)
+        // is dropped only once the delete has succeeded: a reset that fails changes nothing.
         _generation++;
-        ForgetWindow();
         bool existed;
         try
         {
@@ -310,7 +314,7 @@ public sealed partial class ProviderLimiterGrain(
         }
 
         var storeKey = limits.StoreKey(name, _key);
-        if (store.IsAvailable)
+        if (store.IsAvailable && time.GetTimestamp() >= _skipStoreUntil)
         {
             var generation = _generation;
             var hint = _mirrorValid ? new WindowHint(_mirrorWindowEndMs, _mirrorRemaining, _unsynced) : default;
@@ -334,6 +338,9 @@ public sealed partial class ProviderLimiterGrain(
             }
             catch (LimiterStoreException ex) when (ex.IsUnavailable)
             {
+                // A time-out means Redis may hang with its connection open: decide locally for a
+                // while rather than make every batch wait out the time-out; the sync timer probes.
+                _skipStoreUntil = time.GetTimestamp() + (long)(StoreRetryAfterFailure.TotalSeconds * time.TimestampFrequency);
                 LogStoreUnreachable(logger, storeKey, ex.Message);
             }
             catch (Exception ex)
@@ -428,7 +435,7 @@ public sealed partial class ProviderLimiterGrain(
     /// <summary>While Redis is away, checks every <see cref="SyncInterval"/>; once it is back, writes back with an empty batch.</summary>
     private async Task SyncTickAsync(CancellationToken cancellationToken)
     {
-        if (!store.IsAvailable || _flushing)
+        if (!store.IsAvailable || _flushing || time.GetTimestamp() < _skipStoreUntil)
         {
             return;
         }

@@ -116,6 +116,37 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     }
 
     [Fact]
+    public async Task RedisHangs_DecisionsGoOnFromMirror_Exactly_ThenWrittenBackAfterItResumes()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outage", key);
+        Assert.True((await grain.TryConsumeAsync(50)).IsAllowed);
+
+        fixture.Redis.Pause();
+        int granted;
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            // The first batch waits out one Redis time-out; later ones are decided without Redis.
+            var first = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => grain.TryConsumeAsync(1).AsTask()));
+            var firstTook = watch.Elapsed;
+            watch.Restart();
+            var later = await Task.WhenAll(Enumerable.Range(0, 60).Select(_ => grain.TryConsumeAsync(1).AsTask()));
+            output.WriteLine($"Redis hanging: first batch {firstTook.TotalMilliseconds:0} ms, next 60 requests {watch.Elapsed.TotalMilliseconds:0} ms");
+            granted = first.Count(r => r.IsAllowed) + later.Count(r => r.IsAllowed);
+        }
+        finally
+        {
+            fixture.Redis.Resume();
+        }
+
+        Assert.Equal(50, granted);
+        using var redis = await fixture.Redis.ConnectAsync();
+        await WaitUntilAsync(async () => (string?)await redis.GetDatabase().HashGetAsync("ratelimit:outage:" + key, "points") == "0", TimeSpan.FromSeconds(5));
+        Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
+    }
+
+    [Fact]
     public async Task RedisRestartedEmptyBetweenCalls_WindowRestored_NotRefilled()
     {
         var key = TestKeys.Unique();
