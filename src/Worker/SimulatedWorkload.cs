@@ -33,6 +33,17 @@ internal sealed partial class SimulatedWorkload(
             stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
         }
 
+        // /health is served from the start, but the work begins once the host (and so the cluster
+        // client) has started, or after 10 s without it, to report clearly that no cluster answers.
+        var started = new TaskCompletionSource();
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        {
+            if (await Task.WhenAny(started.Task, Task.Delay(TimeSpan.FromSeconds(10), stoppingToken)) != started.Task)
+            {
+                Console.WriteLine($"[{name}] the limiter cluster has not answered within 10 s; starting anyway");
+            }
+        }
+
         var providers = o.Provider.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Console.WriteLine($"[{name}] {o.Callers} callers spending '{string.Join("', '", providers)}' ({limiter.Mode} mode, {o.Mode})");
         var callers = Enumerable.Range(0, o.Callers).Select(i =>
