@@ -30,9 +30,8 @@ fi
 
 log "building"
 if ! dotnet build OrleansLimiter.sln -c Release -nologo -v q 2>&1 | tail -n 20; then
-  echo "0 passed, 1 failed"; exit 1
+  log "the build failed"; echo "0 passed, 1 failed"; exit 1
 fi
-if [ "${PIPESTATUS[0]}" != 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
 
 results=$(mktemp -d)
 log "running tests"

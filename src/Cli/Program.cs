@@ -88,7 +88,7 @@ internal static class Commands
         exit codes: 0 ok, 2 bad input, 3 cluster unreachable, 4 store error, 1 other failure
         """;
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public static async Task<int> RunAsync(CliArguments cli, CancellationToken cancel)
     {

@@ -69,6 +69,31 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
         Assert.Contains("ratelimit:openai:global", watch.Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Limits_SetListClear()
+    {
+        try
+        {
+            var set = await Limiter("limits set anthropic --points 1234 --duration 30");
+            Assert.Equal(0, set.ExitCode);
+            Assert.Contains("anthropic: 1234 points per 30 s", set.Stdout, StringComparison.Ordinal);
+
+            var list = JsonNode.Parse((await Limiter("limits --json")).Stdout)!.AsArray();
+            var anthropic = list.Single(p => (string?)p!["provider"] == "anthropic")!;
+            Assert.Equal(1234, (long?)anthropic["points"]);
+            Assert.True((bool?)anthropic["changedAtRunTime"]);
+
+            var bad = await Limiter("limits set anthropic --points 0 --duration 30");
+            Assert.Equal(2, bad.ExitCode);
+        }
+        finally
+        {
+            var clear = await Limiter("limits clear anthropic");
+            Assert.Equal(0, clear.ExitCode);
+            Assert.Contains("back to its configured limits", clear.Stdout, StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData("consume mistral", 2, "Unknown provider 'mistral'")]
     [InlineData("consume e2e --points 0", 2, "--points must be a whole number of at least 1")]
