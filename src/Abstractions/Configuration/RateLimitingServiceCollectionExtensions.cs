@@ -52,27 +52,17 @@ public static class RateLimitingServiceCollectionExtensions
                 var value = setting.Value;
                 switch (setting.Key.ToUpperInvariant())
                 {
+                    case "POINTS" when long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var points):
+                        limits.Points = points;
+                        break;
                     case "POINTS":
-                        if (long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var points))
-                        {
-                            limits.Points = points;
-                        }
-                        else
-                        {
-                            options.BindingProblems.Add($"{path}:Points must be a whole number (was '{value}').");
-                        }
-
+                        options.BindingProblems.Add($"{path}:Points must be a whole number (was '{value}').");
+                        break;
+                    case "DURATION" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var duration):
+                        limits.Duration = duration;
                         break;
                     case "DURATION":
-                        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var duration))
-                        {
-                            limits.Duration = duration;
-                        }
-                        else
-                        {
-                            options.BindingProblems.Add($"{path}:Duration must be a number of seconds (was '{value}').");
-                        }
-
+                        options.BindingProblems.Add($"{path}:Duration must be a number of seconds (was '{value}').");
                         break;
                     case "KEYPREFIX":
                         limits.KeyPrefix = value;

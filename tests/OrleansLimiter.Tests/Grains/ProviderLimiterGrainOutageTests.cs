@@ -21,9 +21,7 @@ public abstract class OutageClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Redis = await RedisServer.StartAsync();
-        var builder = new TestClusterBuilder(1);
-        builder.Options.ServiceId = "outage-" + Guid.NewGuid().ToString("N")[..8];
-        builder.ConfigureHostConfiguration(config => config.AddInMemoryCollection(new Dictionary<string, string?>
+        Cluster = await LimiterTestCluster.DeployAsync<SiloConfigurator>(1, "outage-", new Dictionary<string, string?>
         {
             ["Test:Redis"] = Redis.ConnectionString,
             ["RateLimiting:OutagePolicy"] = Policy,
@@ -31,16 +29,12 @@ public abstract class OutageClusterFixture : IAsyncLifetime
             ["RateLimiting:Providers:outage:Duration"] = "60",
             ["RateLimiting:Providers:outshort:Points"] = "10",
             ["RateLimiting:Providers:outshort:Duration"] = "1.5",
-        }));
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
+        });
     }
 
     public async Task DisposeAsync()
     {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
+        await LimiterTestCluster.StopAsync(Cluster);
         await Redis.DisposeAsync();
     }
 

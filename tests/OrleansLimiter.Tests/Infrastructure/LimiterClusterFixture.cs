@@ -37,21 +37,15 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
     {
         Redis = await RedisServer.StartAsync();
         Connection = await Redis.ConnectAsync();
-        var builder = new TestClusterBuilder(2);
-        builder.Options.ServiceId = "limiter-tests-" + Guid.NewGuid().ToString("N")[..8];
-        builder.ConfigureHostConfiguration(config => config.AddInMemoryCollection(new Dictionary<string, string?>(Providers)
+        Cluster = await LimiterTestCluster.DeployAsync<SiloConfigurator>(2, "limiter-tests-", new Dictionary<string, string?>(Providers)
         {
             ["Test:Redis"] = Redis.ConnectionString,
-        }));
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
+        });
     }
 
     public async Task DisposeAsync()
     {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
+        await LimiterTestCluster.StopAsync(Cluster);
         await Connection.DisposeAsync();
         await Redis.DisposeAsync();
     }

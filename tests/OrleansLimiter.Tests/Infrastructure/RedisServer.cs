@@ -78,9 +78,6 @@ public sealed class RedisServer : IAsyncDisposable
         throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
     }
 
-    /// <summary>Where the server keeps its files (AOF when started with <c>--appendonly yes</c>).</summary>
-    public string DataDirectory => _dir;
-
     /// <summary>Deletes what the server persisted, so that the next start is empty.</summary>
     public void DeleteData()
     {
