@@ -23,6 +23,8 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:burst:Duration"] = "60",
         ["RateLimiting:Providers:short:Points"] = "20",
         ["RateLimiting:Providers:short:Duration"] = "1",
+        ["RateLimiting:Providers:huge:Points"] = "10000000",
+        ["RateLimiting:Providers:huge:Duration"] = "300",
     };
 
     public RedisServer Redis { get; private set; } = null!;
