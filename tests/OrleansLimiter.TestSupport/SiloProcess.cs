@@ -99,7 +99,7 @@ public sealed class SiloProcess : IAsyncDisposable
         throw new TimeoutException($"silo {Name} did not answer /health in time:\n{Output}");
     }
 
-    /// <summary>Waits for the process to exit by itself (e.g. after a start-up failure).</summary>
+    /// <summary>Waits for the process to exit by itself (e.g. after a start-up failure) and its output to be read to the end.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
