@@ -52,7 +52,8 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         await Redis.DisposeAsync();
     }
 
-    private sealed class SiloConfigurator : ISiloConfigurator
+    /// <summary>Limiter silos on the Redis named by <c>Test:Redis</c>, run-time limits stored there too.</summary>
+    internal sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder) =>
             siloBuilder
