@@ -21,7 +21,7 @@ internal sealed class DirectRedisRunner(IConnectionMultiplexer redis, string key
     /// <summary>One decision of cost 1: the benchmark's only call into the store.</summary>
     public async Task<bool> ConsumeAsync()
     {
-        var reply = await _store.ConsumeAsync(key, Points, WindowMilliseconds, OneCost);
-        return reply.Granted[0];
+        var reply = await _store.ConsumeAsync(new StoreConsume(key, Points, WindowMilliseconds, default, [], [new StoreBatch(RequestId.None, OneCost)]));
+        return reply.Granted[0][0];
     }
 }

@@ -76,7 +76,8 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         var opened = await grain.TryConsumeAsync(40);
         Assert.True(opened.IsAllowed);
 
-        fixture.Redis.Kill();
+        // Disposing the outage restarts Redis if the test ends before it does.
+        await using var outage = fixture.Redis.Stop();
         var latencies = new List<double>();
         var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
         {
@@ -147,9 +148,8 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         var grain = Grain("outage", key);
         Assert.True((await grain.TryConsumeAsync(70)).IsAllowed);
 
-        fixture.Redis.Kill();
+        await using var outage = fixture.Redis.Stop();
         using var redis = await fixture.RestartRedisAsync();
-        await WaitUntilAsync(() => Task.FromResult(fixture.Cluster.Client is not null), TimeSpan.FromSeconds(1));
 
         var granted = 0;
         for (var i = 0; i < 50; i++)
@@ -172,7 +172,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         var first = await grain.TryConsumeAsync(10);
         Assert.True(first.IsAllowed);
 
-        fixture.Redis.Kill();
+        await using var outage = fixture.Redis.Stop();
         Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
         await Task.Delay(first.WindowEnd - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(100));
 
