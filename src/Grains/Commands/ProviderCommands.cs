@@ -1,0 +1,38 @@
+using OrleansLimiter.Grains.Windows;
+
+namespace OrleansLimiter.Grains.Commands;
+
+/// <summary>Something a provider grain asks of its store, queued in arrival order; its outcome goes to its caller.</summary>
+public abstract class ProviderCommand
+{
+    /// <summary>Delivers a failure to whoever waits on the command.</summary>
+    public abstract void Fail(Exception error);
+}
+
+/// <summary>A command whose caller waits for a <typeparamref name="T"/>.</summary>
+public abstract class ProviderCommand<T> : ProviderCommand
+{
+    /// <summary>Completed with the outcome, or the failure.</summary>
+    public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public override void Fail(Exception error) => Completion.TrySetException(error);
+}
+
+/// <summary>Decide a batch of costs (consecutive consumes leave together in one store call).</summary>
+/// <param name="id">The batch's request id.</param>
+/// <param name="costs">Each request's cost, in arrival order.</param>
+public sealed class ConsumeCommand(RequestId id, long[] costs) : ProviderCommand<WindowDecision>
+{
+    public RequestId Id { get; } = id;
+
+    public long[] Costs { get; } = costs;
+}
+
+/// <summary>Delete the window; completes with whether one existed.</summary>
+public sealed class ResetCommand : ProviderCommand<bool>;
+
+/// <summary>Read the window for an operator.</summary>
+public sealed class ReadCommand : ProviderCommand<LimiterState>;
+
+/// <summary>Tell Redis what was granted without it.</summary>
+public sealed class WriteBackCommand : ProviderCommand<bool>;
