@@ -72,17 +72,25 @@ internal static class CommonOptions
         return option;
     }
 
-    /// <summary>A whole number of at least <paramref name="min"/>.</summary>
-    public static Option<long> WholeNumber(string name, string helpName, string description, long min, long defaultValue) => new(name)
+    /// <summary>A whole number of at least <paramref name="min"/>; without a default, absent unless given.</summary>
+    public static Option<long> WholeNumber(string name, string helpName, string description, long min, long? defaultValue)
     {
-        Description = description,
-        HelpName = helpName,
-        DefaultValueFactory = _ => defaultValue,
-        CustomParser = result => Parse(result, name, (string text, out long value) =>
-            long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min
-                ? null
-                : $"must be a whole number of at least {min} (was '{text}')."),
-    };
+        var option = new Option<long>(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            CustomParser = result => Parse(result, name, (string text, out long value) =>
+                long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min
+                    ? null
+                    : $"must be a whole number of at least {min} (was '{text}')."),
+        };
+        if (defaultValue is { } value)
+        {
+            option.DefaultValueFactory = _ => value;
+        }
+
+        return option;
+    }
 
     /// <summary>A finite number of seconds (or a rate) of at least <paramref name="min"/>.</summary>
     public static Option<double> Number(string name, string helpName, string description, double min, double defaultValue) => new(name)

@@ -9,13 +9,13 @@ internal static class WatchCommand
     {
         var key = CommonOptions.Key();
         var interval = CommonOptions.Number("--interval", "S", "seconds between refreshes", min: 0.1, defaultValue: 1);
-        var count = CommonOptions.WholeNumber("--count", "N", "stop after N refreshes (default: until Ctrl-C)", min: 1, defaultValue: long.MaxValue);
+        var count = CommonOptions.WholeNumber("--count", "N", "stop after N refreshes (default: until Ctrl-C)", min: 1, defaultValue: null);
         var command = new Command("watch", "a live view of every provider's remaining points and refill, refreshed each interval") { key, interval, count };
         command.SetConnectedAction(async (parse, c, cancel) =>
         {
             var k = parse.GetRequiredValue(key);
             var every = TimeSpan.FromSeconds(parse.GetValue(interval));
-            var refreshes = parse.GetValue(count);
+            var refreshes = parse.GetResult(count) is null ? long.MaxValue : parse.GetValue(count);
             for (long i = 0; i < refreshes && !cancel.IsCancellationRequested; i++)
             {
                 var states = await ProviderStates.ReadAsync(c, k);
