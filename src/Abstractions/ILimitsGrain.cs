@@ -15,7 +15,7 @@ public interface ILimitsGrain : IGrainWithStringKey
 
     /// <summary>Changes a configured provider's limits at run time.</summary>
     /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">Points below 1 or a duration not above zero.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Points or duration outside <see cref="Configuration.LimitBounds"/>.</exception>
     ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds);
 
     /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>

@@ -44,20 +44,28 @@ public static class LimiterKey
     /// <summary>Throws <see cref="ArgumentException"/> naming the problem when <paramref name="provider"/> is not a safe name.</summary>
     public static void ValidateProvider(string? provider, string paramName = "provider")
     {
-        if (ProblemWith(provider, MaxProviderLength, allowKeyChars: false) is { } problem)
+        if (ProviderProblem(provider) is { } problem)
         {
-            throw new ArgumentException($"Provider name {problem}", paramName);
+            throw new ArgumentException(problem, paramName);
         }
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the problem when <paramref name="key"/> is not a safe key.</summary>
     public static void ValidateKey(string? key, string paramName = "key")
     {
-        if (ProblemWith(key, MaxKeyLength, allowKeyChars: true) is { } problem)
+        if (KeyProblem(key) is { } problem)
         {
-            throw new ArgumentException($"Key {problem}", paramName);
+            throw new ArgumentException(problem, paramName);
         }
     }
+
+    /// <summary>Why <paramref name="provider"/> is not a safe provider name (a sentence), or null when it is.</summary>
+    public static string? ProviderProblem(string? provider) =>
+        ProblemWith(provider, MaxProviderLength, allowKeyChars: false) is { } problem ? "Provider name " + problem : null;
+
+    /// <summary>Why <paramref name="key"/> is not a safe key (a sentence), or null when it is.</summary>
+    public static string? KeyProblem(string? key) =>
+        ProblemWith(key, MaxKeyLength, allowKeyChars: true) is { } problem ? "Key " + problem : null;
 
     internal static string? ProblemWith(string? name, int maxLength, bool allowKeyChars)
     {

@@ -10,6 +10,16 @@ namespace OrleansLimiter.Cli;
 /// <summary>Thrown when the cluster cannot be reached in time: one line to stderr, exit code 3.</summary>
 internal sealed class ClusterUnreachableException(string message) : Exception(message);
 
+/// <summary>Where and how to connect, as the command line and environment say.</summary>
+/// <param name="Redis">A Redis URL to find the cluster through membership; null to use a gateway.</param>
+/// <param name="RedisCa">PEM file of the CA behind Redis's TLS certificate.</param>
+/// <param name="Gateway">A silo gateway (host:port) when not using Redis; null for the default.</param>
+/// <param name="ClusterId">Orleans cluster id when not the default.</param>
+/// <param name="ServiceId">Orleans service id when not the default.</param>
+/// <param name="Timeout">How long connecting may take.</param>
+/// <param name="Verbose">Client logs on stderr.</param>
+internal sealed record ConnectionRequest(string? Redis, string? RedisCa, string? Gateway, string? ClusterId, string? ServiceId, TimeSpan Timeout, bool Verbose);
+
 /// <summary>An Orleans client connected to the limiter cluster, found through Redis membership or a fixed gateway.</summary>
 internal sealed class ClusterConnection : IAsyncDisposable
 {
@@ -30,40 +40,32 @@ internal sealed class ClusterConnection : IAsyncDisposable
 
     public ILimiterClient Limiter => _host.Services.GetRequiredService<ILimiterClient>();
 
-    public static async Task<ClusterConnection> ConnectAsync(CliArguments args)
+    public static async Task<ClusterConnection> ConnectAsync(ConnectionRequest request)
     {
-        var redis = args.Get("--redis") ?? Environment.GetEnvironmentVariable("REDIS_URL");
-        var gateway = args.Get("--gateway");
-        var timeout = TimeSpan.FromSeconds(args.GetDouble("--timeout", 5, 0.5));
-        var verbose = args.Has("--verbose");
-        if (!string.IsNullOrEmpty(redis) && gateway is not null)
-        {
-            throw new UsageException("give either --redis (or REDIS_URL) or --gateway, not both");
-        }
-
+        var timeout = request.Timeout;
         var config = new Dictionary<string, string?>();
-        if (args.Get("--cluster-id") is { } clusterId)
+        if (request.ClusterId is { } clusterId)
         {
             config["Orleans:ClusterId"] = clusterId;
         }
 
-        if ((args.Get("--redis-ca") ?? Environment.GetEnvironmentVariable("REDIS_CA_CERT")) is { } ca)
+        if (request.RedisCa is { } ca)
         {
             config["Redis:CaCertificate"] = ca;
         }
 
-        if (args.Get("--service-id") is { } serviceId)
+        if (request.ServiceId is { } serviceId)
         {
             config["Orleans:ServiceId"] = serviceId;
         }
 
-        if (!string.IsNullOrEmpty(redis))
+        if (request.Redis is { } redis)
         {
             config["Redis:ConnectionString"] = redis;
         }
         else
         {
-            config["Orleans:Gateways"] = gateway ?? DefaultGateway;
+            config["Orleans:Gateways"] = request.Gateway ?? DefaultGateway;
         }
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -76,7 +78,7 @@ internal sealed class ClusterConnection : IAsyncDisposable
         });
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
-        if (verbose)
+        if (request.Verbose)
         {
             builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Information);
         }

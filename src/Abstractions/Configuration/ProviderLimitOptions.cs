@@ -9,10 +9,10 @@ public sealed class ProviderLimitOptions
     /// <summary>The default window length in seconds.</summary>
     public const double DefaultDuration = 60;
 
-    /// <summary>Points granted per window; at least 1.</summary>
+    /// <summary>Points granted per window; from 1 to <see cref="LimitBounds.MaxPoints"/> (10^15).</summary>
     public long Points { get; set; } = DefaultPoints;
 
-    /// <summary>Window length in seconds (fractions allowed, at least one millisecond).</summary>
+    /// <summary>Window length in seconds (fractions allowed); from 0.001 (one millisecond) to one year, see <see cref="LimitBounds"/>.</summary>
     public double Duration { get; set; } = DefaultDuration;
 
     /// <summary>Prefix of the Redis key; <c>ratelimit:{provider}</c> when not set. The key is <c>{KeyPrefix}:{key}</c>.</summary>

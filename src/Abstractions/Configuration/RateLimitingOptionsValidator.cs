@@ -46,14 +46,14 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 continue;
             }
 
-            if (limits.Points < 1)
+            if (LimitBounds.PointsProblem(limits.Points) is { } pointsProblem)
             {
-                yield return $"{Section}:{provider}:Points must be at least 1 (was {limits.Points}).";
+                yield return $"{Section}:{provider}:Points {pointsProblem}";
             }
 
-            if (!(limits.Duration >= 0.001) || double.IsInfinity(limits.Duration) || limits.Duration > TimeSpan.FromDays(365).TotalSeconds)
+            if (LimitBounds.DurationProblem(limits.Duration) is { } durationProblem)
             {
-                yield return $"{Section}:{provider}:Duration must be a number of seconds above 0 (at least 0.001, at most a year; was {limits.Duration}).";
+                yield return $"{Section}:{provider}:Duration {durationProblem}";
             }
 
             if (limits.KeyPrefix is not null)

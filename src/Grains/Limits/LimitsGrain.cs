@@ -24,16 +24,18 @@ public sealed partial class LimitsGrain(
 
     public async ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds)
     {
-        var (name, configured) = limits.Configured.Resolve(provider);
-        var change = new LimitOverride(points, durationSeconds);
-        var candidate = new RateLimitingOptions();
-        candidate.Providers.Clear();
-        candidate.Providers[name] = change.Apply(configured);
-        if (RateLimitingOptionsValidator.Problems(candidate).FirstOrDefault() is { } problem)
+        var (name, _) = limits.Configured.Resolve(provider);
+        if (LimitBounds.PointsProblem(points) is { } pointsProblem)
         {
-            throw new ArgumentOutOfRangeException(nameof(points), problem);
+            throw new ArgumentOutOfRangeException(nameof(points), "Points " + pointsProblem);
         }
 
+        if (LimitBounds.DurationProblem(durationSeconds) is { } durationProblem)
+        {
+            throw new ArgumentOutOfRangeException(nameof(durationSeconds), "Duration " + durationProblem);
+        }
+
+        var change = new LimitOverride(points, durationSeconds);
         await WriteAsync(new Dictionary<string, LimitOverride>(state.State.Overrides, StringComparer.OrdinalIgnoreCase) { [name] = change });
         LogChanged(logger, name, points, durationSeconds);
         return limits.All().Single(p => p.Provider == name);

@@ -78,6 +78,11 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
             Assert.Equal(0, set.ExitCode);
             Assert.Contains("anthropic: 1234 points per 30 s", set.Stdout, StringComparison.Ordinal);
 
+            // A sub-second window passes the CLI's one --duration check and the grain's, which share their bounds.
+            var subSecond = await Limiter("limits set anthropic --points 1234 --duration 0.05");
+            Assert.Equal(0, subSecond.ExitCode);
+            Assert.Contains("anthropic: 1234 points per 0.05 s", subSecond.Stdout, StringComparison.Ordinal);
+
             var list = JsonNode.Parse((await Limiter("limits --json")).Stdout)!.AsArray();
             var anthropic = list.Single(p => (string?)p!["provider"] == "anthropic")!;
             Assert.Equal(1234, (long?)anthropic["points"]);
@@ -96,7 +101,7 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
 
     [Theory]
     [InlineData("consume mistral", 2, "Unknown provider 'mistral'")]
-    [InlineData("consume e2e --points 0", 2, "--points must be a whole number of at least 1")]
+    [InlineData("consume e2e --points 0", 2, "--points must be at least 1 (was 0)")]
     [InlineData("consume e2e --points 51", 2, "at most the provider's 50 points")]
     [InlineData("consume \"open ai\"", 2, "Provider name 'open ai' contains ' '")]
     [InlineData("consume e2e --pionts 2", 2, "unknown option --pionts")]

@@ -68,9 +68,15 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputH
     [InlineData(0, 60)]
     [InlineData(10, 0)]
     [InlineData(10, -1)]
+    [InlineData(10, 0.0005)]
+    [InlineData(10, double.NaN)]
+    [InlineData(10, double.PositiveInfinity)]
+    [InlineData(10, 31_536_001)]
+    [InlineData(1_000_000_000_000_001, 60)]
     public async Task SetLimit_RejectsBadValues(long points, double duration)
     {
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Limits.SetLimitAsync("openai", points, duration).AsTask());
+        var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Limits.SetLimitAsync("openai", points, duration).AsTask());
+        Assert.Matches("^(Points must be at|Duration must be a number of seconds from 0.001)", error.Message);
         Assert.False((await Limits.GetProvidersAsync()).Single(p => p.Provider == "openai").ChangedAtRunTime);
     }
 

@@ -70,6 +70,10 @@ public sealed class RateLimitingOptionsTests
     [InlineData("RateLimiting:Providers:openai:Points", "50k", "RateLimiting:Providers:openai:Points must be a whole number (was '50k')")]
     [InlineData("RateLimiting:Providers:openai:Duration", "a minute", "RateLimiting:Providers:openai:Duration must be a number of seconds")]
     [InlineData("RateLimiting:Providers:openai:Point", "5", "RateLimiting:Providers:openai:Point is not a setting")]
+    [InlineData("RateLimiting:Providers:openai:Duration", "NaN", "RateLimiting:Providers:openai:Duration must be a number of seconds from 0.001 to 31536000 (one year); was NaN.")]
+    [InlineData("RateLimiting:Providers:openai:Duration", "Infinity", "RateLimiting:Providers:openai:Duration must be a number of seconds from 0.001")]
+    [InlineData("RateLimiting:Providers:openai:Duration", "0.0005", "RateLimiting:Providers:openai:Duration must be a number of seconds from 0.001")]
+    [InlineData("RateLimiting:Providers:openai:Points", "1000000000000001", "RateLimiting:Providers:openai:Points must be at most 1000000000000000")]
     public void UnreadableValue_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));

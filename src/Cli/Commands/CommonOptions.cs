@@ -1,0 +1,142 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Cli.Commands;
+
+/// <summary>
+/// Options and arguments that several commands take, each defined here once: the same name, parsing
+/// and range checks wherever it appears. Checks run while parsing, so bad input is reported before any
+/// connection to the cluster is tried.
+/// </summary>
+internal static class CommonOptions
+{
+    /// <summary><c>--key K</c>: the limiter key within each provider.</summary>
+    public static Option<string> Key() => new("--key")
+    {
+        Description = "the limiter key within the provider",
+        HelpName = "K",
+        DefaultValueFactory = _ => LimiterKey.DefaultKey,
+        Validators = { result => AddProblem(result, LimiterKey.KeyProblem(result.GetValueOrDefault<string>())) },
+    };
+
+    /// <summary><c>--json</c>: machine-readable output (camelCase, stable shapes).</summary>
+    public static Option<bool> Json() => new("--json") { Description = "print JSON instead of text" };
+
+    /// <summary>A provider name as the command's positional argument.</summary>
+    public static Argument<string> ProviderArgument() => new("provider")
+    {
+        Description = "a configured provider, e.g. openai",
+        Validators = { result => AddProblem(result, LimiterKey.ProviderProblem(result.GetValueOrDefault<string>())) },
+    };
+
+    /// <summary><c>--provider P</c>, for commands whose provider is not positional.</summary>
+    public static Option<string> ProviderOption() => new("--provider")
+    {
+        Description = "a configured provider, e.g. openai",
+        HelpName = "P",
+        Required = true,
+        Validators = { result => AddProblem(result, LimiterKey.ProviderProblem(result.GetValueOrDefault<string>())) },
+    };
+
+    /// <summary>
+    /// <c>--points N</c>: whole points within <see cref="LimitBounds"/> (per request, or per window for
+    /// <c>limits set</c>); required when <paramref name="defaultValue"/> is null.
+    /// </summary>
+    public static Option<long> Points(string description, long? defaultValue)
+    {
+        var option = new Option<long>("--points")
+        {
+            Description = description,
+            HelpName = "N",
+            CustomParser = result => Parse(result, "--points", (string text, out long value) => LimitBounds.PointsProblem(text, out value)),
+        };
+        SetDefault(option, defaultValue);
+        return option;
+    }
+
+    /// <summary>
+    /// <c>--duration S</c>: seconds within <see cref="LimitBounds"/>, NaN and infinities refused; required
+    /// when <paramref name="defaultValue"/> is null.
+    /// </summary>
+    public static Option<double> Duration(string description, double? defaultValue)
+    {
+        var option = new Option<double>("--duration")
+        {
+            Description = description,
+            HelpName = "S",
+            CustomParser = result => Parse(result, "--duration", (string text, out double value) => LimitBounds.DurationProblem(text, out value)),
+        };
+        SetDefault(option, defaultValue);
+        return option;
+    }
+
+    /// <summary>A whole number of at least <paramref name="min"/>; without a default, absent unless given.</summary>
+    public static Option<long> WholeNumber(string name, string helpName, string description, long min, long? defaultValue)
+    {
+        var option = new Option<long>(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            CustomParser = result => Parse(result, name, (string text, out long value) =>
+                long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min
+                    ? null
+                    : $"must be a whole number of at least {min} (was '{text}')."),
+        };
+        if (defaultValue is { } value)
+        {
+            option.DefaultValueFactory = _ => value;
+        }
+
+        return option;
+    }
+
+    /// <summary>A finite number of seconds (or a rate) of at least <paramref name="min"/>.</summary>
+    public static Option<double> Number(string name, string helpName, string description, double min, double defaultValue) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = result => Parse(result, name, (string text, out double value) =>
+            double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value) && value >= min
+                ? null
+                : $"must be a number of at least {min.ToString(CultureInfo.InvariantCulture)} (was '{text}')."),
+    };
+
+    private delegate string? Reader<T>(string text, out T value);
+
+    /// <summary>One token in, a value or one error naming the option out.</summary>
+    private static T Parse<T>(ArgumentResult result, string name, Reader<T> read)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : string.Empty;
+        if (read(text, out var value) is { } problem)
+        {
+            result.AddError($"{name} {problem}");
+            return default!;
+        }
+
+        return value;
+    }
+
+    private static void SetDefault<T>(Option<T> option, T? defaultValue)
+        where T : struct
+    {
+        if (defaultValue is { } value)
+        {
+            option.DefaultValueFactory = _ => value;
+        }
+        else
+        {
+            option.Required = true;
+        }
+    }
+
+    private static void AddProblem(SymbolResult result, string? problem)
+    {
+        if (problem is not null)
+        {
+            result.AddError(problem);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+using System.CommandLine;
+
+namespace OrleansLimiter.Cli.Commands;
+
+/// <summary>
+/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; --points N --duration S</c>,
+/// <c>limiter limits clear &lt;provider&gt;</c>: run-time limits, kept across silo restarts.
+/// </summary>
+internal static class LimitsCommand
+{
+    public static Command Create()
+    {
+        var json = CommonOptions.Json();
+        var command = new Command("limits", "list the limits in force, or change them at run time") { json };
+        command.SetConnectedAction((parse, c, _) => ListAsync(c, parse.GetValue(json)));
+
+        var listJson = CommonOptions.Json();
+        var list = new Command("list", "every provider's limits in force (the default)") { listJson };
+        list.SetConnectedAction((parse, c, _) => ListAsync(c, parse.GetValue(listJson)));
+
+        var setProvider = CommonOptions.ProviderArgument();
+        var points = CommonOptions.Points("points per window", defaultValue: null);
+        var duration = CommonOptions.Duration("window length in seconds", defaultValue: null);
+        var set = new Command("set", "change a provider's limits at run time (kept across restarts)") { setProvider, points, duration };
+        set.SetConnectedAction(async (parse, c, _) =>
+        {
+            var changed = await Limits(c).SetLimitAsync(parse.GetRequiredValue(setProvider), parse.GetValue(points), parse.GetValue(duration));
+            Console.WriteLine($"{changed.Provider}: {changed.Points} points per {changed.DurationSeconds} s (changed at run time; kept across restarts)");
+            return ExitCodes.Ok;
+        });
+
+        var clearProvider = CommonOptions.ProviderArgument();
+        var clear = new Command("clear", "drop a run-time change; configuration applies again") { clearProvider };
+        clear.SetConnectedAction(async (parse, c, _) =>
+        {
+            var name = parse.GetRequiredValue(clearProvider);
+            Console.WriteLine(await Limits(c).ClearLimitAsync(name) ? $"{name}: back to its configured limits" : $"{name}: had no run-time change");
+            return ExitCodes.Ok;
+        });
+
+        command.Subcommands.Add(list);
+        command.Subcommands.Add(set);
+        command.Subcommands.Add(clear);
+        return command;
+    }
+
+    private static ILimitsGrain Limits(ClusterConnection c) => c.Grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+
+    private static async Task<int> ListAsync(ClusterConnection c, bool json)
+    {
+        var all = await Limits(c).GetProvidersAsync();
+        if (json)
+        {
+            JsonOutput.Write(all);
+            return ExitCodes.Ok;
+        }
+
+        foreach (var p in all)
+        {
+            Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+        }
+
+        return ExitCodes.Ok;
+    }
+}

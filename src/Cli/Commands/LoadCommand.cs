@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace OrleansLimiter.Cli.Commands;
+
+/// <summary>
+/// <c>limiter load --provider P [--key K] [--workers W] [--duration S] [--points N] [--rate R] [--json]</c>:
+/// W concurrent callers for S seconds, a live progress line on stderr, then a summary.
+/// </summary>
+internal static class LoadCommand
+{
+    public static Command Create()
+    {
+        var provider = CommonOptions.ProviderOption();
+        var key = CommonOptions.Key();
+        var workers = CommonOptions.WholeNumber("--workers", "W", "concurrent callers", min: 1, defaultValue: 16);
+        var duration = CommonOptions.Duration("how long to run, in seconds", defaultValue: 10);
+        var points = CommonOptions.Points("points each request asks for", defaultValue: 1);
+        var rate = CommonOptions.Number("--rate", "R", "pace all workers together to R decisions/s (0: as fast as answers come)", min: 0, defaultValue: 0);
+        var json = CommonOptions.Json();
+        var command = new Command("load", "W concurrent callers for S seconds; progress on stderr, then granted, refused, errors, decisions/s, p50/p99")
+        {
+            provider, key, workers, duration, points, rate, json,
+        };
+        command.SetConnectedAction((parse, c, cancel) => RunAsync(
+            c,
+            parse.GetRequiredValue(provider),
+            parse.GetRequiredValue(key),
+            (int)Math.Min(parse.GetValue(workers), int.MaxValue),
+            TimeSpan.FromSeconds(parse.GetValue(duration)),
+            parse.GetValue(points),
+            parse.GetValue(rate),
+            parse.GetValue(json),
+            cancel));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, bool json, CancellationToken cancel)
+    {
+        // Fail fast on an unknown provider or points above its limit, before starting workers,
+        // without spending a permit.
+        var state = await c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key)).GetStateAsync();
+        if (points > state.Limit)
+        {
+            throw new UsageException($"--points {points} is above the provider's {state.Limit} points per window");
+        }
+
+        long granted = 0, refused = 0, errors = 0;
+        var latencies = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();
+        var started = Stopwatch.GetTimestamp();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        stop.CancelAfter(duration);
+        var interval = rate > 0 ? TimeSpan.FromSeconds(workers / rate) : TimeSpan.Zero;
+        var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
+        {
+            var next = Stopwatch.GetTimestamp();
+            while (!stop.IsCancellationRequested)
+            {
+                if (interval > TimeSpan.Zero)
+                {
+                    next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
+                    var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
+                    if (wait > TimeSpan.Zero)
+                    {
+                        try
+                        {
+                            await Task.Delay(wait, stop.Token);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            return;
+                        }
+                    }
+                }
+
+                var t0 = Stopwatch.GetTimestamp();
+                try
+                {
+                    var result = await c.Limiter.TryConsumeAsync(provider, key, points);
+                    Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+
+                latencies[w].Add(Stopwatch.GetTimestamp() - t0);
+            }
+        }, CancellationToken.None)).ToArray();
+
+        var all = Task.WhenAll(tasks);
+        while (!all.IsCompleted)
+        {
+            await Task.WhenAny(all, Task.Delay(1000, CancellationToken.None));
+            var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var total = Interlocked.Read(ref granted) + Interlocked.Read(ref refused);
+            var line = $"  {elapsed,5:0.0}s  granted {Interlocked.Read(ref granted)}  refused {Interlocked.Read(ref refused)}  errors {Interlocked.Read(ref errors)}  {total / elapsed:N0} decisions/s";
+            if (Console.IsErrorRedirected)
+            {
+                Console.Error.WriteLine(line);
+            }
+            else
+            {
+                Console.Error.Write("\r" + line.PadRight(90));
+            }
+        }
+
+        if (!Console.IsErrorRedirected)
+        {
+            Console.Error.WriteLine();
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var sorted = latencies.SelectMany(l => l).Order().ToArray();
+        double Ms(double q) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))] * 1000.0 / Stopwatch.Frequency;
+        var summary = new JsonObject
+        {
+            ["provider"] = provider,
+            ["key"] = key,
+            ["workers"] = workers,
+            ["durationSeconds"] = Math.Round(seconds, 3),
+            ["granted"] = granted,
+            ["refused"] = refused,
+            ["errors"] = errors,
+            ["decisionsPerSecond"] = Math.Round((granted + refused + errors) / seconds, 1),
+            ["p50Ms"] = Math.Round(Ms(0.5), 3),
+            ["p99Ms"] = Math.Round(Ms(0.99), 3),
+        };
+        if (json)
+        {
+            JsonOutput.Write(summary);
+        }
+        else
+        {
+            Console.WriteLine($"load on {provider}/{key}: {workers} workers for {seconds:0.0} s: granted {granted}, refused {refused}, errors {errors}, {(granted + refused + errors) / seconds:N0} decisions/s, p50 {Ms(0.5):0.000} ms, p99 {Ms(0.99):0.000} ms");
+        }
+
+        return errors > 0 ? ExitCodes.Failure : ExitCodes.Ok;
+    }
+}

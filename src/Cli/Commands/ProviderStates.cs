@@ -1,0 +1,39 @@
+using System.Text.Json.Nodes;
+
+namespace OrleansLimiter.Cli.Commands;
+
+/// <summary>Reading and printing every provider's window, for <c>status</c> and <c>watch</c>.</summary>
+internal static class ProviderStates
+{
+    public static async Task<LimiterState[]> ReadAsync(ClusterConnection c, string key)
+    {
+        var providers = await c.Grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).GetProvidersAsync();
+        return await Task.WhenAll(providers.Select(p => c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(p.Provider, key)).GetStateAsync().AsTask()));
+    }
+
+    public static JsonObject ToJson(LimiterState s) => new()
+    {
+        ["provider"] = s.Provider,
+        ["key"] = s.Key,
+        ["redisKey"] = s.StoreKey,
+        ["exists"] = s.Exists,
+        ["remaining"] = s.Remaining,
+        ["limit"] = s.Limit,
+        ["durationSeconds"] = s.Duration.TotalSeconds,
+        ["windowEnd"] = s.WindowEnd?.ToString("O"),
+        ["timeLeftMs"] = (long)s.TimeLeft.TotalMilliseconds,
+        ["store"] = s.Store,
+        ["silo"] = s.Silo,
+    };
+
+    public static void Print(LimiterState[] states)
+    {
+        Console.WriteLine($"{"provider",-14} {"redis key",-34} {"window",-8} {"remaining",12} {"limit",12} {"window end (UTC)",-18} {"refills in",10}");
+        foreach (var s in states)
+        {
+            var end = s.WindowEnd is { } e ? e.ToString("HH:mm:ss.fff") : "-";
+            var left = s.Exists ? $"{s.TimeLeft.TotalSeconds:0.0} s" : "-";
+            Console.WriteLine($"{s.Provider,-14} {s.StoreKey,-34} {(s.Exists ? "open" : "none"),-8} {s.Remaining,12:N0} {s.Limit,12:N0} {end,-18} {left,10}");
+        }
+    }
+}
