@@ -62,6 +62,41 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
         await AssertOutcomeAsync("silo hosting the grain killed (SIGKILL)", scenario, outcome);
     }
 
+    [Fact]
+    public async Task SiloKilledDuringRedisOutage_LosesOnlyWhatItGrantedAlone_NoWindowOverGrantedBeyondThat()
+    {
+        await using var scenario = await FaultScenario.StartAsync();
+        long lostWithTheSilo = 0;
+        var outcome = await scenario.RunAsync(16, TimeSpan.FromSeconds(6), async () =>
+        {
+            var host = (string)(await scenario.StatusAsync("ledger"))["silo"]!;
+            var silo = scenario.Silos.Single(s => host.StartsWith($"127.0.0.1:{s.SiloPort}@", StringComparison.Ordinal));
+            await using (scenario.Redis.Stop())
+            {
+                // The ledger grain decides alone for two seconds, then dies with what it granted.
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                silo.Kill();
+                await Task.Delay(TimeSpan.FromSeconds(2));
+            }
+        });
+
+        using var redis = await scenario.ConnectAsync();
+        var hash = await redis.GetDatabase().HashGetAllAsync("ratelimit:ledger:global");
+        var ledger = hash.ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, System.Globalization.CultureInfo.InvariantCulture));
+        var delivered = outcome.LedgerGranted(ledger["expire"]);
+        var spentInRedis = FaultScenario.LedgerPoints - ledger["points"];
+        lostWithTheSilo = delivered - spentInRedis;
+        output.WriteLine(
+            $"FAULT silo SIGKILL during a Redis outage: granted {outcome.Granted}, errors {outcome.Errors}; " +
+            $"tight: most granted in one window {outcome.MaxTightWindow}/{FaultScenario.TightPoints}; " +
+            $"ledger: delivered {delivered}, spent in Redis {spentInRedis}, granted alone and lost with the silo {lostWithTheSilo}");
+
+        // What a SIGKILL during an outage can cost: the grants the dead activation made alone in its
+        // current window, which Redis never learns of (at most one window's points per key).
+        Assert.InRange(lostWithTheSilo, 0, FaultScenario.LedgerPoints);
+        Assert.All(outcome.Windows.Where(w => w.Key.Provider == "tight"), w => Assert.InRange(w.Value, 0, 2 * FaultScenario.TightPoints));
+    }
+
     private async Task AssertOutcomeAsync(string fault, FaultScenario scenario, FaultScenario.Outcome outcome)
     {
         using var redis = await scenario.ConnectAsync();
