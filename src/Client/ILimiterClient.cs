@@ -10,7 +10,11 @@ public interface ILimiterClient
     /// <summary><c>distributed</c> or <c>local</c>.</summary>
     string Mode { get; }
 
-    /// <summary>Asks once. A refusal is a value carrying <see cref="ConsumeResult.RetryAfter"/>.</summary>
+    /// <summary>
+    /// Asks once. A refusal is a value carrying <see cref="ConsumeResult.RetryAfter"/>.
+    /// <paramref name="cancellationToken"/> is honoured until the request is sent; a request already
+    /// sent is decided and its answer returned, so that a grant is never counted in Redis yet lost.
+    /// </summary>
     /// <exception cref="ArgumentException">A provider or key name that is empty, too long or unsafe.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="points"/> is below 1 or above the provider's points per window.</exception>
     /// <exception cref="UnknownProviderException">The provider is not configured.</exception>

@@ -17,20 +17,24 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
 
     public async Task<ConsumeResult> TryConsumeAsync(string provider, string key, long points, CancellationToken cancellationToken)
     {
+        // Cancellation is honoured until the request leaves. Once sent, it is decided, and the answer
+        // is returned even if the caller has been cancelled meanwhile: abandoning it would drop a
+        // grant that Redis has already counted (the decision takes milliseconds; a lost answer is
+        // resent under its request id for at most ResendWindow).
         cancellationToken.ThrowIfCancellationRequested();
         var grainKey = LimiterKey.Format(provider, key);
         try
         {
             if (!_options.CoalesceRequests)
             {
-                var single = await _sender.SendAsync(grains.GetGrain<IProviderLimiterGrain>(grainKey), [points]).WaitAsync(cancellationToken).ConfigureAwait(false);
+                var single = await _sender.SendAsync(grains.GetGrain<IProviderLimiterGrain>(grainKey), [points]).ConfigureAwait(false);
                 return single.Outcomes[0] == ConsumeOutcome.AboveLimit
                     ? throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {single.Limit} points per window.")
                     : single.ToResult(0);
             }
 
             var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(grains.GetGrain<IProviderLimiterGrain>(k), _options.MaxBatchSize, _sender));
-            return await coalescer.EnqueueAsync(points).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
         }
         catch (ArgumentException ex) when (LimiterUnavailableException.Translate(ex) is LimiterUnavailableException unavailable)
         {
