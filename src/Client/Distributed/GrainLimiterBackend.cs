@@ -18,19 +18,12 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
     {
         cancellationToken.ThrowIfCancellationRequested();
         var grainKey = LimiterKey.Format(provider, key);
-        try
+        if (!_options.CoalesceRequests)
         {
-            if (!_options.CoalesceRequests)
-            {
-                return await grains.GetGrain<IProviderLimiterGrain>(grainKey).TryConsumeAsync(points).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
+            return await ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey).TryConsumeAsync(points).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
 
-            var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(grains.GetGrain<IProviderLimiterGrain>(k), _options.MaxBatchSize));
-            return await coalescer.EnqueueAsync(points).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ArgumentException ex) when (LimiterUnavailableException.Translate(ex) is LimiterUnavailableException unavailable)
-        {
-            throw unavailable;
-        }
+        var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(ClusterGrains.Get<IProviderLimiterGrain>(grains, k), _options.MaxBatchSize));
+        return await coalescer.EnqueueAsync(points).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 }
