@@ -54,6 +54,9 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
 
         psi.Environment["Worker__Name"] = "probe";
         psi.Environment["Worker__Provider"] = "openai";
+
+        // Runs until killed, so that it is still serving when its health is read.
+        psi.Environment["Worker__Duration"] = "0";
         using var process = Process.Start(psi)!;
         try
         {
