@@ -31,7 +31,7 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
         var perWindow = new Dictionary<long, long>();
         foreach (var run in runs)
         {
-            Assert.Equal(0, run.ExitCode);
+            Assert.True(run.ExitCode == 0, $"a worker exited with {run.ExitCode}: {run.Stderr}");
             foreach (Match m in WindowLine().Matches(run.Stdout))
             {
                 perWindow[long.Parse(m.Groups[1].Value)] = perWindow.GetValueOrDefault(long.Parse(m.Groups[1].Value)) + long.Parse(m.Groups[2].Value);
