@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansLimiter.Client;
 using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Cli;
 

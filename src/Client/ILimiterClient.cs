@@ -66,12 +66,6 @@ public sealed record ScheduleOptions
     public Action<ConsumeResult>? OnGranted { get; init; }
 }
 
-/// <summary>A provider's scheduler counters in this process (the seed's health <c>local</c> entry).</summary>
-/// <param name="Running">Work items running now.</param>
-/// <param name="Queued">Work items waiting for a local slot or a shared permit.</param>
-/// <param name="Done">Work items that ran to completion or threw.</param>
-public sealed record SchedulerStats(long Running, long Queued, long Done);
-
 /// <summary>Thrown by <see cref="ILimiterClient.ScheduleAsync{T}"/> when no permit was granted in time.</summary>
 public sealed class RateLimitTimeoutException : Exception
 {

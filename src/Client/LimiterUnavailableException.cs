@@ -13,15 +13,6 @@ public sealed class LimiterUnavailableException : Exception
 
     public LimiterUnavailableException(string message, Exception inner) : base(message, inner) { }
 
-    /// <summary>
-    /// Before an Orleans client has reached any silo it knows no grain implementation and says so with
-    /// an <see cref="ArgumentException"/>; that means "not connected yet", not misuse.
-    /// </summary>
-    internal static Exception Translate(Exception error) =>
-        error is ArgumentException && error.Message.StartsWith("Could not find an implementation for interface", StringComparison.Ordinal)
-            ? new LimiterUnavailableException("No silo of the limiter cluster has been reached yet (the client is still looking for a gateway).", error)
-            : error;
-
     /// <summary>Whether <paramref name="error"/> is worth retrying: the cluster or its store is momentarily away.</summary>
     public static bool IsTransient(Exception error) => error switch
     {

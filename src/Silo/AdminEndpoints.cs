@@ -1,6 +1,4 @@
-using System.Net;
-using System.Security.Cryptography;
-using System.Text;
+using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Silo;
 
@@ -11,30 +9,11 @@ namespace OrleansLimiter.Silo;
 /// </summary>
 internal static class AdminEndpoints
 {
-    public const string KeyHeader = "X-Admin-Key";
-
     public sealed record LimitChange(long Points, double Duration);
 
     public static void MapAdmin(this WebApplication app)
     {
-        var key = app.Configuration["Admin:Key"];
-        var group = app.MapGroup("/admin").AddEndpointFilter(async (context, next) =>
-        {
-            var http = context.HttpContext;
-            var remote = http.Connection.RemoteIpAddress;
-            var local = remote is not null && IPAddress.IsLoopback(remote);
-            if (string.IsNullOrEmpty(key))
-            {
-                return local
-                    ? await next(context)
-                    : Results.Problem("Admin operations from beyond loopback need Admin:Key to be configured on the silo.", statusCode: StatusCodes.Status403Forbidden);
-            }
-
-            var given = http.Request.Headers[KeyHeader].ToString();
-            return FixedTimeEquals(given, key)
-                ? await next(context)
-                : Results.Problem($"Missing or wrong {KeyHeader} header.", statusCode: StatusCodes.Status401Unauthorized);
-        });
+        var group = app.MapGroup("/admin").RequireAdminAccess(app.Configuration["Admin:Key"]);
 
         group.MapGet("/providers", async (IGrainFactory grains) =>
             Results.Ok(await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).GetProvidersAsync()));
@@ -71,6 +50,4 @@ internal static class AdminEndpoints
         }
     }
 
-    private static bool FixedTimeEquals(string given, string expected) =>
-        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
 }

@@ -1,9 +1,9 @@
 using System.Net;
 using Orleans.Configuration;
 using Orleans.Dashboard;
-using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;
+using OrleansLimiter.Hosting;
 using OrleansLimiter.Silo;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -121,12 +121,7 @@ static async Task<int> RunAsync(string[] args)
         if (dashboardLoopbackOnly)
         {
             // Dashboard:LoopbackOnly keeps the dashboard to operators on the silo's own host.
-            app.UseWhen(
-                context => context.Request.Path.StartsWithSegments("/dashboard"),
-                branch => branch.Use((context, next) =>
-                    context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip)
-                        ? next(context)
-                        : Results.NotFound().ExecuteAsync(context)));
+            app.UseLoopbackOnly("/dashboard");
         }
 
         app.MapOrleansDashboard(routePrefix: "/dashboard");

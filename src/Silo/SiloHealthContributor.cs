@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Silo;
 

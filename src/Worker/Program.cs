@@ -1,4 +1,5 @@
 using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Hosting;
 using OrleansLimiter.Worker;
 
 // appsettings.json beside the program, wherever it is started from.

@@ -24,7 +24,7 @@ public sealed class WorkerOptions
     /// <summary>Simulated duration of one provider call.</summary>
     public int WorkMilliseconds { get; set; } = 50;
 
-    /// <summary>Stop after this many seconds; 0 runs until stopped.</summary>
+    /// <summary>Stop after this many seconds of work (counted once the cluster client has started); 0 runs until stopped.</summary>
     public double Duration { get; set; }
 
     /// <summary>Longest wait for one permit, in seconds.</summary>

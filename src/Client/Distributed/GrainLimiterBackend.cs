@@ -23,22 +23,15 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         // resent under its request id for at most ResendWindow).
         cancellationToken.ThrowIfCancellationRequested();
         var grainKey = LimiterKey.Format(provider, key);
-        try
+        if (!_options.CoalesceRequests)
         {
-            if (!_options.CoalesceRequests)
-            {
-                var single = await _sender.SendAsync(grains.GetGrain<IProviderLimiterGrain>(grainKey), [points]).ConfigureAwait(false);
-                return single.Outcomes[0] == ConsumeOutcome.AboveLimit
-                    ? throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {single.Limit} points per window.")
-                    : single.ToResult(0);
-            }
+            var single = await _sender.SendAsync(ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey), [points]).ConfigureAwait(false);
+            return single.Outcomes[0] == ConsumeOutcome.AboveLimit
+                ? throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {single.Limit} points per window.")
+                : single.ToResult(0);
+        }
 
-            var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(grains.GetGrain<IProviderLimiterGrain>(k), _options.MaxBatchSize, _sender));
-            return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
-        }
-        catch (ArgumentException ex) when (LimiterUnavailableException.Translate(ex) is LimiterUnavailableException unavailable)
-        {
-            throw unavailable;
-        }
+        var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(ClusterGrains.Get<IProviderLimiterGrain>(grains, k), _options.MaxBatchSize, _sender));
+        return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Client.Hosting;
 
@@ -9,14 +10,14 @@ internal sealed class ClientHealthContributor(IGrainFactory grains) : ILimiterHe
     {
         try
         {
-            var silo = await grains.GetGrain<IProbeGrain>("health").PingAsync().AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+            var silo = await ClusterGrains.Get<IProbeGrain>(grains, "health").PingAsync().AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
             health["cluster"] = new JsonObject { ["reachable"] = true, ["answeredBy"] = silo };
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             health["cluster"] = new JsonObject { ["reachable"] = false };
             health["status"] = "down";
-            health["reason"] = "The limiter cluster does not answer: " + LimiterUnavailableException.Translate(ex).Message;
+            health["reason"] = "The limiter cluster does not answer: " + ex.Message;
         }
     }
 }

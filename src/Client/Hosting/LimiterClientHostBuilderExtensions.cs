@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using OrleansLimiter.Hosting;
 using StackExchange.Redis;
 
 namespace OrleansLimiter.Client.Hosting;
@@ -51,12 +52,11 @@ public static class LimiterClientHostBuilderExtensions
 
         if (settings.Redis is not null)
         {
-            // The seed's health output shows Redis as the workers see it.
+            // The seed's health output shows Redis as the workers see it (no admin mode: see LimiterHealth).
             builder.Services.AddSingleton(_ =>
             {
                 var config = settings.CreateRedisOptions();
                 config.AbortOnConnectFail = false;
-                config.AllowAdmin = true;
                 return new LimiterHealthRedis(ConnectionMultiplexer.Connect(config));
             });
         }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using OrleansLimiter.Client.Distributed;
 using OrleansLimiter.Client.Local;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Client.Hosting;
 
@@ -38,6 +39,7 @@ public static class LimiterClientServiceCollectionExtensions
             sp.GetRequiredService<IOptions<LimiterClientOptions>>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<LimiterClient>>()));
+        services.TryAddSingleton<ILimiterHealthSource>(sp => new LimiterClientHealthSource(sp.GetRequiredService<ILimiterClient>()));
         return services;
     }
 
@@ -54,6 +56,14 @@ public static class LimiterClientServiceCollectionExtensions
         return mode != LimiterMode.Local && grains is not null
             ? new GrainLimiterBackend(grains, options, services.GetRequiredService<TimeProvider>())
             : new LocalLimiterBackend(services.GetRequiredService<IOptionsMonitor<RateLimitingOptions>>(), services.GetRequiredService<TimeProvider>());
+    }
+
+    /// <summary>The client's mode and scheduler counters, for the health document.</summary>
+    private sealed class LimiterClientHealthSource(ILimiterClient client) : ILimiterHealthSource
+    {
+        public string Mode => client.Mode;
+
+        public IReadOnlyDictionary<string, SchedulerStats> GetSchedulerStats() => client.GetSchedulerStats();
     }
 
     private sealed class LimiterClientOptionsValidator : IValidateOptions<LimiterClientOptions>

@@ -53,9 +53,6 @@ public static class LimiterSiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(config);
         config.AbortOnConnectFail = false;
 
-        // INFO (used_memory_human, connected_clients for /health) counts as an admin command.
-        config.AllowAdmin = true;
-
         // While Redis is away, fail at once (the grain then decides from its mirror) instead of
         // queueing commands until a time-out, and look for it again often so that it is back in use
         // within about a second of returning.

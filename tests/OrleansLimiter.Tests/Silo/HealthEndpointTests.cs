@@ -40,6 +40,8 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
         Assert.Equal("local", (string?)health["rateLimiting"]!["mode"]);
         Assert.False((bool?)health["redis"]!["enabled"]);
         Assert.False((bool?)health["redis"]!["connected"]);
+        Assert.Null(health["redis"]!["usedMemory"]);
+        Assert.Null(health["redis"]!["connectedClients"]);
         Assert.Equal("memory", (string?)health["providers"]!["openai"]!["store"]);
         Assert.Contains("Local mode", silo.Output, StringComparison.Ordinal);
     }
@@ -78,6 +80,9 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal("degraded", (string?)health["status"]);
             Assert.False((bool?)health["redis"]!["connected"]);
+            Assert.Empty(SeedContract.ShapeDifferences(JsonNode.Parse(SeedContract.HealthExample)!, health));
+            Assert.Null(health["redis"]!["usedMemory"]);
+            Assert.Null(health["redis"]!["connectedClients"]);
             Assert.NotNull((string?)health["reason"]);
         }
         finally

@@ -2,7 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using OrleansLimiter.Configuration;
 
-namespace OrleansLimiter.Client.Hosting;
+namespace OrleansLimiter.Hosting;
 
 /// <summary>
 /// How silos and clients find each other, read from standard configuration:

@@ -1,6 +1,7 @@
+using System.Security.Authentication;
 using StackExchange.Redis;
 
-namespace OrleansLimiter.Client.Hosting;
+namespace OrleansLimiter.Hosting;
 
 /// <summary>
 /// A quick, explicit check that Redis answers, for start-up and the CLI: "unreachable" and "wrong
@@ -24,22 +25,33 @@ public static class RedisReachability
             await redis.GetDatabase().PingAsync().ConfigureAwait(false);
             return null;
         }
+        catch (RedisConnectionException ex) when (Find<AuthenticationException>(ex) is { } tls)
+        {
+            // SslStream's own refusal: almost always a server certificate signed by a CA this machine does not trust.
+            return $"cannot connect to Redis {display}: the TLS handshake failed ({FirstSentence(tls.Message)}); if the server's certificate is not trusted, set Redis:CaCertificate or REDIS_CA_CERT to its CA";
+        }
+        catch (RedisConnectionException ex) when (ex.FailureType == ConnectionFailureType.AuthenticationFailure)
+        {
+            // What StackExchange.Redis reports for WRONGPASS and NOAUTH replies to AUTH/HELLO.
+            return $"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL";
+        }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            var text = ex.ToString();
-            if (options.Ssl && text.Contains("certificate", StringComparison.OrdinalIgnoreCase))
-            {
-                return $"cannot connect to Redis {display}: the TLS handshake failed, the server's certificate is not trusted (set Redis:CaCertificate or REDIS_CA_CERT to its CA)";
-            }
-
-            if (text.Contains("WRONGPASS", StringComparison.Ordinal) || text.Contains("NOAUTH", StringComparison.Ordinal) ||
-                text.Contains("authentication failure", StringComparison.OrdinalIgnoreCase))
-            {
-                return $"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL";
-            }
-
             return $"cannot connect to Redis {display}: {FirstSentence(ex.Message)}";
         }
+    }
+
+    private static T? Find<T>(Exception? error) where T : Exception
+    {
+        for (; error is not null; error = error.InnerException)
+        {
+            if (error is T found)
+            {
+                return found;
+            }
+        }
+
+        return null;
     }
 
     private static string FirstSentence(string text)
@@ -47,6 +59,6 @@ public static class RedisReachability
         var nl = text.IndexOfAny(['\r', '\n']);
         var line = nl < 0 ? text : text[..nl];
         var dot = line.IndexOf(". ", StringComparison.Ordinal);
-        return dot < 0 ? line : line[..(dot + 1)];
+        return dot < 0 ? line.TrimEnd('.') : line[..dot];
     }
 }

@@ -1,25 +1,10 @@
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.Configuration;
 using StackExchange.Redis;
 
-namespace OrleansLimiter.Client.Hosting;
-
-/// <summary>
-/// Adds to the seed's <c>/health</c> document. Each contributor gets the document and may set
-/// <c>status</c> worse; contributors run with a deadline so the endpoint answers within a second.
-/// </summary>
-public interface ILimiterHealthContributor
-{
-    Task ContributeAsync(JsonObject health, CancellationToken cancellationToken);
-}
-
-/// <summary>The Redis whose <c>INFO</c> the health document shows (one a host already has).</summary>
-public sealed record LimiterHealthRedis(IConnectionMultiplexer Connection);
+namespace OrleansLimiter.Hosting;
 
 /// <summary>Builds the seed's <c>/health</c> JSON for a silo or a worker app.</summary>
 public static class LimiterHealth
@@ -27,23 +12,18 @@ public static class LimiterHealth
     /// <summary>How long each part of the document may take before it is reported as unknown.</summary>
     public static readonly TimeSpan PartTimeout = TimeSpan.FromMilliseconds(600);
 
-    /// <summary>Maps <c>GET {pattern}</c> to the health document: 200 while serving decisions, 503 when down.</summary>
-    public static IEndpointConventionBuilder MapLimiterHealth(this IEndpointRouteBuilder endpoints, string pattern = "/health")
-    {
-        ArgumentNullException.ThrowIfNull(endpoints);
-        return endpoints.MapGet(pattern, async (HttpContext context) =>
-        {
-            var health = await BuildAsync(context.RequestServices, context.RequestAborted).ConfigureAwait(false);
-            var code = (string?)health["status"] == "down" ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
-            return Results.Text(health.ToJsonString(), "application/json", statusCode: code);
-        });
-    }
+    /// <summary>
+    /// INFO from inside a script: StackExchange.Redis refuses INFO itself (<c>IServer.Info</c>, and
+    /// <c>IDatabase.Execute("INFO")</c> too) unless the connection allows admin commands, which would
+    /// also let it send FLUSHALL or CONFIG SET. One section per call, so Redis 6 understands it too.
+    /// </summary>
+    private const string InfoScript = "return redis.call('INFO', 'memory') .. redis.call('INFO', 'clients')";
 
     /// <summary>Builds the document: <c>status</c>, <c>redis</c>, <c>rateLimiting</c> (the seed's keys) and what contributors add.</summary>
     public static async Task<JsonObject> BuildAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(services);
-        var client = services.GetService<ILimiterClient>();
+        var source = services.GetService<ILimiterHealthSource>();
         var providers = services.GetService<IOptionsMonitor<RateLimitingOptions>>()?.CurrentValue.Providers.Keys.ToList() ?? [];
         var redis = services.GetService<LimiterHealthRedis>()?.Connection;
 
@@ -54,10 +34,10 @@ public static class LimiterHealth
         var contributions = services.GetServices<ILimiterHealthContributor>().Select(c => ContributeAsync(c, cancellationToken)).ToList();
         var redisJson = await redisPart.ConfigureAwait(false);
         var redisUp = (bool?)redisJson["connected"] == true;
-        var mode = client?.Mode ?? (redis is null ? "local" : "distributed");
+        var mode = source?.Mode ?? (redis is null ? "local" : "distributed");
 
         var local = new JsonObject();
-        var stats = client?.GetSchedulerStats() ?? new Dictionary<string, SchedulerStats>();
+        var stats = source?.GetSchedulerStats() ?? new Dictionary<string, SchedulerStats>();
         foreach (var provider in providers.Concat(stats.Keys).Distinct(StringComparer.OrdinalIgnoreCase))
         {
             var s = stats.TryGetValue(provider, out var found) ? found : new SchedulerStats(0, 0, 0);
@@ -145,7 +125,8 @@ public static class LimiterHealth
 
     private static async Task<JsonObject> RedisPartAsync(IConnectionMultiplexer? redis, CancellationToken cancellationToken)
     {
-        var part = new JsonObject { ["connected"] = false, ["enabled"] = redis is not null, ["usedMemory"] = "0B", ["connectedClients"] = "0" };
+        // Figures nobody measured are null, not zero: "0B" would read as an empty Redis.
+        var part = new JsonObject { ["connected"] = false, ["enabled"] = redis is not null, ["usedMemory"] = null, ["connectedClients"] = null };
         if (redis is null || !redis.IsConnected)
         {
             return part;
@@ -153,17 +134,11 @@ public static class LimiterHealth
 
         try
         {
-            var server = redis.GetServers().FirstOrDefault(s => s.IsConnected);
-            if (server is null)
-            {
-                return part;
-            }
-
-            var info = await server.InfoAsync().WaitAsync(PartTimeout, cancellationToken).ConfigureAwait(false);
-            var fields = info.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            var info = (string?)await redis.GetDatabase().ScriptEvaluateAsync(InfoScript).WaitAsync(PartTimeout, cancellationToken).ConfigureAwait(false);
+            var fields = ParseInfo(info);
             part["connected"] = true;
-            part["usedMemory"] = fields.GetValueOrDefault("used_memory_human", "0B");
-            part["connectedClients"] = fields.GetValueOrDefault("connected_clients", "0");
+            part["usedMemory"] = fields.GetValueOrDefault("used_memory_human");
+            part["connectedClients"] = fields.GetValueOrDefault("connected_clients");
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -171,5 +146,21 @@ public static class LimiterHealth
         }
 
         return part;
+    }
+
+    /// <summary>INFO's <c>name:value</c> lines; section headers and blank lines are skipped.</summary>
+    private static Dictionary<string, string> ParseInfo(string? info)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in (info ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && line[0] != '#')
+            {
+                fields[line[..colon]] = line[(colon + 1)..];
+            }
+        }
+
+        return fields;
     }
 }

@@ -1,0 +1,59 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace OrleansLimiter.Hosting;
+
+/// <summary>
+/// Who may use operator endpoints. Admin endpoints: with an admin key configured, every caller must
+/// send it; without one, only callers on this host (loopback) may, so a host that listens beyond
+/// loopback needs a key. Loopback-only paths answer other callers 404, as if they were not there.
+/// </summary>
+public static class OperatorAccess
+{
+    /// <summary>The request header that carries the admin key.</summary>
+    public const string KeyHeader = "X-Admin-Key";
+
+    /// <summary>Whether the caller is on this host.</summary>
+    public static bool IsLoopback(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip);
+    }
+
+    /// <summary>
+    /// Null when the caller may use the admin endpoints; otherwise the refusal: 403 for a caller beyond
+    /// loopback when no key is configured, 401 for a missing or wrong key when one is.
+    /// </summary>
+    public static IResult? AdminRefusal(HttpContext context, string? adminKey)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (string.IsNullOrEmpty(adminKey))
+        {
+            return IsLoopback(context)
+                ? null
+                : Results.Problem("Admin operations from beyond loopback need Admin:Key to be configured on the silo.", statusCode: StatusCodes.Status403Forbidden);
+        }
+
+        return FixedTimeEquals(context.Request.Headers[KeyHeader].ToString(), adminKey)
+            ? null
+            : Results.Problem($"Missing or wrong {KeyHeader} header.", statusCode: StatusCodes.Status401Unauthorized);
+    }
+
+    /// <summary>Puts <see cref="AdminRefusal"/> in front of every endpoint of <paramref name="builder"/>.</summary>
+    public static TBuilder RequireAdminAccess<TBuilder>(this TBuilder builder, string? adminKey)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter(async (context, next) => AdminRefusal(context.HttpContext, adminKey) ?? await next(context));
+
+    /// <summary>Answers 404 to callers beyond loopback for every request under <paramref name="path"/>.</summary>
+    public static IApplicationBuilder UseLoopbackOnly(this IApplicationBuilder app, PathString path) =>
+        app.UseWhen(
+            context => context.Request.Path.StartsWithSegments(path),
+            branch => branch.Use((context, next) => IsLoopback(context) ? next(context) : Results.NotFound().ExecuteAsync(context)));
+
+    // Hashing first makes the comparison take the same time whatever the lengths.
+    private static bool FixedTimeEquals(string given, string expected) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+}
