@@ -10,7 +10,14 @@ namespace OrleansLimiter.Client.Hosting;
 public static class RedisReachability
 {
     /// <summary>Returns null when Redis answers PING, otherwise a one-line reason.</summary>
-    public static async Task<string?> ProblemAsync(LimiterClusterSettings settings, TimeSpan timeout)
+    public static async Task<string?> ProblemAsync(LimiterClusterSettings settings, TimeSpan timeout) =>
+        (await DiagnoseAsync(settings, timeout).ConfigureAwait(false))?.Message;
+
+    /// <summary>
+    /// Returns null when Redis answers PING, otherwise the reason and whether waiting may cure it: a
+    /// server that is not there (yet) may come, refused credentials or an untrusted certificate will not.
+    /// </summary>
+    public static async Task<RedisProblem?> DiagnoseAsync(LimiterClusterSettings settings, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var options = settings.CreateRedisOptions();
@@ -26,20 +33,44 @@ public static class RedisReachability
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            var mayResolve = MayResolveItself(ex);
             var text = ex.ToString();
             if (options.Ssl && text.Contains("certificate", StringComparison.OrdinalIgnoreCase))
             {
-                return $"cannot connect to Redis {display}: the TLS handshake failed, the server's certificate is not trusted (set Redis:CaCertificate or REDIS_CA_CERT to its CA)";
+                return new RedisProblem($"cannot connect to Redis {display}: the TLS handshake failed, the server's certificate is not trusted (set Redis:CaCertificate or REDIS_CA_CERT to its CA)", mayResolve);
             }
 
             if (text.Contains("WRONGPASS", StringComparison.Ordinal) || text.Contains("NOAUTH", StringComparison.Ordinal) ||
                 text.Contains("authentication failure", StringComparison.OrdinalIgnoreCase))
             {
-                return $"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL";
+                return new RedisProblem($"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL", mayResolve);
             }
 
-            return $"cannot connect to Redis {display}: {FirstSentence(ex.Message)}";
+            return new RedisProblem($"cannot connect to Redis {display}: {FirstSentence(ex.Message)}", mayResolve);
         }
+    }
+
+    /// <summary>
+    /// A server not reached (refused, unresolvable, silent) may still come; one that answered with a
+    /// refusal (credentials, TLS trust, a server error) will refuse again.
+    /// </summary>
+    private static bool MayResolveItself(Exception ex)
+    {
+        for (var inner = ex.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is RedisServerException or System.Security.Authentication.AuthenticationException)
+            {
+                return false;
+            }
+        }
+
+        return ex switch
+        {
+            TimeoutException or RedisTimeoutException => true,
+            RedisConnectionException c => c.FailureType is ConnectionFailureType.UnableToConnect or ConnectionFailureType.UnableToResolvePhysicalConnection
+                or ConnectionFailureType.SocketFailure or ConnectionFailureType.SocketClosed or ConnectionFailureType.Loading,
+            _ => false,
+        };
     }
 
     private static string FirstSentence(string text)
@@ -50,3 +81,4 @@ public static class RedisReachability
         return dot < 0 ? line : line[..(dot + 1)];
     }
 }
+
