@@ -43,4 +43,13 @@ internal static class Stats
 
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
+
+    /// <summary>The first run's names with the median of each figure over <paramref name="runs"/>.</summary>
+    public static Measurement MedianOf(List<Measurement> runs) => runs[0] with
+    {
+        Decisions = (long)Median(runs.Select(r => (double)r.Decisions)),
+        Elapsed = TimeSpan.FromSeconds(Median(runs.Select(r => r.Elapsed.TotalSeconds))),
+        P50Ms = Median(runs.Select(r => r.P50Ms)),
+        P99Ms = Median(runs.Select(r => r.P99Ms)),
+    };
 }

@@ -6,8 +6,12 @@ namespace OrleansLimiter;
 /// one Redis script carry many decisions.
 /// </summary>
 /// <param name="Costs">Points asked by each request, in arrival order; each must be at least 1.</param>
+/// <param name="RequestId">
+/// The batch's id: a batch sent again with the same id (after a lost reply) gets the decisions already
+/// made instead of new ones. <see cref="RequestId.None"/> decides afresh each time.
+/// </param>
 [GenerateSerializer, Immutable]
-public sealed record ConsumeBatch([property: Id(0)] long[] Costs);
+public sealed record ConsumeBatch([property: Id(0)] long[] Costs, [property: Id(1)] RequestId RequestId = default);
 
 /// <summary>The decisions for a <see cref="ConsumeBatch"/>, one outcome per entry in the same order.</summary>
 /// <param name="Outcomes">One outcome per requested entry.</param>

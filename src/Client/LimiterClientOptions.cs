@@ -36,6 +36,13 @@ public sealed class LimiterClientOptions
     /// <summary>Most requests carried by one coalesced grain call; 1024 by default.</summary>
     public int MaxBatchSize { get; set; } = 1024;
 
+    /// <summary>
+    /// How long a batch whose grain call failed for want of an answer (a silo died, the call timed out)
+    /// is sent again under the same request id, so that the decision made for it is delivered instead
+    /// of made twice; 5 s by default. Zero sends once.
+    /// </summary>
+    public TimeSpan ResendWindow { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The concurrency limit in force for <paramref name="provider"/>.</summary>
     public int ConcurrencyFor(string provider) => ProviderConcurrency.TryGetValue(provider, out var n) ? n : MaxConcurrency;
 
@@ -68,6 +75,11 @@ public sealed class LimiterClientOptions
         if (MinRetryDelay <= TimeSpan.Zero)
         {
             yield return $"{S}:MinRetryDelay must be above zero (was {MinRetryDelay}).";
+        }
+
+        if (ResendWindow < TimeSpan.Zero)
+        {
+            yield return $"{S}:ResendWindow must not be negative (was {ResendWindow}).";
         }
 
         if (MaxBatchSize < 1)

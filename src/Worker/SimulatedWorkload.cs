@@ -27,12 +27,6 @@ internal sealed partial class SimulatedWorkload(
     {
         var o = options.Value;
         var name = string.IsNullOrEmpty(o.Name) ? $"{Environment.MachineName}-{Environment.ProcessId}" : o.Name;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        if (o.Duration > 0)
-        {
-            stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
-        }
-
         // /health is served from the start, but the work begins once the host (and so the cluster
         // client) has started, or after 10 s without it, to report clearly that no cluster answers.
         var started = new TaskCompletionSource();
@@ -42,6 +36,13 @@ internal sealed partial class SimulatedWorkload(
             {
                 Console.WriteLine($"[{name}] the limiter cluster has not answered within 10 s; starting anyway");
             }
+        }
+
+        // The run's duration counts from the start of the work: a slow start-up must not eat it.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        if (o.Duration > 0)
+        {
+            stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
         }
 
         var providers = o.Provider.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -5,7 +5,7 @@ namespace OrleansLimiter.Client.Distributed;
 /// requests wait in arrival order and leave together in the next call. With one call in flight at a
 /// time the grain sees this process's requests in the order they arrived, so no caller is overtaken.
 /// </summary>
-internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatchSize)
+internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatchSize, BatchSender sender)
 {
     private readonly object _gate = new();
     private readonly Queue<Entry> _pending = new();
@@ -59,7 +59,7 @@ internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatch
                     costs[i] = batch[i].Points;
                 }
 
-                var result = await grain.TryConsumeBatchAsync(new ConsumeBatch(costs)).ConfigureAwait(false);
+                var result = await sender.SendAsync(grain, costs).ConfigureAwait(false);
                 for (var i = 0; i < batch.Length; i++)
                 {
                     if (result.Outcomes[i] == ConsumeOutcome.AboveLimit)

@@ -52,7 +52,7 @@ public static class LimiterClientServiceCollectionExtensions
         }
 
         return mode != LimiterMode.Local && grains is not null
-            ? new GrainLimiterBackend(grains, options)
+            ? new GrainLimiterBackend(grains, options, services.GetRequiredService<TimeProvider>())
             : new LocalLimiterBackend(services.GetRequiredService<IOptionsMonitor<RateLimitingOptions>>(), services.GetRequiredService<TimeProvider>());
     }
 

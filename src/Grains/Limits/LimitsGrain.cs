@@ -34,9 +34,7 @@ public sealed partial class LimitsGrain(
             throw new ArgumentOutOfRangeException(nameof(points), problem);
         }
 
-        state.State.Overrides[name] = change;
-        await state.WriteStateAsync();
-        limits.Update(state.State.Overrides);
+        await WriteAsync(new Dictionary<string, LimitOverride>(state.State.Overrides, StringComparer.OrdinalIgnoreCase) { [name] = change });
         LogChanged(logger, name, points, durationSeconds);
         return limits.All().Single(p => p.Provider == name);
     }
@@ -44,15 +42,37 @@ public sealed partial class LimitsGrain(
     public async ValueTask<bool> ClearLimitAsync(string provider)
     {
         var (name, _) = limits.Configured.Resolve(provider);
-        if (!state.State.Overrides.Remove(name))
+        var overrides = new Dictionary<string, LimitOverride>(state.State.Overrides, StringComparer.OrdinalIgnoreCase);
+        if (!overrides.Remove(name))
         {
             return false;
         }
 
-        await state.WriteStateAsync();
-        limits.Update(state.State.Overrides);
+        await WriteAsync(overrides);
         LogCleared(logger, name);
         return true;
+    }
+
+    /// <summary>
+    /// Stores <paramref name="overrides"/> and only then puts them in force. A failed write leaves
+    /// the grain's state and the silo's limits as they were, so memory never holds a change that
+    /// storage refused (and that a later write or another silo's refresh would otherwise spread).
+    /// </summary>
+    private async Task WriteAsync(Dictionary<string, LimitOverride> overrides)
+    {
+        var previous = state.State;
+        state.State = new LimitsState { Overrides = overrides };
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            state.State = previous;
+            throw;
+        }
+
+        limits.Update(overrides);
     }
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Limits of {Provider} changed at run time: {Points} points per {Duration} s")]

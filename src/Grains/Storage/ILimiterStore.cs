@@ -2,8 +2,8 @@ namespace OrleansLimiter.Grains.Storage;
 
 /// <summary>
 /// Holds the authoritative fixed windows. Every grant goes through <see cref="ConsumeAsync"/>, which
-/// must decide a whole batch atomically against the stored window, so that any number of grains or
-/// direct writers sharing the store can never grant more than a window's points.
+/// must decide all of a call's batches atomically against the stored window, so that any number of
+/// grains or direct writers sharing the store can never grant more than a window's points.
 /// </summary>
 public interface ILimiterStore
 {
@@ -17,20 +17,12 @@ public interface ILimiterStore
     bool IsAvailable { get; }
 
     /// <summary>
-    /// Opens the window if none is open, then decides each cost in order, granting it when enough
-    /// points remain; refused costs spend nothing.
+    /// Opens the window if none is open, settles what the caller decided alone (see
+    /// <see cref="StoreConsume"/>), then decides each batch in order: a batch whose id the store has
+    /// recorded gets its recorded decisions back and spends nothing; any other has each cost granted
+    /// when enough points remain (refused costs spend nothing), and its decisions recorded under its id.
     /// </summary>
-    /// <param name="key">The window's key.</param>
-    /// <param name="limit">Points per window.</param>
-    /// <param name="windowMilliseconds">Window length.</param>
-    /// <param name="costs">Each request's cost, in arrival order (may be empty: a write-back only).</param>
-    /// <param name="hint">
-    /// What the caller knows of the window: if the store lost a window the caller still holds (it was
-    /// restarted empty, flushed, or the caller decided alone while it was away), the store re-creates
-    /// it with the caller's remaining points instead of a full window; points the caller granted alone
-    /// are written back.
-    /// </param>
-    Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs, WindowHint hint = default);
+    Task<StoreReply> ConsumeAsync(StoreConsume request);
 
     /// <summary>Reads the window without changing it.</summary>
     Task<StoreWindow> ReadAsync(string key);
@@ -39,14 +31,51 @@ public interface ILimiterStore
     Task<bool> DeleteAsync(string key);
 }
 
+/// <summary>One call to <see cref="ILimiterStore.ConsumeAsync"/>.</summary>
+/// <param name="Key">The window's key.</param>
+/// <param name="Limit">Points per window.</param>
+/// <param name="WindowMilliseconds">Window length.</param>
+/// <param name="Hint">
+/// What the caller knows of the window: if the store lost a window the caller still holds (it was
+/// restarted empty, flushed, or the caller decided alone while it was away), the store re-creates it
+/// with the caller's remaining points instead of a full window; points the caller granted alone in
+/// that window are written back.
+/// </param>
+/// <param name="Uncertain">
+/// Batches whose earlier call may or may not have reached the store (the connection failed or timed
+/// out) and that the caller then decided alone. If the store did decide one of them in the window it
+/// still holds, that decision is undone (the caller's own decision is what its callers were told, and
+/// is already counted in the hint), and the record is replaced by the caller's decision.
+/// </param>
+/// <param name="Batches">Batches to decide, in arrival order (may be empty: a write-back only).</param>
+public sealed record StoreConsume(
+    string Key,
+    long Limit,
+    long WindowMilliseconds,
+    WindowHint Hint,
+    IReadOnlyList<UncertainBatch> Uncertain,
+    IReadOnlyList<StoreBatch> Batches);
+
+/// <summary>Costs decided together under one request id.</summary>
+/// <param name="Id">The id the decisions are recorded under; <see cref="RequestId.None"/> records nothing.</param>
+/// <param name="Costs">Each request's cost, in arrival order.</param>
+public readonly record struct StoreBatch(RequestId Id, long[] Costs);
+
+/// <summary>A batch decided by the caller alone after a store call for it failed without an answer.</summary>
+/// <param name="Id">The batch's request id.</param>
+/// <param name="Granted">The caller's decision per cost.</param>
+/// <param name="GrantedPoints">Points the caller granted in it.</param>
+public readonly record struct UncertainBatch(RequestId Id, bool[] Granted, long GrantedPoints);
+
 /// <summary>The outcome of <see cref="ILimiterStore.ConsumeAsync"/>.</summary>
-/// <param name="Remaining">Points left after the batch.</param>
+/// <param name="Remaining">Points left after the call.</param>
 /// <param name="WindowEndMs">Window end, Unix epoch milliseconds by the store's clock.</param>
 /// <param name="NowMs">The store's clock when it decided, Unix epoch milliseconds.</param>
-/// <param name="Granted">Per cost, whether it was granted.</param>
+/// <param name="Granted">Per batch, per cost: whether it was granted.</param>
+/// <param name="Replayed">Per batch: true when the decisions are the ones recorded under its id earlier.</param>
 /// <param name="Repair">Empty, or what was wrong with a damaged window and how it was repaired.</param>
-/// <param name="Sync">Empty, or how the <see cref="WindowHint"/> was used (window restored, points written back).</param>
-public readonly record struct StoreReply(long Remaining, long WindowEndMs, long NowMs, bool[] Granted, string Repair, string Sync = "");
+/// <param name="Sync">Empty, or how the hint and the uncertain batches were used (window restored, points written back, decisions undone).</param>
+public sealed record StoreReply(long Remaining, long WindowEndMs, long NowMs, bool[][] Granted, bool[] Replayed, string Repair, string Sync = "");
 
 /// <summary>The caller's view of a live window, passed with each consume.</summary>
 /// <param name="WindowEndMs">End of the window the caller holds (store clock, epoch ms); 0 when it holds none.</param>

@@ -4,7 +4,8 @@ namespace OrleansLimiter.Grains.Storage;
 
 /// <summary>
 /// Windows kept in the silo's memory, for local mode (no Redis configured). Only correct for a
-/// single silo: the limit then lives in the grain alone and is lost on restart.
+/// single silo: the limit then lives in the grain alone and is lost on restart. It never fails, so
+/// it never sees uncertain batches; request ids are answered by the grain's own memory.
 /// </summary>
 public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
 {
@@ -14,17 +15,30 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
 
     public bool IsAvailable => true;
 
-    public Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs, WindowHint hint = default)
+    public Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
+        ArgumentNullException.ThrowIfNull(request);
         var window = _windows.AddOrUpdate(
-            key,
-            _ => new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time),
-            (_, existing) => existing.Limit == limit && existing.Window.TotalMilliseconds == windowMilliseconds
+            request.Key,
+            _ => new FixedWindow(request.Limit, TimeSpan.FromMilliseconds(request.WindowMilliseconds), time),
+            (_, existing) => existing.Limit == request.Limit && existing.Window.TotalMilliseconds == request.WindowMilliseconds
                 ? existing
-                : new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time));
-        var granted = new bool[costs.Length];
-        var (remaining, end, now) = window.Consume(costs.Span, granted);
-        return Task.FromResult(new StoreReply(remaining, end.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds(), granted, string.Empty));
+                : new FixedWindow(request.Limit, TimeSpan.FromMilliseconds(request.WindowMilliseconds), time));
+        var granted = new bool[request.Batches.Count][];
+        (long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) last = default;
+        for (var b = 0; b < granted.Length; b++)
+        {
+            granted[b] = new bool[request.Batches[b].Costs.Length];
+            last = window.Consume(request.Batches[b].Costs, granted[b]);
+        }
+
+        if (granted.Length == 0)
+        {
+            last = window.Consume([], []);
+        }
+
+        return Task.FromResult(new StoreReply(
+            last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds(), last.Now.ToUnixTimeMilliseconds(), granted, new bool[granted.Length], string.Empty));
     }
 
     public Task<StoreWindow> ReadAsync(string key)

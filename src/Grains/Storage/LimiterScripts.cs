@@ -4,18 +4,26 @@ namespace OrleansLimiter.Grains.Storage;
 /// The Lua scripts behind <see cref="RedisLimiterStore"/>, one per operation. Each runs atomically
 /// in one round trip and takes the time from Redis <c>TIME</c>, so every silo and every direct writer
 /// shares one clock. The window is the seed's hash: <c>points</c> (remaining) and <c>expire</c>
-/// (window end, Unix epoch milliseconds), with <c>PEXPIREAT</c> at that instant.
+/// (window end, Unix epoch milliseconds), with <c>PEXPIREAT</c> at that instant. Decisions made under
+/// a request id are recorded in small keys <c>{window key}:req:{id}</c>: the braces put them in the
+/// window's Redis Cluster slot, and they expire by themselves.
+/// Only <see cref="RedisLimiterStore"/> knows the argument layout below.
 /// </summary>
 public static class LimiterScripts
 {
     /// <summary>
-    /// Decides a batch of requests against one window.
-    /// KEYS[1] the window hash; ARGV[1] points per window; ARGV[2] window length (ms);
-    /// ARGV[3] end (ms) of the window the caller holds, 0 for none; ARGV[4] points the caller believes
-    /// remain in it; ARGV[5] points the caller granted in it without Redis (to write back);
-    /// ARGV[6..] each request's cost in arrival order.
-    /// Returns { remaining, window end ms, Redis now ms, decisions ('1' granted, '0' refused, one per
-    /// cost), repair note ('' when the hash was sound), sync note ('' when the hint changed nothing) }.
+    /// Decides batches of requests against one window.
+    /// KEYS[1] the window hash; KEYS[2..] the request records: first one per uncertain batch, then one
+    /// per batch that has an id.
+    /// ARGV[1] points per window; ARGV[2] window length (ms); ARGV[3] end (ms) of the window the caller
+    /// holds, 0 for none; ARGV[4] points the caller believes remain in it; ARGV[5] points the caller
+    /// granted in it without Redis (to write back); ARGV[6] record lifetime (ms); ARGV[7] U, the number
+    /// of uncertain batches; ARGV[8] B, the number of batches to decide; then U pairs (points the caller
+    /// granted, its decisions as '1'/'0'); then per batch: has a record key (0/1), n, and n costs.
+    /// A record's value is "{window end}:{points granted}:{decisions}".
+    /// Returns { remaining, window end ms, Redis now ms, { decisions per batch ('1' granted, '0'
+    /// refused, one per cost) }, replayed ('1' per batch answered from its record), repair note ('' when
+    /// the hash was sound), sync note ('' when the hint and the uncertain batches changed nothing) }.
     /// </summary>
     public const string Consume = """
         local key = KEYS[1]
@@ -24,7 +32,18 @@ public static class LimiterScripts
         local hintEnd = tonumber(ARGV[3])
         local hintRemaining = tonumber(ARGV[4])
         local unsynced = tonumber(ARGV[5])
+        local recordTtl = tonumber(ARGV[6])
+        local nUncertain = tonumber(ARGV[7])
+        local nBatches = tonumber(ARGV[8])
         local sync = ''
+
+        -- A stored value is usable only as a finite number: Lua's tonumber also reads 'nan' and 'inf',
+        -- which would compare false with everything and slip past every check below.
+        local function finite(v)
+          local n = tonumber(v)
+          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          return n
+        end
 
         -- One clock for every silo and writer: Redis's own.
         local t = redis.call('TIME')
@@ -36,8 +55,8 @@ public static class LimiterScripts
           return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
         end
 
-        local points = tonumber(fields[1])
-        local expire = tonumber(fields[2])
+        local points = finite(fields[1])
+        local expire = finite(fields[2])
         local repair = ''
         local write = false
 
@@ -57,8 +76,8 @@ public static class LimiterScripts
           write = true
         else
           if expire == nil then
-            -- 'expire' is missing or not a number: keep the key's own TTL as the window end when it
-            -- has one, so a damaged window does not last longer than the real one.
+            -- 'expire' is missing or not a finite number: keep the key's own TTL as the window end when
+            -- it has one, so a damaged window does not last longer than the real one.
             local pttl = redis.call('PTTL', key)
             if pttl > 0 then expire = now + pttl else expire = now + window end
             repair = repair .. 'expire unreadable; '
@@ -71,8 +90,8 @@ public static class LimiterScripts
             write = true
           else
             if points == nil then
-              -- 'points' is missing or not a number: what was spent is unknown, so grant nothing more
-              -- in this window rather than risk granting it twice.
+              -- 'points' is missing or not a finite number: what was spent is unknown, so grant
+              -- nothing more in this window rather than risk granting it twice.
               points = 0
               repair = repair .. 'points unreadable, window closed until it ends; '
               write = true
@@ -87,38 +106,91 @@ public static class LimiterScripts
               repair = repair .. 'expire beyond one window, shortened; '
               write = true
             end
+            -- Batches whose call failed without an answer and that the caller then decided alone: if
+            -- this window was charged for one of them, undo it; the caller's own decision is what its
+            -- callers were told, and it is in the write-back below.
+            local undone = 0
+            for u = 1, nUncertain do
+              local record = redis.call('GET', KEYS[1 + u])
+              if record then
+                local recordEnd, recordGranted = string.match(record, '^(%d+):(%d+):')
+                if tonumber(recordEnd) == expire then
+                  undone = undone + tonumber(recordGranted)
+                end
+              end
+            end
+            if undone > 0 then
+              points = math.min(limit, points + undone)
+              sync = sync .. 'undid ' .. undone .. ' granted by calls whose answer was lost; '
+              write = true
+            end
             if unsynced > 0 and expire == hintEnd then
               -- Points the caller granted in this very window while Redis was unreachable.
               points = math.max(0, points - unsynced)
-              sync = 'wrote back ' .. unsynced
+              sync = sync .. 'wrote back ' .. unsynced
               write = true
             end
           end
         end
 
-        -- Decide each request in arrival order; a refusal spends nothing.
+        -- From now on a retry of an uncertain batch is told what its callers were told.
+        for u = 1, nUncertain do
+          local recordEnd = 0
+          if expire == hintEnd then recordEnd = expire end
+          redis.call('SET', KEYS[1 + u], string.format('%.0f', recordEnd) .. ':' .. ARGV[7 + 2 * u] .. ':' .. ARGV[8 + 2 * u], 'PX', recordTtl)
+        end
+
+        -- Decide each batch in arrival order; a refusal spends nothing; a batch already decided under
+        -- its id (its first answer was lost) gets the same decisions again and spends nothing.
         local decisions = {}
-        local granted = 0
-        for i = 6, #ARGV do
-          local cost = tonumber(ARGV[i])
-          if cost <= points then
-            points = points - cost
-            granted = granted + cost
-            decisions[#decisions + 1] = '1'
-          else
-            decisions[#decisions + 1] = '0'
+        local replayed = {}
+        local spent = false
+        local argi = 9 + 2 * nUncertain
+        local keyi = 2 + nUncertain
+        for b = 1, nBatches do
+          local recordKey = nil
+          if ARGV[argi] == '1' then
+            recordKey = KEYS[keyi]
+            keyi = keyi + 1
           end
+          local n = tonumber(ARGV[argi + 1])
+          argi = argi + 2
+          local record = recordKey and redis.call('GET', recordKey)
+          if record then
+            decisions[b] = string.match(record, '^%d+:%d+:(%d*)$') or ''
+            replayed[b] = '1'
+          else
+            local mine = {}
+            local granted = 0
+            for i = argi, argi + n - 1 do
+              local cost = tonumber(ARGV[i])
+              if cost <= points then
+                points = points - cost
+                granted = granted + cost
+                mine[#mine + 1] = '1'
+              else
+                mine[#mine + 1] = '0'
+              end
+            end
+            decisions[b] = table.concat(mine)
+            replayed[b] = '0'
+            if granted > 0 then spent = true end
+            if recordKey then
+              redis.call('SET', recordKey, string.format('%.0f:%.0f:', expire, granted) .. decisions[b], 'PX', recordTtl)
+            end
+          end
+          argi = argi + n
         end
 
         -- Write only what changed; the key expires by itself at the window end.
-        if write or granted > 0 then
+        if write or spent then
           redis.call('HSET', key, 'points', points, 'expire', expire)
         end
         if write then
           redis.call('PEXPIREAT', key, expire)
         end
 
-        return { points, expire, now, table.concat(decisions), repair, sync }
+        return { points, expire, now, decisions, table.concat(replayed), repair, sync }
         """;
 
     /// <summary>
@@ -130,6 +202,12 @@ public static class LimiterScripts
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+        local function finite(v)
+          local n = tonumber(v)
+          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          return n
+        end
+
         local fields = redis.pcall('HMGET', key, 'points', 'expire')
         if fields['err'] then
           return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
@@ -139,10 +217,11 @@ public static class LimiterScripts
         end
 
         -- A window whose end has passed is gone, even if Redis has not removed the key yet.
-        local expire = tonumber(fields[2]) or -1
+        local expire = finite(fields[2]) or -1
         if expire ~= -1 and expire <= now then
           return { 0, -1, -1, now }
         end
-        return { 1, tonumber(fields[1]) or -1, expire, now }
+        local points = finite(fields[1]) or -1
+        return { 1, points, expire, now }
         """;
 }

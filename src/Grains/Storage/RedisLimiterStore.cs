@@ -1,3 +1,4 @@
+using System.Text;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -6,55 +7,109 @@ namespace OrleansLimiter.Grains.Storage;
 /// <summary>
 /// Windows in Redis hashes (the authoritative state shared by every silo). Each operation is one
 /// script call; Redis errors and time-outs surface as <see cref="LimiterStoreException"/> keeping the
-/// client's exception inside.
+/// client's exception inside. The only place that knows the scripts' argument layout.
 /// </summary>
 public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILogger<RedisLimiterStore> logger) : ILimiterStore
 {
+    /// <summary>
+    /// How long a decision stays recorded under its request id: far longer than any client resends a
+    /// request whose answer it did not get.
+    /// </summary>
+    public static readonly TimeSpan RequestRecordTtl = TimeSpan.FromSeconds(60);
+
+    /// <summary>The error code the scripts answer for a key of another type.</summary>
+    private const string WrongTypeCode = "LIMITER_WRONGTYPE";
+
     public string Name => "redis";
 
     public bool IsAvailable => redis.IsConnected;
 
-    public async Task<StoreReply> ConsumeAsync(string key, long limit, long windowMilliseconds, ReadOnlyMemory<long> costs, WindowHint hint = default)
+    /// <summary>The key that records decisions made under <paramref name="id"/> for <paramref name="windowKey"/> (same Cluster slot).</summary>
+    public static string RecordKey(string windowKey, RequestId id) => "{" + windowKey + "}:req:" + id;
+
+    public async Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
-        var args = new RedisValue[5 + costs.Length];
-        args[0] = limit;
-        args[1] = windowMilliseconds;
-        args[2] = hint.WindowEndMs;
-        args[3] = hint.Remaining;
-        args[4] = hint.Unsynced;
-        var span = costs.Span;
-        for (var i = 0; i < span.Length; i++)
+        ArgumentNullException.ThrowIfNull(request);
+        var keys = new List<RedisKey>(1 + request.Uncertain.Count + request.Batches.Count) { request.Key };
+        var args = new List<RedisValue>(8 + (2 * request.Uncertain.Count) + (3 * request.Batches.Count))
         {
-            args[i + 5] = span[i];
+            request.Limit,
+            request.WindowMilliseconds,
+            request.Hint.WindowEndMs,
+            request.Hint.Remaining,
+            request.Hint.Unsynced,
+            (long)RequestRecordTtl.TotalMilliseconds,
+            request.Uncertain.Count,
+            request.Batches.Count,
+        };
+        foreach (var uncertain in request.Uncertain)
+        {
+            keys.Add(RecordKey(request.Key, uncertain.Id));
+            args.Add(uncertain.GrantedPoints);
+            args.Add(Decisions(uncertain.Granted));
         }
 
-        var result = await EvaluateAsync(LimiterScripts.Consume, key, args).ConfigureAwait(false);
-        var parts = (RedisResult[])result!;
-        var decisions = (string)parts[3]!;
-        var granted = new bool[decisions.Length];
-        for (var i = 0; i < decisions.Length; i++)
+        var costCount = 0;
+        foreach (var batch in request.Batches)
         {
-            granted[i] = decisions[i] == '1';
+            if (!batch.Id.IsNone)
+            {
+                keys.Add(RecordKey(request.Key, batch.Id));
+            }
+
+            args.Add(batch.Id.IsNone ? 0 : 1);
+            args.Add(batch.Costs.Length);
+            foreach (var cost in batch.Costs)
+            {
+                args.Add(cost);
+            }
+
+            costCount += batch.Costs.Length;
         }
 
-        var repair = (string?)parts[4] ?? string.Empty;
+        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Consume, [.. keys], [.. args]).ConfigureAwait(false))!;
+        var perBatch = (RedisResult[])parts[3]!;
+        var replayedFlags = (string?)parts[4] ?? string.Empty;
+        var granted = new bool[request.Batches.Count][];
+        var replayed = new bool[request.Batches.Count];
+        for (var b = 0; b < granted.Length; b++)
+        {
+            var decisions = (string?)perBatch[b] ?? string.Empty;
+            if (decisions.Length != request.Batches[b].Costs.Length)
+            {
+                // Only a record written for another batch under the same id could do this.
+                throw new LimiterStoreException(
+                    $"Redis answered {decisions.Length} decisions for a batch of {request.Batches[b].Costs.Length} under request id {request.Batches[b].Id}; nothing in it is granted.");
+            }
+
+            granted[b] = new bool[decisions.Length];
+            for (var i = 0; i < decisions.Length; i++)
+            {
+                granted[b][i] = decisions[i] == '1';
+            }
+
+            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == '1';
+        }
+
+        var remaining = (long)parts[0];
+        var repair = (string?)parts[5] ?? string.Empty;
         if (repair.Length > 0)
         {
-            LogWindowRepaired(logger, key, repair.TrimEnd(' ', ';'));
+            LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
         }
 
-        var sync = (string?)parts[5] ?? string.Empty;
+        var sync = ((string?)parts[6] ?? string.Empty).TrimEnd(' ', ';');
         if (sync.Length > 0)
         {
-            LogWindowSynced(logger, key, sync, (long)parts[0]);
+            LogWindowSynced(logger, request.Key, sync, remaining);
         }
 
-        return new StoreReply((long)parts[0], (long)parts[1], (long)parts[2], granted, repair, sync);
+        return new StoreReply(remaining, (long)parts[1], (long)parts[2], granted, replayed, repair, sync);
     }
 
     public async Task<StoreWindow> ReadAsync(string key)
     {
-        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Read, key, []).ConfigureAwait(false))!;
+        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Read, [key], []).ConfigureAwait(false))!;
         return new StoreWindow((long)parts[0] == 1, (long)parts[1], (long)parts[2], (long)parts[3]);
     }
 
@@ -70,21 +125,34 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         }
     }
 
-    private async Task<RedisResult> EvaluateAsync(string script, string key, RedisValue[] args)
+    private static string Decisions(bool[] granted)
+    {
+        var text = new StringBuilder(granted.Length);
+        foreach (var g in granted)
+        {
+            text.Append(g ? '1' : '0');
+        }
+
+        return text.ToString();
+    }
+
+    private async Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] args)
     {
         try
         {
-            return await redis.GetDatabase().ScriptEvaluateAsync(script, [key], args).ConfigureAwait(false);
+            return await redis.GetDatabase().ScriptEvaluateAsync(script, keys, args).ConfigureAwait(false);
         }
-        catch (RedisServerException ex) when (ex.Message.Contains("LIMITER_WRONGTYPE", StringComparison.Ordinal))
+        catch (RedisServerException ex) when (ex.Message.StartsWith(WrongTypeCode, StringComparison.Ordinal))
         {
+            // The scripts' own error code (the first word of their error reply), not a client message.
+            var key = (string)keys[0]!;
             LogWrongType(logger, key);
             throw new LimiterStoreException(
                 $"Redis key '{key}' holds another type than the limiter's hash; nothing was granted. Delete the key or change the provider's KeyPrefix.", ex);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw new LimiterStoreException($"Redis failed for '{key}': {ex.Message}", IsUnreachable(ex), ex);
+            throw new LimiterStoreException($"Redis failed for '{(string)keys[0]!}': {ex.Message}", IsUnreachable(ex), ex);
         }
     }
 

@@ -24,7 +24,7 @@ public sealed class FixedWindowTests
         var granted = new bool[3];
         window.Consume([1, 1, 1], granted);
         _time.Advance(TimeSpan.FromSeconds(9.999));
-        Assert.False(window.Peek().Exists is false);
+        Assert.True(window.Peek().Exists);
         var one = new bool[1];
         window.Consume([1], one);
         Assert.False(one[0]);

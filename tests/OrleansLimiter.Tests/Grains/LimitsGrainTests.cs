@@ -1,9 +1,15 @@
+using System.Diagnostics;
+using Orleans.Persistence.Redis;
+using Orleans.Runtime.Placement;
+using Orleans.TestingHost;
+using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace OrleansLimiter.Tests.Grains;
 
 [Collection(ClusterCollection.Name)]
-public sealed class LimitsGrainTests(LimiterClusterFixture fixture)
+public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {
     private ILimitsGrain Limits => fixture.Cluster.Client.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
 
@@ -17,24 +23,35 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
-    public async Task SetLimit_AppliesOnEverySilo_ThenClears()
+    public async Task SetLimit_ReachesGrainsOnTheOtherSilo_WithinTheRefreshInterval_ThenClears()
     {
+        // The silo hosting the limits grain learns a change at once; the other one only by its refresh.
+        await Limits.GetProvidersAsync();
+        var limitsSilo = await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(Limits);
+        Assert.NotNull(limitsSilo);
+        var other = fixture.Cluster.Silos.Single(s => !s.SiloAddress.Equals(limitsSilo));
+        var grain = await ActivateOnAsync(other, LimiterKey.Format("anthropic", TestKeys.Unique()));
+        var before = await grain.GetStateAsync();
+        Assert.Equal(other.SiloAddress.ToParsableString(), before.Silo);
+        Assert.Equal(50_000, before.Limit);
+
         try
         {
             var changed = await Limits.SetLimitAsync("anthropic", 7, 30);
             Assert.Equal(new ProviderLimit("anthropic", 7, 30, "ratelimit:anthropic", true), changed);
 
-            // Provider grains on the other silo see the change within the refresh interval.
-            var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("anthropic", TestKeys.Unique()));
-            var deadline = DateTime.UtcNow.AddSeconds(15);
-            while ((await grain.GetStateAsync()).Limit != 7 && DateTime.UtcNow < deadline)
+            // A refresh starts on the first decision after the interval and takes one round trip:
+            // the other silo may have refreshed just before the change, so allow the interval plus one.
+            var bound = EffectiveLimits.RefreshInterval + TimeSpan.FromSeconds(1);
+            var watch = Stopwatch.StartNew();
+            while ((await grain.GetStateAsync()).Limit != 7)
             {
-                await Task.Delay(200);
+                Assert.True(watch.Elapsed < bound, $"the other silo still applied the old limit {watch.Elapsed.TotalSeconds:0.0} s after the change");
+                await Task.Delay(50);
             }
 
-            Assert.Equal(7, (await grain.GetStateAsync()).Limit);
-            var first = await grain.TryConsumeAsync(7);
-            Assert.True(first.IsAllowed);
+            output.WriteLine($"in force on the other silo {watch.ElapsedMilliseconds} ms after the change");
+            Assert.True((await grain.TryConsumeAsync(7)).IsAllowed);
             Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
             await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => grain.TryConsumeAsync(8).AsTask());
         }
@@ -60,4 +77,64 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture)
     [Fact]
     public async Task SetLimit_UnknownProvider_IsClearError() =>
         await Assert.ThrowsAsync<UnknownProviderException>(() => Limits.SetLimitAsync("mistral", 5, 5).AsTask());
+
+    /// <summary>A provider grain activated on <paramref name="silo"/> (a placement hint on its first call).</summary>
+    private async Task<IProviderLimiterGrain> ActivateOnAsync(SiloHandle silo, string key)
+    {
+        RequestContext.Set(IPlacementDirector.PlacementHintKey, silo.SiloAddress);
+        try
+        {
+            var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(key);
+            await grain.GetStateAsync();
+            return grain;
+        }
+        finally
+        {
+            RequestContext.Remove(IPlacementDirector.PlacementHintKey);
+        }
+    }
+}
+
+/// <summary>The limits grain when its storage fails: nothing changes, in storage or in memory.</summary>
+public sealed class LimitsGrainStorageFailureTests : IAsyncLifetime
+{
+    private RedisServer _redis = null!;
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        // A Redis of its own: the test stops it, and it comes back empty.
+        _redis = await RedisServer.StartAsync();
+        _cluster = await LimiterTestCluster.DeployAsync<LimiterClusterFixture.SiloConfigurator>(1, "limits-", new Dictionary<string, string?>
+        {
+            ["Test:Redis"] = _redis.ConnectionString,
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await LimiterTestCluster.StopAsync(_cluster);
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task SetLimit_WhenStorageFails_ChangesNothing()
+    {
+        var limits = _cluster.Client.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+        var before = (await limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic");
+
+        await using (_redis.Stop())
+        {
+            var error = await Assert.ThrowsAsync<OrleansException>(() => limits.SetLimitAsync("anthropic", 7, 30).AsTask());
+            Assert.IsType<RedisStorageException>(error.InnerException);
+
+            Assert.Equal(before, (await limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic"));
+            Assert.Empty(await _cluster.Client.GetGrain<ILimitOverridesGrain>(ILimitsGrain.DefaultKey).GetOverridesAsync());
+            Assert.False(await limits.ClearLimitAsync("anthropic"));
+        }
+
+        // Storage back: the next change is stored and in force.
+        Assert.Equal(8, (await limits.SetLimitAsync("anthropic", 8, 30)).Points);
+        Assert.Equal(8, (await limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic").Points);
+    }
 }

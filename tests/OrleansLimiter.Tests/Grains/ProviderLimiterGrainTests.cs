@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging.Abstractions;
 using OrleansLimiter.Grains.Storage;
+using OrleansLimiter.Tests.Grains.Storage;
 using OrleansLimiter.Tests.Infrastructure;
 using StackExchange.Redis;
 using Xunit.Abstractions;
@@ -94,12 +96,13 @@ public sealed class ProviderLimiterGrainTests(LimiterClusterFixture fixture, ITe
         }));
 
         // Another deployment consuming the same hash with the same script, one request per call.
+        var direct = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
         var directCallers = Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
         {
             while (true)
             {
-                var reply = (RedisResult[])(await fixture.Db.ScriptEvaluateAsync(LimiterScripts.Consume, [storeKey], [1000, 60_000, 0, 0, 0, 1]))!;
-                if ((string)reply[3]! != "1")
+                var reply = await direct.ConsumeAsync(storeKey, 1000, 60_000, [1]);
+                if (!reply.Granted[0])
                 {
                     return;
                 }

@@ -23,6 +23,8 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:burst:Duration"] = "60",
         ["RateLimiting:Providers:short:Points"] = "20",
         ["RateLimiting:Providers:short:Duration"] = "1",
+        ["RateLimiting:Providers:huge:Points"] = "10000000",
+        ["RateLimiting:Providers:huge:Duration"] = "300",
     };
 
     public RedisServer Redis { get; private set; } = null!;
@@ -50,7 +52,8 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         await Redis.DisposeAsync();
     }
 
-    private sealed class SiloConfigurator : ISiloConfigurator
+    /// <summary>Limiter silos on the Redis named by <c>Test:Redis</c>, run-time limits stored there too.</summary>
+    internal sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder) =>
             siloBuilder

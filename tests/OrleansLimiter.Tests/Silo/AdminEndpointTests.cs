@@ -49,7 +49,6 @@ public sealed class AdminEndpointTests : IAsyncLifetime
         }
         finally
         {
-            silo.Kill();
             await silo.DisposeAsync();
         }
 
@@ -62,10 +61,24 @@ public sealed class AdminEndpointTests : IAsyncLifetime
         Assert.Equal(30, (double?)anthropic["durationSeconds"]);
         Assert.True((bool?)anthropic["changedAtRunTime"]);
 
+        // A window under the changed limit, so that the reset has one to clear.
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume anthropic --json", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = _redis.Url,
+            ["Orleans__ClusterId"] = _cluster,
+            ["Orleans__ServiceId"] = _cluster,
+        });
+        Assert.Equal(0, consume.ExitCode);
         using var db = await _redis.ConnectAsync();
-        Assert.True(await db.GetDatabase().HashExistsAsync("ratelimit:anthropic:global", "points") is false);
+        Assert.Equal("11", (string?)await db.GetDatabase().HashGetAsync("ratelimit:anthropic:global", "points"));
+
         var reset = await Http.PostAsync(new Uri(next.BaseAddress, "/admin/providers/anthropic/reset"), null);
         Assert.Equal(HttpStatusCode.OK, reset.StatusCode);
+        var state = JsonNode.Parse(await reset.Content.ReadAsStringAsync())!;
+        Assert.False((bool?)state["exists"]);
+        Assert.Equal(12, (long?)state["remaining"]);
+        Assert.False(await db.GetDatabase().KeyExistsAsync("ratelimit:anthropic:global"));
+
         var unknown = await Http.PostAsync(new Uri(next.BaseAddress, "/admin/providers/mistral/reset"), null);
         Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
     }

@@ -10,7 +10,6 @@ public sealed class SiloStartupTests
     {
         await using var silo = SiloProcess.Start("bad", settings);
         var code = await silo.WaitForExitAsync(TimeSpan.FromSeconds(45));
-        await Task.Delay(200);
         return (code, silo.Output);
     }
 
@@ -95,7 +94,6 @@ public sealed class RedisTlsTests
         await using (var untrusted = SiloProcess.Start("untrusted", new Dictionary<string, string> { ["REDIS_URL"] = url, ["Startup:RedisWaitSeconds"] = "300" }))
         {
             Assert.Equal(3, await untrusted.WaitForExitAsync(TimeSpan.FromSeconds(45)));
-            await Task.Delay(200);
             Assert.Contains("certificate is not trusted", untrusted.Output, StringComparison.Ordinal);
         }
 

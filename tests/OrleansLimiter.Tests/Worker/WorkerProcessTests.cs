@@ -54,7 +54,7 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
 
         psi.Environment["Worker__Name"] = "probe";
         psi.Environment["Worker__Provider"] = "openai";
-        using var process = Process.Start(psi)!;
+        using var process = ProcessGroup.Start(psi);
         try
         {
             string? url = null;
@@ -72,7 +72,7 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
         }
         finally
         {
-            process.Kill(entireProcessTree: true);
+            ProcessGroup.Kill(process);
         }
     }
 

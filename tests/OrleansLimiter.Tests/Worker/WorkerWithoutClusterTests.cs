@@ -22,7 +22,7 @@ public sealed class WorkerWithoutClusterTests
         psi.Environment["Worker__Name"] = "lonely";
         psi.Environment["Worker__MaxWait"] = "1";
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var worker = Process.Start(psi)!;
+        using var worker = ProcessGroup.Start(psi);
         worker.OutputDataReceived += (_, e) => output.Enqueue(e.Data ?? string.Empty);
         worker.ErrorDataReceived += (_, e) => output.Enqueue(e.Data ?? string.Empty);
         worker.BeginOutputReadLine();
@@ -53,7 +53,7 @@ public sealed class WorkerWithoutClusterTests
         }
         finally
         {
-            worker.Kill(entireProcessTree: true);
+            ProcessGroup.Kill(worker);
         }
     }
 

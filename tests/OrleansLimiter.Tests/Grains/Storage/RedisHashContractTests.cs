@@ -159,7 +159,7 @@ public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
         var key = "ratelimit:hint:" + TestKeys.Unique();
         var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
 
-        var reply = await _store.ConsumeAsync(key, 100, 60_000, ReadOnlyMemory<long>.Empty, new WindowHint(opened.WindowEndMs, 65, 25));
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, [], new WindowHint(opened.WindowEndMs, 65, 25));
 
         Assert.Equal(65, reply.Remaining);
         Assert.Equal("wrote back 25", reply.Sync);

@@ -22,7 +22,7 @@ public static class ProcessRunner
         }
 
         var watch = Stopwatch.StartNew();
-        using var process = Process.Start(psi)!;
+        using var process = ProcessGroup.Start(psi);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
@@ -32,7 +32,7 @@ public static class ProcessRunner
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
+            ProcessGroup.Kill(process);
             throw new TimeoutException($"{Path.GetFileName(dll)} {arguments} did not finish in time");
         }
 

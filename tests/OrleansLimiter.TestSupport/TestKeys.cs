@@ -2,7 +2,8 @@ using System.Runtime.CompilerServices;
 
 namespace OrleansLimiter.Tests.Infrastructure;
 
-internal static class TestKeys
+/// <summary>Limiter keys for tests.</summary>
+public static class TestKeys
 {
     /// <summary>A limiter key of the calling test's own, so tests sharing a cluster never share a window.</summary>
     public static string Unique([CallerMemberName] string test = "") =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -44,9 +45,20 @@ public sealed class RedisServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Starts (again) on the same port, with the arguments of the first start unless others are given.</summary>
+    /// <summary>Whether the server process is running.</summary>
+    public bool IsRunning => _process is { HasExited: false };
+
+    /// <summary>
+    /// Starts (again) on the same port, with the arguments of the first start unless others are given;
+    /// does nothing while the server runs.
+    /// </summary>
     public async Task StartProcessAsync(string? extraArgs = null)
     {
+        if (IsRunning)
+        {
+            return;
+        }
+
         extraArgs = _extraArgs ??= extraArgs;
         var psi = new ProcessStartInfo("redis-server",
             $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir} {extraArgs}")
@@ -55,14 +67,22 @@ public sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start; install it (scripts/test.sh does).");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
+        _process?.Dispose();
+        var output = new ConcurrentQueue<string>();
+        _process = ProcessGroup.Start(psi);
+        _process.OutputDataReceived += (_, e) => Keep(output, e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(output, e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (DateTime.UtcNow < deadline)
         {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException(
+                    $"redis-server exited with code {_process.ExitCode} (is it installed? scripts/test.sh installs it):\n{string.Join('\n', output)}");
+            }
+
             try
             {
                 using var tcp = new TcpClient();
@@ -75,7 +95,18 @@ public sealed class RedisServer : IAsyncDisposable
             }
         }
 
-        throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s.");
+        throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s:\n{string.Join('\n', output)}");
+    }
+
+    /// <summary>
+    /// Kills the server until the returned outage is disposed, which starts it again (empty, unless
+    /// it keeps an append-only file). Use it with <c>await using</c>, so that a failed assertion never
+    /// leaves the server down for the tests that follow.
+    /// </summary>
+    public Outage Stop()
+    {
+        Kill();
+        return new Outage(this);
     }
 
     /// <summary>Deletes what the server persisted, so that the next start is empty.</summary>
@@ -106,13 +137,15 @@ public sealed class RedisServer : IAsyncDisposable
         kill.WaitForExit(5000);
     }
 
-    /// <summary>Kills the server process (an outage, not a clean shutdown).</summary>
+    /// <summary>
+    /// Kills the server process (an outage, not a clean shutdown). Tests should prefer
+    /// <see cref="Stop"/>, which starts it again even when an assertion fails.
+    /// </summary>
     public void Kill()
     {
-        if (_process is { HasExited: false })
+        if (_process is not null)
         {
-            _process.Kill();
-            _process.WaitForExit(5000);
+            ProcessGroup.Kill(_process);
         }
     }
 
@@ -159,10 +192,29 @@ public sealed class RedisServer : IAsyncDisposable
         await Task.CompletedTask;
     }
 
+    private static void Keep(ConcurrentQueue<string> output, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        output.Enqueue(line);
+        while (output.Count > 50 && output.TryDequeue(out _))
+        {
+        }
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+}
+
+/// <summary>A stopped <see cref="RedisServer"/>; disposing it starts the server again.</summary>
+public sealed class Outage(RedisServer server) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => new(server.StartProcessAsync());
 }

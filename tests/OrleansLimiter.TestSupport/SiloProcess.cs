@@ -65,7 +65,7 @@ public sealed class SiloProcess : IAsyncDisposable
             psi.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
 
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the silo");
+        var process = ProcessGroup.Start(psi);
         return new SiloProcess(name, process, http, silo, gateway);
     }
 
@@ -99,7 +99,7 @@ public sealed class SiloProcess : IAsyncDisposable
         throw new TimeoutException($"silo {Name} did not answer /health in time:\n{Output}");
     }
 
-    /// <summary>Waits for the process to exit by itself (e.g. after a start-up failure).</summary>
+    /// <summary>Waits for the process to exit by itself (e.g. after a start-up failure) and its output to be read to the end.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
@@ -107,15 +107,8 @@ public sealed class SiloProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
-    /// <summary>SIGKILL: no shutdown, no goodbye to the cluster.</summary>
-    public void Kill()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(10_000);
-        }
-    }
+    /// <summary>SIGKILL to the silo and anything it started: no shutdown, no goodbye to the cluster.</summary>
+    public void Kill() => ProcessGroup.Kill(_process);
 
     public ValueTask DisposeAsync()
     {
@@ -155,16 +148,17 @@ public static class RepoPaths
 
     public static string WorkerDll => Program("Worker", "OrleansLimiter.Worker.dll");
 
+    /// <summary>
+    /// The program as built in this build's configuration. Never an older build of another
+    /// configuration: tests would run yesterday's code without a word.
+    /// </summary>
     private static string Program(string project, string dll)
     {
-        var preferred = Path.Combine(Root, "src", project, "bin", Configuration, "net10.0", dll);
-        if (File.Exists(preferred))
-        {
-            return preferred;
-        }
-
-        var other = Path.Combine(Root, "src", project, "bin", Configuration == "Debug" ? "Release" : "Debug", "net10.0", dll);
-        return File.Exists(other) ? other : throw new FileNotFoundException($"{dll} is not built; build OrleansLimiter.sln first.", preferred);
+        var path = Path.Combine(Root, "src", project, "bin", Configuration, "net10.0", dll);
+        return File.Exists(path)
+            ? path
+            : throw new FileNotFoundException(
+                $"{dll} is not built in {Configuration}; build first: dotnet build OrleansLimiter.sln -c {Configuration}", path);
     }
 
     private static string FindRoot()

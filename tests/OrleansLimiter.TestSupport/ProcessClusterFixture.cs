@@ -1,11 +1,13 @@
 using System.Text.Json.Nodes;
 using StackExchange.Redis;
+using Xunit;
 
 namespace OrleansLimiter.Tests.Infrastructure;
 
 /// <summary>
 /// A real redis-server and two real silo processes that find each other through Redis membership,
-/// bound to loopback, with a cluster id of their own.
+/// bound to loopback, with a cluster id of their own. The test assembly defines the collection that
+/// shares it (xunit finds collection definitions only there).
 /// </summary>
 public sealed class ProcessClusterFixture : IAsyncLifetime
 {
@@ -86,10 +88,4 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         await Connection.DisposeAsync();
         await Redis.DisposeAsync();
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class ProcessClusterCollection : ICollectionFixture<ProcessClusterFixture>
-{
-    public const string Name = "process cluster";
 }

@@ -1,0 +1,56 @@
+using System.Globalization;
+
+namespace OrleansLimiter.Bench;
+
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long</c>.</summary>
+internal sealed record BenchOptions
+{
+    public int[] Levels { get; init; } = [1, 16, 64, 256];
+
+    public int Repeats { get; init; } = 3;
+
+    public double PhaseSeconds { get; init; } = 1.5;
+
+    public double PacedSeconds { get; init; } = 3;
+
+    public int Silos { get; init; } = 1;
+
+    public long ExactPoints { get; init; } = 20_000;
+
+    public double ExactWindowSeconds { get; init; } = 2;
+
+    public int ExactWindows { get; init; } = 3;
+
+    public string? RedisUrl { get; init; } = Environment.GetEnvironmentVariable("REDIS_URL");
+
+    public string? Output { get; init; }
+
+    public int MaxCallers => Levels.Max();
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            o = args[i] switch
+            {
+                "--levels" => o with { Levels = Next().Split(',').Select(int.Parse).ToArray() },
+                "--repeats" => o with { Repeats = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--phase-seconds" => o with { PhaseSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--silos" => o with { Silos = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--redis" => o with { RedisUrl = Next() },
+                "--out" => o with { Output = Next() },
+                "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5 },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long"),
+            };
+        }
+
+        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1)
+        {
+            throw new ArgumentException("levels, repeats, phase seconds and silos must be positive");
+        }
+
+        return o;
+    }
+}

@@ -1,0 +1,7 @@
+namespace OrleansLimiter.Tests.Infrastructure;
+
+[CollectionDefinition(Name)]
+public sealed class ProcessClusterCollection : ICollectionFixture<ProcessClusterFixture>
+{
+    public const string Name = "process cluster";
+}
