@@ -86,7 +86,7 @@ public static partial class RedisStartupWait
 
             if (waited >= nextLog)
             {
-                LogWaiting(logger, problem.Message, (wait - waited).TotalSeconds, Setting);
+                LogWaiting(logger, problem.Message.TrimEnd('.'), (wait - waited).TotalSeconds, Setting);
                 nextLog = waited + TimeSpan.FromSeconds(10);
             }
 
