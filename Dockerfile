@@ -1,7 +1,20 @@
 # Multi-stage build of the silo and the sample worker: `docker compose build` uses the two targets.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# The build talks to NuGet and nothing else.
+ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 WORKDIR /src
+# Restore from the project files alone first, so a change to the sources does not fetch the packages
+# again. (A project missing here is still restored by publish below, only without this cache.)
 COPY Directory.Build.props Directory.Packages.props ./
+COPY src/Abstractions/OrleansLimiter.Abstractions.csproj src/Abstractions/
+COPY src/Client/OrleansLimiter.Client.csproj src/Client/
+COPY src/Grains/OrleansLimiter.Grains.csproj src/Grains/
+COPY src/Silo/OrleansLimiter.Silo.csproj src/Silo/
+COPY src/Worker/OrleansLimiter.Worker.csproj src/Worker/
+COPY src/Cli/OrleansLimiter.Cli.csproj src/Cli/
+RUN dotnet restore src/Silo/OrleansLimiter.Silo.csproj \
+ && dotnet restore src/Worker/OrleansLimiter.Worker.csproj \
+ && dotnet restore src/Cli/OrleansLimiter.Cli.csproj
 COPY src/ src/
 RUN dotnet publish src/Silo/OrleansLimiter.Silo.csproj -c Release -o /out/silo \
  && dotnet publish src/Worker/OrleansLimiter.Worker.csproj -c Release -o /out/worker \
@@ -12,14 +25,17 @@ WORKDIR /app
 COPY --from=build /out/silo .
 COPY --from=build /out/cli /cli
 RUN printf '#!/bin/sh\nexec dotnet /cli/OrleansLimiter.Cli.dll "$@"\n' > /usr/local/bin/limiter && chmod +x /usr/local/bin/limiter
+# Compose may start the silo before Redis answers: it waits for it rather than exiting.
 ENV ASPNETCORE_URLS=http://0.0.0.0:3000 \
-    Orleans__AdvertisedAddress=auto
+    Orleans__AdvertisedAddress=auto \
+    Startup__RedisWaitSeconds=60
 EXPOSE 3000 11111 30000
 ENTRYPOINT ["dotnet", "OrleansLimiter.Silo.dll"]
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS worker
 WORKDIR /app
 COPY --from=build /out/worker .
-ENV ASPNETCORE_URLS=http://0.0.0.0:8080
+ENV ASPNETCORE_URLS=http://0.0.0.0:8080 \
+    Startup__RedisWaitSeconds=60
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "OrleansLimiter.Worker.dll"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (redis-server from Debian's packages), builds the
-# solution and runs every test, ending with the line "N passed, N failed".
+# solution and runs every test, then the compose deployment end to end (scripts/compose-e2e.sh, which
+# installs and starts Docker when it can), ending with the line "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,22 @@ read -r passed failed skipped < <(awk '
   END { print p+0, f+0, s+0 }' "$results/output.txt")
 
 if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; log "the test run failed before reporting (exit $status)"; fi
+
+# The compose deployment end to end (scripts/compose-e2e.sh): one more test, or one skipped when no
+# Docker engine can run on this machine. LIMITER_COMPOSE_E2E=skip skips it on purpose.
+if [ "${LIMITER_COMPOSE_E2E:-run}" = skip ]; then
+  log "compose end-to-end test skipped (LIMITER_COMPOSE_E2E=skip)"
+  skipped=$((skipped + 1))
+else
+  log "compose end-to-end test (scripts/compose-e2e.sh)"
+  bash scripts/compose-e2e.sh 2>&1 | tee "$results/compose-e2e.txt"
+  case ${PIPESTATUS[0]} in
+    0) passed=$((passed + 1)) ;;
+    77) skipped=$((skipped + 1)) ;;
+    *) failed=$((failed + 1)) ;;
+  esac
+fi
+
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then failed=1; log "no test ran"; fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

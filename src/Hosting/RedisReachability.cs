@@ -11,7 +11,14 @@ namespace OrleansLimiter.Hosting;
 public static class RedisReachability
 {
     /// <summary>Returns null when Redis answers PING, otherwise a one-line reason.</summary>
-    public static async Task<string?> ProblemAsync(LimiterClusterSettings settings, TimeSpan timeout)
+    public static async Task<string?> ProblemAsync(LimiterClusterSettings settings, TimeSpan timeout) =>
+        (await DiagnoseAsync(settings, timeout).ConfigureAwait(false))?.Message;
+
+    /// <summary>
+    /// Returns null when Redis answers PING, otherwise the reason and whether waiting may cure it: a
+    /// server that is not there (yet) may come, refused credentials or an untrusted certificate will not.
+    /// </summary>
+    public static async Task<RedisProblem?> DiagnoseAsync(LimiterClusterSettings settings, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var options = settings.CreateRedisOptions();
@@ -28,16 +35,16 @@ public static class RedisReachability
         catch (RedisConnectionException ex) when (Find<AuthenticationException>(ex) is { } tls)
         {
             // SslStream's own refusal: almost always a server certificate signed by a CA this machine does not trust.
-            return $"cannot connect to Redis {display}: the TLS handshake failed ({FirstSentence(tls.Message)}); if the server's certificate is not trusted, set Redis:CaCertificate or REDIS_CA_CERT to its CA";
+            return new RedisProblem($"cannot connect to Redis {display}: the TLS handshake failed ({FirstSentence(tls.Message)}); if the server's certificate is not trusted, set Redis:CaCertificate or REDIS_CA_CERT to its CA", MayResolveItself: false);
         }
         catch (RedisConnectionException ex) when (ex.FailureType == ConnectionFailureType.AuthenticationFailure)
         {
             // What StackExchange.Redis reports for WRONGPASS and NOAUTH replies to AUTH/HELLO.
-            return $"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL";
+            return new RedisProblem($"Redis {display} refused the credentials (authentication failed); check the user and password of the Redis URL", MayResolveItself: false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            return $"cannot connect to Redis {display}: {FirstSentence(ex.Message)}";
+            return new RedisProblem($"cannot connect to Redis {display}: {FirstSentence(ex.Message)}", MayResolveItself(ex));
         }
     }
 
@@ -54,6 +61,26 @@ public static class RedisReachability
         return null;
     }
 
+    /// <summary>
+    /// A server not reached (refused, unresolvable, silent) may still come; one that answered with a
+    /// refusal (credentials, TLS trust, a server error) will refuse again.
+    /// </summary>
+    private static bool MayResolveItself(Exception ex)
+    {
+        if (Find<RedisServerException>(ex.InnerException) is not null || Find<AuthenticationException>(ex.InnerException) is not null)
+        {
+            return false;
+        }
+
+        return ex switch
+        {
+            TimeoutException => true,
+            RedisConnectionException c => c.FailureType is ConnectionFailureType.UnableToConnect or ConnectionFailureType.UnableToResolvePhysicalConnection
+                or ConnectionFailureType.SocketFailure or ConnectionFailureType.SocketClosed or ConnectionFailureType.Loading,
+            _ => false,
+        };
+    }
+
     private static string FirstSentence(string text)
     {
         var nl = text.IndexOfAny(['\r', '\n']);
@@ -62,3 +89,4 @@ public static class RedisReachability
         return dot < 0 ? line.TrimEnd('.') : line[..dot];
     }
 }
+

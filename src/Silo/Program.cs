@@ -45,11 +45,11 @@ static async Task<int> RunAsync(string[] args)
 
     var dashboard = builder.Configuration.GetValue("Dashboard:Enabled", true);
     var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
-    // Fail fast with one clear line when Redis is configured but does not answer: membership needs it
-    // to start. (Once running, a silo rides out Redis outages; see the outage policy.)
-    if (settings.Redis is not null && await RedisReachability.ProblemAsync(settings, TimeSpan.FromSeconds(3)) is { } problem)
+    // Membership needs Redis to start: wait for it as long as Startup:RedisWaitSeconds says (0: try
+    // once), then fail with one clear line. (Once running, a silo rides out Redis outages.)
+    if (await RedisStartupWait.WaitAsync(builder.Configuration, settings) is { } problem)
     {
-        throw new SiloStartException($"{problem}. The silo needs Redis at start-up for cluster membership: start Redis, fix Redis:ConnectionString/REDIS_URL, or leave it empty for local mode.");
+        throw new SiloStartException($"{problem.Message}. The silo needs Redis at start-up for cluster membership: start Redis, fix Redis:ConnectionString/REDIS_URL, or leave it empty for local mode.");
     }
 
     IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.CreateRedisOptions());

@@ -11,6 +11,14 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
     builder.WebHost.UseUrls("http://127.0.0.1:0");
 }
 
+// The cluster is found through Redis: wait for it as long as Startup:RedisWaitSeconds says (0: try once).
+var cluster = LimiterClusterSettings.FromConfiguration(builder.Configuration);
+if (await RedisStartupWait.WaitAsync(builder.Configuration, cluster) is { } problem)
+{
+    Console.Error.WriteLine($"OrleansLimiter.Worker: {problem.Message}. The worker finds the cluster through Redis: start Redis or fix Redis:ConnectionString/REDIS_URL.");
+    return 3;
+}
+
 // Serve /health (503 "down") even while no silo can be reached: the Orleans client keeps retrying its
 // connection in the background instead of holding back the web server.
 builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
@@ -22,4 +30,5 @@ var app = builder.Build();
 app.MapLimiterHealth();
 app.Lifetime.ApplicationStarted.Register(() =>
     Console.WriteLine($"[{builder.Configuration["Worker:Name"]}] health at {string.Join(", ", app.Urls.Select(u => u + "/health"))}"));
-app.Run();
+await app.RunAsync();
+return 0;

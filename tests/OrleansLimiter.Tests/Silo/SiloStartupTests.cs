@@ -19,6 +19,7 @@ public sealed class SiloStartupTests
     [InlineData("RateLimiting:Providers:openai:Points", "0", 2, "RateLimiting:Providers:openai:Points must be at least 1 (was 0)")]
     [InlineData("RateLimiting:Providers:openai:Duration", "-5", 2, "RateLimiting:Providers:openai:Duration must be")]
     [InlineData("RateLimiting:OutagePolicy", "Maybe", 2, "RateLimiting:OutagePolicy must be DecideLocally or Refuse")]
+    [InlineData("Startup:RedisWaitSeconds", "soon", 2, "Startup:RedisWaitSeconds must be a number of seconds")]
     public async Task BadConfiguration_StopsTheSilo_NamingTheSetting(string setting, string value, int exitCode, string message)
     {
         var (code, output) = await StartExpectingExitAsync(new() { [setting] = value });
@@ -89,7 +90,8 @@ public sealed class RedisTlsTests
         var cluster = "tls-" + Guid.NewGuid().ToString("N")[..8];
         var url = $"rediss://127.0.0.1:{redis.Port}";
 
-        await using (var untrusted = SiloProcess.Start("untrusted", new Dictionary<string, string> { ["REDIS_URL"] = url }))
+        // An untrusted certificate is a refusal that waiting cannot cure: the wait ends at once.
+        await using (var untrusted = SiloProcess.Start("untrusted", new Dictionary<string, string> { ["REDIS_URL"] = url, ["Startup:RedisWaitSeconds"] = "300" }))
         {
             Assert.Equal(3, await untrusted.WaitForExitAsync(TimeSpan.FromSeconds(45)));
             Assert.Contains("certificate is not trusted", untrusted.Output, StringComparison.Ordinal);
