@@ -16,13 +16,27 @@ public static class LimiterKey
     /// <summary>Longest accepted key.</summary>
     public const int MaxKeyLength = 128;
 
-    /// <summary>The grain key for a provider and key.</summary>
+    /// <summary>
+    /// The grain key for a provider and key, in its one canonical form: names are case-insensitive
+    /// and written in lower case, so <c>OpenAI</c>, <c>openai</c> and <c>OPENAI</c> reach one decision
+    /// point (and one Redis key: the provider's configured name and prefix, then the lower-case key).
+    /// </summary>
     public static string Format(string provider, string key = DefaultKey)
     {
         ValidateProvider(provider);
         ValidateKey(key);
-        return provider + "/" + key;
+        return Canonical(provider) + "/" + Canonical(key);
     }
+
+    /// <summary>Whether <paramref name="grainKey"/> is what <see cref="Format"/> makes of its parts.</summary>
+    public static bool IsCanonical(string grainKey)
+    {
+        ArgumentNullException.ThrowIfNull(grainKey);
+        return string.Equals(grainKey, Canonical(grainKey), StringComparison.Ordinal);
+    }
+
+    /// <summary>Names hold ASCII letters only, so lower-casing them is culture-independent.</summary>
+    private static string Canonical(string name) => name.ToLowerInvariant();
 
     /// <summary>Splits a grain key made by <see cref="Format"/>.</summary>
     public static (string Provider, string Key) Parse(string grainKey)

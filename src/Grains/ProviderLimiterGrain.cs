@@ -49,6 +49,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private readonly CommandQueue _queue;
     private readonly RecentDecisions<WindowDecision> _recent;
     private readonly string _provider;
+    private readonly string? _wrongSpelling;
     private IGrainTimer? _syncTimer;
 
     public ProviderLimiterGrain(EffectiveLimits limits, ILimiterStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)
@@ -56,7 +57,12 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _limits = limits;
         _time = time;
         _logger = logger;
-        (_provider, var key) = LimiterKey.Parse(this.GetPrimaryKeyString());
+        var grainKey = this.GetPrimaryKeyString();
+        (_provider, var key) = LimiterKey.Parse(grainKey);
+
+        // One decision point per provider key, whatever the spelling: a grain addressed by another
+        // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
+        _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(_provider, key)}'; use LimiterKey.Format.";
         _mirror = new WindowMirror(time);
         _window = new ProviderWindow(key, () => limits.Resolve(_provider), () => limits.Configured.OutagePolicy, store, _mirror, silo.SiloAddress.ToParsableString(), logger);
         _window.OutageBegan += KeepAliveUntilSynced;
@@ -85,6 +91,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
 
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
+        EnsureCanonical();
         var (_, limits) = _limits.Resolve(_provider);
         if (points < 1 || points > limits.Points)
         {
@@ -99,6 +106,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
 
     public async ValueTask<ConsumeBatchResult> TryConsumeBatchAsync(ConsumeBatch batch)
     {
+        EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
         var (_, limits) = _limits.Resolve(_provider);
@@ -140,9 +148,25 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         return new ConsumeBatchResult(outcomes, decision.Remaining, decision.RetryAfter, decision.WindowEnd, limits.Points);
     }
 
-    public async ValueTask<LimiterState> GetStateAsync() => await Enqueue(new ReadCommand());
+    public async ValueTask<LimiterState> GetStateAsync()
+    {
+        EnsureCanonical();
+        return await Enqueue(new ReadCommand());
+    }
 
-    public async ValueTask ResetAsync() => await Enqueue(new ResetCommand());
+    public async ValueTask ResetAsync()
+    {
+        EnsureCanonical();
+        await Enqueue(new ResetCommand());
+    }
+
+    private void EnsureCanonical()
+    {
+        if (_wrongSpelling is not null)
+        {
+            throw new ArgumentException(_wrongSpelling);
+        }
+    }
 
     private async Task<T> Enqueue<T>(ProviderCommand<T> command)
     {

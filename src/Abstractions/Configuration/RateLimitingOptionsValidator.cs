@@ -76,5 +76,19 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 prefixes[prefix] = provider;
             }
         }
+
+        // Keys may contain ':', so a prefix that extends another by ':' can name the same Redis key
+        // (prefix 'rl' with key 'team:global' and prefix 'rl:team' with key 'global').
+        foreach (var (prefix, provider) in prefixes)
+        {
+            foreach (var (longer, other) in prefixes)
+            {
+                if (longer.StartsWith(prefix + ":", StringComparison.Ordinal))
+                {
+                    yield return $"{Section}:{other}:KeyPrefix '{longer}' extends provider '{provider}''s prefix '{prefix}' by ':'; " +
+                                 $"a key of '{provider}' could name the same Redis key as one of '{other}'. Choose prefixes that are not ':'-extensions of each other.";
+                }
+            }
+        }
     }
 }
