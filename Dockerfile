@@ -15,6 +15,8 @@ COPY src/Cli/OrleansLimiter.Cli.csproj src/Cli/
 RUN dotnet restore src/Silo/OrleansLimiter.Silo.csproj \
  && dotnet restore src/Worker/OrleansLimiter.Worker.csproj \
  && dotnet restore src/Cli/OrleansLimiter.Cli.csproj
+# The analyzer exceptions apply to this build too (warnings are errors).
+COPY .editorconfig ./
 COPY src/ src/
 RUN dotnet publish src/Silo/OrleansLimiter.Silo.csproj -c Release -o /out/silo \
  && dotnet publish src/Worker/OrleansLimiter.Worker.csproj -c Release -o /out/worker \

@@ -12,8 +12,8 @@ internal static class Report
     {
         var points = options.ExactPoints;
         var sb = new StringBuilder();
-        sb.AppendLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; Redis, {options.Silos} silo(s) and the load driver share it.");
-        sb.AppendLine($"Each cell: median of {options.Repeats} runs of {options.PhaseSeconds}s, modes interleaved within each run.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; Redis, {options.Silos} silo(s) and the load driver share it.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Each cell: median of {options.Repeats} runs of {options.PhaseSeconds}s, modes interleaved within each run.");
         sb.AppendLine();
         sb.AppendLine("| mode | callers | decisions/s | p50 ms | p99 ms | Redis cmds/decision | vs direct Redis |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");

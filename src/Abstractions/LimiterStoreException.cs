@@ -7,12 +7,16 @@ namespace OrleansLimiter;
 [GenerateSerializer]
 public sealed class LimiterStoreException : Exception
 {
+    /// <summary>Creates the exception with a default message.</summary>
     public LimiterStoreException() { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>.</summary>
     public LimiterStoreException(string message) : base(message) { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
     public LimiterStoreException(string message, Exception inner) : base(message, inner) { }
 
+    /// <summary>Creates the exception, saying whether the store could not be reached (see <see cref="IsUnavailable"/>).</summary>
     public LimiterStoreException(string message, bool isUnavailable, Exception? inner = null) : base(message, inner)
     {
         IsUnavailable = isUnavailable;

@@ -69,12 +69,16 @@ public sealed record ScheduleOptions
 /// <summary>Thrown by <see cref="ILimiterClient.ScheduleAsync{T}"/> when no permit was granted in time.</summary>
 public sealed class RateLimitTimeoutException : Exception
 {
+    /// <summary>Creates the exception with a default message.</summary>
     public RateLimitTimeoutException() { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>.</summary>
     public RateLimitTimeoutException(string message) : base(message) { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
     public RateLimitTimeoutException(string message, Exception inner) : base(message, inner) { }
 
+    /// <summary>Creates the exception for <paramref name="provider"/> from the last refusal in <paramref name="result"/>.</summary>
     public RateLimitTimeoutException(string provider, AcquireResult result)
         : base($"No permit for '{provider}' within {result.Waited.TotalSeconds:0.###} s ({result.Attempts} attempts); the window ends in {result.Last.RetryAfter.TotalSeconds:0.###} s.")
     {

@@ -7,10 +7,13 @@ namespace OrleansLimiter.Client;
 /// </summary>
 public sealed class LimiterUnavailableException : Exception
 {
+    /// <summary>Creates the exception with a default message.</summary>
     public LimiterUnavailableException() { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>.</summary>
     public LimiterUnavailableException(string message) : base(message) { }
 
+    /// <summary>Creates the exception with <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
     public LimiterUnavailableException(string message, Exception inner) : base(message, inner) { }
 
     /// <summary>Whether <paramref name="error"/> is worth retrying: the cluster or its store is momentarily away.</summary>

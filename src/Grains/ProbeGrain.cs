@@ -1,5 +1,4 @@
 using Orleans.Concurrency;
-using Orleans.Runtime;
 
 namespace OrleansLimiter.Grains;
 
@@ -7,5 +6,6 @@ namespace OrleansLimiter.Grains;
 [StatelessWorker]
 public sealed class ProbeGrain(ILocalSiloDetails silo) : Grain, IProbeGrain
 {
+    /// <inheritdoc />
     public ValueTask<string> PingAsync() => ValueTask.FromResult(silo.SiloAddress.ToParsableString());
 }

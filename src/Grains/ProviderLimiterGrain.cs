@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
-using Orleans.Runtime;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;

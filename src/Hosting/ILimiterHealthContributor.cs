@@ -8,5 +8,6 @@ namespace OrleansLimiter.Hosting;
 /// </summary>
 public interface ILimiterHealthContributor
 {
+    /// <summary>Adds this contributor's part to <paramref name="health"/>; stops when <paramref name="cancellationToken"/> fires.</summary>
     Task ContributeAsync(JsonObject health, CancellationToken cancellationToken);
 }

@@ -30,8 +30,10 @@ public sealed record LimiterClusterSettings
     /// <summary>The Redis address with the password masked.</summary>
     public string RedisDisplay => RedisConnectionString.Redact(Redis);
 
+    /// <summary>The Orleans cluster id (<c>Orleans:ClusterId</c>); silos and clients of one cluster share it.</summary>
     public string ClusterId { get; init; } = DefaultClusterId;
 
+    /// <summary>The Orleans service id (<c>Orleans:ServiceId</c>); it stays the same across deployments of the service.</summary>
     public string ServiceId { get; init; } = DefaultServiceId;
 
     /// <summary>Gateways of a local-mode silo (no Redis membership to find them through).</summary>

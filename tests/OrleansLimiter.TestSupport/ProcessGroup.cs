@@ -77,7 +77,8 @@ public static class ProcessGroup
     {
         foreach (var id in Running.Keys)
         {
-            SendSignal(-id, SigKill);
+            // Best effort at process exit: a group that is already gone is what we want.
+            _ = SendSignal(-id, SigKill);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using StackExchange.Redis;
@@ -171,7 +172,7 @@ public sealed class RedisServer : IAsyncDisposable
 
             var colon = line.IndexOf(':', StringComparison.Ordinal);
             var calls = line[(colon + 1)..].Split(',')[0];
-            stats[line[8..colon]] = long.Parse(calls["calls=".Length..]);
+            stats[line[8..colon]] = long.Parse(calls["calls=".Length..], CultureInfo.InvariantCulture);
         }
 
         return stats;

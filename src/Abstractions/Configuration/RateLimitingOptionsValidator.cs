@@ -8,6 +8,7 @@ namespace OrleansLimiter.Configuration;
 /// </summary>
 public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimitingOptions>
 {
+    /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, RateLimitingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);

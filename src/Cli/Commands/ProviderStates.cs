@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 
 namespace OrleansLimiter.Cli.Commands;
@@ -31,7 +32,7 @@ internal static class ProviderStates
         Console.WriteLine($"{"provider",-14} {"redis key",-34} {"window",-8} {"remaining",12} {"limit",12} {"window end (UTC)",-18} {"refills in",10}");
         foreach (var s in states)
         {
-            var end = s.WindowEnd is { } e ? e.ToString("HH:mm:ss.fff") : "-";
+            var end = s.WindowEnd is { } e ? e.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) : "-";
             var left = s.Exists ? $"{s.TimeLeft.TotalSeconds:0.0} s" : "-";
             Console.WriteLine($"{s.Provider,-14} {s.StoreKey,-34} {(s.Exists ? "open" : "none"),-8} {s.Remaining,12:N0} {s.Limit,12:N0} {end,-18} {left,10}");
         }

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace OrleansLimiter.Client.Scheduling;
 
 /// <summary>
@@ -5,6 +7,7 @@ namespace OrleansLimiter.Client.Scheduling;
 /// A work item counts as queued while it waits for a slot or a permit, running while it runs, and
 /// done once it has returned or thrown.
 /// </summary>
+[SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "SemaphoreSlim holds nothing to release unless AvailableWaitHandle is read, and disposing it under a running work item would make its Release throw.")]
 internal sealed class ProviderScheduler(int maxConcurrency)
 {
     private readonly SemaphoreSlim _slots = new(maxConcurrency, maxConcurrency);

@@ -6,7 +6,7 @@ namespace OrleansLimiter.Grains.Commands;
 public abstract class ProviderCommand
 {
     /// <summary>Delivers a failure to whoever waits on the command.</summary>
-    public abstract void Fail(Exception error);
+    public abstract void Fail(Exception exception);
 }
 
 /// <summary>A command whose caller waits for a <typeparamref name="T"/>.</summary>
@@ -15,7 +15,8 @@ public abstract class ProviderCommand<T> : ProviderCommand
     /// <summary>Completed with the outcome, or the failure.</summary>
     public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public override void Fail(Exception error) => Completion.TrySetException(error);
+    /// <inheritdoc />
+    public override void Fail(Exception exception) => Completion.TrySetException(exception);
 }
 
 /// <summary>Decide a batch of costs (consecutive consumes leave together in one store call).</summary>
@@ -23,8 +24,10 @@ public abstract class ProviderCommand<T> : ProviderCommand
 /// <param name="costs">Each request's cost, in arrival order.</param>
 public sealed class ConsumeCommand(RequestId id, long[] costs) : ProviderCommand<WindowDecision>
 {
+    /// <summary>The batch's request id.</summary>
     public RequestId Id { get; } = id;
 
+    /// <summary>Each request's cost, in arrival order.</summary>
     public long[] Costs { get; } = costs;
 }
 

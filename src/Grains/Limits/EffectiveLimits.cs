@@ -19,7 +19,8 @@ public sealed partial class EffectiveLimits(
     /// <summary>How stale another silo's change may be seen here.</summary>
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(5);
 
-    private volatile IReadOnlyDictionary<string, LimitOverride> _overrides = new Dictionary<string, LimitOverride>(StringComparer.OrdinalIgnoreCase);
+    // Replaced whole on each change and never mutated once published, so readers need no lock.
+    private volatile Dictionary<string, LimitOverride> _overrides = new Dictionary<string, LimitOverride>(StringComparer.OrdinalIgnoreCase);
     private long _refreshedAt = long.MinValue;
     private int _refreshing;
 
@@ -90,6 +91,7 @@ public sealed partial class EffectiveLimits(
 [GenerateSerializer, Immutable]
 public sealed record LimitOverride([property: Id(0)] long Points, [property: Id(1)] double Duration)
 {
+    /// <summary>The <paramref name="configured"/> limits with this change applied; the key prefix stays as configured.</summary>
     public ProviderLimitOptions Apply(ProviderLimitOptions configured)
     {
         ArgumentNullException.ThrowIfNull(configured);

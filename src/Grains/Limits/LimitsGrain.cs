@@ -12,16 +12,20 @@ public sealed partial class LimitsGrain(
     /// <summary>The grain storage provider the silo must register (Redis in distributed mode).</summary>
     public const string StorageName = "limits";
 
+    /// <inheritdoc />
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         limits.Update(state.State.Overrides);
         return base.OnActivateAsync(cancellationToken);
     }
 
+    /// <inheritdoc />
     public ValueTask<ProviderLimit[]> GetProvidersAsync() => ValueTask.FromResult(limits.All().ToArray());
 
+    /// <inheritdoc />
     public ValueTask<Dictionary<string, LimitOverride>> GetOverridesAsync() => ValueTask.FromResult(new Dictionary<string, LimitOverride>(state.State.Overrides));
 
+    /// <inheritdoc />
     public async ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds)
     {
         var (name, _) = limits.Configured.Resolve(provider);
@@ -41,6 +45,7 @@ public sealed partial class LimitsGrain(
         return limits.All().Single(p => p.Provider == name);
     }
 
+    /// <inheritdoc />
     public async ValueTask<bool> ClearLimitAsync(string provider)
     {
         var (name, _) = limits.Configured.Resolve(provider);
@@ -88,6 +93,7 @@ public sealed partial class LimitsGrain(
 [GenerateSerializer]
 public sealed class LimitsState
 {
+    /// <summary>Run-time changes by provider name (case-insensitive).</summary>
     [Id(0)]
     public Dictionary<string, LimitOverride> Overrides { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

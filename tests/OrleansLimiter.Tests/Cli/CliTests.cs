@@ -35,7 +35,7 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
         Assert.True((bool?)e2e["exists"]);
         Assert.Equal(44, (long?)e2e["remaining"]);
         Assert.Equal(redisKey, (string?)e2e["redisKey"]);
-        Assert.Equal(long.Parse(hash["expire"]), DateTimeOffset.Parse((string)e2e["windowEnd"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds());
+        Assert.Equal(long.Parse(hash["expire"], System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.Parse((string)e2e["windowEnd"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds());
 
         var reset = await Limiter($"reset e2e --key {key}");
         Assert.Equal(0, reset.ExitCode);

@@ -92,7 +92,8 @@ public sealed class DistributedLimiterClientTests(LimiterClusterFixture fixture,
     {
         var client = CreateClient();
         var key = TestKeys.Unique();
-        var tasks = new[] { 1L, 101L, 1L }.Select(p => client.TryConsumeAsync("tiny", key, p).AsTask()).ToArray();
+        long[] costs = [1, 101, 1];
+        var tasks = costs.Select(p => client.TryConsumeAsync("tiny", key, p).AsTask()).ToArray();
         var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => tasks[1]);
         Assert.Equal("points", error.ParamName);
         Assert.True((await tasks[0]).IsAllowed);

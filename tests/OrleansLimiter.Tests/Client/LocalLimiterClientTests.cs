@@ -162,7 +162,8 @@ public sealed class LocalLimiterClientTests : IDisposable
         gates[4].SetResult(4);
         await Assert.ThrowsAsync<InvalidOperationException>(() => work[1]);
         var values = await Task.WhenAll(work.Where((_, i) => i != 1));
-        Assert.Equal(new[] { 0, 2, 3, 4 }, values);
+        int[] expected = [0, 2, 3, 4];
+        Assert.Equal(expected, values);
         Assert.Equal(new SchedulerStats(0, 0, 5), _client.GetSchedulerStats()["tiny"]);
     }
 

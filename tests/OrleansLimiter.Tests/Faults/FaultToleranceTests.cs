@@ -1,4 +1,3 @@
-using OrleansLimiter.Tests.Infrastructure;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Configuration;
+using System.Globalization;
 using Orleans.TestingHost;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;
@@ -105,7 +105,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         var restoredIn = await WaitUntilAsync(async () => await redis.GetDatabase().KeyExistsAsync(storeKey), TimeSpan.FromSeconds(5));
         output.WriteLine($"hash restored {restoredIn.TotalMilliseconds:0} ms after Redis came back");
         Assert.Equal("0", (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points"));
-        Assert.Equal(opened.WindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!));
+        Assert.Equal(opened.WindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!, CultureInfo.InvariantCulture));
         Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
         Assert.Equal("redis", (await grain.GetStateAsync()).Store);
     }
@@ -185,7 +185,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         var storeKey = "ratelimit:outshort:" + key;
         await WaitUntilAsync(async () => await redis.GetDatabase().KeyExistsAsync(storeKey), TimeSpan.FromSeconds(3));
         Assert.Equal("0", (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points"));
-        Assert.Equal(localWindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!));
+        Assert.Equal(localWindowEnd.ToUnixTimeMilliseconds(), long.Parse((string)(await redis.GetDatabase().HashGetAsync(storeKey, "expire"))!, CultureInfo.InvariantCulture));
     }
 
     [Fact]

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;

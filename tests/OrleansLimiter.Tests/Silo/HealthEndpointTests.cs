@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using OrleansLimiter.Tests.Infrastructure;
@@ -22,7 +23,7 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
         Assert.Equal("distributed", (string?)health["rateLimiting"]!["mode"]);
         Assert.True((bool?)health["redis"]!["connected"]);
         Assert.Matches(@"^[0-9.]+[BKMG]$", (string?)health["redis"]!["usedMemory"]);
-        Assert.True(int.Parse((string)health["redis"]!["connectedClients"]!) >= 1);
+        Assert.True(int.Parse((string)health["redis"]!["connectedClients"]!, CultureInfo.InvariantCulture) >= 1);
         Assert.Equal("distributed", (string?)health["rateLimiting"]!["distributed"]!["e2e"]!["type"]);
         Assert.Equal(2, (int?)health["cluster"]!["silos"]);
         Assert.Equal(50, (long?)health["providers"]!["e2e"]!["limit"]);

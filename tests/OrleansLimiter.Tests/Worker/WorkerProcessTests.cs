@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using OrleansLimiter.Tests.Infrastructure;
@@ -34,7 +35,8 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
             Assert.True(run.ExitCode == 0, $"a worker exited with {run.ExitCode}: {run.Stderr}");
             foreach (Match m in WindowLine().Matches(run.Stdout))
             {
-                perWindow[long.Parse(m.Groups[1].Value)] = perWindow.GetValueOrDefault(long.Parse(m.Groups[1].Value)) + long.Parse(m.Groups[2].Value);
+                var window = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                perWindow[window] = perWindow.GetValueOrDefault(window) + long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
             }
         }
 
@@ -44,7 +46,7 @@ public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, IT
         Assert.Equal(50, perWindow.Values.Max());
     }
 
-    private async Task CheckWorkerHealthAsync(Dictionary<string, string> environment)
+    private static async Task CheckWorkerHealthAsync(Dictionary<string, string> environment)
     {
         var psi = new ProcessStartInfo("dotnet", $"\"{RepoPaths.WorkerDll}\"") { RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var (k, v) in environment)

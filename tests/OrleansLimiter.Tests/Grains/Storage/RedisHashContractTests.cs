@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Tests.Infrastructure;
@@ -28,7 +29,7 @@ public sealed class RedisHashContractTests(LimiterClusterFixture fixture)
         var fields = (await Db.HashGetAllAsync(key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
         Assert.Equal(["expire", "points"], fields.Keys.Order());
         Assert.Equal("49999", fields["points"]);
-        Assert.Equal(reply.WindowEndMs, long.Parse(fields["expire"]));
+        Assert.Equal(reply.WindowEndMs, long.Parse(fields["expire"], CultureInfo.InvariantCulture));
 
         var pttl = (long)await Db.ExecuteAsync("PTTL", key);
         Assert.InRange(pttl, 1, 60_000);
