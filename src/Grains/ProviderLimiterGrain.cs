@@ -51,6 +51,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private readonly string? _wrongSpelling;
     private IGrainTimer? _syncTimer;
 
+    /// <summary>Builds the grain's parts for the provider key named by its grain key.</summary>
     public ProviderLimiterGrain(EffectiveLimits limits, ILimiterStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)
     {
         _limits = limits;
@@ -70,6 +71,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
     }
 
+    /// <summary>Writes back, within a deadline, what was granted without Redis; logs loudly what it cannot.</summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         if (_mirror.HasWriteBack)
@@ -88,6 +90,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         await base.OnDeactivateAsync(reason, cancellationToken);
     }
 
+    /// <inheritdoc/>
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
         EnsureCanonical();
@@ -103,6 +106,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
             : new ConsumeResult(false, decision.Remaining, decision.RetryAfter, decision.WindowEnd);
     }
 
+    /// <inheritdoc/>
     public async ValueTask<ConsumeBatchResult> TryConsumeBatchAsync(ConsumeBatch batch)
     {
         EnsureCanonical();
@@ -147,12 +151,14 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         return new ConsumeBatchResult(outcomes, decision.Remaining, decision.RetryAfter, decision.WindowEnd, limits.Points);
     }
 
+    /// <inheritdoc/>
     public async ValueTask<LimiterState> GetStateAsync()
     {
         EnsureCanonical();
         return await Enqueue(new ReadCommand());
     }
 
+    /// <inheritdoc/>
     public async ValueTask ResetAsync()
     {
         EnsureCanonical();

@@ -11,10 +11,13 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
 {
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
 
+    /// <inheritdoc/>
     public string Name => "memory";
 
+    /// <inheritdoc/>
     public bool IsAvailable => true;
 
+    /// <inheritdoc/>
     public Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -41,6 +44,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
             last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds(), last.Now.ToUnixTimeMilliseconds(), granted, new bool[granted.Length], string.Empty));
     }
 
+    /// <inheritdoc/>
     public Task<StoreWindow> ReadAsync(string key)
     {
         if (_windows.TryGetValue(key, out var window))
@@ -52,5 +56,6 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
         return Task.FromResult(new StoreWindow(false, 0, 0, time.GetUtcNow().ToUnixTimeMilliseconds()));
     }
 
+    /// <inheritdoc/>
     public Task<bool> DeleteAsync(string key) => Task.FromResult(_windows.TryRemove(key, out var window) && window.Reset());
 }

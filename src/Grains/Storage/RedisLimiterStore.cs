@@ -20,13 +20,16 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
     /// <summary>The error code the scripts answer for a key of another type.</summary>
     private const string WrongTypeCode = "LIMITER_WRONGTYPE";
 
+    /// <inheritdoc/>
     public string Name => "redis";
 
+    /// <inheritdoc/>
     public bool IsAvailable => redis.IsConnected;
 
     /// <summary>The key that records decisions made under <paramref name="id"/> for <paramref name="windowKey"/> (same Cluster slot).</summary>
     public static string RecordKey(string windowKey, RequestId id) => "{" + windowKey + "}:req:" + id;
 
+    /// <inheritdoc/>
     public async Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -107,12 +110,14 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         return new StoreReply(remaining, (long)parts[1], (long)parts[2], granted, replayed, repair, sync);
     }
 
+    /// <inheritdoc/>
     public async Task<StoreWindow> ReadAsync(string key)
     {
         var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Read, [key], []).ConfigureAwait(false))!;
         return new StoreWindow((long)parts[0] == 1, (long)parts[1], (long)parts[2], (long)parts[3]);
     }
 
+    /// <inheritdoc/>
     public async Task<bool> DeleteAsync(string key)
     {
         try
