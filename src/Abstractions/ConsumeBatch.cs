@@ -10,8 +10,12 @@ namespace OrleansLimiter;
 /// The batch's id: a batch sent again with the same id (after a lost reply) gets the decisions already
 /// made instead of new ones. <see cref="RequestId.None"/> decides afresh each time.
 /// </param>
+/// <param name="IsResend">
+/// True when the batch is sent again under the same id because the answer to an earlier sending was
+/// lost: only then is a recorded decision looked for.
+/// </param>
 [GenerateSerializer, Immutable]
-public sealed record ConsumeBatch([property: Id(0)] long[] Costs, [property: Id(1)] RequestId RequestId = default);
+public sealed record ConsumeBatch([property: Id(0)] long[] Costs, [property: Id(1)] RequestId RequestId = default, [property: Id(2)] bool IsResend = false);
 
 /// <summary>The decisions for a <see cref="ConsumeBatch"/>, one outcome per entry in the same order.</summary>
 /// <param name="Outcomes">One outcome per requested entry.</param>

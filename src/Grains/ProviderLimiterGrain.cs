@@ -135,7 +135,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         {
             decided = _mirror.RefusesAll(costs) || costs.Length == 0
                 ? Task.FromResult(_mirror.Refusal(costs.Length))
-                : Enqueue(new ConsumeCommand(batch.RequestId, costs));
+                : Enqueue(new ConsumeCommand(batch.RequestId, costs, batch.IsResend));
             _recent.Add(batch.RequestId, decided);
         }
 

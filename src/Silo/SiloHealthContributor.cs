@@ -42,8 +42,10 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
                     ["silo"] = state.Silo,
                 };
             }
-            catch (LimiterStoreException ex)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                // One provider's failure (a damaged key, a grain error) is that provider's entry; the
+                // others still show their state and /health still answers.
                 providers[provider] = new JsonObject { ["error"] = ex.Message };
                 LimiterHealth.Degrade(health, $"Store error for {provider}");
             }

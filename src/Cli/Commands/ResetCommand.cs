@@ -13,9 +13,22 @@ internal static class ResetCommand
         command.SetConnectedAction(async (parse, c, _) =>
         {
             var grain = c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(parse.GetRequiredValue(provider), parse.GetRequiredValue(key)));
-            var before = await grain.GetStateAsync();
+            // A key the limiter cannot read (another type, damaged fields) is exactly what a reset is
+            // for: what it held is reported, not required.
+            string before;
+            try
+            {
+                var state = await grain.GetStateAsync();
+                before = state.Exists ? $"window was open, {state.Remaining}/{state.Limit} left" : "window was not open";
+            }
+            catch (LimiterStoreException ex) when (!ex.IsUnavailable)
+            {
+                before = "the key held data the limiter could not read";
+            }
+
             await grain.ResetAsync();
-            Console.WriteLine($"reset {before.StoreKey} (window was {(before.Exists ? $"open, {before.Remaining}/{before.Limit} left" : "not open")}); the next consume opens a full window");
+            var after = await grain.GetStateAsync();
+            Console.WriteLine($"reset {after.StoreKey} ({before}); the next consume opens a full window");
             return ExitCodes.Ok;
         });
         return command;

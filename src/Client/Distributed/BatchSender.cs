@@ -21,6 +21,7 @@ internal sealed class BatchSender(LimiterClientOptions options, TimeProvider tim
             }
             catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) && time.GetElapsedTime(started) + delay < options.ResendWindow)
             {
+                batch = batch with { IsResend = true };
                 await Task.Delay(delay, time).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
             }

@@ -22,13 +22,17 @@ public abstract class ProviderCommand<T> : ProviderCommand
 /// <summary>Decide a batch of costs (consecutive consumes leave together in one store call).</summary>
 /// <param name="id">The batch's request id.</param>
 /// <param name="costs">Each request's cost, in arrival order.</param>
-public sealed class ConsumeCommand(RequestId id, long[] costs) : ProviderCommand<WindowDecision>
+/// <param name="resent">Whether the batch was sent before (a decision may be recorded under its id).</param>
+public sealed class ConsumeCommand(RequestId id, long[] costs, bool resent = false) : ProviderCommand<WindowDecision>
 {
     /// <summary>The batch's request id.</summary>
     public RequestId Id { get; } = id;
 
     /// <summary>Each request's cost, in arrival order.</summary>
     public long[] Costs { get; } = costs;
+
+    /// <summary>Whether the batch was sent before.</summary>
+    public bool Resent { get; } = resent;
 }
 
 /// <summary>Delete the window; completes with whether one existed.</summary>

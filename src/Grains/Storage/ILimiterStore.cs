@@ -59,7 +59,11 @@ public sealed record StoreConsume(
 /// <summary>Costs decided together under one request id.</summary>
 /// <param name="Id">The id the decisions are recorded under; <see cref="RequestId.None"/> records nothing.</param>
 /// <param name="Costs">Each request's cost, in arrival order.</param>
-public readonly record struct StoreBatch(RequestId Id, long[] Costs);
+/// <param name="Resent">
+/// True when the batch was sent before (its answer was lost), so a decision may be recorded under its
+/// id already; a first sending cannot have one, and skips the look-up.
+/// </param>
+public readonly record struct StoreBatch(RequestId Id, long[] Costs, bool Resent = false);
 
 /// <summary>A batch decided by the caller alone after a store call for it failed without an answer.</summary>
 /// <param name="Id">The batch's request id.</param>

@@ -5,22 +5,25 @@ namespace OrleansLimiter.Grains.Storage;
 /// in one round trip and takes the time from Redis <c>TIME</c>, so every silo and every direct writer
 /// shares one clock. The window is the seed's hash: <c>points</c> (remaining) and <c>expire</c>
 /// (window end, Unix epoch milliseconds), with <c>PEXPIREAT</c> at that instant. Decisions made under
-/// a request id are recorded in small keys <c>{window key}:req:{id}</c>: the braces put them in the
-/// window's Redis Cluster slot, and they expire by themselves.
+/// a request id are recorded in hashes <c>{window key}:req:{bucket}</c>, one per time bucket (field:
+/// the id): the braces put them in the window's Redis Cluster slot, a script call writes all its
+/// records with one HSET, and each hash expires by itself two buckets later.
 /// Only <see cref="RedisLimiterStore"/> knows the argument layout below.
 /// </summary>
 public static class LimiterScripts
 {
     /// <summary>
     /// Decides batches of requests against one window.
-    /// KEYS[1] the window hash; KEYS[2..] the request records: first one per uncertain batch, then one
-    /// per batch that has an id.
+    /// KEYS[1] the window hash. The request-record hashes are named from it and Redis's clock (same
+    /// Cluster slot, by the hash tag): <c>{KEYS[1]}:req:{floor(now / bucket)}</c>.
     /// ARGV[1] points per window; ARGV[2] window length (ms); ARGV[3] end (ms) of the window the caller
     /// holds, 0 for none; ARGV[4] points the caller believes remain in it; ARGV[5] points the caller
-    /// granted in it without Redis (to write back); ARGV[6] record lifetime (ms); ARGV[7] U, the number
-    /// of uncertain batches; ARGV[8] B, the number of batches to decide; then U pairs (points the caller
-    /// granted, its decisions as '1'/'0'); then per batch: has a record key (0/1), n, and n costs.
-    /// A record's value is "{window end}:{points granted}:{decisions}".
+    /// granted in it without Redis (to write back); ARGV[6] record bucket length (ms); ARGV[7] U, the
+    /// number of uncertain batches; ARGV[8] B, the number of batches to decide; then U triples (id,
+    /// points the caller granted, its decisions as '1'/'0'); then per batch: id kind (0 none, 1 first
+    /// sending, 2 sent again: look its record up first), id ('' for none), n, and n costs.
+    /// A record's value is "{window end}:{points granted}:{decisions}"; it is found for one to two
+    /// buckets after it was written.
     /// Returns { remaining, window end ms, Redis now ms, { decisions per batch ('1' granted, '0'
     /// refused, one per cost) }, replayed ('1' per batch answered from its record), repair note ('' when
     /// the hash was sound), sync note ('' when the hint and the uncertain batches changed nothing) }.
@@ -32,7 +35,7 @@ public static class LimiterScripts
         local hintEnd = tonumber(ARGV[3])
         local hintRemaining = tonumber(ARGV[4])
         local unsynced = tonumber(ARGV[5])
-        local recordTtl = tonumber(ARGV[6])
+        local bucket = tonumber(ARGV[6])
         local nUncertain = tonumber(ARGV[7])
         local nBatches = tonumber(ARGV[8])
         local sync = ''
@@ -42,12 +45,24 @@ public static class LimiterScripts
         local function finite(v)
           local n = tonumber(v)
           if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          -- Beyond 2^53 a Lua number is no longer an exact integer, nor one Redis can reply with.
+          if n > 9007199254740991 or n < -9007199254740991 then return nil end
           return n
         end
 
         -- One clock for every silo and writer: Redis's own.
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+        -- Request records: written to the current bucket, looked up in it and the previous one.
+        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
+        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
+        local function recorded(id)
+          local record = redis.call('HGET', currentRecords, id)
+          if not record then record = redis.call('HGET', previousRecords, id) end
+          return record
+        end
+        local toRecord = {}
 
         -- pcall turns a key of another type into a clear error instead of an aborted script.
         local fields = redis.pcall('HMGET', key, 'points', 'expire')
@@ -111,7 +126,7 @@ public static class LimiterScripts
             -- callers were told, and it is in the write-back below.
             local undone = 0
             for u = 1, nUncertain do
-              local record = redis.call('GET', KEYS[1 + u])
+              local record = recorded(ARGV[6 + 3 * u])
               if record then
                 local recordEnd, recordGranted = string.match(record, '^(%d+):(%d+):')
                 if tonumber(recordEnd) == expire then
@@ -137,7 +152,8 @@ public static class LimiterScripts
         for u = 1, nUncertain do
           local recordEnd = 0
           if expire == hintEnd then recordEnd = expire end
-          redis.call('SET', KEYS[1 + u], string.format('%.0f', recordEnd) .. ':' .. ARGV[7 + 2 * u] .. ':' .. ARGV[8 + 2 * u], 'PX', recordTtl)
+          toRecord[#toRecord + 1] = ARGV[6 + 3 * u]
+          toRecord[#toRecord + 1] = string.format('%.0f', recordEnd) .. ':' .. ARGV[7 + 3 * u] .. ':' .. ARGV[8 + 3 * u]
         end
 
         -- Decide each batch in arrival order; a refusal spends nothing; a batch already decided under
@@ -145,17 +161,14 @@ public static class LimiterScripts
         local decisions = {}
         local replayed = {}
         local spent = false
-        local argi = 9 + 2 * nUncertain
-        local keyi = 2 + nUncertain
+        local argi = 9 + 3 * nUncertain
         for b = 1, nBatches do
-          local recordKey = nil
-          if ARGV[argi] == '1' then
-            recordKey = KEYS[keyi]
-            keyi = keyi + 1
-          end
-          local n = tonumber(ARGV[argi + 1])
-          argi = argi + 2
-          local record = recordKey and redis.call('GET', recordKey)
+          local kind = ARGV[argi]
+          local id = ARGV[argi + 1]
+          local n = tonumber(ARGV[argi + 2])
+          argi = argi + 3
+          -- Only a batch sent again can have been decided before: a first sending skips the look-up.
+          local record = kind == '2' and recorded(id)
           if record then
             decisions[b] = string.match(record, '^%d+:%d+:(%d*)$') or ''
             replayed[b] = '1'
@@ -175,11 +188,21 @@ public static class LimiterScripts
             decisions[b] = table.concat(mine)
             replayed[b] = '0'
             if granted > 0 then spent = true end
-            if recordKey then
-              redis.call('SET', recordKey, string.format('%.0f:%.0f:', expire, granted) .. decisions[b], 'PX', recordTtl)
+            if kind ~= '0' then
+              toRecord[#toRecord + 1] = id
+              toRecord[#toRecord + 1] = string.format('%.0f:%.0f:', expire, granted) .. decisions[b]
             end
           end
           argi = argi + n
+        end
+
+        -- All of this call's records in one HSET (in slices, to stay within Lua's argument limit);
+        -- the bucket's hash expires once no look-up can reach it.
+        if #toRecord > 0 then
+          for i = 1, #toRecord, 2000 do
+            redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
+          end
+          redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
         end
 
         -- Write only what changed; the key expires by itself at the window end.
@@ -205,6 +228,8 @@ public static class LimiterScripts
         local function finite(v)
           local n = tonumber(v)
           if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          -- Beyond 2^53 a Lua number is no longer an exact integer, nor one Redis can reply with.
+          if n > 9007199254740991 or n < -9007199254740991 then return nil end
           return n
         end
 

@@ -12,10 +12,10 @@ namespace OrleansLimiter.Grains.Storage;
 public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILogger<RedisLimiterStore> logger) : ILimiterStore
 {
     /// <summary>
-    /// How long a decision stays recorded under its request id: far longer than any client resends a
-    /// request whose answer it did not get.
+    /// Decisions are recorded in one hash per bucket of this length and found for one to two buckets:
+    /// far longer than any client resends a request whose answer it did not get.
     /// </summary>
-    public static readonly TimeSpan RequestRecordTtl = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan RequestRecordBucket = TimeSpan.FromSeconds(20);
 
     /// <summary>The error code the scripts answer for a key of another type.</summary>
     private const string WrongTypeCode = "LIMITER_WRONGTYPE";
@@ -26,51 +26,44 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
     /// <inheritdoc/>
     public bool IsAvailable => redis.IsConnected;
 
-    /// <summary>The key that records decisions made under <paramref name="id"/> for <paramref name="windowKey"/> (same Cluster slot).</summary>
-    public static string RecordKey(string windowKey, RequestId id) => "{" + windowKey + "}:req:" + id;
+    /// <summary>The hash that holds the decisions recorded for <paramref name="windowKey"/> in the bucket of <paramref name="redisNow"/> (same Cluster slot).</summary>
+    public static string RecordHash(string windowKey, DateTimeOffset redisNow) =>
+        "{" + windowKey + "}:req:" + (redisNow.ToUnixTimeMilliseconds() / (long)RequestRecordBucket.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <inheritdoc/>
     public async Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var keys = new List<RedisKey>(1 + request.Uncertain.Count + request.Batches.Count) { request.Key };
-        var args = new List<RedisValue>(8 + (2 * request.Uncertain.Count) + (3 * request.Batches.Count))
+        var args = new List<RedisValue>(8 + (3 * request.Uncertain.Count) + (4 * request.Batches.Count))
         {
             request.Limit,
             request.WindowMilliseconds,
             request.Hint.WindowEndMs,
             request.Hint.Remaining,
             request.Hint.Unsynced,
-            (long)RequestRecordTtl.TotalMilliseconds,
+            (long)RequestRecordBucket.TotalMilliseconds,
             request.Uncertain.Count,
             request.Batches.Count,
         };
         foreach (var uncertain in request.Uncertain)
         {
-            keys.Add(RecordKey(request.Key, uncertain.Id));
+            args.Add(uncertain.Id.ToString());
             args.Add(uncertain.GrantedPoints);
             args.Add(Decisions(uncertain.Granted));
         }
 
-        var costCount = 0;
         foreach (var batch in request.Batches)
         {
-            if (!batch.Id.IsNone)
-            {
-                keys.Add(RecordKey(request.Key, batch.Id));
-            }
-
-            args.Add(batch.Id.IsNone ? 0 : 1);
+            args.Add(batch.Id.IsNone ? 0 : batch.Resent ? 2 : 1);
+            args.Add(batch.Id.IsNone ? string.Empty : batch.Id.ToString());
             args.Add(batch.Costs.Length);
             foreach (var cost in batch.Costs)
             {
                 args.Add(cost);
             }
-
-            costCount += batch.Costs.Length;
         }
 
-        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Consume, [.. keys], [.. args]).ConfigureAwait(false))!;
+        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Consume, [request.Key], [.. args]).ConfigureAwait(false))!;
         var perBatch = (RedisResult[])parts[3]!;
         var replayedFlags = (string?)parts[4] ?? string.Empty;
         var granted = new bool[request.Batches.Count][];

@@ -66,7 +66,7 @@ public sealed partial class ProviderWindow(
             try
             {
                 var reply = await store.ConsumeAsync(new StoreConsume(
-                    storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, [.. mirror.Uncertain], batch.ConvertAll(c => new StoreBatch(c.Id, c.Costs))));
+                    storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, [.. mirror.Uncertain], batch.ConvertAll(c => new StoreBatch(c.Id, c.Costs, c.Resent))));
                 Observed(storeKey, reply);
                 for (var i = 0; i < batch.Count; i++)
                 {
@@ -145,10 +145,10 @@ public sealed partial class ProviderWindow(
             try
             {
                 var window = await store.ReadAsync(storeKey);
-                var timeLeft = TimeSpan.FromMilliseconds(Math.Max(0, window.WindowEndMs - window.NowMs));
+                var timeLeft = Instant(window.WindowEndMs) is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Max(0, window.WindowEndMs - window.NowMs));
                 command.Completion.TrySetResult(window.Exists
                     ? new LimiterState(name, key, storeKey, true, limits.Points, limits.Window, window.Remaining,
-                        window.WindowEndMs >= 0 ? DateTimeOffset.FromUnixTimeMilliseconds(window.WindowEndMs) : null, timeLeft, store.Name, siloAddress)
+                        Instant(window.WindowEndMs), timeLeft, store.Name, siloAddress)
                     : new LimiterState(name, key, storeKey, false, limits.Points, limits.Window, limits.Points, null, TimeSpan.Zero, store.Name, siloAddress));
                 return;
             }
@@ -165,6 +165,12 @@ public sealed partial class ProviderWindow(
             open ? DateTimeOffset.FromUnixTimeMilliseconds(mirror.WindowEndMs) : null,
             open ? TimeSpan.FromMilliseconds(mirror.WindowEndMs - mirror.StoreNowMs()) : TimeSpan.Zero, "mirror", siloAddress));
     }
+
+    /// <summary>A window end as an instant; null when unreadable or beyond what an instant can hold (a damaged hash).</summary>
+    private static DateTimeOffset? Instant(long epochMilliseconds) =>
+        epochMilliseconds >= 0 && epochMilliseconds <= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
+            ? DateTimeOffset.FromUnixTimeMilliseconds(epochMilliseconds)
+            : null;
 
     private void Observed(string storeKey, StoreReply reply)
     {

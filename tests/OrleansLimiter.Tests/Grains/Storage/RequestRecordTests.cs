@@ -25,7 +25,7 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
         var key = "ratelimit:ids:" + TestKeys.Unique();
         var id = RequestId.New();
         var first = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [4, 4, 4])));
-        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [4, 4, 4])));
+        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [4, 4, 4], Resent: true)));
 
         Assert.Equal([true, true, false], first.Granted[0]);
         Assert.False(first.Replayed[0]);
@@ -36,20 +36,45 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Record_LivesInTheWindowsClusterSlot_AndExpiresByItself()
+    public async Task Records_LiveInABucketHashInTheWindowsClusterSlot_WrittenOncePerCall_AndExpireByThemselves()
+    {
+        var key = "ratelimit:ids:" + TestKeys.Unique();
+        var ids = new[] { RequestId.New(), RequestId.New(), RequestId.New() };
+        var before = await RedisServer.CommandStatsAsync(fixture.Connection);
+        var reply = await _store.ConsumeAsync(Request(key, default, [], [.. ids.Select(id => new StoreBatch(id, [1]))]));
+        var after = await RedisServer.CommandStatsAsync(fixture.Connection);
+
+        var time = (RedisResult[])(await Db.ExecuteAsync("TIME"))!;
+        var redisNow = DateTimeOffset.FromUnixTimeSeconds((long)time[0]);
+        var hashes = new[] { RedisLimiterStore.RecordHash(key, redisNow), RedisLimiterStore.RecordHash(key, redisNow - RedisLimiterStore.RequestRecordBucket) };
+        var hash = hashes.First(h => Db.KeyExists(h));
+        Assert.Equal($"{{{key}}}:req:", hash[..(hash.LastIndexOf(':') + 1)]);
+        Assert.All(ids, id => Assert.Equal($"{reply.WindowEndMs}:1:1", (string?)Db.HashGet(hash, id.ToString())));
+        Assert.Equal(KeySlot(key), KeySlot(hash));
+        Assert.InRange((long)await Db.ExecuteAsync("PTTL", hash), 1, (2 * (long)RedisLimiterStore.RequestRecordBucket.TotalMilliseconds) + 1000);
+
+        // Three first sendings: one HSET for all their records (the other is the window's), no look-up.
+        Assert.Equal(2, after.GetValueOrDefault("hset") - before.GetValueOrDefault("hset"));
+        Assert.Equal(0, after.GetValueOrDefault("hget") - before.GetValueOrDefault("hget"));
+
+        // The seed's hash keeps exactly its two fields: records live elsewhere.
+        Assert.Equal(["expire", "points"], (await Db.HashKeysAsync(key)).Select(k => (string)k!).Order());
+    }
+
+    [Fact]
+    public async Task FirstSendingOfAnId_NeverLooksUp_ResentOneDoes()
     {
         var key = "ratelimit:ids:" + TestKeys.Unique();
         var id = RequestId.New();
-        await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [1])));
+        await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [2])));
 
-        var recordKey = RedisLimiterStore.RecordKey(key, id);
-        Assert.Equal($"{{{key}}}:req:{id}", recordKey);
-        Assert.Equal(KeySlot(key), KeySlot(recordKey));
-        Assert.NotEqual(KeySlot(key), KeySlot(key + ":req:" + id));
-        Assert.InRange((long)await Db.ExecuteAsync("PTTL", recordKey), 1, (long)RedisLimiterStore.RequestRecordTtl.TotalMilliseconds);
+        var before = await RedisServer.CommandStatsAsync(fixture.Connection);
+        var resent = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [2], Resent: true)));
+        var after = await RedisServer.CommandStatsAsync(fixture.Connection);
 
-        // The seed's hash keeps exactly its two fields: records are separate keys.
-        Assert.Equal(["expire", "points"], (await Db.HashKeysAsync(key)).Select(k => (string)k!).Order());
+        Assert.True(resent.Replayed[0]);
+        Assert.Equal(8, resent.Remaining);
+        Assert.InRange(after.GetValueOrDefault("hget") - before.GetValueOrDefault("hget"), 1, 2);
     }
 
     [Fact]
@@ -61,7 +86,7 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
 
         var reply = await _store.ConsumeAsync(Request(key, default, [],
             new StoreBatch(RequestId.None, [2, 2]),
-            new StoreBatch(known, [3]),
+            new StoreBatch(known, [3], Resent: true),
             new StoreBatch(RequestId.New(), [2, 2])));
 
         Assert.Equal([true, true], reply.Granted[0]);
@@ -88,7 +113,7 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
         Assert.Contains("wrote back 4", settle.Sync, StringComparison.Ordinal);
 
         // A retry of the batch is told what its callers were told, and spends nothing.
-        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [4])));
+        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [4], Resent: true)));
         Assert.True(retry.Replayed[0]);
         Assert.Equal([true], retry.Granted[0]);
         Assert.Equal(6, retry.Remaining);
@@ -106,7 +131,7 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
 
         Assert.Equal(9, settle.Remaining);
         Assert.Equal(string.Empty, settle.Sync);
-        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [1])));
+        var retry = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(id, [1], Resent: true)));
         Assert.Equal([false], retry.Granted[0]);
         Assert.Equal(9, retry.Remaining);
     }
@@ -116,7 +141,8 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
     {
         var key = "ratelimit:ids:" + TestKeys.Unique();
         var id = RequestId.New();
-        await Db.StringSetAsync(RedisLimiterStore.RecordKey(key, id), "1000:4:1", TimeSpan.FromSeconds(60));
+        var time = (RedisResult[])(await Db.ExecuteAsync("TIME"))!;
+        await Db.HashSetAsync(RedisLimiterStore.RecordHash(key, DateTimeOffset.FromUnixTimeSeconds((long)time[0])), id.ToString(), "1000:4:1");
         var opened = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(RequestId.None, [5])));
 
         var settle = await _store.ConsumeAsync(Request(key, new WindowHint(opened.WindowEndMs, 5, 0), [new UncertainBatch(id, [true], 4)]));
@@ -163,6 +189,27 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
         var read = await _store.ReadAsync(key);
         Assert.True(read.Exists);
         Assert.Equal(reply.WindowEndMs, read.WindowEndMs);
+    }
+
+    [Theory]
+    [InlineData("points", "1e300")]
+    [InlineData("points", "9223372036854775807")]
+    [InlineData("expire", "1e300")]
+    [InlineData("expire", "9223372036854775807")]
+    public async Task NumbersBeyondExactIntegers_AreUnreadable_NeverAFullWindowNorAnOverflow(string field, string value)
+    {
+        var key = "ratelimit:hostile:" + TestKeys.Unique();
+        await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(RequestId.None, [4])));
+        await Db.HashSetAsync(key, field, value);
+
+        var reply = await _store.ConsumeAsync(Request(key, default, [], new StoreBatch(RequestId.None, [1])));
+        var read = await _store.ReadAsync(key);
+
+        Assert.Contains("unreadable", reply.Repair, StringComparison.Ordinal);
+        Assert.InRange(reply.Remaining, 0, 10);
+        Assert.InRange(reply.WindowEndMs - reply.NowMs, 0, 60_000);
+        Assert.InRange(read.Remaining, 0, 10);
+        Assert.InRange(read.WindowEndMs - read.NowMs, 0, 60_000);
     }
 
     /// <summary>Redis Cluster's key slot (CRC16/XMODEM of the key or its hash tag, mod 16384), as the cluster specification defines it.</summary>
