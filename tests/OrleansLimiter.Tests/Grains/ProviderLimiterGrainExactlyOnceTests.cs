@@ -35,10 +35,11 @@ public sealed class ProviderLimiterGrainExactlyOnceTests(LimiterClusterFixture f
             }
         })).ToArray();
 
-        await Task.Delay(700);
+        // Reset once traffic is flowing, and stop once it has flowed again for a while.
+        await WaitUntilAsync(() => grantsByWindow.Values.Sum() > 5_000);
         var before = grantsByWindow.Values.Sum();
         await grain.ResetAsync();
-        await Task.Delay(700);
+        await WaitUntilAsync(() => grantsByWindow.Count == 2 && grantsByWindow.Values.Sum() > before + 5_000);
         await stop.CancelAsync();
         await Task.WhenAll(callers);
 
@@ -95,5 +96,15 @@ public sealed class ProviderLimiterGrainExactlyOnceTests(LimiterClusterFixture f
         Assert.All(results, r => Assert.All(r.Outcomes, o => Assert.Equal(ConsumeOutcome.Granted, o)));
         Assert.All(oversized.Outcomes, o => Assert.Equal(ConsumeOutcome.Granted, o));
         Assert.Equal((10_000_000 - 1 - (6 * size) - 1).ToString(CultureInfo.InvariantCulture), (string?)await fixture.Db.HashGetAsync("ratelimit:huge:" + key, "points"));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the callers made no progress within 20 s");
+            await Task.Delay(20);
+        }
     }
 }
