@@ -79,7 +79,15 @@ public readonly record struct UncertainBatch(RequestId Id, bool[] Granted, long 
 /// <param name="Replayed">Per batch: true when the decisions are the ones recorded under its id earlier.</param>
 /// <param name="Repair">Empty, or what was wrong with a damaged window and how it was repaired.</param>
 /// <param name="Sync">Empty, or how the hint and the uncertain batches were used (window restored, points written back, decisions undone).</param>
-public sealed record StoreReply(long Remaining, long WindowEndMs, long NowMs, bool[][] Granted, bool[] Replayed, string Repair, string Sync = "");
+/// <param name="BatchWindowEndsMs">
+/// Per batch, the end of the window it was decided in: <paramref name="WindowEndMs"/>, except for a
+/// replayed batch decided in an earlier window; null when every batch was decided now.
+/// </param>
+public sealed record StoreReply(long Remaining, long WindowEndMs, long NowMs, bool[][] Granted, bool[] Replayed, string Repair, string Sync = "", long[]? BatchWindowEndsMs = null)
+{
+    /// <summary>The end of the window batch <paramref name="index"/> was decided in.</summary>
+    public long WindowEndOf(int index) => BatchWindowEndsMs is { } ends ? ends[index] : WindowEndMs;
+}
 
 /// <summary>The caller's view of a live window, passed with each consume.</summary>
 /// <param name="WindowEndMs">End of the window the caller holds (store clock, epoch ms); 0 when it holds none.</param>

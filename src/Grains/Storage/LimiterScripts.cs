@@ -26,7 +26,8 @@ public static class LimiterScripts
     /// buckets after it was written.
     /// Returns { remaining, window end ms, Redis now ms, { decisions per batch ('1' granted, '0'
     /// refused, one per cost) }, replayed ('1' per batch answered from its record), repair note ('' when
-    /// the hash was sound), sync note ('' when the hint and the uncertain batches changed nothing) }.
+    /// the hash was sound), sync note ('' when the hint and the uncertain batches changed nothing),
+    /// { window end per batch: the current one, or for a replayed batch the one it was decided in } }.
     /// </summary>
     public const string Consume = """
         local key = KEYS[1]
@@ -150,8 +151,9 @@ public static class LimiterScripts
 
         -- From now on a retry of an uncertain batch is told what its callers were told.
         for u = 1, nUncertain do
-          local recordEnd = 0
-          if expire == hintEnd then recordEnd = expire end
+          -- The window the callers were told (the caller's own), so that a replay reports it.
+          local recordEnd = expire
+          if hintEnd > 0 then recordEnd = hintEnd end
           toRecord[#toRecord + 1] = ARGV[6 + 3 * u]
           toRecord[#toRecord + 1] = string.format('%.0f', recordEnd) .. ':' .. ARGV[7 + 3 * u] .. ':' .. ARGV[8 + 3 * u]
         end
@@ -160,6 +162,7 @@ public static class LimiterScripts
         -- its id (its first answer was lost) gets the same decisions again and spends nothing.
         local decisions = {}
         local replayed = {}
+        local ends = {}
         local spent = false
         local argi = 9 + 3 * nUncertain
         for b = 1, nBatches do
@@ -170,7 +173,10 @@ public static class LimiterScripts
           -- Only a batch sent again can have been decided before: a first sending skips the look-up.
           local record = kind == '2' and recorded(id)
           if record then
-            decisions[b] = string.match(record, '^%d+:%d+:(%d*)$') or ''
+            -- Told as decided then, in the window it was decided in (which may have ended since).
+            local recordEnd, recordDecisions = string.match(record, '^(%d+):%d+:(%d*)$')
+            decisions[b] = recordDecisions or ''
+            ends[b] = tonumber(recordEnd) or expire
             replayed[b] = '1'
           else
             local mine = {}
@@ -186,6 +192,7 @@ public static class LimiterScripts
               end
             end
             decisions[b] = table.concat(mine)
+            ends[b] = expire
             replayed[b] = '0'
             if granted > 0 then spent = true end
             if kind ~= '0' then
@@ -213,7 +220,7 @@ public static class LimiterScripts
           redis.call('PEXPIREAT', key, expire)
         end
 
-        return { points, expire, now, decisions, table.concat(replayed), repair, sync }
+        return { points, expire, now, decisions, table.concat(replayed), repair, sync, ends }
         """;
 
     /// <summary>

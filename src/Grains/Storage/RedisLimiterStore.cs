@@ -100,7 +100,14 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
             LogWindowSynced(logger, request.Key, sync, remaining);
         }
 
-        return new StoreReply(remaining, (long)parts[1], (long)parts[2], granted, replayed, repair, sync);
+        var ends = (RedisResult[])parts[7]!;
+        var windowEnds = new long[granted.Length];
+        for (var b = 0; b < windowEnds.Length; b++)
+        {
+            windowEnds[b] = (long)ends[b];
+        }
+
+        return new StoreReply(remaining, (long)parts[1], (long)parts[2], granted, replayed, repair, sync, windowEnds);
     }
 
     /// <inheritdoc/>

@@ -70,7 +70,7 @@ public sealed partial class ProviderWindow(
                 Observed(storeKey, reply);
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    batch[i].Completion.TrySetResult(new WindowDecision(reply.Granted[i], reply.Remaining, reply.WindowEndMs, reply.NowMs));
+                    batch[i].Completion.TrySetResult(new WindowDecision(reply.Granted[i], reply.Remaining, reply.WindowEndOf(i), reply.NowMs));
                 }
 
                 return;

@@ -62,6 +62,23 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
+    public async Task ResentAfterItsWindowEnded_IsToldTheWindowItWasDecidedIn_NotTheCurrentOne()
+    {
+        var key = "ratelimit:ids:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var first = await _store.ConsumeAsync(new StoreConsume(key, 10, 300, default, [], [new StoreBatch(id, [3])]));
+        await Task.Delay(450);
+
+        var resent = await _store.ConsumeAsync(new StoreConsume(key, 10, 300, default, [], [new StoreBatch(RequestId.None, [1]), new StoreBatch(id, [3], Resent: true)]));
+
+        Assert.True(resent.Replayed[1]);
+        Assert.Equal([true], resent.Granted[1]);
+        Assert.Equal(first.WindowEndMs, resent.WindowEndOf(1));
+        Assert.True(resent.WindowEndOf(0) > first.WindowEndMs);
+        Assert.Equal(9, resent.Remaining);
+    }
+
+    [Fact]
     public async Task FirstSendingOfAnId_NeverLooksUp_ResentOneDoes()
     {
         var key = "ratelimit:ids:" + TestKeys.Unique();
