@@ -4,9 +4,9 @@ namespace OrleansLimiter;
 /// Identifies one consume request (or one coalesced batch) across retries. A caller that did not hear
 /// the answer — its silo died, the call timed out — sends the same request again with the same id,
 /// and is told the decision already made instead of spending points a second time: the provider
-/// grain remembers recent ids, and Redis records each decision under its id for
-/// <c>RequestRecordTtl</c>, so a retry that reaches a new activation on another silo is answered the
-/// same way.
+/// grain remembers recent ids, and Redis records each decision under its id for 20–40 s
+/// (<c>RedisLimiterStore.RequestRecordBucket</c>), so a retry that reaches a new activation on another
+/// silo is answered the same way.
 /// </summary>
 /// <param name="Value">The id; <see cref="Guid.Empty"/> for a request that is never retried.</param>
 [GenerateSerializer, Immutable]
