@@ -12,6 +12,24 @@ namespace OrleansLimiter.Grains.Storage;
 /// </summary>
 public static class LimiterScripts
 {
+    /// <summary>What both scripts start with: Redis's clock, and how a stored number is read.</summary>
+    private const string Prelude = """
+        -- One clock for every silo and writer: Redis's own.
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+        -- A stored value is usable only as a finite number: Lua's tonumber also reads 'nan' and 'inf',
+        -- which would compare false with everything and slip past every check; beyond 2^53 a Lua
+        -- number is no longer an exact integer, nor one Redis can reply with.
+        local function finite(v)
+          local n = tonumber(v)
+          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          if n > 9007199254740991 or n < -9007199254740991 then return nil end
+          return n
+        end
+
+        """;
+
     /// <summary>
     /// Decides batches of requests against one window.
     /// KEYS[1] the window hash. The request-record hashes are named from it and Redis's clock (same
@@ -29,7 +47,7 @@ public static class LimiterScripts
     /// the hash was sound), sync note ('' when the hint and the uncertain batches changed nothing),
     /// { window end per batch: the current one, or for a replayed batch the one it was decided in } }.
     /// </summary>
-    public const string Consume = """
+    public const string Consume = Prelude + """
         local key = KEYS[1]
         local limit = tonumber(ARGV[1])
         local window = tonumber(ARGV[2])
@@ -41,19 +59,6 @@ public static class LimiterScripts
         local nBatches = tonumber(ARGV[8])
         local sync = ''
 
-        -- A stored value is usable only as a finite number: Lua's tonumber also reads 'nan' and 'inf',
-        -- which would compare false with everything and slip past every check below.
-        local function finite(v)
-          local n = tonumber(v)
-          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
-          -- Beyond 2^53 a Lua number is no longer an exact integer, nor one Redis can reply with.
-          if n > 9007199254740991 or n < -9007199254740991 then return nil end
-          return n
-        end
-
-        -- One clock for every silo and writer: Redis's own.
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
         -- Request records: written to the current bucket, looked up in it and the previous one.
         local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
@@ -227,19 +232,8 @@ public static class LimiterScripts
     /// Reads a window without changing it. KEYS[1] the window hash.
     /// Returns { exists (0/1), points (-1 when unreadable), expire ms (-1 when unreadable), Redis now ms }.
     /// </summary>
-    public const string Read = """
+    public const string Read = Prelude + """
         local key = KEYS[1]
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-        local function finite(v)
-          local n = tonumber(v)
-          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
-          -- Beyond 2^53 a Lua number is no longer an exact integer, nor one Redis can reply with.
-          if n > 9007199254740991 or n < -9007199254740991 then return nil end
-          return n
-        end
-
         local fields = redis.pcall('HMGET', key, 'points', 'expire')
         if fields['err'] then
           return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
