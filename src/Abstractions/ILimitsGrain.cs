@@ -1,3 +1,5 @@
+using OrleansLimiter.Security;
+
 namespace OrleansLimiter;
 
 /// <summary>
@@ -16,9 +18,13 @@ public interface ILimitsGrain : IGrainWithStringKey
     /// <summary>Changes a configured provider's limits at run time.</summary>
     /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
     /// <exception cref="ArgumentOutOfRangeException">Points or duration outside <see cref="Configuration.LimitBounds"/>.</exception>
+    /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
+    [RequiresOperator]
     ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds);
 
     /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>
+    /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
+    [RequiresOperator]
     ValueTask<bool> ClearLimitAsync(string provider);
 }
 

@@ -1,3 +1,5 @@
+using OrleansLimiter.Security;
+
 namespace OrleansLimiter;
 
 /// <summary>
@@ -19,5 +21,7 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     ValueTask<LimiterState> GetStateAsync();
 
     /// <summary>Deletes the window in the store and clears the mirror: the next consume opens a full window.</summary>
+    /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
+    [RequiresOperator]
     ValueTask ResetAsync();
 }

@@ -19,7 +19,20 @@ internal sealed class ClusterUnreachableException(string message) : Exception(me
 /// <param name="ServiceId">Orleans service id when not the default.</param>
 /// <param name="Timeout">How long connecting may take.</param>
 /// <param name="Verbose">Client logs on stderr.</param>
-internal sealed record ConnectionRequest(string? Redis, string? RedisCa, string? Gateway, string? ClusterId, string? ServiceId, TimeSpan Timeout, bool Verbose);
+internal sealed record ConnectionRequest(string? Redis, string? RedisCa, string? Gateway, string? ClusterId, string? ServiceId, TimeSpan Timeout, bool Verbose)
+{
+    /// <summary>PEM certificate for mutual TLS with the silos.</summary>
+    public string? TlsCertificate { get; init; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificate"/>.</summary>
+    public string? TlsKey { get; init; }
+
+    /// <summary>PEM of the cluster's certificate authority.</summary>
+    public string? TlsCa { get; init; }
+
+    /// <summary>The operator key sent with grain calls (never printed).</summary>
+    public string? AdminKey { get; init; }
+}
 
 /// <summary>An Orleans client connected to the limiter cluster, found through Redis membership or a fixed gateway.</summary>
 internal sealed class ClusterConnection : IAsyncDisposable
@@ -55,6 +68,9 @@ internal sealed class ClusterConnection : IAsyncDisposable
             config["Redis:CaCertificate"] = ca;
         }
 
+        config["Orleans:Tls:Certificate"] = request.TlsCertificate;
+        config["Orleans:Tls:Key"] = request.TlsKey;
+        config["Orleans:Tls:CaCertificate"] = request.TlsCa;
         if (request.ServiceId is { } serviceId)
         {
             config["Orleans:ServiceId"] = serviceId;

@@ -17,8 +17,11 @@ internal static class ExitCodes
     /// <summary>The store holding the windows failed.</summary>
     public const int StoreError = 4;
 
+    /// <summary>The silos refused an operator call: no or wrong --admin-key.</summary>
+    public const int Denied = 5;
+
     /// <summary>Stopped with Ctrl-C.</summary>
     public const int Interrupted = 130;
 
-    public const string Summary = "exit codes: 0 ok, 2 bad input, 3 cluster unreachable, 4 store error, 1 other failure";
+    public const string Summary = "exit codes: 0 ok, 2 bad input, 3 cluster unreachable, 4 store error, 5 operator key refused, 1 other failure";
 }

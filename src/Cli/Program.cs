@@ -4,6 +4,7 @@ using System.Globalization;
 using OrleansLimiter;
 using OrleansLimiter.Cli;
 using OrleansLimiter.Cli.Commands;
+using OrleansLimiter.Security;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -36,6 +37,10 @@ catch (ArgumentException ex)
 catch (ClusterUnreachableException ex)
 {
     code = Fail(ExitCodes.Unreachable, ex.Message);
+}
+catch (OperatorAccessDeniedException ex)
+{
+    code = Fail(ExitCodes.Denied, "refused: " + ClusterConnection.FirstLine(ex.Message));
 }
 catch (LimiterStoreException ex)
 {

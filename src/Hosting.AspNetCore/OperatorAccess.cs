@@ -47,6 +47,62 @@ public static class OperatorAccess
         where TBuilder : IEndpointConventionBuilder =>
         builder.AddEndpointFilter(async (context, next) => AdminRefusal(context.HttpContext, adminKey) ?? await next(context));
 
+    /// <summary>
+    /// Guards the dashboard under <paramref name="path"/>. With an admin key configured, every caller
+    /// must present it: the <see cref="KeyHeader"/> header, or — for browsers — HTTP Basic
+    /// authentication with the key as the password (any user name). Without one, only callers on this
+    /// host are served; others get 404. (The silo also turns the dashboard's log trace off when there is
+    /// no key, so the log never streams unauthenticated.)
+    /// </summary>
+    public static IApplicationBuilder UseDashboardAccess(this IApplicationBuilder app, PathString path, string? adminKey)
+    {
+        if (string.IsNullOrEmpty(adminKey))
+        {
+            return app.UseLoopbackOnly(path);
+        }
+
+        return app.UseWhen(
+            context => context.Request.Path.StartsWithSegments(path),
+            branch => branch.Use((context, next) =>
+            {
+                if (PresentedKey(context) is { } presented && FixedTimeEquals(presented, adminKey))
+                {
+                    return next(context);
+                }
+
+                context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                context.Response.Headers.WWWAuthenticate = "Basic realm=\"OrleansLimiter dashboard\", charset=\"UTF-8\"";
+                return Task.CompletedTask;
+            }));
+    }
+
+    /// <summary>The key sent in <see cref="KeyHeader"/>, or as the password of HTTP Basic authentication; null when neither.</summary>
+    internal static string? PresentedKey(HttpContext context)
+    {
+        var header = context.Request.Headers[KeyHeader].ToString();
+        if (header.Length > 0)
+        {
+            return header;
+        }
+
+        var authorization = context.Request.Headers.Authorization.ToString();
+        if (!authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization["Basic ".Length..].Trim()));
+            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+            return colon < 0 ? null : decoded[(colon + 1)..];
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Answers 404 to callers beyond loopback for every request under <paramref name="path"/>.</summary>
     public static IApplicationBuilder UseLoopbackOnly(this IApplicationBuilder app, PathString path) =>
         app.UseWhen(

@@ -36,6 +36,9 @@ public sealed record LimiterClusterSettings
     /// <summary>The Orleans service id (<c>Orleans:ServiceId</c>); it stays the same across deployments of the service.</summary>
     public string ServiceId { get; init; } = DefaultServiceId;
 
+    /// <summary>Mutual TLS for Orleans connections (<c>Orleans:Tls:*</c>), or null when not configured.</summary>
+    public ClusterTls? Tls { get; init; }
+
     /// <summary>Gateways of a local-mode silo (no Redis membership to find them through).</summary>
     public IReadOnlyList<IPEndPoint> Gateways { get; init; } = [];
 
@@ -86,6 +89,7 @@ public sealed record LimiterClusterSettings
             ClusterId = NonEmpty(configuration["Orleans:ClusterId"], DefaultClusterId),
             ServiceId = NonEmpty(configuration["Orleans:ServiceId"], DefaultServiceId),
             Gateways = gateways,
+            Tls = ClusterTls.FromConfiguration(configuration),
         };
     }
 

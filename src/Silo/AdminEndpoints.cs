@@ -1,4 +1,5 @@
 using OrleansLimiter.Hosting;
+using OrleansLimiter.Security;
 
 namespace OrleansLimiter.Silo;
 
@@ -13,13 +14,14 @@ internal static class AdminEndpoints
 
     public static void MapAdmin(this WebApplication app)
     {
-        var group = app.MapGroup("/admin").RequireAdminAccess(app.Configuration["Admin:Key"]);
+        var adminKey = app.Configuration["Admin:Key"];
+        var group = app.MapGroup("/admin").RequireAdminAccess(adminKey);
 
         group.MapGet("/providers", async (IGrainFactory grains) =>
             Results.Ok(await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).GetProvidersAsync()));
 
         group.MapPost("/providers/{provider}/reset", async (string provider, string? key, IGrainFactory grains) =>
-            await Guarded(async () =>
+            await Guarded(adminKey, async () =>
             {
                 var grain = grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key ?? LimiterKey.DefaultKey));
                 await grain.ResetAsync();
@@ -27,18 +29,29 @@ internal static class AdminEndpoints
             }));
 
         group.MapPut("/providers/{provider}/limits", async (string provider, LimitChange change, IGrainFactory grains) =>
-            await Guarded(async () => Results.Ok(await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).SetLimitAsync(provider, change.Points, change.Duration))));
+            await Guarded(adminKey, async () => Results.Ok(await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).SetLimitAsync(provider, change.Points, change.Duration))));
 
         group.MapDelete("/providers/{provider}/limits", async (string provider, IGrainFactory grains) =>
-            await Guarded(async () => Results.Ok(new { cleared = await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).ClearLimitAsync(provider) })));
+            await Guarded(adminKey, async () => Results.Ok(new { cleared = await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).ClearLimitAsync(provider) })));
     }
 
-    /// <summary>Misuse is a 400 with the message, a store failure a 503; nothing else leaks.</summary>
-    private static async Task<IResult> Guarded(Func<Task<IResult>> action)
+    /// <summary>
+    /// Runs an operator action with the silo's key (the caller has shown it to <c>RequireAdminAccess</c>),
+    /// so the grains' own operator check passes. Misuse is a 400 with the message, a refusal by that
+    /// check a 403, a store failure a 503; nothing else leaks.
+    /// </summary>
+    private static async Task<IResult> Guarded(string? adminKey, Func<Task<IResult>> action)
     {
         try
         {
-            return await action();
+            using (OperatorKey.Use(adminKey))
+            {
+                return await action();
+            }
+        }
+        catch (OperatorAccessDeniedException ex)
+        {
+            return Results.Problem(ex.Message, statusCode: StatusCodes.Status403Forbidden);
         }
         catch (ArgumentException ex)
         {

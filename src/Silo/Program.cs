@@ -53,6 +53,9 @@ static async Task<int> RunAsync(string[] args)
     }
 
     IConnectionMultiplexer? redis = settings.Redis is null ? null : LimiterSiloBuilderExtensions.ConnectRedis(settings.CreateRedisOptions());
+    // Local mode always listens on loopback; with Redis, Orleans:AdvertisedAddress may take it beyond.
+    var advertisedAddress = redis is null || string.IsNullOrEmpty(advertised) ? null : ResolveAdvertised(advertised);
+    var security = SiloSecurity.FromConfiguration(builder.Configuration, settings, advertisedAddress);
     builder.UseOrleans(silo =>
     {
         silo.Configure<ClusterOptions>(o =>
@@ -68,8 +71,8 @@ static async Task<int> RunAsync(string[] args)
             silo.UseRedisClustering(o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddOrleansLimiter(builder.Configuration, _ => redis);
-            var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
-            silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
+            // Bound to loopback unless advertised beyond it (which SiloSecurity allows only with TLS or an opt-out).
+            silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: security.ListensBeyondLoopback);
         }
         else
         {
@@ -77,6 +80,13 @@ static async Task<int> RunAsync(string[] args)
             silo.AddMemoryGrainStorage(LimitsGrain.StorageName);
             silo.AddOrleansLimiterInMemory(builder.Configuration);
         }
+
+        if (security.Tls is { } tls)
+        {
+            silo.UseTls(tls.Certificate, tls.Configure);
+        }
+
+        silo.AddOperatorAccess(security.OperatorPolicy);
 
         // A killed silo must be noticed in seconds, not minutes: its provider grains are unavailable until
         // the cluster declares it dead and re-activates them elsewhere. Orleans:Membership:* overrides.
@@ -91,7 +101,8 @@ static async Task<int> RunAsync(string[] args)
 
         if (dashboard)
         {
-            silo.AddDashboard();
+            // The dashboard's live log trace streams only to holders of the admin key.
+            silo.AddDashboard(o => o.HideTrace = security.AdminKey is null);
         }
     });
 
@@ -114,6 +125,7 @@ static async Task<int> RunAsync(string[] args)
         SiloLog.DistributedMode(app.Logger, settings.RedisDisplay, settings.ClusterId, settings.ServiceId, siloPort, gatewayPort);
     }
 
+    SiloLog.Security(app.Logger, security);
     app.MapLimiterHealth();
     app.MapAdmin();
     if (dashboard)
@@ -123,6 +135,8 @@ static async Task<int> RunAsync(string[] args)
             // Dashboard:LoopbackOnly keeps the dashboard to operators on the silo's own host.
             app.UseLoopbackOnly("/dashboard");
         }
+
+        app.UseDashboardAccess("/dashboard", security.AdminKey);
 
         app.MapOrleansDashboard(routePrefix: "/dashboard");
     }

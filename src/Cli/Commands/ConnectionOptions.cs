@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OrleansLimiter.Security;
 
 namespace OrleansLimiter.Cli.Commands;
 
@@ -43,11 +44,39 @@ internal static class ConnectionOptions
         Recursive = true,
     };
 
+    public static readonly Option<string?> TlsCertificate = new("--tls-cert")
+    {
+        Description = "PEM certificate for mutual TLS with the silos (or Orleans__Tls__Certificate)",
+        HelpName = "FILE",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> TlsKey = new("--tls-key")
+    {
+        Description = "PEM private key of --tls-cert (or Orleans__Tls__Key)",
+        HelpName = "FILE",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> TlsCa = new("--tls-ca")
+    {
+        Description = "PEM of the cluster's certificate authority (or Orleans__Tls__CaCertificate)",
+        HelpName = "FILE",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> AdminKey = new("--admin-key")
+    {
+        Description = "the silos' Admin:Key, needed by reset and limits set/clear (or LIMITER_ADMIN_KEY)",
+        HelpName = "KEY",
+        Recursive = true,
+    };
+
     public static readonly Option<double> Timeout = Recursive(CommonOptions.Number("--timeout", "S", "give up connecting after S seconds", min: 0.5, defaultValue: 5));
 
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "client logs on stderr", Recursive = true };
 
-    public static IEnumerable<Option> All => [Redis, RedisCa, Gateway, ClusterId, ServiceId, Timeout, Verbose];
+    public static IEnumerable<Option> All => [Redis, RedisCa, Gateway, ClusterId, ServiceId, TlsCertificate, TlsKey, TlsCa, AdminKey, Timeout, Verbose];
 
     /// <summary>
     /// Sets an action that connects first and disconnects after. Connecting happens only once the whole
@@ -56,11 +85,16 @@ internal static class ConnectionOptions
     public static void SetConnectedAction(this Command command, Func<ParseResult, ClusterConnection, CancellationToken, Task<int>> action) =>
         command.SetAction(async (parse, cancel) =>
         {
-            await using var connection = await ClusterConnection.ConnectAsync(Read(parse));
-            return await action(parse, connection, cancel);
+            var request = Read(parse);
+            await using var connection = await ClusterConnection.ConnectAsync(request);
+            // The key rides along with every grain call; only operator calls need it.
+            using (OperatorKey.Use(request.AdminKey))
+            {
+                return await action(parse, connection, cancel);
+            }
         });
 
-    /// <summary>The connection the command line asks for, with REDIS_URL and REDIS_CA_CERT as fallbacks.</summary>
+    /// <summary>The connection the command line asks for, with REDIS_URL, REDIS_CA_CERT, Orleans__Tls__* and LIMITER_ADMIN_KEY as fallbacks.</summary>
     private static ConnectionRequest Read(ParseResult parse)
     {
         var redis = parse.GetValue(Redis) ?? Environment.GetEnvironmentVariable("REDIS_URL");
@@ -77,7 +111,13 @@ internal static class ConnectionOptions
             parse.GetValue(ClusterId),
             parse.GetValue(ServiceId),
             TimeSpan.FromSeconds(parse.GetValue(Timeout)),
-            parse.GetValue(Verbose));
+            parse.GetValue(Verbose))
+        {
+            TlsCertificate = parse.GetValue(TlsCertificate) ?? Environment.GetEnvironmentVariable("Orleans__Tls__Certificate"),
+            TlsKey = parse.GetValue(TlsKey) ?? Environment.GetEnvironmentVariable("Orleans__Tls__Key"),
+            TlsCa = parse.GetValue(TlsCa) ?? Environment.GetEnvironmentVariable("Orleans__Tls__CaCertificate"),
+            AdminKey = parse.GetValue(AdminKey) ?? Environment.GetEnvironmentVariable("LIMITER_ADMIN_KEY"),
+        };
     }
 
     private static Option<T> Recursive<T>(Option<T> option)

@@ -35,6 +35,13 @@ public static class LimiterClientHostBuilderExtensions
                 var callTimeout = builder.Configuration.GetValue("LimiterClient:CallTimeout", TimeSpan.FromSeconds(2));
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
                 client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = callTimeout);
+                if (settings.Tls is { } tls)
+                {
+                    // Silos configured with certificates accept only clients that present one their
+                    // authority signed (Orleans:Tls:*).
+                    client.UseTls(tls.Certificate, tls.Configure);
+                }
+
                 if (settings.Redis is not null)
                 {
                     client.UseRedisClustering(o =>
