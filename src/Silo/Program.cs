@@ -111,6 +111,7 @@ static async Task<int> RunAsync(string[] args)
         builder.Services.AddSingleton(new LimiterHealthRedis(redis));
     }
 
+    builder.Services.AddSingleton(security);
     builder.Services.AddSingleton<ILimiterHealthContributor, SiloHealthContributor>();
     var app = builder.Build();
 

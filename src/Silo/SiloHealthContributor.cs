@@ -6,7 +6,7 @@ using OrleansLimiter.Hosting;
 namespace OrleansLimiter.Silo;
 
 /// <summary>Adds what an operator wants beside the seed's keys: the silos in the cluster and each provider's window.</summary>
-internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonitor<RateLimitingOptions> options) : ILimiterHealthContributor
+internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonitor<RateLimitingOptions> options, SiloSecurity security) : ILimiterHealthContributor
 {
     public async Task ContributeAsync(JsonObject health, CancellationToken cancellationToken)
     {
@@ -15,6 +15,8 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
         {
             ["silos"] = hosts.Count,
             ["addresses"] = new JsonArray(hosts.Keys.Select(h => (JsonNode)h.ToParsableString()).ToArray()),
+            // How this silo's Orleans connections are protected: loopback, mutual-tls or unauthenticated.
+            ["transport"] = security.Transport,
         };
 
         var providers = new JsonObject();

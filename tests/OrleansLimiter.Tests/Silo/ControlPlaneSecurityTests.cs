@@ -73,6 +73,8 @@ public sealed class ControlPlaneSecurityTests : IAsyncLifetime
     {
         await using var silo = SiloProcess.Start("tls", SiloSettings(tls: true, AdminKey));
         await silo.WaitHealthyAsync();
+        var health = System.Text.Json.Nodes.JsonNode.Parse(await Http.GetStringAsync(new Uri(silo.BaseAddress, "/health")))!;
+        Assert.Equal("mutual-tls", (string?)health["cluster"]!["transport"]);
         using var redis = await _redis.ConnectAsync();
         var db = redis.GetDatabase();
 
@@ -115,6 +117,8 @@ public sealed class ControlPlaneSecurityTests : IAsyncLifetime
     {
         await using var silo = SiloProcess.Start("loopback", SiloSettings(tls: false, adminKey: null));
         await silo.WaitHealthyAsync();
+        var health = System.Text.Json.Nodes.JsonNode.Parse(await Http.GetStringAsync(new Uri(silo.BaseAddress, "/health")))!;
+        Assert.Equal("loopback", (string?)health["cluster"]!["transport"]);
         foreach (var port in new[] { silo.SiloPort, silo.GatewayPort })
         {
             var listening = ListeningAddresses(port);
