@@ -4,7 +4,7 @@ using OrleansLimiter.Client.Hosting;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>Decisions through <see cref="ILimiterClient.TryConsumeAsync"/>, as worker apps make them.</summary>
+/// <summary>Decisions through <see cref="ILimiterClient.TryConsumeAsync(string, string, long, CancellationToken)"/>, as worker apps make them.</summary>
 internal sealed class LimiterRunner(ILimiterClient client)
 {
     public async Task<bool> DecideAsync() => (await client.TryConsumeAsync(BenchHarness.Provider)).IsAllowed;

@@ -17,6 +17,19 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <summary>Decides several requests in arrival order with one store round trip at most.</summary>
     ValueTask<ConsumeBatchResult> TryConsumeBatchAsync(ConsumeBatch batch);
 
+    /// <summary>
+    /// Decides requests that each state a cost per limit (requests, tokens, …): one is granted only if
+    /// every limit can pay, in one atomic store call, and a refusal names the limit that blocked.
+    /// </summary>
+    /// <exception cref="ArgumentException">A cost names a limit the key does not have, or a negative amount.</exception>
+    ValueTask<CostBatchResult> TryConsumeCostsAsync(CostBatch batch);
+
+    /// <summary>Adjusts a granted reservation to what the call really cost; once per reservation id.</summary>
+    ValueTask<SettleResult> SettleAsync(SettleRequest request);
+
+    /// <summary>Every limit of the key as it stands (read from the store without consuming).</summary>
+    ValueTask<LimitState[]> GetLimitsAsync();
+
     /// <summary>Reads the window from the store without consuming.</summary>
     ValueTask<LimiterState> GetStateAsync();
 

@@ -21,6 +21,20 @@ public interface ILimiterClient
     ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Asks once for a request with a cost per limit (<c>requests=1, tokens=1200</c>): granted only if
+    /// every limit of the key can pay; a refusal names the limit that blocked and its RetryAfter.
+    /// <c>requests</c> counts 1 unless the cost states it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The cost names a limit the key does not have, or a negative amount.</exception>
+    Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reserves <paramref name="estimate"/> (e.g. prompt tokens plus the maximum output) once; settle the
+    /// returned reservation with the call's actual usage. Check <see cref="Reservation.IsGranted"/>.
+    /// </summary>
+    Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Waits until the points are granted, retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/>
     /// plus jitter, for at most <paramref name="maxWait"/> (the configured default when null).
     /// Returns a result that says granted or timed out; throws on cancellation, misuse, or

@@ -23,6 +23,26 @@ internal sealed partial class LimiterClient(
         return new ValueTask<ConsumeResult>(backend.TryConsumeAsync(provider, key, points, cancellationToken));
     }
 
+    public async Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cost);
+        LimiterKey.ValidateProvider(provider);
+        LimiterKey.ValidateKey(key);
+        var result = await backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken).ConfigureAwait(false);
+        return new CostResult(result.Decisions[0], result.Limits, result.DecidedAtMs);
+    }
+
+    public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(estimate);
+        LimiterKey.ValidateProvider(provider);
+        LimiterKey.ValidateKey(key);
+        var id = RequestId.New();
+        var result = await backend.TryConsumeCostsAsync(provider, key, estimate, id, cancellationToken).ConfigureAwait(false);
+        return new Reservation(provider, key, id, estimate, new CostResult(result.Decisions[0], result.Limits, result.DecidedAtMs),
+            (request, ct) => backend.SettleAsync(provider, key, request, ct));
+    }
+
     public async Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default)
     {
         Validate(provider, key, points);

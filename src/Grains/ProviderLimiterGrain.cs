@@ -48,6 +48,10 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private readonly CommandQueue _queue;
     private readonly RecentDecisions<WindowDecision> _recent;
     private readonly string _provider;
+    private readonly string _key;
+    private readonly LimitSetWindow? _limitSet;
+    private readonly RecentDecisions<CostOutcome> _recentCosts;
+    private readonly RecentDecisions<SettleReply> _recentSettles;
     private readonly string? _wrongSpelling;
     private IGrainTimer? _syncTimer;
 
@@ -59,6 +63,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _logger = logger;
         var grainKey = this.GetPrimaryKeyString();
         (_provider, var key) = LimiterKey.Parse(grainKey);
+        _key = key;
 
         // One decision point per provider key, whatever the spelling: a grain addressed by another
         // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
@@ -67,8 +72,15 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _window = new ProviderWindow(key, () => limits.Resolve(_provider), () => limits.Configured.OutagePolicy, store, _mirror, silo.SiloAddress.ToParsableString(), logger);
         _window.OutageBegan += KeepAliveUntilSynced;
         _window.OutageEnded += StopSyncTimer;
-        _queue = new CommandQueue(_window.ExecuteAsync);
+        // Keys with several limits (or a token bucket) are decided by the limit-set scripts; a store
+        // without them (a test double) serves the seed's single limit only.
+        _limitSet = store is ILimitSetStore limitSetStore ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), logger) : null;
+        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand
+            ? LimitSet.ExecuteAsync(commands)
+            : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
+        _recentCosts = new RecentDecisions<CostOutcome>(time, RememberDecisions, capacity: 100_000);
+        _recentSettles = new RecentDecisions<SettleReply>(time, RememberDecisions, capacity: 100_000);
     }
 
     /// <summary>Writes back, within a deadline, what was granted without Redis; logs loudly what it cannot.</summary>
@@ -94,6 +106,11 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
         EnsureCanonical();
+        if (!KeyLimitsNow().IsSeedOnly)
+        {
+            return (await TryConsumeBatchAsync(new ConsumeBatch([points]))).ToResult(0);
+        }
+
         var (_, limits) = _limits.Resolve(_provider);
         if (points < 1 || points > limits.Points)
         {
@@ -112,6 +129,11 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
+        if (KeyLimitsNow() is { IsSeedOnly: false } keyLimits)
+        {
+            return await ConsumeAsCostsAsync(batch, keyLimits);
+        }
+
         var (_, limits) = _limits.Resolve(_provider);
         var outcomes = new ConsumeOutcome[batch.Costs.Length];
         var eligible = new List<long>(batch.Costs.Length);
@@ -163,6 +185,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     {
         EnsureCanonical();
         await Enqueue(new ResetCommand());
+        _limitSet?.Mirror.Clear();
     }
 
     private void EnsureCanonical()

@@ -15,6 +15,15 @@ public sealed class ProviderLimitOptions
     /// <summary>Window length in seconds (fractions allowed); from 0.001 (one millisecond) to one year, see <see cref="LimitBounds"/>.</summary>
     public double Duration { get; set; } = DefaultDuration;
 
+    /// <summary>How the seed's <c>requests</c> limit counts (<c>RateLimiting:Providers:{p}:Algorithm</c>).</summary>
+    public LimitAlgorithm Algorithm { get; set; } = LimitAlgorithm.FixedWindow;
+
+    /// <summary>More limits beside <c>requests</c>, by name (<c>Limits:tokens</c>, <c>Limits:input-tokens</c>, …).</summary>
+    public Dictionary<string, LimitOptions> Limits { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Keys (models) with limits of their own or a shared pool, by key.</summary>
+    public Dictionary<string, KeyLimitOptions> Keys { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>Prefix of the Redis key; <c>ratelimit:{provider}</c> when not set. The key is <c>{KeyPrefix}:{key}</c>.</summary>
     public string? KeyPrefix { get; set; }
 
@@ -29,4 +38,54 @@ public sealed class ProviderLimitOptions
 
     /// <summary>The Redis key of the window for <paramref name="provider"/> and <paramref name="key"/>.</summary>
     public string StoreKey(string provider, string key) => EffectiveKeyPrefix(provider) + ":" + key;
+
+    /// <summary>A copy with the <c>requests</c> limit replaced (a run-time change); the rest stays as configured.</summary>
+    public ProviderLimitOptions WithRequests(long points, double duration) => new()
+    {
+        Points = points,
+        Duration = duration,
+        Algorithm = Algorithm,
+        KeyPrefix = KeyPrefix,
+        Limits = Limits,
+        Keys = Keys,
+    };
+
+    /// <summary>
+    /// The limits of <paramref name="key"/>: <c>requests</c> first, then the other limits by name, with
+    /// the key's own settings over the provider's; and the Redis key they are counted in (the pool's,
+    /// for a key that shares one).
+    /// </summary>
+    public KeyLimits ForKey(string provider, string key)
+    {
+        var own = Keys.TryGetValue(key, out var k) ? k : null;
+        var counted = key;
+        if (own?.Pool is { Length: > 0 } pool)
+        {
+            counted = pool;
+            own = Keys.TryGetValue(pool, out var pooled) ? pooled : null;
+        }
+
+        var requests = new LimitSpec(
+            LimitSpec.Requests,
+            own?.Algorithm ?? Algorithm,
+            own?.Points ?? Points,
+            Math.Max(1, (long)Math.Round((own?.Duration ?? Duration) * 1000)));
+        var merged = new SortedDictionary<string, LimitOptions>(StringComparer.Ordinal);
+        foreach (var (name, limit) in Limits)
+        {
+            merged[name.ToLowerInvariant()] = limit;
+        }
+
+        if (own is not null)
+        {
+            foreach (var (name, limit) in own.Limits)
+            {
+                merged[name.ToLowerInvariant()] = limit;
+            }
+        }
+
+        var specs = new List<LimitSpec>(merged.Count + 1) { requests };
+        specs.AddRange(merged.Select(m => new LimitSpec(m.Key, m.Value.Algorithm, m.Value.Points, Math.Max(1, (long)Math.Round(m.Value.Duration * 1000)))));
+        return new KeyLimits(StoreKey(provider, counted), [.. specs], Pooled: counted != key);
+    }
 }

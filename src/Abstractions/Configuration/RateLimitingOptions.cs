@@ -24,6 +24,13 @@ public sealed class RateLimitingOptions
     /// </summary>
     public OutagePolicy OutagePolicy { get; set; } = OutagePolicy.DecideLocally;
 
+    /// <summary>
+    /// How long a reservation may wait for its settle (<c>RateLimiting:ReservationTimeout</c>, seconds;
+    /// 10 minutes by default): a settle arriving later changes nothing, and the reservation stays spent
+    /// as estimated.
+    /// </summary>
+    public TimeSpan ReservationTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Settings that could not be read from configuration; reported by the validator.</summary>
     internal List<string> BindingProblems { get; } = [];
 

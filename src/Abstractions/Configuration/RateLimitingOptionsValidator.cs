@@ -57,6 +57,63 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 yield return $"{Section}:{provider}:Duration {durationProblem}";
             }
 
+            foreach (var problem in LimitProblems(limits.Limits, $"{Section}:{provider}:Limits"))
+            {
+                yield return problem;
+            }
+
+            foreach (var (key, keyLimits) in limits.Keys)
+            {
+                var keyPath = $"{Section}:{provider}:Keys:{key}";
+                if (LimiterKey.KeyProblem(key) is { } keyProblem)
+                {
+                    yield return $"{keyPath}: key {keyProblem}";
+                    continue;
+                }
+
+                if (keyLimits.Points is { } kp && LimitBounds.PointsProblem(kp) is { } kpProblem)
+                {
+                    yield return $"{keyPath}:Points {kpProblem}";
+                }
+
+                if (keyLimits.Duration is { } kd && LimitBounds.DurationProblem(kd) is { } kdProblem)
+                {
+                    yield return $"{keyPath}:Duration {kdProblem}";
+                }
+
+                foreach (var problem in LimitProblems(keyLimits.Limits, $"{keyPath}:Limits"))
+                {
+                    yield return problem;
+                }
+
+                if (keyLimits.Pool is { } pool)
+                {
+                    if (LimiterKey.KeyProblem(pool) is { } poolProblem)
+                    {
+                        yield return $"{keyPath}:Pool {poolProblem}";
+                    }
+                    else if (limits.Keys.TryGetValue(pool, out var target) && target.Pool is not null)
+                    {
+                        yield return $"{keyPath}:Pool '{pool}' shares another pool itself; name the pool '{target.Pool}' directly.";
+                    }
+
+                    if (keyLimits.Points is not null || keyLimits.Duration is not null || keyLimits.Algorithm is not null || keyLimits.Limits.Count > 0)
+                    {
+                        yield return $"{keyPath} shares pool '{pool}', whose limits apply; set them under Keys:{pool}, not here.";
+                    }
+                }
+
+                if (limits.Limits.Keys.Concat(keyLimits.Limits.Keys).Distinct(StringComparer.OrdinalIgnoreCase).Count() + 1 > MaxLimits)
+                {
+                    yield return $"{keyPath} has more than {MaxLimits} limits.";
+                }
+            }
+
+            if (limits.Limits.Count + 1 > MaxLimits)
+            {
+                yield return $"{Section}:{provider}:Limits: at most {MaxLimits - 1} limits beside requests.";
+            }
+
             if (limits.KeyPrefix is not null)
             {
                 if (limits.KeyPrefix.Length == 0 || limits.KeyPrefix.Length > 200 ||
@@ -89,6 +146,39 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                     yield return $"{Section}:{other}:KeyPrefix '{longer}' extends provider '{provider}''s prefix '{prefix}' by ':'; " +
                                  $"a key of '{provider}' could name the same Redis key as one of '{other}'. Choose prefixes that are not ':'-extensions of each other.";
                 }
+            }
+        }
+    }
+
+    /// <summary>Most limits one provider key may have, <c>requests</c> included.</summary>
+    public const int MaxLimits = 16;
+
+    /// <summary>Why <paramref name="name"/> cannot name a limit, or null: 1 to 40 letters, digits, '-' or '_'; not <c>requests</c> (the provider's own Points/Duration).</summary>
+    public static string? LimitNameProblem(string? name) =>
+        string.IsNullOrEmpty(name) || name.Length > 40 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            ? $"must be 1 to 40 letters, digits, '-' or '_' (was '{LimiterKey.Printable(name ?? string.Empty)}')"
+            : string.Equals(name, LimitSpec.Requests, StringComparison.OrdinalIgnoreCase)
+                ? "is the provider's own limit; set it with Points, Duration and Algorithm beside Limits"
+                : null;
+
+    private static IEnumerable<string> LimitProblems(Dictionary<string, LimitOptions> limits, string path)
+    {
+        foreach (var (name, limit) in limits)
+        {
+            if (LimitNameProblem(name) is { } nameProblem)
+            {
+                yield return $"{path}: limit name {nameProblem}.";
+                continue;
+            }
+
+            if (LimitBounds.PointsProblem(limit.Points) is { } pointsProblem)
+            {
+                yield return $"{path}:{name}:Points {pointsProblem}";
+            }
+
+            if (LimitBounds.DurationProblem(limit.Duration) is { } durationProblem)
+            {
+                yield return $"{path}:{name}:Duration {durationProblem}";
             }
         }
     }

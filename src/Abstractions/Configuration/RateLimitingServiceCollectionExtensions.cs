@@ -42,6 +42,18 @@ public static class RateLimitingServiceCollectionExtensions
             }
         }
 
+        if (section["ReservationTimeout"] is { } timeout)
+        {
+            if (double.TryParse(timeout, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) && seconds is >= 1 and <= 86_400)
+            {
+                options.ReservationTimeout = TimeSpan.FromSeconds(seconds);
+            }
+            else
+            {
+                options.BindingProblems.Add($"{RateLimitingOptions.SectionName}:ReservationTimeout must be a number of seconds from 1 to 86400 (was '{timeout}').");
+            }
+        }
+
         foreach (var provider in section.GetSection("Providers").GetChildren())
         {
             var limits = options.Providers.TryGetValue(provider.Key, out var existing) ? existing : new ProviderLimitOptions();
@@ -52,26 +64,109 @@ public static class RateLimitingServiceCollectionExtensions
                 var value = setting.Value;
                 switch (setting.Key.ToUpperInvariant())
                 {
-                    case "POINTS" when long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var points):
-                        limits.Points = points;
-                        break;
-                    case "POINTS":
-                        options.BindingProblems.Add($"{path}:Points must be a whole number (was '{value}').");
-                        break;
-                    case "DURATION" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var duration):
-                        limits.Duration = duration;
-                        break;
-                    case "DURATION":
-                        options.BindingProblems.Add($"{path}:Duration must be a number of seconds (was '{value}').");
-                        break;
                     case "KEYPREFIX":
                         limits.KeyPrefix = value;
                         break;
+                    case "LIMITS":
+                        BindLimits(options, limits.Limits, setting, $"{path}:Limits");
+                        break;
+                    case "KEYS":
+                        foreach (var keySection in setting.GetChildren())
+                        {
+                            var keyLimits = limits.Keys.TryGetValue(keySection.Key, out var k) ? k : new KeyLimitOptions();
+                            limits.Keys[keySection.Key] = keyLimits;
+                            BindKey(options, keyLimits, keySection, $"{path}:Keys:{keySection.Key}");
+                        }
+
+                        break;
                     default:
-                        options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration or KeyPrefix.");
+                        if (!BindLimitSetting(options, setting, path, out var points, out var duration, out var algorithm))
+                        {
+                            options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits or Keys.");
+                        }
+
+                        limits.Points = points ?? limits.Points;
+                        limits.Duration = duration ?? limits.Duration;
+                        limits.Algorithm = algorithm ?? limits.Algorithm;
                         break;
                 }
             }
+        }
+    }
+
+    private static void BindLimits(RateLimitingOptions options, Dictionary<string, LimitOptions> into, IConfigurationSection section, string path)
+    {
+        foreach (var limitSection in section.GetChildren())
+        {
+            var limit = into.TryGetValue(limitSection.Key, out var existing) ? existing : new LimitOptions();
+            into[limitSection.Key] = limit;
+            foreach (var setting in limitSection.GetChildren())
+            {
+                if (!BindLimitSetting(options, setting, $"{path}:{limitSection.Key}", out var points, out var duration, out var algorithm))
+                {
+                    options.BindingProblems.Add($"{path}:{limitSection.Key}:{setting.Key} is not a setting; use Points, Duration or Algorithm.");
+                }
+
+                limit.Points = points ?? limit.Points;
+                limit.Duration = duration ?? limit.Duration;
+                limit.Algorithm = algorithm ?? limit.Algorithm;
+            }
+        }
+    }
+
+    private static void BindKey(RateLimitingOptions options, KeyLimitOptions key, IConfigurationSection section, string path)
+    {
+        foreach (var setting in section.GetChildren())
+        {
+            switch (setting.Key.ToUpperInvariant())
+            {
+                case "POOL":
+                    key.Pool = setting.Value;
+                    break;
+                case "LIMITS":
+                    BindLimits(options, key.Limits, setting, $"{path}:Limits");
+                    break;
+                default:
+                    if (!BindLimitSetting(options, setting, path, out var points, out var duration, out var algorithm))
+                    {
+                        options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, Limits or Pool.");
+                    }
+
+                    key.Points = points ?? key.Points;
+                    key.Duration = duration ?? key.Duration;
+                    key.Algorithm = algorithm ?? key.Algorithm;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Reads Points, Duration or Algorithm; false when the setting is none of them. A value that does not parse is reported here.</summary>
+    private static bool BindLimitSetting(RateLimitingOptions options, IConfigurationSection setting, string path, out long? points, out double? duration, out LimitAlgorithm? algorithm)
+    {
+        (points, duration, algorithm) = (null, null, null);
+        var value = setting.Value;
+        switch (setting.Key.ToUpperInvariant())
+        {
+            case "POINTS" when long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var p):
+                points = p;
+                return true;
+            case "POINTS":
+                options.BindingProblems.Add($"{path}:Points must be a whole number (was '{value}').");
+                return true;
+            case "DURATION" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d):
+                duration = d;
+                return true;
+            case "DURATION":
+                options.BindingProblems.Add($"{path}:Duration must be a number of seconds (was '{value}').");
+                return true;
+            case "ALGORITHM" when Enum.TryParse<LimitAlgorithm>(value, ignoreCase: true, out var a) && Enum.IsDefined(a) && !int.TryParse(value, out _):
+                algorithm = a;
+                return true;
+            case "ALGORITHM":
+                options.BindingProblems.Add($"{path}:Algorithm must be FixedWindow or TokenBucket (was '{value}').");
+                return true;
+            default:
+                return false;
         }
     }
 }

@@ -34,4 +34,19 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(ClusterGrains.Get<IProviderLimiterGrain>(grains, k), _options.MaxBatchSize, _sender));
         return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
     }
+
+    public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    {
+        // As above: honoured until sent; once sent, decided and answered.
+        cancellationToken.ThrowIfCancellationRequested();
+        var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
+        return _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch([cost], id, resend)).AsTask());
+    }
+
+    public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
+        return _sender.SendAsync(_ => grain.SettleAsync(request).AsTask());
+    }
 }

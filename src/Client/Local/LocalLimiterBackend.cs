@@ -11,6 +11,8 @@ namespace OrleansLimiter.Client.Local;
 internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> options, TimeProvider time) : ILimiterBackend
 {
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<RequestId, SettleResult> _settled = new();
 
     public string Mode => "local";
 
@@ -18,6 +20,11 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (name, limits) = options.CurrentValue.Resolve(provider);
+        if (!limits.ForKey(name, key).IsSeedOnly)
+        {
+            return DecideRequestsAsync(provider, key, points, cancellationToken);
+        }
+
         if (points > limits.Points)
         {
             throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {limits.Points} points per window.");
@@ -30,4 +37,75 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             ? new ConsumeResult(true, remaining, TimeSpan.Zero, end)
             : new ConsumeResult(false, remaining, end - now, end));
     }
+
+    public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (name, options1) = options.CurrentValue.Resolve(provider);
+        var limits = options1.ForKey(name, key);
+        var costs = cost.For(limits);
+        var ledger = Ledger(limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var above = costs.Select((c, i) => c > limits.Limits[i].Points ? i + 1 : 0).FirstOrDefault(i => i > 0);
+            var blocked = above > 0 ? above : ledger.TryConsume(costs, now);
+            var values = ledger.State(now).Select(v => new LimitValueView(v.Remaining, v.EndMs)).ToArray();
+            var states = limits.Limits.Select((l, i) => new LimitState(l.Name, l.Algorithm, l.Points, l.WindowMilliseconds / 1000.0, values[i].Remaining, DateTimeOffset.FromUnixTimeMilliseconds(values[i].EndMs))).ToArray();
+            var decision = above > 0
+                ? new CostDecision(ConsumeOutcome.AboveLimit, limits.Limits[above - 1].Name, TimeSpan.MaxValue, null)
+                : blocked == 0
+                    ? new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, [.. values.Select(v => v.EndMs)])
+                    : new CostDecision(ConsumeOutcome.Refused, limits.Limits[blocked - 1].Name, limits.Limits[blocked - 1].RetryAfter(values[blocked - 1].EndMs, costs[blocked - 1], now), null);
+            return Task.FromResult(new CostBatchResult([decision], states, now));
+        }
+    }
+
+    public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (name, options1) = options.CurrentValue.Resolve(provider);
+        var limits = options1.ForKey(name, key);
+        var ledger = Ledger(limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (_settled.TryGetValue(request.ReservationId, out var done))
+            {
+                return Task.FromResult(done with { Outcome = SettleOutcome.Replayed });
+            }
+
+            SettleResult result;
+            if (now - request.GrantedAtMs > (long)options.CurrentValue.ReservationTimeout.TotalMilliseconds)
+            {
+                result = new SettleResult(SettleOutcome.Expired, [.. limits.Limits.Select(l => new LimitSettlement(l.Name, 0, 0, 0))], []);
+            }
+            else
+            {
+                var amounts = ledger.Settle(request.Estimate.For(limits), request.Actual.For(limits), request.GrantEndsMs, now);
+                result = new SettleResult(SettleOutcome.Settled, [.. limits.Limits.Select((l, i) => new LimitSettlement(l.Name, amounts[i].Refunded, amounts[i].Charged, amounts[i].Uncharged))], []);
+            }
+
+            _settled[request.ReservationId] = result;
+            return Task.FromResult(result);
+        }
+    }
+
+    private async Task<ConsumeResult> DecideRequestsAsync(string provider, string key, long points, CancellationToken cancellationToken)
+    {
+        var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.New(), cancellationToken).ConfigureAwait(false);
+        var decision = result.Decisions[0];
+        if (decision.Outcome == ConsumeOutcome.AboveLimit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {result.Limits[0].Limit} points.");
+        }
+
+        var requests = result.Limits[0];
+        return new ConsumeResult(decision.IsAllowed, requests.Remaining, decision.RetryAfter, requests.Reset);
+    }
+
+    private LimitLedger Ledger(KeyLimits limits) =>
+        _ledgers.AddOrUpdate(limits.StoreKey, _ => new LimitLedger(limits.Limits), (_, existing) => existing.Limits.SequenceEqual(limits.Limits) ? existing : new LimitLedger(limits.Limits));
+
+    private readonly record struct LimitValueView(long Remaining, long EndMs);
 }

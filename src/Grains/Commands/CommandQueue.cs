@@ -66,6 +66,20 @@ public sealed class CommandQueue(Func<IReadOnlyList<ProviderCommand>, Task> exec
     {
         var first = _commands.Dequeue();
         var taken = new List<ProviderCommand> { first };
+        if (first is CostCommand cost)
+        {
+            // Cost batches for the same limits leave together, as consumes do.
+            var requests = cost.Costs.Length;
+            while (_commands.TryPeek(out var next) && next is CostCommand more && more.Limits.SameAs(cost.Limits) && requests + more.Costs.Length <= MaxCostsPerCall)
+            {
+                _commands.Dequeue();
+                taken.Add(more);
+                requests += more.Costs.Length;
+            }
+
+            return taken;
+        }
+
         if (first is not ConsumeCommand consume)
         {
             return taken;

@@ -1,3 +1,4 @@
+using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
 namespace OrleansLimiter.Grains.Commands;
@@ -43,3 +44,37 @@ public sealed class ReadCommand : ProviderCommand<LimiterState>;
 
 /// <summary>Tell Redis what was granted without it.</summary>
 public sealed class WriteBackCommand : ProviderCommand<bool>;
+
+/// <summary>Decide requests with a cost per limit (consecutive ones for the same limits leave together).</summary>
+/// <param name="limits">The key's limits and hash, as resolved when the command was queued.</param>
+/// <param name="id">The batch's request id.</param>
+/// <param name="costs">Per request, the cost per limit (in the order of <paramref name="limits"/>).</param>
+/// <param name="resent">Whether the batch was sent before.</param>
+public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, bool resent = false) : ProviderCommand<CostOutcome>
+{
+    /// <summary>The key's limits and hash.</summary>
+    public KeyLimits Limits { get; } = limits;
+
+    /// <summary>The batch's request id.</summary>
+    public RequestId Id { get; } = id;
+
+    /// <summary>Per request, the cost per limit.</summary>
+    public long[][] Costs { get; } = costs;
+
+    /// <summary>Whether the batch was sent before.</summary>
+    public bool Resent { get; } = resent;
+}
+
+/// <summary>Settle a reservation.</summary>
+public sealed class SettleCommand(CostSettle settle) : ProviderCommand<SettleReply>
+{
+    /// <summary>What to settle.</summary>
+    public CostSettle Settle { get; } = settle;
+}
+
+/// <summary>Read every limit of a key.</summary>
+public sealed class ReadLimitsCommand(KeyLimits limits) : ProviderCommand<LimitsRead>
+{
+    /// <summary>The key's limits and hash.</summary>
+    public KeyLimits Limits { get; } = limits;
+}

@@ -99,6 +99,6 @@ public sealed record LimitOverride([property: Id(0)] long Points, [property: Id(
     public ProviderLimitOptions Apply(ProviderLimitOptions configured)
     {
         ArgumentNullException.ThrowIfNull(configured);
-        return new ProviderLimitOptions { Points = Points, Duration = Duration, KeyPrefix = configured.KeyPrefix };
+        return configured.WithRequests(Points, Duration);
     }
 }

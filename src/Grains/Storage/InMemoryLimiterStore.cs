@@ -7,9 +7,11 @@ namespace OrleansLimiter.Grains.Storage;
 /// single silo: the limit then lives in the grain alone and is lost on restart. It never fails, so
 /// it never sees uncertain batches; request ids are answered by the grain's own memory.
 /// </summary>
-public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
+public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILimitSetStore
 {
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<RequestId, SettleReply> _settled = new();
 
     /// <inheritdoc/>
     public string Name => "memory";
@@ -57,5 +59,78 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore
     }
 
     /// <inheritdoc/>
-    public Task<bool> DeleteAsync(string key) => Task.FromResult(_windows.TryRemove(key, out var window) && window.Reset());
+    public Task<bool> DeleteAsync(string key)
+    {
+        var ledger = _ledgers.TryRemove(key, out var removed) && removed.IsInUse(time.GetUtcNow().ToUnixTimeMilliseconds());
+        return Task.FromResult((_windows.TryRemove(key, out var window) && window.Reset()) || ledger);
+    }
+
+    /// <inheritdoc/>
+    public Task<CostReply> ConsumeCostsAsync(CostConsume request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var ledger = Ledger(request.Key, request.Limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var decisions = new int[request.Batches.Count][];
+            var ends = new long[decisions.Length][];
+            for (var b = 0; b < decisions.Length; b++)
+            {
+                decisions[b] = [.. request.Batches[b].Costs.Select(c => ledger.TryConsume(c, now))];
+                ends[b] = [.. ledger.State(now).Select(s => s.EndMs)];
+            }
+
+            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, new bool[decisions.Length], ends, string.Empty));
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<SettleReply> SettleAsync(CostSettle request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var ledger = Ledger(request.Key, request.Limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (_settled.TryGetValue(request.Id, out var done))
+            {
+                return Task.FromResult(done with { Outcome = SettleOutcome.Replayed, NowMs = now, Limits = Values(ledger, now) });
+            }
+
+            var reply = now - request.GrantedAtMs > request.TimeoutMs
+                ? new SettleReply(SettleOutcome.Expired, now, Values(ledger, now), new (long, long, long)[request.Limits.Length], string.Empty)
+                : new SettleReply(SettleOutcome.Settled, now, [], ledger.Settle(request.Estimate, request.Actual, request.GrantEndsMs, now), string.Empty);
+            reply = reply with { Limits = Values(ledger, now) };
+            if (_settled.Count > 100_000)
+            {
+                // Retries come within seconds; a long-lived local silo must not keep every id forever.
+                _settled.Clear();
+            }
+
+            _settled[request.Id] = reply;
+            return Task.FromResult(reply);
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!_ledgers.TryGetValue(key, out var ledger))
+        {
+            return Task.FromResult(new LimitsRead(false, now, Values(new LimitLedger(limits), now), string.Empty));
+        }
+
+        lock (ledger)
+        {
+            return Task.FromResult(new LimitsRead(ledger.IsInUse(now), now, Values(ledger, now), string.Empty));
+        }
+    }
+
+    // A ledger per key; a change of the key's limits starts a new one (as a new configuration would in Redis, field by field).
+    private LimitLedger Ledger(string key, LimitSpec[] limits) =>
+        _ledgers.AddOrUpdate(key, _ => new LimitLedger(limits), (_, existing) => existing.Limits.SequenceEqual(limits) ? existing : new LimitLedger(limits));
+
+    private static LimitValue[] Values(LimitLedger ledger, long now) => [.. ledger.State(now).Select(s => new LimitValue(s.Remaining, s.EndMs))];
 }

@@ -13,7 +13,7 @@ namespace OrleansLimiter.Grains.Storage;
 public static class LimiterScripts
 {
     /// <summary>What both scripts start with: Redis's clock, and how a stored number is read.</summary>
-    private const string Prelude = """
+    internal const string Prelude = """
         -- One clock for every silo and writer: Redis's own.
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -18,6 +18,12 @@ public sealed class LimiterClientUnavailableTests
             Interlocked.Increment(ref Calls);
             throw new SiloUnavailableException("no silo answers");
         }
+
+        public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
+            throw new SiloUnavailableException("no silo answers");
+
+        public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>
+            throw new SiloUnavailableException("no silo answers");
     }
 
     private static (LimiterClient Client, UnreachableCluster Backend) Create()

@@ -1,0 +1,153 @@
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter;
+
+/// <summary>
+/// Every limit of one provider key in memory, with the same rules as the Redis scripts (fixed
+/// windows; token buckets kept as the instant they are full again; all-or-nothing decisions; settle
+/// by reservation): the store of local mode and of a silo without Redis. Not thread-safe; the caller
+/// serialises access. Times are Unix epoch milliseconds from the caller's clock.
+/// </summary>
+public sealed class LimitLedger
+{
+    private readonly long[] _avail;
+    private readonly long[] _ends;
+    private readonly bool[] _present;
+
+    /// <summary>A ledger for <paramref name="limits"/>, every limit whole.</summary>
+    public LimitLedger(LimitSpec[] limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        Limits = limits;
+        _avail = new long[limits.Length];
+        _ends = new long[limits.Length];
+        _present = new bool[limits.Length];
+    }
+
+    /// <summary>The limits, as configured when the ledger was made.</summary>
+    public LimitSpec[] Limits { get; }
+
+    /// <summary>Remaining per limit at <paramref name="nowMs"/>, and when each is whole again.</summary>
+    public (long Remaining, long EndMs)[] State(long nowMs)
+    {
+        Advance(nowMs);
+        return [.. Enumerable.Range(0, Limits.Length).Select(i => (_avail[i], _ends[i]))];
+    }
+
+    /// <summary>Whether any limit holds a spent window or a bucket not yet full at <paramref name="nowMs"/>.</summary>
+    public bool IsInUse(long nowMs) => Enumerable.Range(0, Limits.Length).Any(i => _present[i] && _ends[i] > nowMs);
+
+    /// <summary>Decides one request (a cost per limit): 0 when granted, else the 1-based index of the first limit that cannot pay.</summary>
+    public int TryConsume(ReadOnlySpan<long> costs, long nowMs)
+    {
+        Advance(nowMs);
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            if (costs[i] > 0 && costs[i] > _avail[i])
+            {
+                return i + 1;
+            }
+        }
+
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            if (costs[i] <= 0)
+            {
+                continue;
+            }
+
+            if (Limits[i].Algorithm == LimitAlgorithm.FixedWindow)
+            {
+                _avail[i] -= costs[i];
+            }
+            else
+            {
+                _ends[i] = Math.Max(_ends[i], nowMs) + (long)CeilDiv128((Int128)costs[i] * Limits[i].WindowMilliseconds, Limits[i].Points);
+                _avail[i] = BucketHolds(i, nowMs);
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Adjusts from <paramref name="estimate"/> to <paramref name="actual"/>; see the settle script for the rules.</summary>
+    public (long Refunded, long Charged, long Uncharged)[] Settle(ReadOnlySpan<long> estimate, ReadOnlySpan<long> actual, ReadOnlySpan<long> grantEndsMs, long nowMs)
+    {
+        Advance(nowMs);
+        var result = new (long, long, long)[Limits.Length];
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            var delta = actual[i] - estimate[i];
+            long refunded = 0, charged = 0, uncharged = 0;
+            if (Limits[i].Algorithm == LimitAlgorithm.FixedWindow)
+            {
+                if (delta < 0 && _ends[i] == grantEndsMs[i])
+                {
+                    refunded = Math.Min(-delta, Limits[i].Points - _avail[i]);
+                    _avail[i] += refunded;
+                }
+                else if (delta > 0)
+                {
+                    charged = Math.Min(delta, _avail[i]);
+                    _avail[i] -= charged;
+                    uncharged = delta - charged;
+                }
+            }
+            else if (delta != 0)
+            {
+                var before = _avail[i];
+                var spec = Limits[i];
+                _ends[i] = delta < 0
+                    ? Math.Max(nowMs, _ends[i] - (long)((Int128)(-delta) * spec.WindowMilliseconds / spec.Points))
+                    : Math.Min(nowMs + spec.WindowMilliseconds, Math.Max(_ends[i], nowMs) + (long)CeilDiv128((Int128)delta * spec.WindowMilliseconds, spec.Points));
+                _avail[i] = BucketHolds(i, nowMs);
+                (refunded, charged) = delta < 0 ? (_avail[i] - before, 0L) : (0L, before - _avail[i]);
+                uncharged = delta > 0 ? delta - charged : 0;
+            }
+
+            result[i] = (refunded, charged, uncharged);
+        }
+
+        return result;
+    }
+
+    // Opens windows that ended and fills buckets up to now, as the scripts do on each call.
+    private void Advance(long nowMs)
+    {
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            var spec = Limits[i];
+            if (spec.Algorithm == LimitAlgorithm.FixedWindow)
+            {
+                if (!_present[i] || _ends[i] <= nowMs)
+                {
+                    _avail[i] = spec.Points;
+                    _ends[i] = nowMs + spec.WindowMilliseconds;
+                    _present[i] = true;
+                }
+            }
+            else
+            {
+                if (!_present[i])
+                {
+                    _ends[i] = nowMs;
+                    _present[i] = true;
+                }
+
+                _ends[i] = Math.Max(_ends[i], nowMs);
+                _avail[i] = BucketHolds(i, nowMs);
+            }
+        }
+    }
+
+    private long BucketHolds(int i, long nowMs)
+    {
+        var spec = Limits[i];
+        var behind = Math.Max(0, _ends[i] - nowMs);
+        // capacity × (1 − behind / duration), rounded down; in 128 bits so large limits cannot overflow.
+        var spent = CeilDiv128((Int128)behind * spec.Points, spec.WindowMilliseconds);
+        return spent >= spec.Points ? 0 : spec.Points - (long)spent;
+    }
+
+    private static Int128 CeilDiv128(Int128 a, long b) => (a + b - 1) / b;
+}

@@ -1,0 +1,74 @@
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter;
+
+/// <summary>One limit of a provider key, resolved from configuration.</summary>
+/// <param name="Name">The limit's name; <see cref="Requests"/> is the seed's.</param>
+/// <param name="Algorithm">How it counts.</param>
+/// <param name="Points">Points per window, or bucket capacity.</param>
+/// <param name="WindowMilliseconds">Window length, or the time the bucket takes to refill from empty.</param>
+[GenerateSerializer, Immutable]
+public sealed record LimitSpec(
+    [property: Id(0)] string Name,
+    [property: Id(1)] LimitAlgorithm Algorithm,
+    [property: Id(2)] long Points,
+    [property: Id(3)] long WindowMilliseconds)
+{
+    /// <summary>The seed's limit, stored in the hash fields <c>points</c> and <c>expire</c>.</summary>
+    public const string Requests = "requests";
+
+    /// <summary>The hash field holding what remains (the seed's <c>points</c> for <see cref="Requests"/>).</summary>
+    public string PointsField => Name == Requests ? "points" : Name + ":points";
+
+    /// <summary>
+    /// The hash field holding when the limit is whole again, Unix epoch ms: a window's end (the seed's
+    /// <c>expire</c> for <see cref="Requests"/>), or the instant a bucket is full again.
+    /// </summary>
+    public string ExpireField => Name == Requests ? "expire" : Name + ":expire";
+
+    /// <summary>
+    /// How long until this limit, whole again at <paramref name="endMs"/>, can pay <paramref name="cost"/>
+    /// (times in Unix ms): a window's end; for a bucket, once no more than
+    /// (capacity − cost) × duration / capacity ms of refill are missing.
+    /// </summary>
+    public TimeSpan RetryAfter(long endMs, long cost, long nowMs)
+    {
+        if (Algorithm == LimitAlgorithm.FixedWindow)
+        {
+            return TimeSpan.FromMilliseconds(Math.Max(0, endMs - nowMs));
+        }
+
+        var allowedBehind = (long)((Int128)(Points - Math.Clamp(cost, 0, Points)) * WindowMilliseconds / Points);
+        return TimeSpan.FromMilliseconds(Math.Max(0, endMs - allowedBehind - nowMs));
+    }
+}
+
+/// <summary>The limits of one provider key and where they are counted.</summary>
+/// <param name="StoreKey">The Redis hash holding every limit's fields.</param>
+/// <param name="Limits"><c>requests</c> first, then the others by name.</param>
+/// <param name="Pooled">True when the key counts in another key's pool.</param>
+public sealed record KeyLimits(string StoreKey, LimitSpec[] Limits, bool Pooled)
+{
+    /// <summary>
+    /// True when the key has only the seed's fixed-window <c>requests</c> limit in a hash of its own:
+    /// the seed's path (one number per request) decides it.
+    /// </summary>
+    public bool IsSeedOnly => Limits.Length == 1 && Limits[0].Algorithm == LimitAlgorithm.FixedWindow && !Pooled;
+
+    /// <summary>Whether <paramref name="other"/> names the same hash and the same limits.</summary>
+    public bool SameAs(KeyLimits other) => other is not null && StoreKey == other.StoreKey && Limits.AsSpan().SequenceEqual(other.Limits);
+
+    /// <summary>The index of the limit named <paramref name="name"/>, or -1.</summary>
+    public int IndexOf(string name)
+    {
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            if (string.Equals(Limits[i].Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}

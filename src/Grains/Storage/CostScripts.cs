@@ -1,0 +1,308 @@
+namespace OrleansLimiter.Grains.Storage;
+
+/// <summary>
+/// The Lua scripts for provider keys with several limits (requests and tokens, …), all in one hash:
+/// the seed's <c>points</c>/<c>expire</c> hold <c>requests</c>, and each other limit holds
+/// <c>{name}:points</c>/<c>{name}:expire</c> beside them, so one script call on one key (one Redis
+/// Cluster slot) decides every limit at once, and <c>HGETALL</c> shows them all.
+/// <para>
+/// A fixed window keeps what remains and its end. A token bucket is kept as the instant it is full
+/// again (<c>expire</c>, a "theoretical arrival time"): what it holds at <c>now</c> is
+/// <c>capacity × (1 − (expire − now) / duration)</c>, so refill is continuous without a timer, and
+/// granting <c>c</c> moves the instant on by <c>c × duration / capacity</c> ms, rounded up — rounding
+/// only ever withholds, never grants. Its <c>points</c> field is what it held at the last write, for
+/// people reading the hash. The key expires when the last of its limits is whole again: then every
+/// window has ended and every bucket is full, exactly what a missing key means.
+/// </para>
+/// Only <see cref="RedisLimiterStore"/> knows the argument layout below.
+/// </summary>
+public static class CostScripts
+{
+    /// <summary>Reads the limits (ARGV: L, then per limit name, 'w' or 'b', points, duration ms) into avail/ends, repairing damage.</summary>
+    private const string Limits = """
+        local nLimits = tonumber(ARGV[2])
+        local names, algos, caps, durs = {}, {}, {}, {}
+        local a = 3
+        for i = 1, nLimits do
+          names[i] = ARGV[a]; algos[i] = ARGV[a + 1]; caps[i] = tonumber(ARGV[a + 2]); durs[i] = tonumber(ARGV[a + 3])
+          a = a + 4
+        end
+        local function pointsField(i) if names[i] == 'requests' then return 'points' end return names[i] .. ':points' end
+        local function expireField(i) if names[i] == 'requests' then return 'expire' end return names[i] .. ':expire' end
+
+        local wanted = {}
+        for i = 1, nLimits do wanted[#wanted + 1] = pointsField(i); wanted[#wanted + 1] = expireField(i) end
+        -- pcall turns a key of another type into a clear error instead of an aborted script.
+        local fields = redis.pcall('HMGET', key, unpack(wanted))
+        if fields['err'] then
+          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
+        end
+
+        local avail, ends, dirty = {}, {}, {}
+        local repair = ''
+        -- What a bucket holds at now, given the instant it is full again; never negative.
+        local function bucketHolds(i)
+          return math.max(0, math.floor(caps[i] - (ends[i] - now) * caps[i] / durs[i]))
+        end
+        for i = 1, nLimits do
+          local rawPoints, rawExpire = fields[2 * i - 1], fields[2 * i]
+          local p, e = finite(rawPoints), finite(rawExpire)
+          local cap, dur = caps[i], durs[i]
+          if algos[i] == 'w' then
+            if rawPoints == false and rawExpire == false then
+              -- No window yet: open a full one.
+              avail[i] = cap; ends[i] = now + dur; dirty[i] = true
+            else
+              if e == nil then
+                -- 'expire' missing or not a finite number: the window ends within one duration.
+                e = now + dur
+                repair = repair .. names[i] .. ': expire unreadable; '
+                dirty[i] = true
+              end
+              if e <= now then
+                -- Over, though the field lingers: a new window.
+                avail[i] = cap; ends[i] = now + dur; dirty[i] = true
+              else
+                if p == nil then
+                  -- What was spent is unknown: grant nothing more in this window.
+                  p = 0
+                  repair = repair .. names[i] .. ': points unreadable, window closed until it ends; '
+                  dirty[i] = true
+                elseif p > cap or p < 0 or p ~= math.floor(p) then
+                  p = math.max(0, math.min(cap, math.floor(p)))
+                  repair = repair .. names[i] .. ': points out of range, clamped; '
+                  dirty[i] = true
+                end
+                if e > now + dur then
+                  e = now + dur
+                  repair = repair .. names[i] .. ': expire beyond one window, shortened; '
+                  dirty[i] = true
+                end
+                avail[i] = p; ends[i] = e
+              end
+            end
+          else
+            if rawExpire == false then
+              -- No bucket yet: full.
+              ends[i] = now
+            elseif e == nil then
+              -- Unreadable: what was spent is unknown; treat the bucket as empty (it refills from here).
+              ends[i] = now + dur
+              repair = repair .. names[i] .. ': expire unreadable, bucket emptied; '
+              dirty[i] = true
+            else
+              ends[i] = math.max(now, e)
+              if ends[i] > now + dur then
+                -- Never emptier than empty.
+                ends[i] = now + dur
+                repair = repair .. names[i] .. ': expire beyond one refill, shortened; '
+                dirty[i] = true
+              end
+            end
+            avail[i] = bucketHolds(i)
+          end
+        end
+
+        -- Writes what changed; the key expires when the last limit is whole again.
+        local function save()
+          local out = {}
+          local any = false
+          local last = now
+          for i = 1, nLimits do
+            if ends[i] > last then last = ends[i] end
+            if dirty[i] then
+              any = true
+              out[#out + 1] = pointsField(i); out[#out + 1] = string.format('%.0f', avail[i])
+              out[#out + 1] = expireField(i); out[#out + 1] = string.format('%.0f', ends[i])
+            end
+          end
+          if any then
+            redis.call('HSET', key, unpack(out))
+            if last > now then redis.call('PEXPIREAT', key, string.format('%.0f', last)) else redis.call('DEL', key) end
+          end
+        end
+
+        local function state()
+          local s = {}
+          for i = 1, nLimits do s[#s + 1] = string.format('%.0f', avail[i]); s[#s + 1] = string.format('%.0f', ends[i]) end
+          return s
+        end
+
+        """;
+
+    private const string Records = """
+        -- Request records, as for the seed's script: written to the current bucket, looked up in it and the previous one.
+        local bucket = tonumber(ARGV[1])
+        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
+        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
+        local function recorded(id)
+          local record = redis.call('HGET', currentRecords, id)
+          if not record then record = redis.call('HGET', previousRecords, id) end
+          return record
+        end
+        local function writeRecords(toRecord)
+          if #toRecord > 0 then
+            for i = 1, #toRecord, 2000 do
+              redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
+            end
+            redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
+          end
+        end
+
+        """;
+
+    /// <summary>
+    /// Decides batches of requests, each with a cost per limit, all-or-nothing.
+    /// KEYS[1] the hash. ARGV[1] record bucket length (ms); ARGV[2] L; then per limit: name, 'w' (fixed
+    /// window) or 'b' (token bucket), points, duration (ms); then B; then per batch: id kind (0 none, 1
+    /// first sending, 2 sent again), id, n, and n × L costs (request by request, limit by limit).
+    /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
+    /// nothing and names the first limit that could not pay.
+    /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
+    /// request '+' granted or the letter of the blocking limit ('A' for the first) }, replayed ('1' per
+    /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
+    /// ',' }, repair note }.
+    /// </summary>
+    public const string Consume = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+        local b = a
+        local nBatches = tonumber(ARGV[b]); b = b + 1
+        local decisions, replayed, batchEnds = {}, {}, {}
+        local toRecord = {}
+        local function endsNow()
+          local e = {}
+          for i = 1, nLimits do e[i] = string.format('%.0f', ends[i]) end
+          return table.concat(e, ',')
+        end
+        for batch = 1, nBatches do
+          local kind, id, n = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
+          b = b + 3
+          local record = kind == '2' and recorded(id)
+          if record then
+            -- Told as decided then (record: "{decisions}|{ends}").
+            local d, e = string.match(record, '^([^|]*)|(.*)$')
+            decisions[batch] = d or ''
+            batchEnds[batch] = e or endsNow()
+            replayed[batch] = '1'
+          else
+            local mine = {}
+            for r = 1, n do
+              local base = b + (r - 1) * nLimits
+              local blocked = 0
+              for i = 1, nLimits do
+                local c = tonumber(ARGV[base + i - 1])
+                if c > 0 and c > avail[i] then blocked = i; break end
+              end
+              if blocked == 0 then
+                for i = 1, nLimits do
+                  local c = tonumber(ARGV[base + i - 1])
+                  if c > 0 then
+                    if algos[i] == 'w' then
+                      avail[i] = avail[i] - c
+                    else
+                      ends[i] = math.max(ends[i], now) + math.ceil(c * durs[i] / caps[i])
+                      avail[i] = bucketHolds(i)
+                    end
+                    dirty[i] = true
+                  end
+                end
+                mine[r] = '+'
+              else
+                mine[r] = string.char(64 + blocked)
+              end
+            end
+            decisions[batch] = table.concat(mine)
+            batchEnds[batch] = endsNow()
+            replayed[batch] = '0'
+            if kind ~= '0' then
+              toRecord[#toRecord + 1] = id
+              toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
+            end
+          end
+          b = b + n * nLimits
+        end
+
+        writeRecords(toRecord)
+        save()
+        return { string.format('%.0f', now), state(), decisions, table.concat(replayed), batchEnds, repair }
+        """;
+
+    /// <summary>
+    /// Settles a reservation: each limit is adjusted from the estimate to the actual cost, once per
+    /// reservation id. A fixed window gives the unused part back only if the window it was granted in
+    /// still stands, and charges an overrun in the window now open; a bucket gives back (never above
+    /// capacity) and charges (never below empty). What could not be charged is reported.
+    /// KEYS[1] the hash. ARGV[1] record bucket (ms); ARGV[2] L; per limit name, algorithm, points,
+    /// duration; then id, granted-at (Redis ms), time-out (ms); then per limit estimate, actual, and the
+    /// end it had when granted.
+    /// Returns { outcome ('settled', 'replayed' or 'expired'), Redis now ms, { remaining, end } per
+    /// limit, { refunded, charged, uncharged } per limit as a flat list, repair note }.
+    /// </summary>
+    public const string Settle = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+        local id, grantedAt, timeout = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+        a = a + 3
+        local sid = 's:' .. id
+        local done = recorded(sid)
+        if done then
+          local outcome, rest = string.match(done, '^(%a+)|(.*)$')
+          local amounts = {}
+          for v in string.gmatch(rest or '', '[^,]+') do amounts[#amounts + 1] = v end
+          return { 'replayed', string.format('%.0f', now), state(), amounts, repair }
+        end
+
+        local amounts = {}
+        local outcome = 'settled'
+        if now - grantedAt > timeout then
+          -- Too late: the reservation stays spent as estimated.
+          outcome = 'expired'
+          for i = 1, nLimits do amounts[#amounts + 1] = '0'; amounts[#amounts + 1] = '0'; amounts[#amounts + 1] = '0' end
+        else
+          for i = 1, nLimits do
+            local estimate, actual, grantEnd = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+            a = a + 3
+            local refunded, charged, uncharged = 0, 0, 0
+            local delta = actual - estimate
+            if algos[i] == 'w' then
+              if delta < 0 and ends[i] == grantEnd then
+                refunded = math.min(-delta, caps[i] - avail[i])
+                avail[i] = avail[i] + refunded
+              elseif delta > 0 then
+                charged = math.min(delta, avail[i])
+                avail[i] = avail[i] - charged
+                uncharged = delta - charged
+              end
+            else
+              if delta < 0 then
+                local back = math.floor(-delta * durs[i] / caps[i])
+                local before = avail[i]
+                ends[i] = math.max(now, ends[i] - back)
+                avail[i] = bucketHolds(i)
+                refunded = avail[i] - before
+              elseif delta > 0 then
+                local before = avail[i]
+                ends[i] = math.min(now + durs[i], math.max(ends[i], now) + math.ceil(delta * durs[i] / caps[i]))
+                avail[i] = bucketHolds(i)
+                charged = before - avail[i]
+                uncharged = delta - charged
+              end
+            end
+            if refunded ~= 0 or charged ~= 0 then dirty[i] = true end
+            amounts[#amounts + 1] = string.format('%.0f', refunded)
+            amounts[#amounts + 1] = string.format('%.0f', charged)
+            amounts[#amounts + 1] = string.format('%.0f', uncharged)
+          end
+          save()
+        end
+
+        writeRecords({ sid, outcome .. '|' .. table.concat(amounts, ',') })
+        return { outcome, string.format('%.0f', now), state(), amounts, repair }
+        """;
+
+    /// <summary>
+    /// Reads every limit without changing anything. KEYS[1] the hash; ARGV as for the limits above
+    /// (ARGV[1] unused). Returns { exists (0/1), Redis now ms, { remaining, end } per limit, repair note
+    /// (what a write would repair) }.
+    /// </summary>
+    public const string Read = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Limits + """
+        return { redis.call('EXISTS', key), string.format('%.0f', now), state(), repair }
+        """;
+}

@@ -1,0 +1,50 @@
+namespace OrleansLimiter.Grains.Storage;
+
+/// <summary>
+/// Holds provider keys with several limits (see <see cref="CostScripts"/>): every limit of a key in
+/// one record, decided all-or-nothing in one atomic call.
+/// </summary>
+public interface ILimitSetStore
+{
+    /// <summary>False while the store is known to be unreachable.</summary>
+    bool IsAvailable { get; }
+
+    /// <summary>Decides each batch in order; a batch whose id is recorded gets its recorded decisions back.</summary>
+    Task<CostReply> ConsumeCostsAsync(CostConsume request);
+
+    /// <summary>Settles a reservation, once per id.</summary>
+    Task<SettleReply> SettleAsync(CostSettle request);
+
+    /// <summary>Reads every limit without changing anything.</summary>
+    Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits);
+}
+
+/// <summary>One call to <see cref="ILimitSetStore.ConsumeCostsAsync"/>.</summary>
+/// <param name="Key">The hash.</param>
+/// <param name="Limits">The key's limits (requests first).</param>
+/// <param name="Batches">Batches in arrival order.</param>
+public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches);
+
+/// <summary>Requests decided together under one id; each request's costs follow the order of the limits.</summary>
+public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false);
+
+/// <summary>One limit as the store reports it: what remains, and when it is whole again (Unix ms).</summary>
+public readonly record struct LimitValue(long Remaining, long EndMs);
+
+/// <summary>The outcome of <see cref="ILimitSetStore.ConsumeCostsAsync"/>.</summary>
+/// <param name="NowMs">The store's clock.</param>
+/// <param name="Limits">Every limit after the call.</param>
+/// <param name="Decisions">Per batch, per request: 0 granted, else the 1-based index of the limit that refused it.</param>
+/// <param name="Replayed">Per batch: answered from its record.</param>
+/// <param name="BatchEnds">Per batch, each limit's end when it was decided.</param>
+/// <param name="Repair">Empty, or what was wrong with the hash and how it was repaired.</param>
+public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair);
+
+/// <summary>One call to <see cref="ILimitSetStore.SettleAsync"/>.</summary>
+public sealed record CostSettle(string Key, LimitSpec[] Limits, RequestId Id, long GrantedAtMs, long TimeoutMs, long[] Estimate, long[] Actual, long[] GrantEndsMs);
+
+/// <summary>The outcome of <see cref="ILimitSetStore.SettleAsync"/>: per limit (refunded, charged, uncharged).</summary>
+public sealed record SettleReply(SettleOutcome Outcome, long NowMs, LimitValue[] Limits, (long Refunded, long Charged, long Uncharged)[] Amounts, string Repair);
+
+/// <summary>The outcome of <see cref="ILimitSetStore.ReadLimitsAsync"/>.</summary>
+public sealed record LimitsRead(bool Exists, long NowMs, LimitValue[] Limits, string Repair);

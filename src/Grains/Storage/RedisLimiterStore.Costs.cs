@@ -1,0 +1,143 @@
+using System.Globalization;
+using OrleansLimiter.Configuration;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Grains.Storage;
+
+public sealed partial class RedisLimiterStore : ILimitSetStore
+{
+    /// <inheritdoc/>
+    public async Task<CostReply> ConsumeCostsAsync(CostConsume request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var args = LimitArgs(request.Limits, extra: 1 + request.Batches.Sum(b => 3 + (b.Costs.Length * request.Limits.Length)));
+        args.Add(request.Batches.Count);
+        foreach (var batch in request.Batches)
+        {
+            args.Add(batch.Id.IsNone ? 0 : batch.Resent ? 2 : 1);
+            args.Add(batch.Id.IsNone ? string.Empty : batch.Id.ToString());
+            args.Add(batch.Costs.Length);
+            foreach (var costs in batch.Costs)
+            {
+                foreach (var cost in costs)
+                {
+                    args.Add(cost);
+                }
+            }
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Consume, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var now = Long(parts[0]);
+        var limits = Values((RedisResult[])parts[1]!);
+        var perBatch = (RedisResult[])parts[2]!;
+        var replayedFlags = (string?)parts[3] ?? string.Empty;
+        var ends = (RedisResult[])parts[4]!;
+        var decisions = new int[request.Batches.Count][];
+        var replayed = new bool[decisions.Length];
+        var batchEnds = new long[decisions.Length][];
+        for (var b = 0; b < decisions.Length; b++)
+        {
+            var text = (string?)perBatch[b] ?? string.Empty;
+            if (text.Length != request.Batches[b].Costs.Length)
+            {
+                throw new LimiterStoreException(
+                    $"Redis answered {text.Length} decisions for a batch of {request.Batches[b].Costs.Length} under request id {request.Batches[b].Id}; nothing in it is granted.");
+            }
+
+            decisions[b] = [.. text.Select(c => c == '+' ? 0 : c - 64)];
+            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == '1';
+            batchEnds[b] = [.. ((string?)ends[b] ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => long.Parse(v, CultureInfo.InvariantCulture))];
+            if (batchEnds[b].Length != request.Limits.Length)
+            {
+                // A record written under other limits (the configuration changed since): report now's ends.
+                batchEnds[b] = [.. limits.Select(l => l.EndMs)];
+            }
+        }
+
+        var repair = (string?)parts[5] ?? string.Empty;
+        if (repair.Length > 0)
+        {
+            LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
+        }
+
+        return new CostReply(now, limits, decisions, replayed, batchEnds, repair);
+    }
+
+    /// <inheritdoc/>
+    public async Task<SettleReply> SettleAsync(CostSettle request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var args = LimitArgs(request.Limits, extra: 3 + (3 * request.Limits.Length));
+        args.Add(request.Id.ToString());
+        args.Add(request.GrantedAtMs);
+        args.Add(request.TimeoutMs);
+        for (var i = 0; i < request.Limits.Length; i++)
+        {
+            args.Add(request.Estimate[i]);
+            args.Add(request.Actual[i]);
+            args.Add(request.GrantEndsMs[i]);
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Settle, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var outcome = (string?)parts[0] switch
+        {
+            "settled" => SettleOutcome.Settled,
+            "replayed" => SettleOutcome.Replayed,
+            _ => SettleOutcome.Expired,
+        };
+        var flat = ((RedisResult[])parts[3]!).Select(Long).ToArray();
+        var amounts = new (long, long, long)[request.Limits.Length];
+        for (var i = 0; i < amounts.Length && (3 * i) + 2 < flat.Length; i++)
+        {
+            amounts[i] = (flat[3 * i], flat[(3 * i) + 1], flat[(3 * i) + 2]);
+        }
+
+        var repair = (string?)parts[4] ?? string.Empty;
+        if (repair.Length > 0)
+        {
+            LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
+        }
+
+        return new SettleReply(outcome, Long(parts[1]), Values((RedisResult[])parts[2]!), amounts, repair);
+    }
+
+    /// <inheritdoc/>
+    public async Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Read, [key], [.. LimitArgs(limits, extra: 0)]).ConfigureAwait(false))!;
+        return new LimitsRead(Long(parts[0]) == 1, Long(parts[1]), Values((RedisResult[])parts[2]!), (string?)parts[3] ?? string.Empty);
+    }
+
+    private static List<RedisValue> LimitArgs(LimitSpec[] limits, int extra)
+    {
+        var args = new List<RedisValue>(2 + (4 * limits.Length) + extra)
+        {
+            (long)RequestRecordBucket.TotalMilliseconds,
+            limits.Length,
+        };
+        foreach (var limit in limits)
+        {
+            args.Add(limit.Name);
+            args.Add(limit.Algorithm == LimitAlgorithm.TokenBucket ? "b" : "w");
+            args.Add(limit.Points);
+            args.Add(limit.WindowMilliseconds);
+        }
+
+        return args;
+    }
+
+    private static LimitValue[] Values(RedisResult[] flat)
+    {
+        var values = new LimitValue[flat.Length / 2];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = new LimitValue(Long(flat[2 * i]), Long(flat[(2 * i) + 1]));
+        }
+
+        return values;
+    }
+
+    // The scripts return numbers as strings ('%.0f'), so that values beyond Lua's integer range stay exact.
+    private static long Long(RedisResult value) => long.Parse((string)value!, NumberStyles.Integer, CultureInfo.InvariantCulture);
+}
