@@ -1,0 +1,233 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Storage;
+using OrleansLimiter.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Tests.Grains.Storage;
+
+/// <summary>
+/// Several limits per key (requests + tokens), all-or-nothing, reservations: the behaviour every
+/// <see cref="ILimitSetStore"/> must show, against Redis (the scripts) and in memory (the ledger).
+/// </summary>
+public abstract class LimitSetStoreContractTests
+{
+    protected static readonly LimitSpec[] RequestsAndTokens =
+    [
+        new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 60_000),
+        new("tokens", LimitAlgorithm.TokenBucket, 1_000, 10_000), // 100 tokens/s, one token per 10 ms
+    ];
+
+    protected abstract ILimitSetStore Store { get; }
+
+    protected abstract Task PassAsync(TimeSpan duration);
+
+    protected static CostStoreBatch Batch(params long[][] costs) => new(RequestId.None, costs);
+
+    [Fact]
+    public async Task AllOrNothing_ARefusalSpendsOnNoLimit_AndNamesTheLimitThatBlocked()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 600], [1, 600], [1, 300], [1, 0])]));
+
+        // The second asks 600 tokens with 400 left: refused by tokens (limit 2), and its request is not counted.
+        Assert.Equal([0, 2, 0, 0], reply.Decisions[0]);
+        Assert.Equal(7, reply.Limits[0].Remaining);
+        Assert.InRange(reply.Limits[1].Remaining, 100, 110); // 100 left, plus what refilled during the call
+        Assert.Equal(reply.Limits[1].EndMs, reply.BatchEnds[0][1]);
+    }
+
+    [Fact]
+    public async Task RequestsLimit_BlocksEvenWhenTokensRemain()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var costs = Enumerable.Range(0, 12).Select(_ => new long[] { 1, 1 }).ToArray();
+        var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch(costs)]));
+        Assert.Equal(10, reply.Decisions[0].Count(d => d == 0));
+        Assert.Equal([1, 1], reply.Decisions[0][10..]);
+        Assert.Equal(0, reply.Limits[0].Remaining);
+    }
+
+    [Fact]
+    public async Task TokenBucket_RefillsContinuously_NotAllAtOnce()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var drained = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([0, 1_000])]));
+        Assert.Equal([0], drained.Decisions[0]);
+
+        await PassAsync(TimeSpan.FromMilliseconds(500)); // about 50 tokens back, not 1,000
+        var after = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([0, 200], [0, 40])]));
+        Assert.Equal(2, after.Decisions[0][0]);
+        Assert.Equal(0, after.Decisions[0][1]);
+        Assert.InRange(after.Limits[1].Remaining, 0, 60);
+    }
+
+    [Fact]
+    public async Task Settle_ReturnsTheUnusedPart_ChargesAnOverrun_AndAppliesOnce()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 500]])]));
+        Assert.Equal([0], reserve.Decisions[0]);
+        var tokensAfterReserve = reserve.Limits[1].Remaining;
+
+        // Used 120 of 500 tokens: 380 come back (one request stays spent).
+        var settle = new CostSettle(key, RequestsAndTokens, id, reserve.NowMs, 60_000, [1, 500], [1, 120], reserve.BatchEnds[0]);
+        var first = await Store.SettleAsync(settle);
+        Assert.Equal(SettleOutcome.Settled, first.Outcome);
+        Assert.InRange(first.Amounts[1].Refunded, 379, 380);
+        Assert.InRange(first.Limits[1].Remaining, tokensAfterReserve + 379, 1_000);
+        Assert.Equal(9, first.Limits[0].Remaining);
+
+        // Settling again (a retry through another silo) changes nothing.
+        var again = await Store.SettleAsync(settle);
+        Assert.Equal(SettleOutcome.Replayed, again.Outcome);
+        Assert.InRange(again.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + 20);
+
+        // An overrun beyond what is left is charged down to zero; the rest is reported.
+        var big = RequestId.New();
+        var reserveBig = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(big, [[1, 100]])]));
+        var overrun = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, big, reserveBig.NowMs, 60_000, [1, 100], [3, 5_000], reserveBig.BatchEnds[0]));
+        Assert.Equal(2, overrun.Amounts[0].Charged);
+        Assert.Equal(0, overrun.Limits[1].Remaining);
+        Assert.Equal(4_900, overrun.Amounts[1].Charged + overrun.Amounts[1].Uncharged);
+        Assert.True(overrun.Amounts[1].Uncharged >= 4_000);
+    }
+
+    [Fact]
+    public async Task Settle_TooLate_LeavesTheReservationSpentAsEstimated()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[5, 0]])]));
+        await PassAsync(TimeSpan.FromMilliseconds(300));
+        var late = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, reserve.NowMs, 100, [5, 0], [1, 0], reserve.BatchEnds[0]));
+        Assert.Equal(SettleOutcome.Expired, late.Outcome);
+        Assert.Equal(5, late.Limits[0].Remaining);
+    }
+
+    [Fact]
+    public async Task FixedWindowRefund_OnlyIntoTheWindowItWasGrantedIn()
+    {
+        var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 300) };
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, limits, [new CostStoreBatch(id, [[8]])]));
+        await PassAsync(TimeSpan.FromMilliseconds(450)); // that window is over; a new one opens on the next call
+        var settled = await Store.SettleAsync(new CostSettle(key, limits, id, reserve.NowMs, 60_000, [8], [1], reserve.BatchEnds[0]));
+        Assert.Equal(0, settled.Amounts[0].Refunded);
+        Assert.Equal(10, settled.Limits[0].Remaining);
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixture) : LimitSetStoreContractTests
+{
+    private readonly RedisLimiterStore _store = new(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+
+    protected override ILimitSetStore Store => _store;
+
+    protected override Task PassAsync(TimeSpan duration) => Task.Delay(duration);
+
+    [Fact]
+    public async Task OneHash_SeedFieldsBesideTheTokenLimit_ExpiringWhenTheLastLimitIsWhole()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 250])]));
+        var hash = (await fixture.Db.HashGetAllAsync(key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal(["expire", "points", "tokens:expire", "tokens:points"], hash.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("9", hash["points"]);
+        Assert.Equal("750", hash["tokens:points"]);
+
+        // The window (60 s) outlasts the bucket's refill (2.5 s): the key lives as long as the window.
+        var ttl = await fixture.Db.KeyTimeToLiveAsync(key);
+        Assert.InRange(ttl!.Value.TotalSeconds, 55, 60);
+        Assert.Equal(long.Parse(hash["expire"], System.Globalization.CultureInfo.InvariantCulture), (long)(await fixture.Db.ExecuteAsync("PEXPIRETIME", key)));
+    }
+
+    [Fact]
+    public async Task TokenBucket_DecidesExactlyAsAnIndependentModel()
+    {
+        // An independent continuous bucket (tokens as a real number, refilled by elapsed time and capped),
+        // fed the clock Redis reports with each decision. One token is exactly 10 ms, so both agree on every decision.
+        var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.TokenBucket, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 200, 2_000) };
+        var key = "costs:" + TestKeys.Unique();
+        var random = new Random(7);
+        double tokens = 200;
+        long? last = null;
+        var disagreements = new List<string>();
+        var granted = 0;
+        for (var step = 0; step < 120; step++)
+        {
+            var cost = random.Next(1, 60);
+            var reply = await _store.ConsumeCostsAsync(new CostConsume(key, limits, [Batch([0, cost])]));
+            if (last is { } previous)
+            {
+                tokens = Math.Min(200, tokens + ((reply.NowMs - previous) / 10.0));
+            }
+
+            last = reply.NowMs;
+            var modelGrants = tokens >= cost;
+            if (modelGrants)
+            {
+                tokens -= cost;
+                granted++;
+            }
+
+            if (modelGrants != (reply.Decisions[0][0] == 0) || (long)Math.Floor(tokens) != reply.Limits[1].Remaining)
+            {
+                disagreements.Add($"step {step} cost {cost}: model {modelGrants}/{tokens:0.##}, Redis {reply.Decisions[0][0]}/{reply.Limits[1].Remaining}");
+            }
+
+            await Task.Delay(random.Next(0, 40));
+        }
+
+        Assert.True(disagreements.Count == 0, string.Join("\n", disagreements));
+        Assert.InRange(granted, 20, 119); // both granted and refused happened
+    }
+
+    [Theory]
+    [InlineData("tokens:expire", "nan", "tokens: expire unreadable, bucket emptied")]
+    [InlineData("tokens:expire", "inf", "tokens: expire unreadable, bucket emptied")]
+    [InlineData("expire", "nan", "requests: expire unreadable")]
+    [InlineData("points", "nan", "requests: points unreadable")]
+    public async Task DamagedFields_AreRepaired_NeverGrantingMoreThanTheLimit(string field, string value, string note)
+    {
+        var key = "costs:" + TestKeys.Unique();
+        await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([5, 900])]));
+        await fixture.Db.HashSetAsync(key, field, value);
+        var reply = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 150], [1, 1])]));
+        Assert.Contains(note, reply.Repair, StringComparison.Ordinal);
+        Assert.True(reply.Limits[0].Remaining <= 5, $"requests: {reply.Limits[0].Remaining}");
+        Assert.True(reply.Limits[1].Remaining <= 150, $"tokens: {reply.Limits[1].Remaining}");
+    }
+
+    [Fact]
+    public async Task ABatchSentAgain_IsToldTheDecisionsMade_AndSpendsNothing()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
+        var again = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]], Resent: true)]));
+        Assert.Equal(first.Decisions[0], again.Decisions[0]);
+        Assert.True(again.Replayed[0]);
+        Assert.Equal(first.Limits[0].Remaining, again.Limits[0].Remaining);
+        Assert.Equal(first.BatchEnds[0], again.BatchEnds[0]);
+    }
+}
+
+public sealed class InMemoryLimitSetStoreContractTests : LimitSetStoreContractTests
+{
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+
+    public InMemoryLimitSetStoreContractTests() => Store = new InMemoryLimiterStore(_time);
+
+    protected override ILimitSetStore Store { get; }
+
+    protected override Task PassAsync(TimeSpan duration)
+    {
+        _time.Advance(duration);
+        return Task.CompletedTask;
+    }
+}
