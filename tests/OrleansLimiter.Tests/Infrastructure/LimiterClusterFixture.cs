@@ -23,6 +23,22 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:short:Duration"] = "1",
         ["RateLimiting:Providers:huge:Points"] = "10000000",
         ["RateLimiting:Providers:huge:Duration"] = "300",
+
+        // An LLM provider as providers enforce it: requests per window and tokens refilling continuously
+        // (100 per second); model keys with limits of their own, two sharing one pool.
+        ["RateLimiting:Providers:llm:Points"] = "100",
+        ["RateLimiting:Providers:llm:Duration"] = "60",
+        ["RateLimiting:Providers:llm:KeyPrefix"] = "test:llm",
+        ["RateLimiting:Providers:llm:Limits:tokens:Points"] = "1000",
+        ["RateLimiting:Providers:llm:Limits:tokens:Duration"] = "10",
+        ["RateLimiting:Providers:llm:Limits:tokens:Algorithm"] = "TokenBucket",
+        ["RateLimiting:Providers:llm:Keys:big-model:Limits:tokens:Points"] = "5000",
+        ["RateLimiting:Providers:llm:Keys:big-model:Limits:tokens:Duration"] = "10",
+        ["RateLimiting:Providers:llm:Keys:big-model:Limits:tokens:Algorithm"] = "TokenBucket",
+        ["RateLimiting:Providers:llm:Keys:class-a:Limits:output-tokens:Points"] = "300",
+        ["RateLimiting:Providers:llm:Keys:class-a:Limits:output-tokens:Duration"] = "60",
+        ["RateLimiting:Providers:llm:Keys:model-a1:Pool"] = "class-a",
+        ["RateLimiting:Providers:llm:Keys:model-a2:Pool"] = "class-a",
     };
 
     public RedisServer Redis { get; private set; } = null!;
