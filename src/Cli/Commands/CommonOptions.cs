@@ -104,6 +104,47 @@ internal static class CommonOptions
                 : $"must be a number of at least {min.ToString(CultureInfo.InvariantCulture)} (was '{text}')."),
     };
 
+    /// <summary>
+    /// <c>--cost limit=amount</c>, repeatable (<c>--cost tokens=500 --cost requests=1</c>): a cost per
+    /// limit; null when not given. <c>requests</c> counts 1 unless stated.
+    /// </summary>
+    public static Option<LimitCost?> Cost() => new("--cost")
+    {
+        Description = "a cost per limit, repeatable: --cost tokens=500 [--cost requests=1] (requests counts 1 unless given)",
+        HelpName = "LIMIT=N",
+        Arity = ArgumentArity.ZeroOrMore,
+        AllowMultipleArgumentsPerToken = false,
+        CustomParser = result =>
+        {
+            if (result.Tokens.Count == 0)
+            {
+                return null;
+            }
+
+            var parts = new List<(string, long)>();
+            foreach (var token in result.Tokens)
+            {
+                if (LimitCost.ParsePart(token.Value, out var problem) is { } part)
+                {
+                    if (parts.Any(p => p.Item1 == part.Limit))
+                    {
+                        result.AddError($"--cost names '{part.Limit}' twice");
+                        return null;
+                    }
+
+                    parts.Add(part);
+                }
+                else
+                {
+                    result.AddError($"--cost {problem}");
+                    return null;
+                }
+            }
+
+            return LimitCost.Of([.. parts]);
+        },
+    };
+
     private delegate string? Reader<T>(string text, out T value);
 
     /// <summary>One token in, a value or one error naming the option out.</summary>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 
 namespace OrleansLimiter.Cli.Commands;
@@ -18,11 +19,19 @@ internal static class LoadCommand
         var duration = CommonOptions.Duration("how long to run, in seconds", defaultValue: 10);
         var points = CommonOptions.Points("points each request asks for", defaultValue: 1);
         var rate = CommonOptions.Number("--rate", "R", "pace all workers together to R decisions/s (0: as fast as answers come)", min: 0, defaultValue: 0);
+        var cost = CommonOptions.Cost();
         var json = CommonOptions.Json();
         var command = new Command("load", "W concurrent callers for S seconds; progress on stderr, then granted, refused, errors, decisions/s, p50/p99")
         {
-            provider, key, workers, duration, points, rate, json,
+            provider, key, workers, duration, points, rate, cost, json,
         };
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(cost) is { Tokens.Count: > 0 } && result.GetResult(points) is { Implicit: false })
+            {
+                result.AddError("give either --points or --cost, not both");
+            }
+        });
         command.SetConnectedAction((parse, c, cancel) => RunAsync(
             c,
             parse.GetRequiredValue(provider),
@@ -31,21 +40,43 @@ internal static class LoadCommand
             TimeSpan.FromSeconds(parse.GetValue(duration)),
             parse.GetValue(points),
             parse.GetValue(rate),
+            parse.GetValue(cost),
             parse.GetValue(json),
             cancel));
         return command;
     }
 
-    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, bool json, CancellationToken cancel)
+    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, CancellationToken cancel)
     {
-        // Fail fast on an unknown provider or points above its limit, before starting workers,
-        // without spending a permit.
-        var state = await c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key)).GetStateAsync();
-        if (points > state.Limit)
+        // Fail fast on an unknown provider, an unknown limit, or a cost above what a limit can ever
+        // hold, before starting workers, without spending a permit.
+        var grain = c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));
+        var state = await grain.GetStateAsync();
+        if (cost is null && points > state.Limit)
         {
             throw new UsageException($"--points {points} is above the provider's {state.Limit} points per window");
         }
 
+        // With --cost: what each granted request costs per limit (requests counts 1 unless given).
+        var perLimit = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (cost is not null)
+        {
+            var limits = await grain.GetLimitsAsync();
+            perLimit[LimitSpec.Requests] = 1;
+            for (var i = 0; i < cost.Limits.Length; i++)
+            {
+                var limit = limits.FirstOrDefault(l => l.Name == cost.Limits[i])
+                    ?? throw new UsageException($"--cost names '{cost.Limits[i]}', but {provider}/{key} has only {string.Join(", ", limits.Select(l => l.Name))}");
+                if (cost.Amounts[i] > limit.Limit)
+                {
+                    throw new UsageException($"--cost {cost.Limits[i]}={cost.Amounts[i]} is above what '{cost.Limits[i]}' can ever hold ({limit.Limit})");
+                }
+
+                perLimit[cost.Limits[i]] = cost.Amounts[i];
+            }
+        }
+
+        var grantedCost = perLimit.Keys.ToDictionary(k => k, _ => new StrongBox<long>(), StringComparer.Ordinal);
         long granted = 0, refused = 0, errors = 0;
         var latencies = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();
         var started = Stopwatch.GetTimestamp();
@@ -77,8 +108,29 @@ internal static class LoadCommand
                 var t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    var result = await c.Limiter.TryConsumeAsync(provider, key, points);
-                    Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
+                    if (cost is null)
+                    {
+                        var result = await c.Limiter.TryConsumeAsync(provider, key, points);
+                        Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
+                    }
+                    else
+                    {
+                        var result = await c.Limiter.TryConsumeAsync(provider, key, cost);
+                        Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
+                        if (result.IsAllowed)
+                        {
+                            foreach (var (limit, amount) in perLimit)
+                            {
+                                Interlocked.Add(ref grantedCost[limit].Value, amount);
+                            }
+                        }
+                        else
+                        {
+                            // As a worker would: wait until the blocking limit can pay (a bucket refills
+                            // in milliseconds), at most 200 ms, so that refusals do not spin.
+                            await Task.Delay(TimeSpan.FromMilliseconds(Math.Clamp(result.RetryAfter.TotalMilliseconds, 1, 200)), stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                        }
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -127,6 +179,18 @@ internal static class LoadCommand
             ["p50Ms"] = Math.Round(Ms(0.5), 3),
             ["p99Ms"] = Math.Round(Ms(0.99), 3),
         };
+        if (cost is not null)
+        {
+            var total = new JsonObject();
+            foreach (var (limit, sum) in grantedCost.OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                total[limit] = sum.Value;
+            }
+
+            summary["cost"] = ConsumeCommand.CostJson(cost);
+            summary["grantedCost"] = total;
+        }
+
         if (json)
         {
             JsonOutput.Write(summary);
@@ -134,6 +198,10 @@ internal static class LoadCommand
         else
         {
             Console.WriteLine($"load on {provider}/{key}: {workers} workers for {seconds:0.0} s: granted {granted}, refused {refused}, errors {errors}, {(granted + refused + errors) / seconds:N0} decisions/s, p50 {Ms(0.5):0.000} ms, p99 {Ms(0.99):0.000} ms");
+            if (cost is not null)
+            {
+                Console.WriteLine("granted cost: " + string.Join(", ", grantedCost.OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Value.Value:N0}")));
+            }
         }
 
         return errors > 0 ? ExitCodes.Failure : ExitCodes.Ok;

@@ -27,6 +27,20 @@ internal static class ProviderStates
         ["silo"] = s.Silo,
     };
 
+    /// <summary>Every limit of each provider's key (requests, tokens, …), in the order of <paramref name="states"/>.</summary>
+    public static Task<LimitState[][]> ReadLimitsAsync(ClusterConnection c, LimiterState[] states) =>
+        Task.WhenAll(states.Select(s => c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(s.Provider, s.Key)).GetLimitsAsync().AsTask()));
+
+    public static JsonArray LimitsJson(IEnumerable<LimitState> limits) => new([.. limits.Select(l => (JsonNode)new JsonObject
+    {
+        ["name"] = l.Name,
+        ["algorithm"] = l.Algorithm.ToString(),
+        ["limit"] = l.Limit,
+        ["durationSeconds"] = l.DurationSeconds,
+        ["remaining"] = l.Remaining,
+        ["reset"] = l.Reset.ToString("O"),
+    })]);
+
     public static void Print(LimiterState[] states)
     {
         Console.WriteLine($"{"provider",-14} {"redis key",-34} {"window",-8} {"remaining",12} {"limit",12} {"window end (UTC)",-18} {"refills in",10}");

@@ -16,7 +16,17 @@ internal static class StatusCommand
             var states = await ProviderStates.ReadAsync(c, parse.GetRequiredValue(key));
             if (parse.GetValue(json))
             {
-                var output = new JsonObject { ["providers"] = new JsonArray(states.Select(s => (JsonNode)ProviderStates.ToJson(s)).ToArray()) };
+                // Every limit of each provider key beside the seed's window (requests, tokens, …).
+                var limits = await ProviderStates.ReadLimitsAsync(c, states);
+                var output = new JsonObject
+                {
+                    ["providers"] = new JsonArray(states.Select((s, i) =>
+                    {
+                        var entry = ProviderStates.ToJson(s);
+                        entry["limits"] = ProviderStates.LimitsJson(limits[i]);
+                        return (JsonNode)entry;
+                    }).ToArray()),
+                };
                 JsonOutput.Write(output);
                 return ExitCodes.Ok;
             }
