@@ -29,6 +29,12 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         ["Orleans:ServiceId"] = ClusterId,
         ["RateLimiting:Providers:e2e:Points"] = "50",
         ["RateLimiting:Providers:e2e:Duration"] = "60",
+        // Requests per minute and tokens refilling continuously, as an LLM provider enforces them.
+        ["RateLimiting:Providers:tok:Points"] = "1000",
+        ["RateLimiting:Providers:tok:Duration"] = "60",
+        ["RateLimiting:Providers:tok:Limits:tokens:Points"] = "20000",
+        ["RateLimiting:Providers:tok:Limits:tokens:Duration"] = "60",
+        ["RateLimiting:Providers:tok:Limits:tokens:Algorithm"] = "TokenBucket",
         ["Logging:LogLevel:Default"] = "Warning",
     };
 

@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Cli;
+
+/// <summary>
+/// The token limit as users run it: two silo processes with <c>requests</c> 1,000 per 60 s and
+/// <c>Limits:tokens</c> 20,000 per 60 s as a token bucket; three <c>limiter load --cost tokens=100</c>
+/// processes at once. Together they never get more tokens than the bucket's capacity plus its refill
+/// over the run, and use nearly all of it.
+/// </summary>
+[Collection(ProcessClusterCollection.Name)]
+public sealed class TokenLimitLoadTests(ProcessClusterFixture fixture, ITestOutputHelper output)
+{
+    private const long Capacity = 20_000;
+    private const double RefillPerSecond = 20_000 / 60.0;
+
+    [Fact]
+    public async Task ThreeLoadProcesses_StayWithinCapacityPlusRefill_AndUseNearlyAllOfIt()
+    {
+        var key = "load-" + TestKeys.Unique();
+        var watch = Stopwatch.StartNew();
+        var runs = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => ProcessRunner.RunAsync(
+            RepoPaths.CliDll,
+            $"load --provider tok --key {key} --cost tokens=100 --workers 6 --duration 12 --json --timeout 30",
+            fixture.ClientEnvironment,
+            TimeSpan.FromSeconds(90))));
+        var span = watch.Elapsed;
+        var results = runs.Select(r =>
+        {
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return JsonNode.Parse(r.Stdout)!;
+        }).ToArray();
+
+        var tokens = results.Sum(r => (long)r["grantedCost"]!["tokens"]!);
+        var requests = results.Sum(r => (long)r["grantedCost"]!["requests"]!);
+        Assert.Equal(results.Sum(r => (long)r["granted"]!) * 100, tokens);
+
+        // Never more than capacity plus the refill over the whole span (a generous bound: it includes start-up).
+        var ceiling = Capacity + (long)(RefillPerSecond * span.TotalSeconds);
+        // Nearly all of what the bucket offered while all three ran (each ran its 12 s).
+        var offered = Capacity + (long)(RefillPerSecond * 12);
+        output.WriteLine($"granted {tokens:N0} tokens in {requests} requests; offered at least {offered:N0} over 12 s, at most {ceiling:N0} over {span.TotalSeconds:0.0} s; per process {string.Join(" / ", results.Select(r => (long)r["grantedCost"]!["tokens"]!))}");
+        Assert.InRange(tokens, (long)(0.9 * offered), ceiling);
+
+        // The Redis hash: the seed's fields beside the token limit's, and requests counted exactly.
+        var hash = (await fixture.Db.HashGetAllAsync("ratelimit:tok:" + key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal(["expire", "points", "tokens:expire", "tokens:points"], hash.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal((1000 - requests).ToString(System.Globalization.CultureInfo.InvariantCulture), hash["points"]);
+    }
+}
