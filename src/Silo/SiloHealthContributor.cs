@@ -43,6 +43,20 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
                     ["store"] = state.Store,
                     ["silo"] = state.Silo,
                 };
+                var limits = await grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider)).GetLimitsAsync().AsTask().WaitAsync(cancellationToken);
+                if (limits.Length > 1 || limits is [{ Algorithm: not LimitAlgorithm.FixedWindow }])
+                {
+                    // Every limit of the key beside the seed's window (requests, tokens, …).
+                    providers[provider]!["limits"] = new JsonArray([.. limits.Select(l => (JsonNode)new JsonObject
+                    {
+                        ["name"] = l.Name,
+                        ["algorithm"] = l.Algorithm.ToString(),
+                        ["limit"] = l.Limit,
+                        ["durationSeconds"] = l.DurationSeconds,
+                        ["remaining"] = l.Remaining,
+                        ["reset"] = l.Reset.ToString("O"),
+                    })]);
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

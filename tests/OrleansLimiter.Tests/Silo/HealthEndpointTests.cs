@@ -27,6 +27,13 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
         Assert.Equal("distributed", (string?)health["rateLimiting"]!["distributed"]!["e2e"]!["type"]);
         Assert.Equal(2, (int?)health["cluster"]!["silos"]);
         Assert.Equal(50, (long?)health["providers"]!["e2e"]!["limit"]);
+
+        // A provider with several limits shows each one; a seed-only provider keeps the seed's shape.
+        Assert.Null(health["providers"]!["e2e"]!["limits"]);
+        var limits = health["providers"]!["tok"]!["limits"]!.AsArray();
+        Assert.Equal(["requests", "tokens"], limits.Select(l => (string?)l!["name"]));
+        Assert.Equal("TokenBucket", (string?)limits[1]!["algorithm"]);
+        Assert.Equal(20_000, (long?)limits[1]!["limit"]);
     }
 
     [Fact]

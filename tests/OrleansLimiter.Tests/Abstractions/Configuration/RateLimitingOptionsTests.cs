@@ -79,4 +79,70 @@ public sealed class RateLimitingOptionsTests
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Points", "0", "RateLimiting:Providers:openai:Limits:tokens:Points must be at least 1")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Duration", "NaN", "RateLimiting:Providers:openai:Limits:tokens:Duration must be a number of seconds from 0.001")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "Leaky", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow or TokenBucket (was 'Leaky')")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "1", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow or TokenBucket")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Point", "5", "RateLimiting:Providers:openai:Limits:tokens:Point is not a setting")]
+    [InlineData("RateLimiting:Providers:openai:Limits:requests:Points", "5", "limit name is the provider's own limit")]
+    [InlineData("RateLimiting:Providers:openai:Limits:to kens:Points", "5", "limit name must be 1 to 40 letters")]
+    [InlineData("RateLimiting:Providers:openai:Algorithm", "Sliding", "RateLimiting:Providers:openai:Algorithm must be FixedWindow or TokenBucket")]
+    [InlineData("RateLimiting:Providers:openai:Keys:gpt 4o:Points", "5", "RateLimiting:Providers:openai:Keys:gpt 4o: key")]
+    [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points", "-1", "RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points must be at least 1")]
+    [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Color", "red", "RateLimiting:Providers:openai:Keys:gpt-4o:Color is not a setting")]
+    [InlineData("RateLimiting:ReservationTimeout", "0", "RateLimiting:ReservationTimeout must be a number of seconds from 1 to 86400")]
+    public void BadLimitSetting_FailsValidation_NamingTheSetting(string setting, string value, string expected)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void APooledKey_WithLimitsOfItsOwn_OrAPoolThatIsPooled_IsRefused()
+    {
+        var own = Assert.Throws<OptionsValidationException>(() => Bind(new()
+        {
+            ["RateLimiting:Providers:anthropic:Keys:claude-x:Pool"] = "sonnet",
+            ["RateLimiting:Providers:anthropic:Keys:claude-x:Points"] = "5",
+        }));
+        Assert.Contains("shares pool 'sonnet', whose limits apply", own.Message, StringComparison.Ordinal);
+        var chained = Assert.Throws<OptionsValidationException>(() => Bind(new()
+        {
+            ["RateLimiting:Providers:anthropic:Keys:a:Pool"] = "b",
+            ["RateLimiting:Providers:anthropic:Keys:b:Pool"] = "c",
+        }));
+        Assert.Contains("Keys:a:Pool 'b' shares another pool itself", chained.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Limits_ResolvePerKey_RequestsFirst_KeysOverridingTheProvider_PoolsSharingOneHash()
+    {
+        var options = Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Points"] = "500",
+            ["RateLimiting:Providers:openai:Limits:tokens:Points"] = "30000",
+            ["RateLimiting:Providers:openai:Limits:tokens:Algorithm"] = "tokenbucket",
+            ["RateLimiting:Providers:openai:Keys:gpt-4o:Points"] = "5000",
+            ["RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points"] = "800000",
+            ["RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Algorithm"] = "TokenBucket",
+            ["RateLimiting:Providers:anthropic:Keys:sonnet:Limits:input-tokens:Points"] = "40000",
+            ["RateLimiting:Providers:anthropic:Keys:claude-sonnet-4:Pool"] = "sonnet",
+        });
+        var (name, openai) = options.Resolve("OpenAI");
+        var mini = openai.ForKey(name, "gpt-4o-mini");
+        Assert.Equal(["requests:FixedWindow:500", "tokens:TokenBucket:30000"], mini.Limits.Select(l => $"{l.Name}:{l.Algorithm}:{l.Points}"));
+        Assert.False(mini.IsSeedOnly);
+        var gpt4o = openai.ForKey(name, "gpt-4o");
+        Assert.Equal(["requests:5000", "tokens:800000"], gpt4o.Limits.Select(l => $"{l.Name}:{l.Points}"));
+        Assert.Equal("ratelimit:openai:gpt-4o", gpt4o.StoreKey);
+
+        var (anthropicName, anthropic) = options.Resolve("anthropic");
+        var claude = anthropic.ForKey(anthropicName, "claude-sonnet-4");
+        Assert.Equal("ratelimit:anthropic:sonnet", claude.StoreKey);
+        Assert.True(claude.Pooled);
+        Assert.Equal(["requests", "input-tokens"], claude.Limits.Select(l => l.Name));
+        Assert.True(anthropic.ForKey(anthropicName, "global").IsSeedOnly);
+    }
 }
