@@ -20,6 +20,8 @@ public sealed class SiloStartupTests
     [InlineData("RateLimiting:Providers:openai:Duration", "-5", 2, "RateLimiting:Providers:openai:Duration must be")]
     [InlineData("RateLimiting:OutagePolicy", "Maybe", 2, "RateLimiting:OutagePolicy must be DecideLocally or Refuse")]
     [InlineData("Startup:RedisWaitSeconds", "soon", 2, "Startup:RedisWaitSeconds must be a number of seconds")]
+    [InlineData("Shutdown:TimeoutSeconds", "soon", 2, "Shutdown:TimeoutSeconds must be a number of seconds from 2 to 600 (was 'soon')")]
+    [InlineData("Shutdown:TimeoutSeconds", "0", 2, "Shutdown:TimeoutSeconds must be a number of seconds from 2 to 600 (was '0')")]
     public async Task BadConfiguration_StopsTheSilo_NamingTheSetting(string setting, string value, int exitCode, string message)
     {
         var (code, output) = await StartExpectingExitAsync(new() { [setting] = value });
