@@ -61,73 +61,87 @@ internal sealed record ShutdownBudget(TimeSpan Total)
 /// <see cref="DeadlineMembershipTable"/>) and, as a last resort, ends the process when the graceful stop
 /// overruns <see cref="ShutdownBudget.Total"/>.
 /// </summary>
-internal sealed partial class ShutdownDeadline(
-    ShutdownBudget budget,
-    IHostApplicationLifetime lifetime,
-    IOptions<ClusterMembershipOptions> membership,
-    IEnumerable<ILoggerProvider> loggerProviders,
-    ILogger<ShutdownDeadline> logger,
-    TimeProvider time) : IHostedService, IDisposable
+internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
 {
     /// <summary>The exit code when the watchdog ends the process.</summary>
     public const int OverranExitCode = 4;
 
-    private readonly CancellationTokenSource _membership = new(Timeout.InfiniteTimeSpan, time);
     // Static: the watchdog must outlive this object, which the host disposes near the end of the very
     // stop the watchdog bounds (and a timer nobody references may be collected before it fires).
     private static ITimer? s_watchdog;
 
-    private CancellationTokenRegistration _stopping;
+    private readonly ShutdownBudget _budget;
+    private readonly IOptions<ClusterMembershipOptions> _membershipOptions;
+    private readonly IEnumerable<ILoggerProvider> _loggerProviders;
+    private readonly ILogger<ShutdownDeadline> _logger;
+    private readonly TimeProvider _time;
+
+    // Never disposed: the membership table may still ask for its token while the host disposes services.
+    private readonly CancellationTokenSource _membership;
+    private readonly CancellationTokenRegistration _stopping;
     private int _membershipCutLogged;
+
+    public ShutdownDeadline(
+        ShutdownBudget budget,
+        IHostApplicationLifetime lifetime,
+        IOptions<ClusterMembershipOptions> membership,
+        IEnumerable<ILoggerProvider> loggerProviders,
+        ILogger<ShutdownDeadline> logger,
+        TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(lifetime);
+        _budget = budget;
+        _membershipOptions = membership;
+        _loggerProviders = loggerProviders;
+        _logger = logger;
+        _time = time;
+        _membership = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+
+        // Registered when the host resolves its services, before any starts: a SIGTERM during the
+        // silo's start is bounded too.
+        _stopping = lifetime.ApplicationStopping.Register(static state => ((ShutdownDeadline)state!).OnStopping(), this);
+    }
 
     /// <summary>Cancelled when the membership share of the stop has passed; never before the stop.</summary>
     public CancellationToken MembershipDeadline => _membership.Token;
 
     /// <summary>The membership share of the stop, for messages.</summary>
-    public TimeSpan MembershipBudget => budget.Membership;
+    public TimeSpan MembershipBudget => _budget.Membership;
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        _stopping = lifetime.ApplicationStopping.Register(OnStopping);
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose()
-    {
-        _stopping.Dispose();
-        _membership.Dispose();
-    }
+    public void Dispose() => _stopping.Dispose();
 
     /// <summary>Called by <see cref="DeadlineMembershipTable"/> the first time it cuts a call short.</summary>
     public void MembershipCut()
     {
         if (Interlocked.Exchange(ref _membershipCutLogged, 1) == 0)
         {
-            LogMembershipCut(logger, budget.Membership.TotalSeconds);
+            LogMembershipCut(_logger, _budget.Membership.TotalSeconds);
         }
     }
 
     private void OnStopping()
     {
-        LogStopping(logger, budget.Total.TotalSeconds, budget.Membership.TotalSeconds);
-        _membership.CancelAfter(budget.Membership);
+        LogStopping(_logger, _budget.Total.TotalSeconds, _budget.Membership.TotalSeconds);
+        _membership.CancelAfter(_budget.Membership);
 
         // Orleans retries each membership update of the stop until MaxJoinAttemptTime (5 min by default)
         // or a fixed minute per stage, whichever comes first, backing off between tries. Once stopping,
         // one try each is enough: a silo that could not say goodbye is declared dead by the others'
         // probes. The options object is the one Orleans' membership reads on every update.
-        membership.Value.MaxJoinAttemptTime = TimeSpan.FromMilliseconds(1);
-        s_watchdog = time.CreateTimer(_ => Overran(), null, budget.Total, Timeout.InfiniteTimeSpan);
+        _membershipOptions.Value.MaxJoinAttemptTime = TimeSpan.FromMilliseconds(1);
+        s_watchdog = _time.CreateTimer(static state => ((ShutdownDeadline)state!).Overran(), this, _budget.Total, Timeout.InfiniteTimeSpan);
     }
 
     private void Overran()
     {
-        LogOverran(logger, budget.Total.TotalSeconds, OverranExitCode);
+        LogOverran(_logger, _budget.Total.TotalSeconds, OverranExitCode);
 
         // Environment.Exit does not wait for the console logger's queue: flush it so the line above is seen.
-        foreach (var provider in loggerProviders)
+        foreach (var provider in _loggerProviders)
         {
             try
             {

@@ -144,8 +144,9 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         var silo = SiloProcess.Start("stop", settings);
         await silo.WaitHealthyAsync();
 
-        // A provider grain is active when the stop begins, as in production.
-        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json", new Dictionary<string, string>
+        // A provider grain is active when the stop begins, as in production. (A generous --timeout: the
+        // CLI's 5 s is tight for a first connection on a machine busy with other test processes.)
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json --timeout 30", new Dictionary<string, string>
         {
             ["REDIS_URL"] = redis.Url,
             ["Orleans__ClusterId"] = cluster,

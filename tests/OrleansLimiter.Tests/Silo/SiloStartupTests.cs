@@ -110,7 +110,7 @@ public sealed class RedisPasswordTests
         });
         await silo.WaitHealthyAsync();
 
-        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json", new Dictionary<string, string>
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json --timeout 30", new Dictionary<string, string>
         {
             ["REDIS_URL"] = defaultUrl,
             ["Orleans__ClusterId"] = cluster,
