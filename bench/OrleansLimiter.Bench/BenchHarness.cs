@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using OrleansLimiter.Client;
 using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Hosting;
 using OrleansLimiter.Tests.Infrastructure;
 using StackExchange.Redis;
 
@@ -122,7 +123,7 @@ internal sealed class BenchHarness : IAsyncDisposable
         Grains = _clientHost.Services.GetRequiredService<IGrainFactory>();
         Limiter = _clientHost.Services.GetRequiredService<ILimiterClient>();
 
-        var config = ConfigurationOptions.Parse(RedisConnectionString.Normalize(redisUrl));
+        var config = LimiterClusterSettings.CreateRedisOptions(RedisConnectionString.Parse(redisUrl));
         config.AllowAdmin = true;
         Redis = await ConnectionMultiplexer.ConnectAsync(config);
     }

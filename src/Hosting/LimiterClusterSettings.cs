@@ -18,8 +18,8 @@ public sealed record LimiterClusterSettings
     /// <summary>The service id used when none is configured.</summary>
     public const string DefaultServiceId = "orleans-limiter";
 
-    /// <summary>The StackExchange.Redis configuration string, or null for local mode. Holds secrets: never log it; use <see cref="RedisDisplay"/>.</summary>
-    public string? Redis { get; init; }
+    /// <summary>The Redis server, or null for local mode. Holds the password; it prints as <see cref="RedisDisplay"/>.</summary>
+    public RedisAddress? Redis { get; init; }
 
     /// <summary>
     /// PEM file of the certificate authority that signed Redis's TLS certificate, when it is not one the
@@ -28,7 +28,7 @@ public sealed record LimiterClusterSettings
     public string? RedisCaCertificate { get; init; }
 
     /// <summary>The Redis address with the password masked.</summary>
-    public string RedisDisplay => RedisConnectionString.Redact(Redis);
+    public string RedisDisplay => Redis?.Display ?? string.Empty;
 
     /// <summary>The Orleans cluster id (<c>Orleans:ClusterId</c>); silos and clients of one cluster share it.</summary>
     public string ClusterId { get; init; } = DefaultClusterId;
@@ -52,16 +52,29 @@ public sealed record LimiterClusterSettings
             redis = configuration["REDIS_URL"];
         }
 
-        string? normalized = null;
+        RedisAddress? address = null;
         if (!string.IsNullOrWhiteSpace(redis))
         {
             try
             {
-                normalized = RedisConnectionString.Normalize(redis);
+                address = RedisConnectionString.Parse(redis);
             }
             catch (FormatException ex)
             {
                 throw new FormatException($"Redis:ConnectionString (or REDIS_URL): {ex.Message}", ex);
+            }
+
+            try
+            {
+                _ = CreateRedisOptions(address);
+            }
+            catch (ArgumentException)
+            {
+                // StackExchange.Redis names the part it did not understand, which may be a piece of a
+                // password split at a ',': say what is wrong without it.
+                throw new FormatException(
+                    $"Redis:ConnectionString (or REDIS_URL): '{address.Display}' is not a valid StackExchange.Redis configuration string (an unknown option or a bad value). " +
+                    "A password holding ',' or '=' cannot be written in that form: use redis://user:password@host:port with the password percent-encoded.");
             }
         }
 
@@ -84,7 +97,7 @@ public sealed record LimiterClusterSettings
 
         return new LimiterClusterSettings
         {
-            Redis = normalized,
+            Redis = address,
             RedisCaCertificate = string.IsNullOrWhiteSpace(ca) ? null : ca,
             ClusterId = NonEmpty(configuration["Orleans:ClusterId"], DefaultClusterId),
             ServiceId = NonEmpty(configuration["Orleans:ServiceId"], DefaultServiceId),
@@ -96,12 +109,42 @@ public sealed record LimiterClusterSettings
     /// <summary>StackExchange.Redis options for <see cref="Redis"/>, trusting <see cref="RedisCaCertificate"/> when set.</summary>
     public StackExchange.Redis.ConfigurationOptions CreateRedisOptions()
     {
-        var options = StackExchange.Redis.ConfigurationOptions.Parse(Redis ?? throw new InvalidOperationException("No Redis is configured."));
+        var options = CreateRedisOptions(Redis ?? throw new InvalidOperationException("No Redis is configured."));
         if (RedisCaCertificate is not null)
         {
             options.TrustIssuer(RedisCaCertificate);
         }
 
+        return options;
+    }
+
+    /// <summary>
+    /// StackExchange.Redis options for <paramref name="address"/>. A URL's parts are set as properties,
+    /// never written into a configuration string to be parsed again: that parser splits on ',' and '='
+    /// and knows no quoting, so a password holding them would never authenticate. A configuration string
+    /// is parsed as given (throws <see cref="ArgumentException"/> for an unknown option).
+    /// </summary>
+    public static StackExchange.Redis.ConfigurationOptions CreateRedisOptions(RedisAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.ConfigurationString is { } text)
+        {
+            return StackExchange.Redis.ConfigurationOptions.Parse(text);
+        }
+
+        var options = new StackExchange.Redis.ConfigurationOptions
+        {
+            User = address.User,
+            Password = address.Password,
+            Ssl = address.Tls,
+            DefaultDatabase = address.Database,
+        };
+        if (address.Tls)
+        {
+            options.SslHost = address.Host;
+        }
+
+        options.EndPoints.Add(IPAddress.TryParse(address.Host, out var ip) ? new IPEndPoint(ip, address.Port) : new DnsEndPoint(address.Host, address.Port));
         return options;
     }
 

@@ -106,6 +106,7 @@ static async Task<int> RunAsync(string[] args)
         }
     });
 
+    builder.AddShutdownDeadline(redisClustering: redis is not null);
     if (redis is not null)
     {
         builder.Services.AddSingleton(new LimiterHealthRedis(redis));

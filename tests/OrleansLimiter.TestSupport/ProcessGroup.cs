@@ -12,6 +12,7 @@ namespace OrleansLimiter.Tests.Infrastructure;
 public static class ProcessGroup
 {
     private const int SigKill = 9;
+    private const int SigTerm = 15;
 
     private static readonly ConcurrentDictionary<int, Process> Running = new();
 
@@ -71,6 +72,16 @@ public static class ProcessGroup
 
         process.WaitForExit(wait ?? TimeSpan.FromSeconds(10));
         Running.TryRemove(id, out _);
+    }
+
+    /// <summary>SIGTERM to the process alone: what an orchestrator sends to ask for a graceful stop.</summary>
+    public static void Terminate(Process process)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        if (SendSignal(process.Id, SigTerm) != 0 && !process.HasExited)
+        {
+            throw new InvalidOperationException($"SIGTERM to process {process.Id} failed (errno {Marshal.GetLastPInvokeError()}).");
+        }
     }
 
     private static void KillAll()

@@ -107,6 +107,9 @@ public sealed class SiloProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGTERM to the silo: a graceful stop, as an orchestrator asks for one.</summary>
+    public void Terminate() => ProcessGroup.Terminate(_process);
+
     /// <summary>SIGKILL to the silo and anything it started: no shutdown, no goodbye to the cluster.</summary>
     public void Kill() => ProcessGroup.Kill(_process);
 

@@ -1,4 +1,4 @@
-using System.Text;
+using System.Globalization;
 
 namespace OrleansLimiter.Configuration;
 
@@ -8,12 +8,23 @@ namespace OrleansLimiter.Configuration;
 /// </summary>
 public static class RedisConnectionString
 {
+    // StackExchange.Redis configuration keys (lower case): after a password, a ','-separated part that
+    // does not start with one of them is taken as more of the password when redacting.
+    private static readonly HashSet<string> OptionKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "abortConnect", "allowAdmin", "asyncTimeout", "channelPrefix", "checkCertificateRevocation", "configChannel",
+        "configCheckSeconds", "connectRetry", "connectTimeout", "defaultDatabase", "heartbeatInterval", "highIntegrity",
+        "highPrioritySocketThreads", "keepAlive", "libraryName", "name", "password", "protocol", "proxy", "resolveDns",
+        "responseTimeout", "serviceName", "setlib", "ssl", "sslHost", "sslProtocols", "syncTimeout", "tiebreaker",
+        "tunnel", "user", "version", "writeBuffer",
+    };
+
     /// <summary>
-    /// Turns a URL into a StackExchange.Redis configuration string (TLS for <c>rediss</c>); any other
-    /// text is returned as it is. Throws <see cref="FormatException"/> naming what is wrong, without
-    /// the password.
+    /// Reads a URL into its parts (TLS for <c>rediss</c>; user and password percent-decoded, so any
+    /// character can be given as <c>%XX</c>); any other text is kept as a StackExchange.Redis configuration
+    /// string. Throws <see cref="FormatException"/> naming what is wrong, without the password.
     /// </summary>
-    public static string Normalize(string value)
+    public static RedisAddress Parse(string value)
     {
         ArgumentNullException.ThrowIfNull(value);
         value = value.Trim();
@@ -30,58 +41,65 @@ public static class RedisConnectionString
                 throw new FormatException($"Redis connection string '{Redact(value)}' is not valid.");
             }
 
-            return value;
+            return new RedisAddress(value, Redact(value));
         }
 
-        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        // The credentials end at the last '@' (a host never holds one), so a password may hold ':', '/',
+        // '@' or '%' as typed; only the host part goes through Uri.
+        var schemeEnd = value.IndexOf("://", StringComparison.Ordinal);
+        var scheme = value[..schemeEnd];
+        var rest = value[(schemeEnd + 3)..];
+        var at = rest.LastIndexOf('@');
+        var userInfo = at < 0 ? null : rest[..at];
+        var hostPart = at < 0 ? rest : rest[(at + 1)..];
+        if (!Uri.TryCreate("redis://" + hostPart, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host) || hostPart.StartsWith(':'))
         {
             throw new FormatException($"Redis URL '{Redact(value)}' is not a valid URL (expected redis[s]://[user:password@]host[:port][/db]).");
         }
 
-        var tls = uri.Scheme.Equals("rediss", StringComparison.OrdinalIgnoreCase);
-        var port = uri.IsDefaultPort || uri.Port < 0 ? 6379 : uri.Port;
-        var host = uri.HostNameType == UriHostNameType.IPv6 ? $"[{uri.IdnHost}]" : uri.IdnHost;
-        var parts = new StringBuilder($"{host}:{port}");
-        if (!string.IsNullOrEmpty(uri.UserInfo))
-        {
-            var colon = uri.UserInfo.IndexOf(':', StringComparison.Ordinal);
-            var user = Uri.UnescapeDataString(colon < 0 ? uri.UserInfo : uri.UserInfo[..colon]);
-            var password = colon < 0 ? null : Uri.UnescapeDataString(uri.UserInfo[(colon + 1)..]);
-            if (password is null)
-            {
-                // redis://password@host is a common short form: a lone user part is the password.
-                password = user;
-                user = string.Empty;
-            }
-
-            if (user.Length > 0 && user != "default")
-            {
-                parts.Append(",user=").Append(Quote(user));
-            }
-
-            if (password.Length > 0)
-            {
-                parts.Append(",password=").Append(Quote(password));
-            }
-        }
-
         var path = uri.AbsolutePath.Trim('/');
+        int? database = null;
         if (path.Length > 0)
         {
-            if (!int.TryParse(path, out var db) || db < 0)
+            if (!int.TryParse(path, NumberStyles.None, CultureInfo.InvariantCulture, out var db))
             {
                 throw new FormatException($"Redis URL '{Redact(value)}' names database '{path}'; it must be a number.");
             }
 
-            parts.Append(",defaultDatabase=").Append(db);
+            database = db;
         }
 
-        if (tls)
+        string? user = null;
+        string? password = null;
+        if (!string.IsNullOrEmpty(userInfo))
         {
-            parts.Append(",ssl=true,sslHost=").Append(uri.IdnHost);
+            var colon = userInfo.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0)
+            {
+                // redis://password@host is a common short form: a lone user part is the password.
+                password = Uri.UnescapeDataString(userInfo);
+            }
+            else
+            {
+                user = Uri.UnescapeDataString(userInfo[..colon]);
+                password = Uri.UnescapeDataString(userInfo[(colon + 1)..]);
+            }
+
+            // Redis' default user is the one AUTH with a password alone logs in as.
+            if (user is "" or "default")
+            {
+                user = null;
+            }
+
+            if (password is "")
+            {
+                password = null;
+            }
         }
 
-        return parts.ToString();
+        var tls = scheme.Equals("rediss", StringComparison.OrdinalIgnoreCase);
+        var port = uri.IsDefaultPort || uri.Port < 0 ? 6379 : uri.Port;
+        return new RedisAddress(uri.IdnHost.Trim('[', ']'), port, user, password, database, tls);
     }
 
     /// <summary>The connection text with any password replaced by <c>***</c>, safe for logs and health output.</summary>
@@ -95,6 +113,7 @@ public static class RedisConnectionString
         var scheme = value.IndexOf("://", StringComparison.Ordinal);
         if (scheme >= 0)
         {
+            // Everything up to the last '@' is credentials, whatever characters the password holds.
             var at = value.LastIndexOf('@');
             if (at > scheme)
             {
@@ -107,19 +126,30 @@ public static class RedisConnectionString
             return value;
         }
 
-        var options = value.Split(',');
-        for (var i = 0; i < options.Length; i++)
+        // A password may hold ',' (quoted or not): after it, every part up to the next known option is hidden too.
+        var parts = value.Split(',');
+        var shown = new List<string>(parts.Length);
+        var inPassword = false;
+        foreach (var part in parts)
         {
-            var eq = options[i].IndexOf('=', StringComparison.Ordinal);
-            if (eq > 0 && options[i][..eq].Trim().Equals("password", StringComparison.OrdinalIgnoreCase))
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var key = eq > 0 ? part[..eq].Trim() : null;
+            if (key is not null && key.Equals("password", StringComparison.OrdinalIgnoreCase))
             {
-                options[i] = options[i][..(eq + 1)] + "***";
+                shown.Add(part[..(eq + 1)] + "***");
+                inPassword = true;
+            }
+            else if (inPassword && (key is null || !(OptionKeys.Contains(key) || key.StartsWith('$'))))
+            {
+                // More of the password.
+            }
+            else
+            {
+                shown.Add(part);
+                inPassword = false;
             }
         }
 
-        return string.Join(',', options);
+        return string.Join(',', shown);
     }
-
-    // StackExchange.Redis splits options on ',' and '='; values holding them must be quoted.
-    private static string Quote(string value) => value.IndexOfAny([',', '=', '"']) >= 0 ? "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"" : value;
 }

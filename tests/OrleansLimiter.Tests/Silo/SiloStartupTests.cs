@@ -20,6 +20,8 @@ public sealed class SiloStartupTests
     [InlineData("RateLimiting:Providers:openai:Duration", "-5", 2, "RateLimiting:Providers:openai:Duration must be")]
     [InlineData("RateLimiting:OutagePolicy", "Maybe", 2, "RateLimiting:OutagePolicy must be DecideLocally or Refuse")]
     [InlineData("Startup:RedisWaitSeconds", "soon", 2, "Startup:RedisWaitSeconds must be a number of seconds")]
+    [InlineData("Shutdown:TimeoutSeconds", "soon", 2, "Shutdown:TimeoutSeconds must be a number of seconds from 2 to 600 (was 'soon')")]
+    [InlineData("Shutdown:TimeoutSeconds", "0", 2, "Shutdown:TimeoutSeconds must be a number of seconds from 2 to 600 (was '0')")]
     public async Task BadConfiguration_StopsTheSilo_NamingTheSetting(string setting, string value, int exitCode, string message)
     {
         var (code, output) = await StartExpectingExitAsync(new() { [setting] = value });
@@ -76,6 +78,83 @@ public sealed class SiloStartupTests
         Assert.Contains("\"connected\":true", health, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cret-pass-55", health + silo.Output + consume.Stdout + consume.Stderr, StringComparison.Ordinal);
         Assert.Contains("***", silo.Output, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Redis passwords are secrets of any characters: they authenticate as given in a URL and are never shown.</summary>
+public sealed class RedisPasswordTests
+{
+    // Characters a StackExchange.Redis configuration string splits or quotes on, and URL delimiters.
+    private const string UserPassword = "Pa,s=s\"w@r:d%41!";
+    private const string DefaultPassword = "de,f=\"au@lt:%2C%";
+
+    [Fact]
+    public async Task PasswordsWithDelimiters_Authenticate_FromTheUrlForm_AndAreNeverShown()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using (var admin = await redis.ConnectAsync())
+        {
+            // Sent as arguments, not parsed from text: the server holds exactly these passwords.
+            await admin.GetDatabase().ExecuteAsync("ACL", "SETUSER", "limiter", "on", ">" + UserPassword, "~*", "&*", "+@all");
+            await admin.GetDatabase().ExecuteAsync("CONFIG", "SET", "requirepass", DefaultPassword);
+        }
+
+        var cluster = "pw-" + Guid.NewGuid().ToString("N")[..8];
+        var userUrl = $"redis://limiter:{Uri.EscapeDataString(UserPassword)}@127.0.0.1:{redis.Port}";
+        var defaultUrl = $"redis://:{Uri.EscapeDataString(DefaultPassword)}@127.0.0.1:{redis.Port}";
+        await using var silo = SiloProcess.Start("pw", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = userUrl,
+            ["Orleans:ClusterId"] = cluster,
+            ["Orleans:ServiceId"] = cluster,
+        });
+        await silo.WaitHealthyAsync();
+
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume openai --json --timeout 30", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = defaultUrl,
+            ["Orleans__ClusterId"] = cluster,
+            ["Orleans__ServiceId"] = cluster,
+        });
+        Assert.True(consume.ExitCode == 0, consume.Stderr);
+        Assert.Equal(49_999, (long?)JsonNode.Parse(consume.Stdout)!["results"]![0]!["remaining"]);
+
+        // A wrong password of the same kind is refused with one line that shows none of it.
+        const string Wrong = "wr,o=ng\"pa@ss:%";
+        var refused = await ProcessRunner.RunAsync(RepoPaths.CliDll, "status", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = $"redis://limiter:{Uri.EscapeDataString(Wrong)}@127.0.0.1:{redis.Port}",
+            ["Orleans__ClusterId"] = cluster,
+            ["Orleans__ServiceId"] = cluster,
+        });
+        Assert.Equal(3, refused.ExitCode);
+        Assert.Contains("refused the credentials", refused.Stderr, StringComparison.Ordinal);
+
+        using var http = new HttpClient();
+        var health = await http.GetStringAsync(new Uri(silo.BaseAddress, "/health"));
+        var shown = string.Join('\n', health, silo.Output, consume.Stdout, consume.Stderr, refused.Stdout, refused.Stderr);
+        foreach (var password in new[] { UserPassword, DefaultPassword, Wrong })
+        {
+            foreach (var part in SecretParts(password))
+            {
+                Assert.DoesNotContain(part, shown, StringComparison.Ordinal);
+            }
+        }
+    }
+
+    // The password, its URL form, and what follows each delimiter in it (what a splitting redactor leaks).
+    private static IEnumerable<string> SecretParts(string password)
+    {
+        yield return password;
+        yield return Uri.EscapeDataString(password);
+        foreach (var delimiter in new[] { ',', '=', '"', '@', ':' })
+        {
+            var at = password.IndexOf(delimiter, StringComparison.Ordinal);
+            if (at >= 0 && password.Length - at > 4)
+            {
+                yield return password[(at + 1)..];
+            }
+        }
     }
 }
 
