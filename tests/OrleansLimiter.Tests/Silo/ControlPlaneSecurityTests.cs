@@ -61,10 +61,11 @@ public sealed class ControlPlaneSecurityTests : IAsyncLifetime
         return settings;
     }
 
-    private Task<ProcessRunner.Result> CliAsync(string arguments, string? certs) =>
+    // Refused connections wait the CLI's whole --timeout; accepted ones get time on a busy machine.
+    private Task<ProcessRunner.Result> CliAsync(string arguments, string? certs, int timeoutSeconds = 30) =>
         ProcessRunner.RunAsync(
             RepoPaths.CliDll,
-            $"--redis {_redis.Url} --cluster-id {_cluster} --service-id {_cluster} --timeout 4 " +
+            $"--redis {_redis.Url} --cluster-id {_cluster} --service-id {_cluster} --timeout {timeoutSeconds} " +
             (certs is null ? string.Empty : $"--tls-cert {Path.Combine(certs, "client.crt")} --tls-key {Path.Combine(certs, "client.key")} --tls-ca {Path.Combine(certs, "ca.crt")} ") +
             arguments);
 
@@ -79,8 +80,8 @@ public sealed class ControlPlaneSecurityTests : IAsyncLifetime
         var db = redis.GetDatabase();
 
         // No certificate, or one from another authority: no connection at all.
-        Assert.Equal(3, (await CliAsync("status", certs: null)).ExitCode);
-        var foreign = await CliAsync("status", _otherCerts);
+        Assert.Equal(3, (await CliAsync("status", certs: null, timeoutSeconds: 5)).ExitCode);
+        var foreign = await CliAsync("status", _otherCerts, timeoutSeconds: 5);
         Assert.Equal(3, foreign.ExitCode);
 
         // A worker's certificate: decisions, yes.
