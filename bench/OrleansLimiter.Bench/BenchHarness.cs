@@ -21,6 +21,9 @@ internal sealed class BenchHarness : IAsyncDisposable
     /// <summary>A provider whose window is never exhausted: throughput and latency.</summary>
     public const string Provider = "bench";
 
+    /// <summary>A provider with two limits: requests and a token bucket (both far above the load).</summary>
+    public const string TwoLimitProvider = "bench2";
+
     /// <summary>A provider far below demand: exactness.</summary>
     public const string ExactProvider = "exact";
 
@@ -103,6 +106,11 @@ internal sealed class BenchHarness : IAsyncDisposable
             ["Logging:LogLevel:Default"] = "Warning",
             [$"RateLimiting:Providers:{Provider}:Points"] = "1000000000000",
             [$"RateLimiting:Providers:{Provider}:Duration"] = "600",
+            [$"RateLimiting:Providers:{TwoLimitProvider}:Points"] = "1000000000000",
+            [$"RateLimiting:Providers:{TwoLimitProvider}:Duration"] = "600",
+            [$"RateLimiting:Providers:{TwoLimitProvider}:Limits:tokens:Points"] = "100000000000000",
+            [$"RateLimiting:Providers:{TwoLimitProvider}:Limits:tokens:Duration"] = "600",
+            [$"RateLimiting:Providers:{TwoLimitProvider}:Limits:tokens:Algorithm"] = "TokenBucket",
             [$"RateLimiting:Providers:{ExactProvider}:Points"] = options.ExactPoints.ToString(CultureInfo.InvariantCulture),
             [$"RateLimiting:Providers:{ExactProvider}:Duration"] = options.ExactWindowSeconds.ToString(CultureInfo.InvariantCulture),
         };

@@ -14,17 +14,18 @@ await using var harness = await BenchHarness.StartAsync(options);
 var direct = new Mode(Modes.Direct, new DirectRedisRunner(harness.Redis, "bench:direct:" + harness.ServiceId).ConsumeAsync);
 var noop = new Mode(Modes.Noop, new NoopGrainRunner(harness.Grains).DecideAsync);
 var limiter = new Mode(Modes.Limiter, new LimiterRunner(harness.Limiter).DecideAsync);
+var twoLimits = new Mode(Modes.LimiterTwoLimits, new LimiterRunner(harness.Limiter).DecideTwoLimitsAsync);
 var single = new Mode(Modes.LimiterWithoutClientCoalescing, LimiterRunner.WithoutClientCoalescing(harness.Grains).DecideAsync);
 
 var commands = new RedisCommandCounter(harness.Redis);
 var saturated = new SaturatedRun(commands, options.PhaseSeconds);
 Console.WriteLine("Warming up…");
-foreach (var mode in new[] { direct, noop, limiter, single })
+foreach (var mode in new[] { direct, noop, limiter, twoLimits, single })
 {
     await saturated.RunAsync("warmup", 64, mode.Decide, TimeSpan.FromSeconds(0.5));
 }
 
-var results = await saturated.MeasureAsync(options, [direct, noop, limiter], maxCallersOnly: single);
+var results = await saturated.MeasureAsync(options, [direct, noop, limiter, twoLimits], maxCallersOnly: single);
 var limiterMax = Stats.Median(results.Where(r => r.Mode == Modes.Limiter && r.Callers == options.MaxCallers).Select(r => r.PerSecond));
 var directMax = Stats.Median(results.Where(r => r.Mode == Modes.Direct && r.Callers == options.MaxCallers).Select(r => r.PerSecond));
 

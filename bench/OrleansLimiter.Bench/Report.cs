@@ -26,6 +26,11 @@ internal static class Report
 
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Throughput at {options.MaxCallers} callers: limiter {limiterMax:N0}/s vs direct Redis {directMax:N0}/s = **{limiterMax / directMax:0.00}x**.");
+        var twoLimitRatios = results.Where(r => r.Mode == Modes.LimiterTwoLimits)
+            .Select(r => (r.Callers, Ratio: r.PerSecond / Stats.Median(results.Where(o => o.Mode == Modes.Limiter && o.Callers == r.Callers).Select(o => o.PerSecond))))
+            .GroupBy(r => r.Callers).OrderBy(g => g.Key)
+            .Select(g => $"{g.Key} callers {Stats.Median(g.Select(x => x.Ratio)):0.00}x");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Two limits (requests + a 100-token cost on a token bucket) vs one limit, same client, side by side: {string.Join(", ", twoLimitRatios)}.");
         sb.AppendLine(CultureInfo.InvariantCulture, $"Single decisions under load paced at {pacedLimiter.PerSecond:N0}/s (25% of the limiter's maximum; 4 probe callers; median of {options.Repeats} runs of {options.PacedSeconds}s): limiter p50 {pacedLimiter.P50Ms:0.00} ms, p99 **{pacedLimiter.P99Ms:0.00} ms**; direct Redis paced at 25% of its own maximum ({pacedDirect.PerSecond:N0}/s): p50 {pacedDirect.P50Ms:0.00} ms, p99 {pacedDirect.P99Ms:0.00} ms.");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Exactness ({options.MaxCallers} callers, demand far above {points} points per {options.ExactWindowSeconds}s window):");
@@ -45,7 +50,8 @@ internal static class Report
         Modes.Direct => 0,
         Modes.Noop => 1,
         Modes.Limiter => 2,
-        _ => 3,
+        Modes.LimiterTwoLimits => 3,
+        _ => 4,
     };
 }
 
@@ -56,4 +62,5 @@ internal static class Modes
     public const string Noop = "grain-noop";
     public const string Limiter = "limiter";
     public const string LimiterWithoutClientCoalescing = "limiter-no-client-coalescing";
+    public const string LimiterTwoLimits = "limiter-two-limits";
 }

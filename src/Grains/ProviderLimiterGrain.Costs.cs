@@ -16,7 +16,7 @@ public sealed partial class ProviderLimiterGrain
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
         var limits = KeyLimitsNow();
-        var costs = batch.Costs.Select(c => c.For(limits)).ToArray();
+        var costs = batch.Costs.Select(c => CostsOf(c, limits)).ToArray();
         return await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend);
     }
 
@@ -65,8 +65,40 @@ public sealed partial class ProviderLimiterGrain
     private KeyLimits KeyLimitsNow()
     {
         var (name, options) = _limits.Resolve(_provider);
-        return options.ForKey(name, _key);
+
+        // Resolved once per change of the options (a run-time change gives new options with the
+        // same limits beside requests), not on every call.
+        if (_keyLimitsCache is { } cached && ReferenceEquals(cached.Limits, options.Limits) && ReferenceEquals(cached.Keys, options.Keys)
+            && cached.Points == options.Points && cached.Duration.Equals(options.Duration) && cached.Algorithm == options.Algorithm)
+        {
+            return cached.Resolved;
+        }
+
+        var resolved = options.ForKey(name, _key);
+        _keyLimitsCache = new KeyLimitsCache(options.Limits, options.Keys, options.Points, options.Duration, options.Algorithm, resolved);
+        return resolved;
     }
+
+    /// <summary>The costs per limit of <paramref name="cost"/>; callers that reuse one cost object are mapped once.</summary>
+    private long[] CostsOf(LimitCost cost, KeyLimits limits)
+    {
+        if (_lastCost is { } last && ReferenceEquals(last.Cost, cost) && ReferenceEquals(last.Limits, limits))
+        {
+            return last.Costs;
+        }
+
+        var costs = cost.For(limits);
+        _lastCost = (cost, limits, costs);
+        return costs;
+    }
+
+    private sealed record KeyLimitsCache(
+        Dictionary<string, OrleansLimiter.Configuration.LimitOptions> Limits,
+        Dictionary<string, OrleansLimiter.Configuration.KeyLimitOptions> Keys,
+        long Points,
+        double Duration,
+        OrleansLimiter.Configuration.LimitAlgorithm Algorithm,
+        KeyLimits Resolved);
 
     /// <summary>The one-number forms on a key with several limits: each entry costs its points of <c>requests</c>.</summary>
     private async Task<ConsumeBatchResult> ConsumeAsCostsAsync(ConsumeBatch batch, KeyLimits limits)

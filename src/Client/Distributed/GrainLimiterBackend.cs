@@ -9,7 +9,8 @@ namespace OrleansLimiter.Client.Distributed;
 /// </summary>
 internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<LimiterClientOptions> options, TimeProvider time) : ILimiterBackend
 {
-    private readonly ConcurrentDictionary<string, RequestCoalescer> _coalescers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RequestCoalescer<long, ConsumeResult>> _coalescers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RequestCoalescer<LimitCost, CostBatchResult>> _costCoalescers = new(StringComparer.Ordinal);
     private readonly LimiterClientOptions _options = options.Value;
     private readonly BatchSender _sender = new(options.Value, time);
 
@@ -31,7 +32,19 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
                 : single.ToResult(0);
         }
 
-        var coalescer = _coalescers.GetOrAdd(grainKey, k => new RequestCoalescer(ClusterGrains.Get<IProviderLimiterGrain>(grains, k), _options.MaxBatchSize, _sender));
+        var coalescer = _coalescers.GetOrAdd(grainKey, k =>
+        {
+            var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, k);
+            return new RequestCoalescer<long, ConsumeResult>(
+                async batch =>
+                {
+                    var result = await _sender.SendAsync(grain, batch).ConfigureAwait(false);
+                    return [.. batch.Select((p, i) => result.Outcomes[i] == ConsumeOutcome.AboveLimit
+                        ? new Answer<ConsumeResult>(null, new ArgumentOutOfRangeException(nameof(points), p, $"A request may ask for at most the provider's {result.Limit} points per window."))
+                        : new Answer<ConsumeResult>(result.ToResult(i), null))];
+                },
+                _options.MaxBatchSize);
+        });
         return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
     }
 
@@ -39,8 +52,27 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
     {
         // As above: honoured until sent; once sent, decided and answered.
         cancellationToken.ThrowIfCancellationRequested();
-        var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
-        return _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch([cost], id, resend)).AsTask());
+        var grainKey = LimiterKey.Format(provider, key);
+        if (!_options.CoalesceRequests)
+        {
+            var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey);
+            return _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch([cost], id, resend)).AsTask());
+        }
+
+        // Concurrent cost requests of this process leave together, under one request id per call.
+        var coalescer = _costCoalescers.GetOrAdd(grainKey, k =>
+        {
+            var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, k);
+            return new RequestCoalescer<LimitCost, CostBatchResult>(
+                async batch =>
+                {
+                    var batchId = RequestId.New();
+                    var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch(batch, batchId, resend)).AsTask()).ConfigureAwait(false);
+                    return [.. result.Decisions.Select(d => new Answer<CostBatchResult>(result with { Decisions = [d] }, null))];
+                },
+                _options.MaxBatchSize);
+        });
+        return coalescer.EnqueueAsync(cost);
     }
 
     public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)

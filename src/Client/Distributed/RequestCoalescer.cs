@@ -5,15 +5,19 @@ namespace OrleansLimiter.Client.Distributed;
 /// requests wait in arrival order and leave together in the next call. With one call in flight at a
 /// time the grain sees this process's requests in the order they arrived, so no caller is overtaken.
 /// </summary>
-internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatchSize, BatchSender sender)
+/// <typeparam name="TRequest">One request (points, or a cost per limit).</typeparam>
+/// <typeparam name="TResult">Its answer.</typeparam>
+/// <param name="send">Sends a batch as one grain call; answers per request, or a failure per request.</param>
+/// <param name="maxBatchSize">Most requests per call.</param>
+internal sealed class RequestCoalescer<TRequest, TResult>(Func<TRequest[], Task<Answer<TResult>[]>> send, int maxBatchSize)
 {
     private readonly object _gate = new();
     private readonly Queue<Entry> _pending = new();
     private bool _inFlight;
 
-    public Task<ConsumeResult> EnqueueAsync(long points)
+    public Task<TResult> EnqueueAsync(TRequest request)
     {
-        var entry = new Entry(points);
+        var entry = new Entry(request);
         lock (_gate)
         {
             _pending.Enqueue(entry);
@@ -53,23 +57,16 @@ internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatch
 
             try
             {
-                var costs = new long[batch.Length];
+                var answers = await send([.. batch.Select(e => e.Request)]).ConfigureAwait(false);
                 for (var i = 0; i < batch.Length; i++)
                 {
-                    costs[i] = batch[i].Points;
-                }
-
-                var result = await sender.SendAsync(grain, costs).ConfigureAwait(false);
-                for (var i = 0; i < batch.Length; i++)
-                {
-                    if (result.Outcomes[i] == ConsumeOutcome.AboveLimit)
+                    if (answers[i].Error is { } error)
                     {
-                        batch[i].Completion.TrySetException(new ArgumentOutOfRangeException(
-                            "points", batch[i].Points, $"A request may ask for at most the provider's {result.Limit} points per window."));
+                        batch[i].Completion.TrySetException(error);
                     }
                     else
                     {
-                        batch[i].Completion.TrySetResult(result.ToResult(i));
+                        batch[i].Completion.TrySetResult(answers[i].Result!);
                     }
                 }
             }
@@ -84,10 +81,13 @@ internal sealed class RequestCoalescer(IProviderLimiterGrain grain, int maxBatch
         }
     }
 
-    private sealed class Entry(long points)
+    private sealed class Entry(TRequest request)
     {
-        public long Points { get; } = points;
+        public TRequest Request { get; } = request;
 
-        public TaskCompletionSource<ConsumeResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
+
+/// <summary>One request's answer in a batch: a result, or the error that request alone gets (e.g. a cost above a limit).</summary>
+internal readonly record struct Answer<T>(T? Result, Exception? Error);
