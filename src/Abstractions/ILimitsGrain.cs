@@ -20,6 +20,12 @@ public interface ILimitsGrain : IGrainWithStringKey
 
     /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>
     ValueTask<bool> ClearLimitAsync(string provider);
+
+    /// <summary>
+    /// The stored run-time changes when they exist but cannot be read (configuration applies
+    /// meanwhile, and the next <see cref="SetLimitAsync"/> replaces them); null when they are fine.
+    /// </summary>
+    ValueTask<StoredRecordProblem?> GetStoredRecordProblemAsync();
 }
 
 /// <summary>A provider's limits in force.</summary>

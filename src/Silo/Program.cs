@@ -68,6 +68,7 @@ static async Task<int> RunAsync(string[] args)
             silo.UseRedisClustering(o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddOrleansLimiter(builder.Configuration, _ => redis);
+            silo.AddRedisLossRecovery();
             var address = string.IsNullOrEmpty(advertised) ? IPAddress.Loopback : ResolveAdvertised(advertised);
             silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: !string.IsNullOrEmpty(advertised));
         }
