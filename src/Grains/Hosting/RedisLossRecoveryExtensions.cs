@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Orleans.Clustering.Redis;
 using Orleans.Configuration;
 using Orleans.Persistence;
 using OrleansLimiter.Grains.Limits;
@@ -32,6 +33,19 @@ public static class RedisLossRecoveryExtensions
         // name the same record whatever a later Orleans makes its default.
         builder.Services.AddOptions<RedisStorageOptions>(LimitsGrain.StorageName).Configure<IOptions<ClusterOptions>>((options, cluster) =>
             options.GetStorageKey = (stateName, grainId) => RedisStateRecords.Key(cluster.Value.ServiceId, stateName, grainId));
+
+        // Orleans' own Redis connections (membership, grain storage) back within a second of Redis
+        // returning, like the limiter's, rather than after the default back-off of several seconds.
+        builder.Services.PostConfigure<RedisClusteringOptions>(options => ReconnectQuickly(options.ConfigurationOptions));
+        builder.Services.PostConfigure<RedisStorageOptions>(LimitsGrain.StorageName, options => ReconnectQuickly(options.ConfigurationOptions));
         return builder;
+    }
+
+    private static void ReconnectQuickly(ConfigurationOptions? options)
+    {
+        if (options is not null)
+        {
+            options.ReconnectRetryPolicy = new LinearRetry(250);
+        }
     }
 }
