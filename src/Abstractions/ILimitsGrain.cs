@@ -26,6 +26,12 @@ public interface ILimitsGrain : IGrainWithStringKey
     /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
     [RequiresOperator]
     ValueTask<bool> ClearLimitAsync(string provider);
+
+    /// <summary>
+    /// The stored run-time changes when they exist but cannot be read (configuration applies
+    /// meanwhile, and the next <see cref="SetLimitAsync"/> replaces them); null when they are fine.
+    /// </summary>
+    ValueTask<StoredRecordProblem?> GetStoredRecordProblemAsync();
 }
 
 /// <summary>A provider's limits in force.</summary>

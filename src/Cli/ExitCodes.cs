@@ -14,7 +14,7 @@ internal static class ExitCodes
     /// <summary>The cluster or its Redis could not be reached (or refused the password).</summary>
     public const int Unreachable = 3;
 
-    /// <summary>The store holding the windows failed.</summary>
+    /// <summary>The store holding the windows failed, or the stored run-time limits cannot be read.</summary>
     public const int StoreError = 4;
 
     /// <summary>The silos refused an operator call: no or wrong --admin-key.</summary>

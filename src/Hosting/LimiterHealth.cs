@@ -107,6 +107,12 @@ public static class LimiterHealth
             // wrote so far is dropped, since it may still be writing.
             return new JsonObject();
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A part that fails makes the answer degraded, never an error page: /health is what
+            // operators and orchestrators look at while something is wrong.
+            return new JsonObject { ["status"] = "degraded", ["reason"] = $"{contributor.GetType().Name} failed: {ex.GetType().Name}" };
+        }
 
         return part;
     }

@@ -71,6 +71,7 @@ static async Task<int> RunAsync(string[] args)
             silo.UseRedisClustering(o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = settings.CreateRedisOptions());
             silo.AddOrleansLimiter(builder.Configuration, _ => redis);
+            silo.AddRedisLossRecovery();
             // Bound to loopback unless advertised beyond it (which SiloSecurity allows only with TLS or an opt-out).
             silo.ConfigureEndpoints(advertisedAddress ?? IPAddress.Loopback, siloPort, gatewayPort, listenOnAnyHostAddress: security.ListensBeyondLoopback);
         }

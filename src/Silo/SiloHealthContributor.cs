@@ -10,14 +10,38 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
 {
     public async Task ContributeAsync(JsonObject health, CancellationToken cancellationToken)
     {
-        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true, cancellationToken).WaitAsync(cancellationToken);
-        health["cluster"] = new JsonObject
+        try
         {
-            ["silos"] = hosts.Count,
-            ["addresses"] = new JsonArray(hosts.Keys.Select(h => (JsonNode)h.ToParsableString()).ToArray()),
-            // How this silo's Orleans connections are protected: loopback, mutual-tls or unauthenticated.
-            ["transport"] = security.Transport,
-        };
+            var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true, cancellationToken).WaitAsync(cancellationToken);
+            health["cluster"] = new JsonObject
+            {
+                ["silos"] = hosts.Count,
+                ["addresses"] = new JsonArray(hosts.Keys.Select(h => (JsonNode)h.ToParsableString()).ToArray()),
+                // How this silo's Orleans connections are protected: loopback, mutual-tls or unauthenticated.
+                ["transport"] = security.Transport,
+            };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The membership table unreadable (Redis flushed, restarted empty): the silos put their
+            // rows back within seconds, and decisions go on meanwhile.
+            health["cluster"] = new JsonObject { ["error"] = ex.Message };
+            LimiterHealth.Degrade(health, "Cluster membership table unreadable");
+        }
+
+        try
+        {
+            if (await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).GetStoredRecordProblemAsync().AsTask().WaitAsync(cancellationToken) is { } problem)
+            {
+                health["limits"] = new JsonObject { ["error"] = problem.Message, ["record"] = problem.Record };
+                LimiterHealth.Degrade(health, "Stored run-time limits unreadable");
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            health["limits"] = new JsonObject { ["error"] = ex.Message };
+            LimiterHealth.Degrade(health, "Run-time limits unavailable");
+        }
 
         var providers = new JsonObject();
         health["providers"] = providers;

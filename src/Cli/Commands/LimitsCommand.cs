@@ -52,12 +52,20 @@ internal static class LimitsCommand
         if (json)
         {
             JsonOutput.Write(all);
-            return ExitCodes.Ok;
+        }
+        else
+        {
+            foreach (var p in all)
+            {
+                Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+            }
         }
 
-        foreach (var p in all)
+        // The limits in force are listed all the same (configuration); the damaged record is the error.
+        if (await Limits(c).GetStoredRecordProblemAsync() is { } problem)
         {
-            Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+            Console.Error.WriteLine($"limiter: error: {problem.Message}");
+            return ExitCodes.StoreError;
         }
 
         return ExitCodes.Ok;

@@ -1,29 +1,56 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Orleans.Storage;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Storage;
 
 namespace OrleansLimiter.Grains.Limits;
 
 /// <inheritdoc cref="ILimitsGrain"/>
+/// <remarks>
+/// It holds the run-time changes in memory as well as in storage, and checks its record every
+/// <see cref="RecordCheckInterval"/>: a record that vanished (Redis flushed or restarted empty) is
+/// written again from memory, one that cannot be read is reported (and replaced by the next change),
+/// and one written by someone else is taken as it is. Its timer keeps it active, so that the changes
+/// stay in memory on one silo to be written again.
+/// </remarks>
 public sealed partial class LimitsGrain(
-    [PersistentState("limits", LimitsGrain.StorageName)] IPersistentState<LimitsState> state,
+    [FromKeyedServices(LimitsGrain.StorageName)] IGrainStorage storage,
     EffectiveLimits limits,
     ILogger<LimitsGrain> logger) : Grain, ILimitsGrain, ILimitOverridesGrain
 {
     /// <summary>The grain storage provider the silo must register (Redis in distributed mode).</summary>
     public const string StorageName = "limits";
 
+    /// <summary>How often the stored record is checked; a lost record is back within about this long.</summary>
+    public static readonly TimeSpan RecordCheckInterval = TimeSpan.FromSeconds(2);
+
+    private LimitsRecord _record = null!;
+
+    private LimitsState State => _record.State;
+
     /// <inheritdoc />
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        limits.Update(state.State.Overrides);
-        return base.OnActivateAsync(cancellationToken);
+        _record = new LimitsRecord(storage, ServiceProvider.GetService<IStateRecords>(), this.GetGrainId());
+        if (await _record.ReadAsync() == LimitsRecord.ReadResult.Unreadable)
+        {
+            LogUnreadable(logger, _record.Problem!.Record, _record.Problem.Reason);
+        }
+
+        limits.Update(State.Overrides);
+        this.RegisterGrainTimer(CheckRecordAsync, new GrainTimerCreationOptions(RecordCheckInterval, RecordCheckInterval) { KeepAlive = true });
+        await base.OnActivateAsync(cancellationToken);
     }
+
+    /// <inheritdoc />
+    public ValueTask<StoredRecordProblem?> GetStoredRecordProblemAsync() => ValueTask.FromResult(_record.Problem);
 
     /// <inheritdoc />
     public ValueTask<ProviderLimit[]> GetProvidersAsync() => ValueTask.FromResult(limits.All().ToArray());
 
     /// <inheritdoc />
-    public ValueTask<Dictionary<string, LimitOverride>> GetOverridesAsync() => ValueTask.FromResult(new Dictionary<string, LimitOverride>(state.State.Overrides));
+    public ValueTask<Dictionary<string, LimitOverride>> GetOverridesAsync() => ValueTask.FromResult(new Dictionary<string, LimitOverride>(State.Overrides));
 
     /// <inheritdoc />
     public async ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds)
@@ -40,7 +67,7 @@ public sealed partial class LimitsGrain(
         }
 
         var change = new LimitOverride(points, durationSeconds);
-        await WriteAsync(new Dictionary<string, LimitOverride>(state.State.Overrides, StringComparer.OrdinalIgnoreCase) { [name] = change });
+        await WriteAsync(overrides => new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) { [name] = change });
         LogChanged(logger, name, points, durationSeconds);
         return limits.All().Single(p => p.Provider == name);
     }
@@ -49,37 +76,78 @@ public sealed partial class LimitsGrain(
     public async ValueTask<bool> ClearLimitAsync(string provider)
     {
         var (name, _) = limits.Configured.Resolve(provider);
-        var overrides = new Dictionary<string, LimitOverride>(state.State.Overrides, StringComparer.OrdinalIgnoreCase);
-        if (!overrides.Remove(name))
+        if (!State.Overrides.Keys.Any(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase)))
         {
             return false;
         }
 
-        await WriteAsync(overrides);
+        await WriteAsync(overrides =>
+        {
+            var remaining = new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase);
+            remaining.Remove(name);
+            return remaining;
+        });
         LogCleared(logger, name);
         return true;
     }
 
     /// <summary>
-    /// Stores <paramref name="overrides"/> and only then puts them in force. A failed write leaves
-    /// the grain's state and the silo's limits as they were, so memory never holds a change that
-    /// storage refused (and that a later write or another silo's refresh would otherwise spread).
+    /// Stores the change and only then puts it in force. A failed write leaves the grain's state and
+    /// the silo's limits as they were, so memory never holds a change that storage refused (and that a
+    /// later write or another silo's refresh would otherwise spread).
     /// </summary>
-    private async Task WriteAsync(Dictionary<string, LimitOverride> overrides)
+    private async Task WriteAsync(Func<IReadOnlyDictionary<string, LimitOverride>, Dictionary<string, LimitOverride>> change)
     {
-        var previous = state.State;
-        state.State = new LimitsState { Overrides = overrides };
         try
         {
-            await state.WriteStateAsync();
+            if (await _record.WriteAsync(change) is { } replaced)
+            {
+                LogReplaced(logger, replaced.Record);
+            }
         }
-        catch
+        finally
         {
-            state.State = previous;
-            throw;
+            // Also after a failure: a re-read on the way may have found the record changed by someone else.
+            limits.Update(State.Overrides);
+        }
+    }
+
+    private async Task CheckRecordAsync(CancellationToken cancellationToken)
+    {
+        var known = _record.Problem;
+        LimitsRecord.ReadResult found;
+        try
+        {
+            found = await _record.ReadAsync();
+        }
+        catch (Exception ex)
+        {
+            // Storage unreachable: keep what is in memory; the next check tries again.
+            LogCheckFailed(logger, ex);
+            return;
         }
 
-        limits.Update(overrides);
+        switch (found)
+        {
+            case LimitsRecord.ReadResult.Found:
+                limits.Update(State.Overrides);
+                break;
+            case LimitsRecord.ReadResult.Missing when State.Overrides.Count > 0:
+                try
+                {
+                    await _record.WriteAsync(overrides => new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase));
+                    LogRewritten(logger, State.Overrides.Count);
+                }
+                catch (Exception ex)
+                {
+                    LogCheckFailed(logger, ex);
+                }
+
+                break;
+            case LimitsRecord.ReadResult.Unreadable when known is null:
+                LogUnreadable(logger, _record.Problem!.Record, _record.Problem.Reason);
+                break;
+        }
     }
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Limits of {Provider} changed at run time: {Points} points per {Duration} s")]
@@ -87,6 +155,18 @@ public sealed partial class LimitsGrain(
 
     [LoggerMessage(EventId = 411, Level = LogLevel.Warning, Message = "Run-time limits of {Provider} cleared; configuration applies again")]
     private static partial void LogCleared(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 412, Level = LogLevel.Error, Message = "The stored run-time limits (Redis key {Record}) cannot be read; configured limits apply until `limiter limits set` replaces the record. {Reason}")]
+    private static partial void LogUnreadable(ILogger logger, string record, string reason);
+
+    [LoggerMessage(EventId = 413, Level = LogLevel.Warning, Message = "The stored run-time limits (Redis key {Record}) could not be read and were replaced by this change")]
+    private static partial void LogReplaced(ILogger logger, string record);
+
+    [LoggerMessage(EventId = 414, Level = LogLevel.Warning, Message = "The stored run-time limits had vanished (Redis flushed or restarted empty); wrote the {Count} changes held in memory again")]
+    private static partial void LogRewritten(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 415, Level = LogLevel.Debug, Message = "Could not check the stored run-time limits; trying again")]
+    private static partial void LogCheckFailed(ILogger logger, Exception exception);
 }
 
 /// <summary>The stored run-time changes.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using StackExchange.Redis;
 using OrleansLimiter.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -96,6 +97,58 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
             var clear = await Limiter("limits clear anthropic");
             Assert.Equal(0, clear.ExitCode);
             Assert.Contains("back to its configured limits", clear.Stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Limits_UnreadableRecord_IsReportedNamingTheKey_AndReplacedBySet()
+    {
+        var record = $"{fixture.ClusterId}/state/limits/default/limits";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        try
+        {
+            // A key of the wrong type where the limits grain keeps its run-time changes.
+            await fixture.Db.KeyDeleteAsync(record);
+            await fixture.Db.StringSetAsync(record, "not a hash");
+
+            // The limits grain checks its record every 2 s; an activation reads it at once.
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            var list = await Limiter("limits");
+            while (list.ExitCode != 4 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+                list = await Limiter("limits");
+            }
+
+            output.WriteLine(list.Stdout + list.Stderr);
+            Assert.Equal(4, list.ExitCode);
+            Assert.Contains(record, list.Stderr, StringComparison.Ordinal);
+            Assert.Contains("limiter limits set", list.Stderr, StringComparison.Ordinal);
+            Assert.Contains("e2e", list.Stdout, StringComparison.Ordinal);
+
+            var health = JsonNode.Parse(await http.GetStringAsync(new Uri(fixture.Silos[0].BaseAddress, "/health")))!;
+            Assert.Equal("degraded", (string?)health["status"]);
+            Assert.Equal(record, (string?)health["limits"]!["record"]);
+            Assert.Contains(record, (string?)health["limits"]!["error"], StringComparison.Ordinal);
+
+            var set = await Limiter("limits set e2e --points 7 --duration 30");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            Assert.Equal(RedisType.Hash, await fixture.Db.KeyTypeAsync(record));
+            var listed = await Limiter("limits --json");
+            Assert.Equal(0, listed.ExitCode);
+            Assert.Equal(7, (long?)JsonNode.Parse(listed.Stdout)!.AsArray().Single(p => (string?)p!["provider"] == "e2e")!["points"]);
+
+            health = JsonNode.Parse(await http.GetStringAsync(new Uri(fixture.Silos[1].BaseAddress, "/health")))!;
+            Assert.Null(health["limits"]);
+        }
+        finally
+        {
+            if (await fixture.Db.KeyTypeAsync(record) != RedisType.Hash)
+            {
+                await fixture.Db.KeyDeleteAsync(record);
+            }
+
+            await Limiter("limits clear e2e");
         }
     }
 

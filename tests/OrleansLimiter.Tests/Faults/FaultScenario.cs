@@ -39,6 +39,18 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         ["RateLimiting:Providers:tight:Duration"] = "2",
         ["RateLimiting:Providers:ledger:Points"] = LedgerPoints.ToString(CultureInfo.InvariantCulture),
         ["RateLimiting:Providers:ledger:Duration"] = "300",
+
+        // Not spent by the workers: for run-time limit changes.
+        ["RateLimiting:Providers:spare:Points"] = "100",
+        ["RateLimiting:Providers:spare:Duration"] = "60",
+    };
+
+    /// <summary>Environment for CLI processes that join this cluster.</summary>
+    public Dictionary<string, string> ClientEnvironment => new()
+    {
+        ["REDIS_URL"] = Redis.Url,
+        ["Orleans__ClusterId"] = Cluster,
+        ["Orleans__ServiceId"] = Cluster,
     };
 
     public static async Task<FaultScenario> StartAsync()
@@ -77,15 +89,13 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         return Outcome.From(runs);
     }
 
+    /// <summary>Runs the <c>limiter</c> CLI against this cluster.</summary>
+    public Task<ProcessRunner.Result> LimiterAsync(string arguments) => ProcessRunner.RunAsync(RepoPaths.CliDll, arguments, ClientEnvironment);
+
     /// <summary>What <c>limiter status --json</c> says of a provider (through the cluster).</summary>
     public async Task<JsonNode> StatusAsync(string provider)
     {
-        var status = await ProcessRunner.RunAsync(RepoPaths.CliDll, "status --json", new Dictionary<string, string>
-        {
-            ["REDIS_URL"] = Redis.Url,
-            ["Orleans__ClusterId"] = Cluster,
-            ["Orleans__ServiceId"] = Cluster,
-        });
+        var status = await LimiterAsync("status --json");
         if (status.ExitCode != 0)
         {
             throw new InvalidOperationException("limiter status failed: " + status.Stderr);

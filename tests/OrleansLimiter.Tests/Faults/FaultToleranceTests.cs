@@ -1,3 +1,9 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OrleansLimiter.Client.Hosting;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -95,6 +101,193 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
         Assert.InRange(lostWithTheSilo, 0, FaultScenario.LedgerPoints);
         Assert.All(outcome.Windows.Where(w => w.Key.Provider == "tight"), w => Assert.InRange(w.Value, 0, 2 * FaultScenario.TightPoints));
     }
+
+    [Theory]
+    [InlineData("flushall")]
+    [InlineData("restarted empty")]
+    public async Task RedisLosesItsData_UnderLoad_ClusterFoundAgain_HealthNever500_RunTimeLimitWrittenAgain(string loss)
+    {
+        await using var scenario = await FaultScenario.StartAsync();
+        var set = await scenario.LimiterAsync("limits set spare --points 7 --duration 30 --timeout 30");
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        var record = $"{scenario.Cluster}/state/limits/default/limits";
+
+        DataLossRecovery? recovery = null;
+        // The workers connect first (a client starting while the table is gone is the fresh client below).
+        var outcome = await scenario.RunAsync(18, TimeSpan.FromSeconds(7), async () =>
+        {
+            using var stopHealth = new CancellationTokenSource();
+            var health = PollHealthAsync(scenario, stopHealth.Token);
+            if (loss == "flushall")
+            {
+                using var admin = await scenario.ConnectAsync();
+                await admin.GetServer(admin.GetEndPoints()[0]).FlushAllDatabasesAsync();
+            }
+            else
+            {
+                await using (scenario.Redis.Stop())
+                {
+                    scenario.Redis.DeleteData();
+                    await Task.Delay(TimeSpan.FromSeconds(1));
+                }
+            }
+
+            // From here Redis answers and holds nothing: no membership table, no stored limits.
+            var lost = Stopwatch.StartNew();
+
+            // A new client started right now, when no gateway is listed, must find the cluster.
+            var client = ConnectFreshClientAsync(scenario, lost, TimeSpan.FromSeconds(20));
+            var rewritten = WithinAsync(lost, TimeSpan.FromSeconds(15), async () =>
+            {
+                using var redis = await scenario.ConnectAsync();
+                var data = (string?)await redis.GetDatabase().HashGetAsync(record, "data");
+                return data is not null && data.Contains("\"spare\":{", StringComparison.Ordinal) && data.Contains("\"Points\":7", StringComparison.Ordinal);
+            });
+            var clientAfter = await client;
+            var rewrittenAfter = await rewritten;
+
+            // Health polled for 10 s at least, through the silos' own recovery.
+            await Task.Delay(TimeSpan.FromSeconds(Math.Max(1, 10 - lost.Elapsed.TotalSeconds)));
+            await stopHealth.CancelAsync();
+            recovery = new DataLossRecovery(clientAfter, rewrittenAfter, await health);
+        });
+
+        Assert.NotNull(recovery);
+        foreach (var silo in scenario.Silos)
+        {
+            // What the silos said of the loss (and anything that went wrong), for a failure's diagnosis.
+            output.WriteLine($"--- {silo.Name}{(silo.HasExited ? " (exited)" : string.Empty)}\n" + string.Join('\n', silo.Output.Split('\n').Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).TakeLast(60)));
+        }
+
+        var (clientAfterLoss, limitsAfterLoss, codes) = recovery!;
+        output.WriteLine(
+            $"FAULT redis {loss}: a new client connected {clientAfterLoss?.TotalSeconds:0.0} s after, the run-time limit was back in Redis {limitsAfterLoss?.TotalSeconds:0.0} s after; " +
+            $"/health answers: {string.Join(", ", codes.GroupBy(c => c).Select(g => $"{g.Count()}x {g.Key}"))}");
+
+        // New clients find the cluster again: the silos put their membership rows back.
+        Assert.NotNull(clientAfterLoss);
+        Assert.InRange(clientAfterLoss!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+        var status = await scenario.LimiterAsync("status");
+        Assert.True(status.ExitCode == 0, status.Stderr);
+
+        // The run-time limit is written again by the silo holding it.
+        Assert.NotNull(limitsAfterLoss);
+        Assert.InRange(limitsAfterLoss!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+
+        // /health answered every time, 200 (ok or degraded): never an error page.
+        Assert.True(codes.Count >= 10, "health was polled throughout");
+        Assert.All(codes, c => Assert.Equal(200, c));
+
+        // Both silos see the whole cluster again.
+        foreach (var silo in scenario.Silos)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var health = JsonNode.Parse(await http.GetStringAsync(new Uri(silo.BaseAddress, "/health")))!;
+            Assert.Equal(2, (int?)health["cluster"]!["silos"]);
+        }
+
+        await AssertOutcomeAsync($"redis {loss}", scenario, outcome);
+    }
+
+    /// <summary>
+    /// Starts a cluster client (as a worker app would) and returns when its first grain call was
+    /// answered, on <paramref name="clock"/>; null if not within <paramref name="limit"/>.
+    /// </summary>
+    private async Task<TimeSpan?> ConnectFreshClientAsync(FaultScenario scenario, Stopwatch clock, TimeSpan limit)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Redis:ConnectionString"] = scenario.Redis.Url,
+            ["Orleans:ClusterId"] = scenario.Cluster,
+            ["Orleans:ServiceId"] = scenario.Cluster,
+        });
+        builder.AddOrleansLimiterClient();
+        using var host = builder.Build();
+        using var cts = new CancellationTokenSource(limit - clock.Elapsed);
+        try
+        {
+            await host.StartAsync(cts.Token);
+            while (true)
+            {
+                try
+                {
+                    await host.Services.GetRequiredService<IGrainFactory>().GetGrain<IProbeGrain>("fresh-client").PingAsync().AsTask().WaitAsync(cts.Token);
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    await Task.Delay(100, cts.Token);
+                }
+            }
+
+            var connected = clock.Elapsed;
+            await host.StopAsync(CancellationToken.None);
+            return connected;
+        }
+        catch (OperationCanceledException ex)
+        {
+            output.WriteLine($"a fresh client did not connect within {limit.TotalSeconds} s: {ex.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>GETs both silos' /health every 200 ms until cancelled; returns the status codes (0: no answer).</summary>
+    private static async Task<List<int>> PollHealthAsync(FaultScenario scenario, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        var codes = new List<int>();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            foreach (var silo in scenario.Silos)
+            {
+                try
+                {
+                    using var response = await http.GetAsync(new Uri(silo.BaseAddress, "/health"), CancellationToken.None);
+                    codes.Add((int)response.StatusCode);
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                {
+                    codes.Add(0);
+                }
+            }
+
+            try
+            {
+                await Task.Delay(200, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return codes;
+    }
+
+    /// <summary>When <paramref name="done"/> first held, on <paramref name="clock"/>; null if not within <paramref name="limit"/>.</summary>
+    private static async Task<TimeSpan?> WithinAsync(Stopwatch clock, TimeSpan limit, Func<Task<bool>> done)
+    {
+        while (clock.Elapsed < limit)
+        {
+            try
+            {
+                if (await done())
+                {
+                    return clock.Elapsed;
+                }
+            }
+            catch (RedisException)
+            {
+            }
+
+            await Task.Delay(200);
+        }
+
+        return null;
+    }
+
+    private sealed record DataLossRecovery(TimeSpan? ClientAfter, TimeSpan? LimitsAfter, List<int> HealthCodes);
 
     private async Task AssertOutcomeAsync(string fault, FaultScenario scenario, FaultScenario.Outcome outcome)
     {

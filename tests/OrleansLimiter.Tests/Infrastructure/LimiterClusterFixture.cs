@@ -72,6 +72,7 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         public void Configure(ISiloBuilder siloBuilder) =>
             siloBuilder
                 .AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!)
+                .AddRedisLossRecovery()
                 .AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(siloBuilder.Configuration["Test:Redis"]!));
     }
 }
