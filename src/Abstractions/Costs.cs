@@ -94,12 +94,117 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
     public override string ToString() => string.Join(", ", Limits.Zip(Amounts, (l, a) => $"{l}={a}"));
 }
 
-/// <summary>Several requests with costs for one provider key, decided together in arrival order.</summary>
-/// <param name="Costs">Each request's cost.</param>
+/// <summary>
+/// Several requests with costs for one provider key, decided together in arrival order. On the wire
+/// the limit names travel once per batch and the amounts as one array, so that a batch of hundreds
+/// of requests costs little more than the seed's one-number batches.
+/// </summary>
+/// <param name="Limits">The limit names the batch's costs use.</param>
+/// <param name="Amounts">Row by row (request by request), one amount per name in <paramref name="Limits"/>; -1 where a request does not state that limit.</param>
+/// <param name="Count">How many requests.</param>
 /// <param name="RequestId">As for <see cref="ConsumeBatch"/>: a batch resent under its id gets the decisions already made.</param>
 /// <param name="IsResend">True when sent again after a lost answer.</param>
 [GenerateSerializer, Immutable]
-public sealed record CostBatch([property: Id(0)] LimitCost[] Costs, [property: Id(1)] RequestId RequestId = default, [property: Id(2)] bool IsResend = false);
+public sealed record CostBatch(
+    [property: Id(0)] string[] Limits,
+    [property: Id(1)] long[] Amounts,
+    [property: Id(2)] int Count,
+    [property: Id(3)] RequestId RequestId = default,
+    [property: Id(4)] bool IsResend = false)
+{
+    /// <summary>A batch of <paramref name="costs"/>.</summary>
+    public static CostBatch Of(IReadOnlyList<LimitCost> costs, RequestId requestId = default, bool isResend = false)
+    {
+        ArgumentNullException.ThrowIfNull(costs);
+        var names = new List<string>();
+        foreach (var cost in costs)
+        {
+            foreach (var name in cost.Limits)
+            {
+                if (!names.Contains(name, StringComparer.OrdinalIgnoreCase))
+                {
+                    names.Add(name);
+                }
+            }
+        }
+
+        var amounts = new long[costs.Count * names.Count];
+        Array.Fill(amounts, -1);
+        for (var r = 0; r < costs.Count; r++)
+        {
+            for (var i = 0; i < costs[r].Limits.Length; i++)
+            {
+                var column = names.FindIndex(n => string.Equals(n, costs[r].Limits[i], StringComparison.OrdinalIgnoreCase));
+                if (amounts[(r * names.Count) + column] != -1)
+                {
+                    throw new ArgumentException($"The cost names limit '{costs[r].Limits[i]}' twice.", nameof(costs));
+                }
+
+                amounts[(r * names.Count) + column] = costs[r].Amounts[i] < 0
+                    ? throw new ArgumentException($"The cost of '{costs[r].Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {costs[r].Amounts[i]}).", nameof(costs))
+                    : costs[r].Amounts[i];
+            }
+        }
+
+        return new CostBatch([.. names], amounts, costs.Count, requestId, isResend);
+    }
+
+    /// <summary>
+    /// Each request's cost per limit of <paramref name="limits"/>, in their order (<c>requests</c> 1
+    /// unless stated, others 0); throws <see cref="ArgumentException"/> for a limit the key does not
+    /// have, an amount out of range, or a malformed batch.
+    /// </summary>
+    public long[][] CostsFor(KeyLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        if (Limits is null || Amounts is null || Count < 0 || Amounts.Length != Count * Limits.Length)
+        {
+            throw new ArgumentException("A cost batch needs one amount per request and limit name.");
+        }
+
+        var columns = new int[Limits.Length];
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            columns[i] = limits.IndexOf(Limits[i]);
+            if (columns[i] < 0)
+            {
+                throw new ArgumentException(
+                    $"No limit '{Limits[i]}' on this provider key; it has {string.Join(", ", limits.Limits.Select(l => l.Name))}. Configure it under Limits:{Limits[i]}.");
+            }
+
+            if (Array.IndexOf(columns, columns[i]) < i)
+            {
+                throw new ArgumentException($"The cost batch names limit '{Limits[i]}' twice.");
+            }
+        }
+
+        var costs = new long[Count][];
+        for (var r = 0; r < Count; r++)
+        {
+            var row = new long[limits.Limits.Length];
+            row[0] = 1;
+            for (var i = 0; i < Limits.Length; i++)
+            {
+                var amount = Amounts[(r * Limits.Length) + i];
+                if (amount == -1)
+                {
+                    continue;
+                }
+
+                if (amount < 0 || amount > LimitBounds.MaxPoints)
+                {
+                    throw new ArgumentException($"The cost of '{Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {amount}).");
+                }
+
+                row[columns[i]] = amount;
+            }
+
+            costs[r] = row;
+        }
+
+        return costs;
+    }
+}
 
 /// <summary>A limit as it stands.</summary>
 /// <param name="Name">The limit.</param>
@@ -117,31 +222,40 @@ public sealed record LimitState(
     [property: Id(4)] long Remaining,
     [property: Id(5)] DateTimeOffset Reset);
 
-/// <summary>How one request with a cost was decided.</summary>
+/// <summary>How one request with a cost per limit was decided.</summary>
 /// <param name="Outcome">Granted, refused, or above what a limit can ever hold.</param>
-/// <param name="BlockedBy">The limit that refused it; null when granted.</param>
+/// <param name="BlockedBy">The limit that refused it; null when granted (or when the cluster could not decide).</param>
 /// <param name="RetryAfter">When the blocking limit can pay the cost (a window's end; for a bucket, when enough has refilled); zero when granted.</param>
 /// <param name="GrantEndsMs">When granted: each limit's end at that moment (what a settle needs to know whether the window still stands).</param>
-[GenerateSerializer, Immutable]
-public sealed record CostDecision(
-    [property: Id(0)] ConsumeOutcome Outcome,
-    [property: Id(1)] string? BlockedBy,
-    [property: Id(2)] TimeSpan RetryAfter,
-    [property: Id(3)] long[]? GrantEndsMs)
+public sealed record CostDecision(ConsumeOutcome Outcome, string? BlockedBy, TimeSpan RetryAfter, long[]? GrantEndsMs)
 {
     /// <summary>Whether it was granted.</summary>
     public bool IsAllowed => Outcome == ConsumeOutcome.Granted;
 }
 
-/// <summary>The decisions for a <see cref="CostBatch"/>.</summary>
-/// <param name="Decisions">One per request, in order.</param>
+/// <summary>The decisions for a <see cref="CostBatch"/>, as compact arrays (one entry per request).</summary>
+/// <param name="Outcomes">Per request.</param>
+/// <param name="BlockedBy">Per request: 0, or the 1-based index in <paramref name="Limits"/> of the limit that refused it.</param>
+/// <param name="RetryAfterMs">Per request: 0 when granted, else when to ask again.</param>
+/// <param name="GrantEndsMs">Each limit's end when the batch was decided (what a settle of a granted request needs).</param>
 /// <param name="Limits">Every limit of the key after the batch.</param>
 /// <param name="DecidedAtMs">The store's clock when it decided (Unix ms): a reservation's start.</param>
 [GenerateSerializer, Immutable]
 public sealed record CostBatchResult(
-    [property: Id(0)] CostDecision[] Decisions,
-    [property: Id(1)] LimitState[] Limits,
-    [property: Id(2)] long DecidedAtMs);
+    [property: Id(0)] ConsumeOutcome[] Outcomes,
+    [property: Id(1)] byte[] BlockedBy,
+    [property: Id(2)] long[] RetryAfterMs,
+    [property: Id(3)] long[] GrantEndsMs,
+    [property: Id(4)] LimitState[] Limits,
+    [property: Id(5)] long DecidedAtMs)
+{
+    /// <summary>Request <paramref name="index"/>'s decision.</summary>
+    public CostDecision Decision(int index) => new(
+        Outcomes[index],
+        BlockedBy[index] > 0 && BlockedBy[index] <= Limits.Length ? Limits[BlockedBy[index] - 1].Name : null,
+        Outcomes[index] == ConsumeOutcome.Granted ? TimeSpan.Zero : TimeSpan.FromMilliseconds(RetryAfterMs[index]),
+        Outcomes[index] == ConsumeOutcome.Granted ? GrantEndsMs : null);
+}
 
 /// <summary>A reservation to settle: the estimate it was granted for and what the call really cost.</summary>
 /// <param name="ReservationId">The reservation's id (the request id it was granted under): settling twice applies once.</param>

@@ -9,7 +9,7 @@ internal interface ILimiterBackend
     Task<ConsumeResult> TryConsumeAsync(string provider, string key, long points, CancellationToken cancellationToken);
 
     /// <summary>Decides one request with a cost per limit, under <paramref name="id"/>.</summary>
-    Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken);
+    Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken);
 
     /// <summary>Settles a reservation.</summary>
     Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken);

@@ -28,8 +28,7 @@ internal sealed partial class LimiterClient(
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
-        var result = await backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken).ConfigureAwait(false);
-        return new CostResult(result.Decisions[0], result.Limits, result.DecidedAtMs);
+        return await backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)
@@ -39,7 +38,7 @@ internal sealed partial class LimiterClient(
         LimiterKey.ValidateKey(key);
         var id = RequestId.New();
         var result = await backend.TryConsumeCostsAsync(provider, key, estimate, id, cancellationToken).ConfigureAwait(false);
-        return new Reservation(provider, key, id, estimate, new CostResult(result.Decisions[0], result.Limits, result.DecidedAtMs),
+        return new Reservation(provider, key, id, estimate, result,
             (request, ct) => backend.SettleAsync(provider, key, request, ct));
     }
 

@@ -14,10 +14,8 @@ public sealed partial class ProviderLimiterGrain
     {
         EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
-        ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
         var limits = KeyLimitsNow();
-        var costs = batch.Costs.Select(c => CostsOf(c, limits)).ToArray();
-        return await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend);
+        return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend);
     }
 
     /// <inheritdoc/>
@@ -79,19 +77,6 @@ public sealed partial class ProviderLimiterGrain
         return resolved;
     }
 
-    /// <summary>The costs per limit of <paramref name="cost"/>; callers that reuse one cost object are mapped once.</summary>
-    private long[] CostsOf(LimitCost cost, KeyLimits limits)
-    {
-        if (_lastCost is { } last && ReferenceEquals(last.Cost, cost) && ReferenceEquals(last.Limits, limits))
-        {
-            return last.Costs;
-        }
-
-        var costs = cost.For(limits);
-        _lastCost = (cost, limits, costs);
-        return costs;
-    }
-
     private sealed record KeyLimitsCache(
         Dictionary<string, OrleansLimiter.Configuration.LimitOptions> Limits,
         Dictionary<string, OrleansLimiter.Configuration.KeyLimitOptions> Keys,
@@ -117,11 +102,11 @@ public sealed partial class ProviderLimiterGrain
 
         var result = await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend);
         var requests = result.Limits.Length > 0 ? result.Limits[0] : null;
-        var firstRefused = result.Decisions.FirstOrDefault(d => !d.IsAllowed);
+        var firstRefused = Array.FindIndex(result.Outcomes, o => o != ConsumeOutcome.Granted);
         return new ConsumeBatchResult(
-            [.. result.Decisions.Select(d => d.Outcome)],
+            result.Outcomes,
             requests?.Remaining ?? 0,
-            firstRefused?.RetryAfter ?? TimeSpan.Zero,
+            firstRefused < 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(result.RetryAfterMs[firstRefused]),
             requests?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(result.DecidedAtMs),
             limits.Limits[0].Points);
     }
@@ -129,8 +114,19 @@ public sealed partial class ProviderLimiterGrain
     private async Task<CostBatchResult> DecideCostsAsync(KeyLimits limits, long[][] costs, RequestId id, bool resend)
     {
         // A cost above what a limit can ever hold is answered at once and never reaches the store.
-        var above = costs.Select(c => c.Select((v, i) => v > limits.Limits[i].Points ? i + 1 : 0).FirstOrDefault(i => i > 0)).ToArray();
-        var eligible = costs.Where((_, r) => above[r] == 0).ToArray();
+        var above = new int[costs.Length];
+        var eligibleCount = 0;
+        for (var r = 0; r < costs.Length; r++)
+        {
+            for (var i = 0; i < costs[r].Length && above[r] == 0; i++)
+            {
+                above[r] = costs[r][i] > limits.Limits[i].Points ? i + 1 : 0;
+            }
+
+            eligibleCount += above[r] == 0 ? 1 : 0;
+        }
+
+        var eligible = eligibleCount == costs.Length ? costs : costs.Where((_, r) => above[r] == 0).ToArray();
         if (!_recentCosts.TryGet(id, out var decided))
         {
             decided = eligible.Length == 0
@@ -142,25 +138,41 @@ public sealed partial class ProviderLimiterGrain
         }
 
         var outcome = await decided;
-        var decisions = new CostDecision[costs.Length];
+        var outcomes = new ConsumeOutcome[costs.Length];
+        var blockedBy = new byte[costs.Length];
+        var retryAfter = new long[costs.Length];
         for (int r = 0, j = 0; r < costs.Length; r++)
         {
             if (above[r] > 0)
             {
-                decisions[r] = new CostDecision(ConsumeOutcome.AboveLimit, limits.Limits[above[r] - 1].Name, TimeSpan.MaxValue, null);
+                outcomes[r] = ConsumeOutcome.AboveLimit;
+                blockedBy[r] = (byte)above[r];
+                retryAfter[r] = long.MaxValue / 10_000;
                 continue;
             }
 
             var d = outcome.Decisions[j++];
-            decisions[r] = d switch
+            if (d == 0)
             {
-                0 => new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, outcome.Ends),
-                > 0 when d <= outcome.Limits.Length => new CostDecision(
-                    ConsumeOutcome.Refused, limits.Limits[d - 1].Name, limits.Limits[d - 1].RetryAfter(outcome.Limits[d - 1].EndMs, costs[r][d - 1], outcome.NowMs), null),
-                _ => new CostDecision(ConsumeOutcome.Refused, null, LimitSetWindow.OutageRetryAfter, null),
-            };
+                outcomes[r] = ConsumeOutcome.Granted;
+            }
+            else if (d > 0 && d <= outcome.Limits.Length)
+            {
+                blockedBy[r] = (byte)d;
+                retryAfter[r] = (long)limits.Limits[d - 1].RetryAfter(outcome.Limits[d - 1].EndMs, costs[r][d - 1], outcome.NowMs).TotalMilliseconds;
+            }
+            else
+            {
+                // Redis away: nothing decided; ask again shortly.
+                retryAfter[r] = (long)LimitSetWindow.OutageRetryAfter.TotalMilliseconds;
+            }
         }
 
-        return new CostBatchResult(decisions, LimitSetMirror.ToStates(limits, outcome.Limits), outcome.NowMs);
+        // Without a store answer (every request above a limit, or Redis away) the limits are shown as
+        // the mirror last saw them, or as unknown (nothing remaining) when it saw nothing.
+        var values = outcome.Limits.Length > 0 ? outcome.Limits
+            : LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.Values
+            : new LimitValue[limits.Limits.Length];
+        return new CostBatchResult(outcomes, blockedBy, retryAfter, outcome.Ends, LimitSetMirror.ToStates(limits, values), outcome.NowMs);
     }
 }

@@ -55,7 +55,6 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private readonly string? _wrongSpelling;
     private IGrainTimer? _syncTimer;
     private KeyLimitsCache? _keyLimitsCache;
-    private (LimitCost Cost, KeyLimits Limits, long[] Costs)? _lastCost;
 
     /// <summary>Builds the grain's parts for the provider key named by its grain key.</summary>
     public ProviderLimiterGrain(EffectiveLimits limits, ILimiterStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)

@@ -10,7 +10,7 @@ namespace OrleansLimiter.Client.Distributed;
 internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<LimiterClientOptions> options, TimeProvider time) : ILimiterBackend
 {
     private readonly ConcurrentDictionary<string, RequestCoalescer<long, ConsumeResult>> _coalescers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, RequestCoalescer<LimitCost, CostBatchResult>> _costCoalescers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RequestCoalescer<LimitCost, CostResult>> _costCoalescers = new(StringComparer.Ordinal);
     private readonly LimiterClientOptions _options = options.Value;
     private readonly BatchSender _sender = new(options.Value, time);
 
@@ -48,7 +48,7 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
     }
 
-    public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    public async Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
     {
         // As above: honoured until sent; once sent, decided and answered.
         cancellationToken.ThrowIfCancellationRequested();
@@ -56,23 +56,31 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         if (!_options.CoalesceRequests)
         {
             var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey);
-            return _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch([cost], id, resend)).AsTask());
+            var batch = CostBatch.Of([cost], id);
+            var single = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
+            return new CostResult(single.Decision(0), single.Limits, single.DecidedAtMs);
         }
 
         // Concurrent cost requests of this process leave together, under one request id per call.
         var coalescer = _costCoalescers.GetOrAdd(grainKey, k =>
         {
             var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, k);
-            return new RequestCoalescer<LimitCost, CostBatchResult>(
-                async batch =>
+            return new RequestCoalescer<LimitCost, CostResult>(
+                async costs =>
                 {
-                    var batchId = RequestId.New();
-                    var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(new CostBatch(batch, batchId, resend)).AsTask()).ConfigureAwait(false);
-                    return [.. result.Decisions.Select(d => new Answer<CostBatchResult>(result with { Decisions = [d] }, null))];
+                    var batch = CostBatch.Of(costs, RequestId.New());
+                    var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
+                    var answers = new Answer<CostResult>[costs.Length];
+                    for (var i = 0; i < answers.Length; i++)
+                    {
+                        answers[i] = new Answer<CostResult>(new CostResult(result.Decision(i), result.Limits, result.DecidedAtMs), null);
+                    }
+
+                    return answers;
                 },
                 _options.MaxBatchSize);
         });
-        return coalescer.EnqueueAsync(cost);
+        return await coalescer.EnqueueAsync(cost).ConfigureAwait(false);
     }
 
     public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)

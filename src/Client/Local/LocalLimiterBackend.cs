@@ -38,7 +38,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             : new ConsumeResult(false, remaining, end - now, end));
     }
 
-    public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (name, options1) = options.CurrentValue.Resolve(provider);
@@ -57,7 +57,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
                 : blocked == 0
                     ? new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, [.. values.Select(v => v.EndMs)])
                     : new CostDecision(ConsumeOutcome.Refused, limits.Limits[blocked - 1].Name, limits.Limits[blocked - 1].RetryAfter(values[blocked - 1].EndMs, costs[blocked - 1], now), null);
-            return Task.FromResult(new CostBatchResult([decision], states, now));
+            return Task.FromResult(new CostResult(decision, states, now));
         }
     }
 
@@ -94,7 +94,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     private async Task<ConsumeResult> DecideRequestsAsync(string provider, string key, long points, CancellationToken cancellationToken)
     {
         var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.New(), cancellationToken).ConfigureAwait(false);
-        var decision = result.Decisions[0];
+        var decision = result.Decision;
         if (decision.Outcome == ConsumeOutcome.AboveLimit)
         {
             throw new ArgumentOutOfRangeException(nameof(points), points, $"A request may ask for at most the provider's {result.Limits[0].Limit} points.");

@@ -19,7 +19,7 @@ public sealed class LimiterClientUnavailableTests
             throw new SiloUnavailableException("no silo answers");
         }
 
-        public Task<CostBatchResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
+        public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
 
         public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>

@@ -15,37 +15,37 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
 {
     private IProviderLimiterGrain Grain(string key) => fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("llm", key));
 
-    private static CostBatch One(long tokens, long requests = 1) => new([LimitCost.Of(("requests", requests), ("tokens", tokens))], RequestId.New());
+    private static CostBatch One(long tokens, long requests = 1) => CostBatch.Of([LimitCost.Of(("requests", requests), ("tokens", tokens))], RequestId.New());
 
     [Fact]
     public async Task ARefusal_NamesTheLimit_AndWhenItCanPay()
     {
         var grain = Grain(TestKeys.Unique());
         var granted = await grain.TryConsumeCostsAsync(One(900));
-        Assert.True(granted.Decisions[0].IsAllowed);
+        Assert.True(granted.Decision(0).IsAllowed);
         Assert.Equal(["requests", "tokens"], granted.Limits.Select(l => l.Name));
         Assert.Equal(99, granted.Limits[0].Remaining);
 
         var refused = await grain.TryConsumeCostsAsync(One(500));
-        Assert.Equal(ConsumeOutcome.Refused, refused.Decisions[0].Outcome);
-        Assert.Equal("tokens", refused.Decisions[0].BlockedBy);
+        Assert.Equal(ConsumeOutcome.Refused, refused.Decision(0).Outcome);
+        Assert.Equal("tokens", refused.Decision(0).BlockedBy);
         // About 400 tokens are missing at 100 per second: about 4 s, not the window's minute.
-        Assert.InRange(refused.Decisions[0].RetryAfter, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(4.1));
+        Assert.InRange(refused.Decision(0).RetryAfter, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(4.1));
         Assert.Equal(99, refused.Limits[0].Remaining);
 
         var above = await grain.TryConsumeCostsAsync(One(1001));
-        Assert.Equal(ConsumeOutcome.AboveLimit, above.Decisions[0].Outcome);
-        Assert.Equal("tokens", above.Decisions[0].BlockedBy);
+        Assert.Equal(ConsumeOutcome.AboveLimit, above.Decision(0).Outcome);
+        Assert.Equal("tokens", above.Decision(0).BlockedBy);
     }
 
     [Fact]
     public async Task UnknownLimit_OrNegativeCost_IsAClearError()
     {
         var grain = Grain(TestKeys.Unique());
-        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(new CostBatch([LimitCost.Of(("input-tokens", 5))])).AsTask());
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("input-tokens", 5))])).AsTask());
         Assert.Contains("No limit 'input-tokens'", unknown.Message, StringComparison.Ordinal);
         Assert.Contains("requests, tokens", unknown.Message, StringComparison.Ordinal);
-        await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(new CostBatch([LimitCost.Of(("tokens", -5))])).AsTask());
+        await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("tokens", -5))])).AsTask());
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var spend = await grain.TryConsumeCostsAsync(One(1000, requests: 0));
-        Assert.True(spend.Decisions[0].IsAllowed);
+        Assert.True(spend.Decision(0).IsAllowed);
         var one = await grain.TryConsumeAsync(1);
         Assert.True(one.IsAllowed);
         Assert.Equal(99, one.Remaining);
@@ -77,7 +77,7 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
             while (watch.Elapsed < until)
             {
                 var result = await grain.TryConsumeCostsAsync(One(costs[i]));
-                if (result.Decisions[0].IsAllowed)
+                if (result.Decision(0).IsAllowed)
                 {
                     grants.Add(costs[i]);
                     Interlocked.Increment(ref requests);
@@ -106,11 +106,11 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
         var big = await Grain("big-model").GetLimitsAsync();
         Assert.Equal(5000, big.Single(l => l.Name == "tokens").Limit);
 
-        var a1 = await Grain("model-a1").TryConsumeCostsAsync(new CostBatch([LimitCost.Of(("output-tokens", 200))], RequestId.New()));
-        Assert.True(a1.Decisions[0].IsAllowed);
+        var a1 = await Grain("model-a1").TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("output-tokens", 200))], RequestId.New()));
+        Assert.True(a1.Decision(0).IsAllowed);
         Assert.Equal(["requests", "output-tokens", "tokens"], a1.Limits.Select(l => l.Name));
-        var a2 = await Grain("model-a2").TryConsumeCostsAsync(new CostBatch([LimitCost.Of(("output-tokens", 200))], RequestId.New()));
-        Assert.Equal("output-tokens", a2.Decisions[0].BlockedBy);
+        var a2 = await Grain("model-a2").TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("output-tokens", 200))], RequestId.New()));
+        Assert.Equal("output-tokens", a2.Decision(0).BlockedBy);
         Assert.Equal("100", (string?)await fixture.Db.HashGetAsync("test:llm:class-a", "output-tokens:points"));
         await fixture.Db.KeyDeleteAsync("test:llm:class-a");
     }
@@ -121,9 +121,9 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var id = RequestId.New();
-        var reserved = await grain.TryConsumeCostsAsync(new CostBatch([LimitCost.Of(("tokens", 800))], id));
-        Assert.True(reserved.Decisions[0].IsAllowed);
-        var request = new SettleRequest(id, LimitCost.Of(("tokens", 800)), LimitCost.Of(("tokens", 150)), reserved.Decisions[0].GrantEndsMs!, reserved.DecidedAtMs);
+        var reserved = await grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("tokens", 800))], id));
+        Assert.True(reserved.Decision(0).IsAllowed);
+        var request = new SettleRequest(id, LimitCost.Of(("tokens", 800)), LimitCost.Of(("tokens", 150)), reserved.GrantEndsMs, reserved.DecidedAtMs);
 
         // The same settle through a fresh activation elsewhere (as after a silo loss) and again here.
         var first = await grain.SettleAsync(request);
