@@ -4,13 +4,15 @@ namespace OrleansLimiter;
 
 /// <summary>
 /// Every limit of one provider key in memory, with the same rules as the Redis scripts (fixed
-/// windows; token buckets kept as the instant they are full again; all-or-nothing decisions; settle
-/// by reservation): the store of local mode and of a silo without Redis. Not thread-safe; the caller
-/// serialises access. Times are Unix epoch milliseconds from the caller's clock.
+/// windows; token buckets kept as the instant they are full again, in whole microseconds; all-or-nothing
+/// decisions; settle by reservation): the store of local mode and of a silo without Redis. Not
+/// thread-safe; the caller serialises access. Times given and reported are Unix epoch milliseconds
+/// from the caller's clock.
 /// </summary>
 public sealed class LimitLedger
 {
     private readonly long[] _avail;
+    // A window's end in ms; a bucket's "full again" instant in µs.
     private readonly long[] _ends;
     private readonly bool[] _present;
 
@@ -31,11 +33,11 @@ public sealed class LimitLedger
     public (long Remaining, long EndMs)[] State(long nowMs)
     {
         Advance(nowMs);
-        return [.. Enumerable.Range(0, Limits.Length).Select(i => (_avail[i], _ends[i]))];
+        return [.. Enumerable.Range(0, Limits.Length).Select(i => (_avail[i], EndMs(i)))];
     }
 
     /// <summary>Whether any limit holds a spent window or a bucket not yet full at <paramref name="nowMs"/>.</summary>
-    public bool IsInUse(long nowMs) => Enumerable.Range(0, Limits.Length).Any(i => _present[i] && _ends[i] > nowMs);
+    public bool IsInUse(long nowMs) => Enumerable.Range(0, Limits.Length).Any(i => _present[i] && (Limits[i].Algorithm == LimitAlgorithm.FixedWindow ? _ends[i] > nowMs : _ends[i] > nowMs * 1000));
 
     /// <summary>Decides one request (a cost per limit): 0 when granted, else the 1-based index of the first limit that cannot pay.</summary>
     public int TryConsume(ReadOnlySpan<long> costs, long nowMs)
@@ -62,7 +64,7 @@ public sealed class LimitLedger
             }
             else
             {
-                _ends[i] = Math.Max(_ends[i], nowMs) + (long)CeilDiv128((Int128)costs[i] * Limits[i].WindowMilliseconds, Limits[i].Points);
+                _ends[i] = Math.Max(_ends[i], nowMs * 1000) + (long)CeilDiv128((Int128)costs[i] * Limits[i].WindowMilliseconds * 1000, Limits[i].Points);
                 _avail[i] = BucketHolds(i, nowMs);
             }
         }
@@ -97,9 +99,11 @@ public sealed class LimitLedger
             {
                 var before = _avail[i];
                 var spec = Limits[i];
+                var nowUs = nowMs * 1000;
+                var durationUs = spec.WindowMilliseconds * 1000;
                 _ends[i] = delta < 0
-                    ? Math.Max(nowMs, _ends[i] - (long)((Int128)(-delta) * spec.WindowMilliseconds / spec.Points))
-                    : Math.Min(nowMs + spec.WindowMilliseconds, Math.Max(_ends[i], nowMs) + (long)CeilDiv128((Int128)delta * spec.WindowMilliseconds, spec.Points));
+                    ? Math.Max(nowUs, _ends[i] - (long)((Int128)(-delta) * durationUs / spec.Points))
+                    : Math.Min(nowUs + durationUs, Math.Max(_ends[i], nowUs) + (long)CeilDiv128((Int128)delta * durationUs, spec.Points));
                 _avail[i] = BucketHolds(i, nowMs);
                 (refunded, charged) = delta < 0 ? (_avail[i] - before, 0L) : (0L, before - _avail[i]);
                 uncharged = delta > 0 ? delta - charged : 0;
@@ -130,22 +134,24 @@ public sealed class LimitLedger
             {
                 if (!_present[i])
                 {
-                    _ends[i] = nowMs;
+                    _ends[i] = nowMs * 1000;
                     _present[i] = true;
                 }
 
-                _ends[i] = Math.Max(_ends[i], nowMs);
+                _ends[i] = Math.Max(_ends[i], nowMs * 1000);
                 _avail[i] = BucketHolds(i, nowMs);
             }
         }
     }
 
+    private long EndMs(int i) => Limits[i].Algorithm == LimitAlgorithm.FixedWindow ? _ends[i] : _ends[i] / 1000;
+
     private long BucketHolds(int i, long nowMs)
     {
         var spec = Limits[i];
-        var behind = Math.Max(0, _ends[i] - nowMs);
+        var behind = Math.Max(0, _ends[i] - (nowMs * 1000));
         // capacity × (1 − behind / duration), rounded down; in 128 bits so large limits cannot overflow.
-        var spent = CeilDiv128((Int128)behind * spec.Points, spec.WindowMilliseconds);
+        var spent = CeilDiv128((Int128)behind * spec.Points, spec.WindowMilliseconds * 1000);
         return spent >= spec.Points ? 0 : spec.Points - (long)spent;
     }
 

@@ -7,10 +7,11 @@ namespace OrleansLimiter.Grains.Storage;
 /// Cluster slot) decides every limit at once, and <c>HGETALL</c> shows them all.
 /// <para>
 /// A fixed window keeps what remains and its end. A token bucket is kept as the instant it is full
-/// again (<c>expire</c>, a "theoretical arrival time"): what it holds at <c>now</c> is
-/// <c>capacity × (1 − (expire − now) / duration)</c>, so refill is continuous without a timer, and
-/// granting <c>c</c> moves the instant on by <c>c × duration / capacity</c> ms, rounded up — rounding
-/// only ever withholds, never grants. Its <c>points</c> field is what it held at the last write, for
+/// again (<c>expire</c>, a "theoretical arrival time", in ms with microsecond decimals): what it holds
+/// at <c>now</c> is <c>capacity × (1 − (expire − now) / duration)</c>, so refill is continuous without
+/// a timer, and granting <c>c</c> moves the instant on by <c>c × duration / capacity</c>, computed in
+/// whole microseconds and rounded up — rounding only ever withholds (at most one microsecond of refill
+/// per grant), never grants. Its <c>points</c> field is what it held at the last write, for
 /// people reading the hash. The key expires when the last of its limits is whole again: then every
 /// window has ended and every bucket is full, exactly what a missing key means.
 /// </para>
@@ -40,9 +41,30 @@ public static class CostScripts
 
         local avail, ends, dirty = {}, {}, {}
         local repair = ''
+        -- Buckets are kept in whole microseconds (ends[i] for a bucket is µs): rounding to a whole
+        -- millisecond would charge a 100-token request a full millisecond of a fast bucket's refill.
+        -- a × b / c rounded up (down): exact while a × b stays below 2^53 (an IEEE division is
+        -- correctly rounded); beyond, nudged towards withholding, since the product is no longer exact.
+        local function mulDivUp(a, b, c)
+          local p = a * b
+          if p < 9007199254740992 then return math.ceil(p / c) end
+          return math.ceil(p / c * (1 + 1e-12))
+        end
+        local function mulDivDown(a, b, c)
+          local p = a * b
+          if p < 9007199254740992 then return math.floor(p / c) end
+          return math.floor(p / c * (1 - 1e-12))
+        end
+        local function durUs(i) return durs[i] * 1000 end
         -- What a bucket holds at now, given the instant it is full again; never negative.
         local function bucketHolds(i)
-          return math.max(0, math.floor(caps[i] - (ends[i] - now) * caps[i] / durs[i]))
+          return math.max(0, caps[i] - mulDivUp(ends[i] - nowUs, caps[i], durUs(i)))
+        end
+        -- A limit's end in ms: a window's end, or (rounded down, so that the grain's mirror stays an
+        -- upper bound) the instant a bucket is full.
+        local function endMs(i)
+          if algos[i] == 'w' then return ends[i] end
+          return math.floor(ends[i] / 1000)
         end
         for i = 1, nLimits do
           local rawPoints, rawExpire = fields[2 * i - 1], fields[2 * i]
@@ -84,17 +106,17 @@ public static class CostScripts
           else
             if rawExpire == false then
               -- No bucket yet: full.
-              ends[i] = now
+              ends[i] = nowUs
             elseif e == nil then
               -- Unreadable: what was spent is unknown; treat the bucket as empty (it refills from here).
-              ends[i] = now + dur
+              ends[i] = nowUs + durUs(i)
               repair = repair .. names[i] .. ': expire unreadable, bucket emptied; '
               dirty[i] = true
             else
-              ends[i] = math.max(now, e)
-              if ends[i] > now + dur then
+              ends[i] = math.max(nowUs, math.floor(e * 1000 + 0.5))
+              if ends[i] > nowUs + durUs(i) then
                 -- Never emptier than empty.
-                ends[i] = now + dur
+                ends[i] = nowUs + durUs(i)
                 repair = repair .. names[i] .. ': expire beyond one refill, shortened; '
                 dirty[i] = true
               end
@@ -109,11 +131,18 @@ public static class CostScripts
           local any = false
           local last = now
           for i = 1, nLimits do
-            if ends[i] > last then last = ends[i] end
+            local whole = ends[i]
+            if algos[i] == 'b' then whole = math.ceil(ends[i] / 1000) end
+            if whole > last then last = whole end
             if dirty[i] then
               any = true
               out[#out + 1] = pointsField(i); out[#out + 1] = string.format('%.0f', avail[i])
-              out[#out + 1] = expireField(i); out[#out + 1] = string.format('%.0f', ends[i])
+              out[#out + 1] = expireField(i)
+              if algos[i] == 'w' then
+                out[#out + 1] = string.format('%.0f', ends[i])
+              else
+                out[#out + 1] = string.format('%.0f', math.floor(ends[i] / 1000)) .. '.' .. string.format('%03d', ends[i] % 1000)
+              end
             end
           end
           if any then
@@ -124,7 +153,7 @@ public static class CostScripts
 
         local function state()
           local s = {}
-          for i = 1, nLimits do s[#s + 1] = string.format('%.0f', avail[i]); s[#s + 1] = string.format('%.0f', ends[i]) end
+          for i = 1, nLimits do s[#s + 1] = string.format('%.0f', avail[i]); s[#s + 1] = string.format('%.0f', endMs(i)) end
           return s
         end
 
@@ -161,7 +190,7 @@ public static class CostScripts
     /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
     /// request '+' granted or the letter of the blocking limit ('A' for the first) }, replayed ('1' per
     /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
-    /// ',' }, repair note }.
+    /// ',' }, repair note, Redis now in µs }.
     /// </summary>
     public const string Consume = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         local b = a
@@ -170,7 +199,7 @@ public static class CostScripts
         local toRecord = {}
         local function endsNow()
           local e = {}
-          for i = 1, nLimits do e[i] = string.format('%.0f', ends[i]) end
+          for i = 1, nLimits do e[i] = string.format('%.0f', endMs(i)) end
           return table.concat(e, ',')
         end
         for batch = 1, nBatches do
@@ -199,7 +228,7 @@ public static class CostScripts
                     if algos[i] == 'w' then
                       avail[i] = avail[i] - c
                     else
-                      ends[i] = math.max(ends[i], now) + math.ceil(c * durs[i] / caps[i])
+                      ends[i] = math.max(ends[i], nowUs) + mulDivUp(c, durUs(i), caps[i])
                       avail[i] = bucketHolds(i)
                     end
                     dirty[i] = true
@@ -223,7 +252,7 @@ public static class CostScripts
 
         writeRecords(toRecord)
         save()
-        return { string.format('%.0f', now), state(), decisions, table.concat(replayed), batchEnds, repair }
+        return { string.format('%.0f', now), state(), decisions, table.concat(replayed), batchEnds, repair, string.format('%.0f', nowUs) }
         """;
 
     /// <summary>
@@ -272,14 +301,14 @@ public static class CostScripts
               end
             else
               if delta < 0 then
-                local back = math.floor(-delta * durs[i] / caps[i])
+                local back = mulDivDown(-delta, durUs(i), caps[i])
                 local before = avail[i]
-                ends[i] = math.max(now, ends[i] - back)
+                ends[i] = math.max(nowUs, ends[i] - back)
                 avail[i] = bucketHolds(i)
                 refunded = avail[i] - before
               elseif delta > 0 then
                 local before = avail[i]
-                ends[i] = math.min(now + durs[i], math.max(ends[i], now) + math.ceil(delta * durs[i] / caps[i]))
+                ends[i] = math.min(nowUs + durUs(i), math.max(ends[i], nowUs) + mulDivUp(delta, durUs(i), caps[i]))
                 avail[i] = bucketHolds(i)
                 charged = before - avail[i]
                 uncharged = delta - charged

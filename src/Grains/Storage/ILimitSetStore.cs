@@ -38,7 +38,8 @@ public readonly record struct LimitValue(long Remaining, long EndMs);
 /// <param name="Replayed">Per batch: answered from its record.</param>
 /// <param name="BatchEnds">Per batch, each limit's end when it was decided.</param>
 /// <param name="Repair">Empty, or what was wrong with the hash and how it was repaired.</param>
-public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair);
+/// <param name="NowMicroseconds">The store's clock in microseconds (buckets count in them).</param>
+public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0);
 
 /// <summary>One call to <see cref="ILimitSetStore.SettleAsync"/>.</summary>
 public sealed record CostSettle(string Key, LimitSpec[] Limits, RequestId Id, long GrantedAtMs, long TimeoutMs, long[] Estimate, long[] Actual, long[] GrantEndsMs);

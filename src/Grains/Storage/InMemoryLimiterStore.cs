@@ -81,7 +81,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
                 ends[b] = [.. ledger.State(now).Select(s => s.EndMs)];
             }
 
-            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, new bool[decisions.Length], ends, string.Empty));
+            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, new bool[decisions.Length], ends, string.Empty, now * 1000));
         }
     }
 

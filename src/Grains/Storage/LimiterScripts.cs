@@ -17,6 +17,7 @@ public static class LimiterScripts
         -- One clock for every silo and writer: Redis's own.
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
         -- A stored value is usable only as a finite number: Lua's tonumber also reads 'nan' and 'inf',
         -- which would compare false with everything and slip past every check; beyond 2^53 a Lua

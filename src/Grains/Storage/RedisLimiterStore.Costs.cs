@@ -60,7 +60,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
         }
 
-        return new CostReply(now, limits, decisions, replayed, batchEnds, repair);
+        return new CostReply(now, limits, decisions, replayed, batchEnds, repair, parts.Length > 6 ? Long(parts[6]) : now * 1000);
     }
 
     /// <inheritdoc/>

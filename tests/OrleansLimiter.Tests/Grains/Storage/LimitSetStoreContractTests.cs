@@ -64,6 +64,19 @@ public abstract class LimitSetStoreContractTests
     }
 
     [Fact]
+    public async Task AFastBucket_ChargesWhatIsAsked_NotAWholeMillisecondOfRefill()
+    {
+        // 60 million tokens per minute: 1,000 tokens per millisecond. A 100-token request must cost 100
+        // tokens (0.1 ms of refill), not a millisecond's 1,000.
+        var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 60_000_000, 60_000) };
+        var key = "costs:" + TestKeys.Unique();
+        var costs = Enumerable.Range(0, 50).Select(_ => new long[] { 1, 100 }).ToArray();
+        var reply = await Store.ConsumeCostsAsync(new CostConsume(key, limits, [Batch(costs)]));
+        Assert.All(reply.Decisions[0], d => Assert.Equal(0, d));
+        Assert.Equal(60_000_000 - 5_000, reply.Limits[1].Remaining);
+    }
+
+    [Fact]
     public async Task Settle_ReturnsTheUnusedPart_ChargesAnOverrun_AndAppliesOnce()
     {
         var key = "costs:" + TestKeys.Unique();
@@ -150,7 +163,7 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     public async Task TokenBucket_DecidesExactlyAsAnIndependentModel()
     {
         // An independent continuous bucket (tokens as a real number, refilled by elapsed time and capped),
-        // fed the clock Redis reports with each decision. One token is exactly 10 ms, so both agree on every decision.
+        // fed the clock Redis reports with each decision (µs). One token is exactly 10 ms, so both agree on every decision.
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.TokenBucket, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 200, 2_000) };
         var key = "costs:" + TestKeys.Unique();
         var random = new Random(7);
@@ -164,10 +177,10 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
             var reply = await _store.ConsumeCostsAsync(new CostConsume(key, limits, [Batch([0, cost])]));
             if (last is { } previous)
             {
-                tokens = Math.Min(200, tokens + ((reply.NowMs - previous) / 10.0));
+                tokens = Math.Min(200, tokens + ((reply.NowMicroseconds - previous) / 10_000.0));
             }
 
-            last = reply.NowMs;
+            last = reply.NowMicroseconds;
             var modelGrants = tokens >= cost;
             if (modelGrants)
             {
