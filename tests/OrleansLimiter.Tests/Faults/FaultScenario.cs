@@ -40,6 +40,13 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         ["RateLimiting:Providers:ledger:Points"] = LedgerPoints.ToString(CultureInfo.InvariantCulture),
         ["RateLimiting:Providers:ledger:Duration"] = "300",
 
+        // Requests and a slowly refilling token bucket (1,000 per 10 minutes): for reservations.
+        ["RateLimiting:Providers:tok:Points"] = "1000",
+        ["RateLimiting:Providers:tok:Duration"] = "60",
+        ["RateLimiting:Providers:tok:Limits:tokens:Points"] = "1000",
+        ["RateLimiting:Providers:tok:Limits:tokens:Duration"] = "600",
+        ["RateLimiting:Providers:tok:Limits:tokens:Algorithm"] = "TokenBucket",
+
         // Not spent by the workers: for run-time limit changes.
         ["RateLimiting:Providers:spare:Points"] = "100",
         ["RateLimiting:Providers:spare:Duration"] = "60",
