@@ -53,42 +53,7 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
     /// The cost per limit of <paramref name="limits"/>, in their order; throws
     /// <see cref="ArgumentException"/> for a limit the key does not have, a negative amount, or a name given twice.
     /// </summary>
-    public long[] For(KeyLimits limits)
-    {
-        ArgumentNullException.ThrowIfNull(limits);
-        if (Limits is null || Amounts is null || Limits.Length != Amounts.Length)
-        {
-            throw new ArgumentException("A cost needs one amount per limit name.");
-        }
-
-        var costs = new long[limits.Limits.Length];
-        var seen = new bool[costs.Length];
-        costs[0] = 1;
-        for (var i = 0; i < Limits.Length; i++)
-        {
-            var index = limits.IndexOf(Limits[i]);
-            if (index < 0)
-            {
-                throw new ArgumentException(
-                    $"No limit '{Limits[i]}' on this provider key; it has {string.Join(", ", limits.Limits.Select(l => l.Name))}. Configure it under Limits:{Limits[i]}.");
-            }
-
-            if (seen[index])
-            {
-                throw new ArgumentException($"The cost names limit '{Limits[i]}' twice.");
-            }
-
-            if (Amounts[i] < 0 || Amounts[i] > LimitBounds.MaxPoints)
-            {
-                throw new ArgumentException($"The cost of '{Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {Amounts[i]}).");
-            }
-
-            seen[index] = true;
-            costs[index] = Amounts[i];
-        }
-
-        return costs;
-    }
+    public long[] For(KeyLimits limits) => CostBatch.Of([this]).CostsFor(limits)[0];
 
     /// <inheritdoc/>
     public override string ToString() => string.Join(", ", Limits.Zip(Amounts, (l, a) => $"{l}={a}"));

@@ -26,6 +26,11 @@ public sealed record LimitSpec(
     /// </summary>
     public string ExpireField => Name == Requests ? "expire" : Name + ":expire";
 
+    /// <summary>This limit as it stands, given what remains and when it is whole again (Unix ms).</summary>
+    public LimitState State(long remaining, long endMs) => new(
+        Name, Algorithm, Points, WindowMilliseconds / 1000.0, remaining,
+        DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(endMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())));
+
     /// <summary>
     /// How long until this limit, whole again at <paramref name="endMs"/>, can pay <paramref name="cost"/>
     /// (times in Unix ms): a window's end; for a bucket, once no more than

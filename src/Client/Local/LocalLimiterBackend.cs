@@ -41,8 +41,8 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (name, options1) = options.CurrentValue.Resolve(provider);
-        var limits = options1.ForKey(name, key);
+        var (name, configured) = options.CurrentValue.Resolve(provider);
+        var limits = configured.ForKey(name, key);
         var costs = cost.For(limits);
         var ledger = Ledger(limits);
         lock (ledger)
@@ -50,8 +50,8 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var above = costs.Select((c, i) => c > limits.Limits[i].Points ? i + 1 : 0).FirstOrDefault(i => i > 0);
             var blocked = above > 0 ? above : ledger.TryConsume(costs, now);
-            var values = ledger.State(now).Select(v => new LimitValueView(v.Remaining, v.EndMs)).ToArray();
-            var states = limits.Limits.Select((l, i) => new LimitState(l.Name, l.Algorithm, l.Points, l.WindowMilliseconds / 1000.0, values[i].Remaining, DateTimeOffset.FromUnixTimeMilliseconds(values[i].EndMs))).ToArray();
+            var values = ledger.State(now);
+            var states = limits.Limits.Select((l, i) => l.State(values[i].Remaining, values[i].EndMs)).ToArray();
             var decision = above > 0
                 ? new CostDecision(ConsumeOutcome.AboveLimit, limits.Limits[above - 1].Name, TimeSpan.MaxValue, null)
                 : blocked == 0
@@ -64,8 +64,8 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (name, options1) = options.CurrentValue.Resolve(provider);
-        var limits = options1.ForKey(name, key);
+        var (name, configured) = options.CurrentValue.Resolve(provider);
+        var limits = configured.ForKey(name, key);
         var ledger = Ledger(limits);
         lock (ledger)
         {
@@ -107,5 +107,4 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     private LimitLedger Ledger(KeyLimits limits) =>
         _ledgers.AddOrUpdate(limits.StoreKey, _ => new LimitLedger(limits.Limits), (_, existing) => existing.Limits.SequenceEqual(limits.Limits) ? existing : new LimitLedger(limits.Limits));
 
-    private readonly record struct LimitValueView(long Remaining, long EndMs);
 }

@@ -95,15 +95,11 @@ public sealed class LimitSetMirror(TimeProvider time)
         var states = new LimitState[Math.Min(limits.Limits.Length, values.Length)];
         for (var i = 0; i < states.Length; i++)
         {
-            var spec = limits.Limits[i];
-            states[i] = new LimitState(spec.Name, spec.Algorithm, spec.Points, spec.WindowMilliseconds / 1000.0, values[i].Remaining, Instant(values[i].EndMs));
+            states[i] = limits.Limits[i].State(values[i].Remaining, values[i].EndMs);
         }
 
         return states;
     }
-
-    private static DateTimeOffset Instant(long ms) =>
-        DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(ms, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
 
     private static long BucketHolds(LimitSpec spec, long fullAtMs, long nowMs)
     {

@@ -3,6 +3,9 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using OrleansLimiter.Tests.Infrastructure;
 using StackExchange.Redis;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using OrleansLimiter.Client.Hosting;
 
 namespace OrleansLimiter.Tests.Faults;
 
@@ -59,6 +62,20 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         ["Orleans__ClusterId"] = Cluster,
         ["Orleans__ServiceId"] = Cluster,
     };
+
+    /// <summary>A cluster client of this scenario, as a worker app builds it (not started).</summary>
+    public IHost BuildClientHost()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Redis:ConnectionString"] = Redis.Url,
+            ["Orleans:ClusterId"] = Cluster,
+            ["Orleans:ServiceId"] = Cluster,
+        });
+        builder.AddOrleansLimiterClient();
+        return builder.Build();
+    }
 
     public static async Task<FaultScenario> StartAsync()
     {

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using OrleansLimiter.Client.Hosting;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -199,15 +196,7 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
     /// </summary>
     private async Task<TimeSpan?> ConnectFreshClientAsync(FaultScenario scenario, Stopwatch clock, TimeSpan limit)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Redis:ConnectionString"] = scenario.Redis.Url,
-            ["Orleans:ClusterId"] = scenario.Cluster,
-            ["Orleans:ServiceId"] = scenario.Cluster,
-        });
-        builder.AddOrleansLimiterClient();
-        using var host = builder.Build();
+        using var host = scenario.BuildClientHost();
         using var cts = new CancellationTokenSource(limit - clock.Elapsed);
         try
         {

@@ -1,8 +1,5 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using OrleansLimiter.Client;
-using OrleansLimiter.Client.Hosting;
 using Xunit.Abstractions;
 
 namespace OrleansLimiter.Tests.Faults;
@@ -17,15 +14,7 @@ public sealed class ReservationFaultTests(ITestOutputHelper output)
     public async Task SettleRetriedAfterItsSiloIsKilled_AppliesOnce()
     {
         await using var scenario = await FaultScenario.StartAsync();
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Redis:ConnectionString"] = scenario.Redis.Url,
-            ["Orleans:ClusterId"] = scenario.Cluster,
-            ["Orleans:ServiceId"] = scenario.Cluster,
-        });
-        builder.AddOrleansLimiterClient();
-        using var host = builder.Build();
+        using var host = scenario.BuildClientHost();
         await host.StartAsync();
         var limiter = host.Services.GetRequiredService<ILimiterClient>();
         var grains = host.Services.GetRequiredService<IGrainFactory>();
