@@ -20,6 +20,11 @@ public sealed class LocalLimiterClientTests : IDisposable
             ["RateLimiting:Providers:tiny:Points"] = "5",
             ["RateLimiting:Providers:tiny:Duration"] = "10",
             ["LimiterClient:MaxConcurrency"] = "2",
+            ["RateLimiting:Providers:llm:Points"] = "10",
+            ["RateLimiting:Providers:llm:Duration"] = "60",
+            ["RateLimiting:Providers:llm:Limits:tokens:Points"] = "1000",
+            ["RateLimiting:Providers:llm:Limits:tokens:Duration"] = "10",
+            ["RateLimiting:Providers:llm:Limits:tokens:Algorithm"] = "TokenBucket",
         }).Build();
         var services = new ServiceCollection().AddLogging().AddSingleton<TimeProvider>(_time);
         services.AddOrleansLimiterClient(configuration, o => o.RetryJitter = TimeSpan.FromMilliseconds(200));
@@ -91,7 +96,7 @@ public sealed class LocalLimiterClientTests : IDisposable
     public async Task UnknownProvider_NamesConfiguredOnes()
     {
         var error = await Assert.ThrowsAsync<UnknownProviderException>(() => _client.TryConsumeAsync("mistral").AsTask());
-        Assert.Contains("anthropic, openai, tiny", error.Message, StringComparison.Ordinal);
+        Assert.Contains("anthropic, llm, openai, tiny", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -191,5 +196,27 @@ public sealed class LocalLimiterClientTests : IDisposable
         }
 
         Assert.True(condition());
+    }
+
+    [Fact]
+    public async Task Costs_InLocalMode_AllOrNothing_RefillContinuously_AndSettleOnce()
+    {
+        var granted = await _client.TryConsumeAsync("llm", "global", LimitCost.Of(("tokens", 900)));
+        Assert.True(granted.IsAllowed);
+        Assert.Equal([9, 100], granted.Limits.Select(l => l.Remaining));
+
+        // 400 tokens missing at 100 per second: refused by tokens, for 3 s; the request is not counted.
+        var refused = await _client.TryConsumeAsync("llm", "global", LimitCost.Of(("tokens", 400)));
+        Assert.Equal("tokens", refused.BlockedBy);
+        Assert.Equal(TimeSpan.FromSeconds(3), refused.RetryAfter);
+        Assert.Equal(9, refused.Limits[0].Remaining);
+
+        _time.Advance(TimeSpan.FromSeconds(3));
+        await using var reservation = await _client.ReserveAsync("llm", "global", LimitCost.Of(("tokens", 400)));
+        Assert.True(reservation.IsGranted);
+        var settled = await reservation.SettleAsync(LimitCost.Of(("tokens", 100)));
+        Assert.Equal(SettleOutcome.Settled, settled.Outcome);
+        Assert.Equal(300, settled.Limits.Single(l => l.Name == "tokens").Refunded);
+        Assert.Same(settled, await reservation.SettleAsync(LimitCost.Of(("tokens", 100))));
     }
 }
