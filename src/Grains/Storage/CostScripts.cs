@@ -159,26 +159,8 @@ public static class CostScripts
 
         """;
 
-    private const string Records = """
-        -- Request records, as for the seed's script: written to the current bucket, looked up in it and the previous one.
-        local bucket = tonumber(ARGV[1])
-        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
-        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
-        local function recorded(id)
-          local record = redis.call('HGET', currentRecords, id)
-          if not record then record = redis.call('HGET', previousRecords, id) end
-          return record
-        end
-        local function writeRecords(toRecord)
-          if #toRecord > 0 then
-            for i = 1, #toRecord, 2000 do
-              redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
-            end
-            redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
-          end
-        end
-
-        """;
+    /// <summary>The record bucket (ARGV[1]), then the shared request-record helpers.</summary>
+    private const string Records = "local bucket = tonumber(ARGV[1])\n" + LimiterScripts.Records;
 
     /// <summary>
     /// Decides batches of requests, each with a cost per limit, all-or-nothing.

@@ -32,6 +32,32 @@ public static class LimiterScripts
         """;
 
     /// <summary>
+    /// Request records, shared by the scripts that decide under request ids; expects <c>key</c> (the
+    /// window hash), <c>now</c> and <c>bucket</c> (the record bucket length, ms) to be set.
+    /// </summary>
+    internal const string Records = """
+        -- Request records: written to the current bucket, looked up in it and the previous one.
+        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
+        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
+        local function recorded(id)
+          local record = redis.call('HGET', currentRecords, id)
+          if not record then record = redis.call('HGET', previousRecords, id) end
+          return record
+        end
+        -- All of a call's records in one HSET (in slices, to stay within Lua's argument limit); the
+        -- bucket's hash expires once no look-up can reach it.
+        local function writeRecords(toRecord)
+          if #toRecord > 0 then
+            for i = 1, #toRecord, 2000 do
+              redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
+            end
+            redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
+          end
+        end
+
+        """;
+
+    /// <summary>
     /// Decides batches of requests against one window.
     /// KEYS[1] the window hash. The request-record hashes are named from it and Redis's clock (same
     /// Cluster slot, by the hash tag): <c>{KEYS[1]}:req:{floor(now / bucket)}</c>.
@@ -60,15 +86,7 @@ public static class LimiterScripts
         local nBatches = tonumber(ARGV[8])
         local sync = ''
 
-
-        -- Request records: written to the current bucket, looked up in it and the previous one.
-        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
-        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
-        local function recorded(id)
-          local record = redis.call('HGET', currentRecords, id)
-          if not record then record = redis.call('HGET', previousRecords, id) end
-          return record
-        end
+        """ + Records + """
         local toRecord = {}
 
         -- pcall turns a key of another type into a clear error instead of an aborted script.
@@ -209,14 +227,7 @@ public static class LimiterScripts
           argi = argi + n
         end
 
-        -- All of this call's records in one HSET (in slices, to stay within Lua's argument limit);
-        -- the bucket's hash expires once no look-up can reach it.
-        if #toRecord > 0 then
-          for i = 1, #toRecord, 2000 do
-            redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
-          end
-          redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
-        end
+        writeRecords(toRecord)
 
         -- Write only what changed; the key expires by itself at the window end.
         if write or spent then
