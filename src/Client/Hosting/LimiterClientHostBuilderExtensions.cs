@@ -49,6 +49,10 @@ public static class LimiterClientHostBuilderExtensions
                         o.ConfigurationOptions = settings.CreateRedisOptions();
                         o.ConfigurationOptions.AbortOnConnectFail = false;
                     });
+
+                    // A membership table that Redis lost must not disconnect the clients from running
+                    // silos (see LastKnownGatewayList).
+                    LastKnownGatewayList.Decorate(client.Services);
                 }
                 else
                 {

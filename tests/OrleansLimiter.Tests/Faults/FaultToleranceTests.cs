@@ -100,11 +100,7 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    // Known open defect (issue "Close the control plane…", break 4): in about one FLUSHALL run in six,
-    // clients stall ~12 s while the membership table is rebuilt, and calls that outlast the 5 s resend
-    // window spend points they never deliver (24 in the run that showed it). Skipped until fixed, so
-    // that it is visible rather than flaky; the restarted-empty variant runs.
-    [InlineData("flushall", Skip = "Open defect: rare 12 s client stall after FLUSHALL breaks exactly-once (docs/faults.md)")]
+    [InlineData("flushall")]
     [InlineData("restarted empty")]
     public async Task RedisLosesItsData_UnderLoad_ClusterFoundAgain_HealthNever500_RunTimeLimitWrittenAgain(string loss)
     {
