@@ -22,6 +22,18 @@ public interface ILimitsGrain : IGrainWithStringKey
     [RequiresOperator]
     ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds);
 
+    /// <summary>
+    /// Changes one configured limit of a provider at run time: <c>requests</c> (as
+    /// <see cref="SetLimitAsync"/>) or one of its <c>Limits</c> (e.g. <c>tokens</c>), whose algorithm
+    /// stays as configured. A key that configures the limit itself keeps its own.
+    /// </summary>
+    /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
+    /// <exception cref="ArgumentException">The provider has no limit of that name.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Points or duration outside <see cref="Configuration.LimitBounds"/>.</exception>
+    /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
+    [RequiresOperator]
+    ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds);
+
     /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>
     /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
     [RequiresOperator]
@@ -39,11 +51,27 @@ public interface ILimitsGrain : IGrainWithStringKey
 /// <param name="Points">Points per window.</param>
 /// <param name="DurationSeconds">Window length in seconds.</param>
 /// <param name="KeyPrefix">Redis key prefix; keys are <c>{KeyPrefix}:{key}</c>.</param>
-/// <param name="ChangedAtRunTime">True when the limits come from a run-time change rather than configuration.</param>
+/// <param name="ChangedAtRunTime">True when the <c>requests</c> limit comes from a run-time change rather than configuration.</param>
+/// <param name="Limits">The provider's other limits in force (by name), or null when it has none.</param>
 [GenerateSerializer, Immutable]
 public sealed record ProviderLimit(
     [property: Id(0)] string Provider,
     [property: Id(1)] long Points,
     [property: Id(2)] double DurationSeconds,
     [property: Id(3)] string KeyPrefix,
+    [property: Id(4)] bool ChangedAtRunTime,
+    [property: Id(5)] NamedLimit[]? Limits = null);
+
+/// <summary>One more limit of a provider in force, beside <c>requests</c>.</summary>
+/// <param name="Name">The limit's name, e.g. <c>tokens</c>.</param>
+/// <param name="Algorithm">How it counts.</param>
+/// <param name="Points">Points per window, or the bucket's capacity.</param>
+/// <param name="DurationSeconds">Window length, or refill period, in seconds.</param>
+/// <param name="ChangedAtRunTime">True when it comes from a run-time change rather than configuration.</param>
+[GenerateSerializer, Immutable]
+public sealed record NamedLimit(
+    [property: Id(0)] string Name,
+    [property: Id(1)] Configuration.LimitAlgorithm Algorithm,
+    [property: Id(2)] long Points,
+    [property: Id(3)] double DurationSeconds,
     [property: Id(4)] bool ChangedAtRunTime);

@@ -100,6 +100,18 @@ static async Task<int> RunAsync(string[] args)
             builder.Configuration.GetSection("Orleans:Membership").Bind(o);
         });
 
+        // A client that closed its connection to this gateway (it judged the gateway dead, e.g. a
+        // connection attempt that timed out under load) stays known here, disconnected, for
+        // ClientDropTimeout, and answers from grains on this silo are queued for it here instead of
+        // going back through the gateway it now uses: its calls time out until the drop (Orleans'
+        // 1 minute). Two seconds keeps that within the client's resend window, so the answers are
+        // delivered on a resend. Orleans:Messaging:* overrides.
+        silo.Configure<SiloMessagingOptions>(o =>
+        {
+            o.ClientDropTimeout = TimeSpan.FromSeconds(2);
+            builder.Configuration.GetSection("Orleans:Messaging").Bind(o);
+        });
+
         if (dashboard)
         {
             // The dashboard's live log trace streams only to holders of the admin key.

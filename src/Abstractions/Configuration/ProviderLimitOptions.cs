@@ -51,6 +51,29 @@ public sealed class ProviderLimitOptions
     };
 
     /// <summary>
+    /// A copy with the provider-wide limit <paramref name="limit"/> (one of <see cref="Limits"/>) given
+    /// new points and duration (a run-time change); its algorithm and everything else stay as configured.
+    /// A key that configures the limit itself keeps its own.
+    /// </summary>
+    public ProviderLimitOptions WithLimit(string limit, long points, double duration)
+    {
+        var configured = Limits.TryGetValue(limit, out var l) ? l : throw new ArgumentException($"The provider has no limit named '{limit}'.", nameof(limit));
+        var limits = new Dictionary<string, LimitOptions>(Limits, StringComparer.OrdinalIgnoreCase)
+        {
+            [limit] = new LimitOptions { Points = points, Duration = duration, Algorithm = configured.Algorithm },
+        };
+        return new()
+        {
+            Points = Points,
+            Duration = Duration,
+            Algorithm = Algorithm,
+            KeyPrefix = KeyPrefix,
+            Limits = limits,
+            Keys = Keys,
+        };
+    }
+
+    /// <summary>
     /// The limits of <paramref name="key"/>: <c>requests</c> first, then the other limits by name, with
     /// the key's own settings over the provider's; and the Redis key they are counted in (the pool's,
     /// for a key that shares one).

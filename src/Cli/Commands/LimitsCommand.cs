@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace OrleansLimiter.Cli.Commands;
 
 /// <summary>
-/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; --points N --duration S</c>,
+/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens] --points N --duration S</c>,
 /// <c>limiter limits clear &lt;provider&gt;</c>: run-time limits, kept across silo restarts.
 /// </summary>
 internal static class LimitsCommand
@@ -21,11 +21,21 @@ internal static class LimitsCommand
         var setProvider = CommonOptions.ProviderArgument();
         var points = CommonOptions.Points("points per window", defaultValue: null);
         var duration = CommonOptions.Duration("window length in seconds", defaultValue: null);
-        var set = new Command("set", "change a provider's limits at run time (kept across restarts)") { setProvider, points, duration };
+        var limit = new Option<string>("--limit")
+        {
+            Description = "the limit to change: requests (the default) or one of the provider's Limits, e.g. tokens",
+            HelpName = "name",
+            DefaultValueFactory = _ => LimitSpec.Requests,
+        };
+        var set = new Command("set", "change one of a provider's limits at run time (kept across restarts)") { setProvider, limit, points, duration };
         set.SetConnectedAction(async (parse, c, _) =>
         {
-            var changed = await Limits(c).SetLimitAsync(parse.GetRequiredValue(setProvider), parse.GetValue(points), parse.GetValue(duration));
-            Console.WriteLine($"{changed.Provider}: {changed.Points} points per {changed.DurationSeconds} s (changed at run time; kept across restarts)");
+            var name = parse.GetRequiredValue(limit);
+            var changed = await Limits(c).SetNamedLimitAsync(parse.GetRequiredValue(setProvider), name, parse.GetValue(points), parse.GetValue(duration));
+            var (p, d) = changed.Limits?.FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
+                ? (other.Points, other.DurationSeconds)
+                : (changed.Points, changed.DurationSeconds);
+            Console.WriteLine($"{changed.Provider} {name.ToLowerInvariant()}: {p} points per {d} s (changed at run time; kept across restarts)");
             return ExitCodes.Ok;
         });
 
@@ -58,6 +68,10 @@ internal static class LimitsCommand
             foreach (var p in all)
             {
                 Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+                foreach (var l in p.Limits ?? [])
+                {
+                    Console.WriteLine($"  {l.Name,-14} {l.Points,12:N0} points per {l.DurationSeconds,6} s  {l.Algorithm}{(l.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+                }
             }
         }
 

@@ -25,6 +25,7 @@ public sealed partial class EffectiveLimits(
 
     // Replaced whole on each change and never mutated once published, so readers need no lock.
     private volatile Dictionary<string, LimitOverride> _overrides = new Dictionary<string, LimitOverride>(StringComparer.OrdinalIgnoreCase);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppliedChange> _applied = new(StringComparer.OrdinalIgnoreCase);
     private long _refreshedAt = long.MinValue;
     private int _refreshing;
 
@@ -37,14 +38,32 @@ public sealed partial class EffectiveLimits(
     {
         var (name, configured) = options.CurrentValue.Resolve(provider);
         RefreshInBackgroundIfStale();
-        return _overrides.TryGetValue(name, out var change) ? (name, change.Apply(configured)) : (name, configured);
+        if (!_overrides.TryGetValue(name, out var change))
+        {
+            return (name, configured);
+        }
+
+        // Applied once per change (and per configuration reload), not on every decision: provider
+        // grains cache what they derive from the options by reference.
+        if (_applied.TryGetValue(name, out var applied) && ReferenceEquals(applied.Configured, configured) && ReferenceEquals(applied.Change, change))
+        {
+            return (name, applied.Limits);
+        }
+
+        var limits = change.Apply(configured);
+        _applied[name] = new AppliedChange(configured, change, limits);
+        return (name, limits);
     }
 
     /// <summary>Every configured provider with its limits in force.</summary>
     public IEnumerable<ProviderLimit> All() => options.CurrentValue.Providers.Keys.Order(StringComparer.Ordinal).Select(p =>
     {
         var (name, limits) = Resolve(p);
-        return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), _overrides.ContainsKey(name));
+        var change = _overrides.GetValueOrDefault(name);
+        NamedLimit[]? others = limits.Limits.Count == 0 ? null : [.. limits.Limits
+            .OrderBy(l => l.Key, StringComparer.Ordinal)
+            .Select(l => new NamedLimit(l.Key.ToLowerInvariant(), l.Value.Algorithm, l.Value.Points, l.Value.Duration, change?.Changes(l.Key) == true))];
+        return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), change?.Changes(LimitSpec.Requests) == true, others);
     });
 
     /// <summary>Replaces the cached run-time changes (called by the limits grain and by refreshes).</summary>
@@ -87,18 +106,50 @@ public sealed partial class EffectiveLimits(
         });
     }
 
+    private sealed record AppliedChange(ProviderLimitOptions Configured, LimitOverride Change, ProviderLimitOptions Limits);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Could not refresh run-time limit changes; keeping the last known ones")]
     private static partial void LogRefreshFailed(ILogger logger, Exception exception);
 }
 
-/// <summary>A run-time change of a provider's limits.</summary>
+/// <summary>
+/// A run-time change of a provider's limits: of <c>requests</c> (<see cref="Points"/> and
+/// <see cref="Duration"/>, null when unchanged) and of other configured limits by name.
+/// </summary>
 [GenerateSerializer, Immutable]
-public sealed record LimitOverride([property: Id(0)] long Points, [property: Id(1)] double Duration)
+public sealed record LimitOverride(
+    [property: Id(0)] long? Points,
+    [property: Id(1)] double? Duration,
+    [property: Id(2)] Dictionary<string, LimitChange>? Limits = null)
 {
     /// <summary>The <paramref name="configured"/> limits with this change applied; the key prefix stays as configured.</summary>
     public ProviderLimitOptions Apply(ProviderLimitOptions configured)
     {
         ArgumentNullException.ThrowIfNull(configured);
-        return configured.WithRequests(Points, Duration);
+        var applied = Points is { } points && Duration is { } duration ? configured.WithRequests(points, duration) : configured;
+        foreach (var (name, change) in Limits ?? [])
+        {
+            // A limit dropped from configuration since the change was made is no longer enforced.
+            if (applied.Limits.ContainsKey(name))
+            {
+                applied = applied.WithLimit(name, change.Points, change.Duration);
+            }
+        }
+
+        return applied;
     }
+
+    /// <summary>This change with <paramref name="limit"/> set to <paramref name="change"/> as well.</summary>
+    public LimitOverride With(string limit, LimitChange change) => LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase)
+        ? this with { Points = change.Points, Duration = change.Duration }
+        : this with { Limits = new Dictionary<string, LimitChange>(Limits ?? [], StringComparer.OrdinalIgnoreCase) { [limit] = change } };
+
+    /// <summary>Whether <paramref name="limit"/> is changed by this override.</summary>
+    public bool Changes(string limit) => LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase)
+        ? Points is not null
+        : Limits?.Keys.Any(k => string.Equals(k, limit, StringComparison.OrdinalIgnoreCase)) == true;
 }
+
+/// <summary>New points and duration of one limit, changed at run time.</summary>
+[GenerateSerializer, Immutable]
+public sealed record LimitChange([property: Id(0)] long Points, [property: Id(1)] double Duration);

@@ -53,9 +53,21 @@ public sealed partial class LimitsGrain(
     public ValueTask<Dictionary<string, LimitOverride>> GetOverridesAsync() => ValueTask.FromResult(new Dictionary<string, LimitOverride>(State.Overrides));
 
     /// <inheritdoc />
-    public async ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds)
+    public ValueTask<ProviderLimit> SetLimitAsync(string provider, long points, double durationSeconds) =>
+        SetNamedLimitAsync(provider, LimitSpec.Requests, points, durationSeconds);
+
+    /// <inheritdoc />
+    public async ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds)
     {
-        var (name, _) = limits.Configured.Resolve(provider);
+        var (name, configured) = limits.Configured.Resolve(provider);
+        ArgumentException.ThrowIfNullOrWhiteSpace(limit);
+        var isRequests = LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase);
+        if (!isRequests && !configured.Limits.ContainsKey(limit))
+        {
+            var known = string.Join(", ", configured.Limits.Keys.Prepend(LimitSpec.Requests).Select(k => k.ToLowerInvariant()));
+            throw new ArgumentException($"Provider '{name}' has no limit named '{limit}' (it has: {known}); limits are added in configuration (RateLimiting:Providers:{name}:Limits:{limit}).", nameof(limit));
+        }
+
         if (LimitBounds.PointsProblem(points) is { } pointsProblem)
         {
             throw new ArgumentOutOfRangeException(nameof(points), "Points " + pointsProblem);
@@ -66,9 +78,14 @@ public sealed partial class LimitsGrain(
             throw new ArgumentOutOfRangeException(nameof(durationSeconds), "Duration " + durationProblem);
         }
 
-        var change = new LimitOverride(points, durationSeconds);
-        await WriteAsync(overrides => new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) { [name] = change });
-        LogChanged(logger, name, points, durationSeconds);
+        var limitName = isRequests ? LimitSpec.Requests : limit.ToLowerInvariant();
+        var change = new LimitChange(points, durationSeconds);
+        await WriteAsync(overrides =>
+        {
+            var existing = overrides.FirstOrDefault(o => string.Equals(o.Key, name, StringComparison.OrdinalIgnoreCase)).Value ?? new LimitOverride(null, null);
+            return new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) { [name] = existing.With(limitName, change) };
+        });
+        LogChanged(logger, name, limitName, points, durationSeconds);
         return limits.All().Single(p => p.Provider == name);
     }
 
@@ -150,8 +167,8 @@ public sealed partial class LimitsGrain(
         }
     }
 
-    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Limits of {Provider} changed at run time: {Points} points per {Duration} s")]
-    private static partial void LogChanged(ILogger logger, string provider, long points, double duration);
+    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Limits of {Provider} changed at run time: {Limit} {Points} points per {Duration} s")]
+    private static partial void LogChanged(ILogger logger, string provider, string limit, long points, double duration);
 
     [LoggerMessage(EventId = 411, Level = LogLevel.Warning, Message = "Run-time limits of {Provider} cleared; configuration applies again")]
     private static partial void LogCleared(ILogger logger, string provider);

@@ -101,6 +101,10 @@ internal sealed partial class FaultScenario : IAsyncDisposable
             ["Worker__CallDelayMilliseconds"] = "20",
             ["Worker__Duration"] = seconds.ToString(CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Error",
+            // What a worker saw of the fault (failed calls, its gateway list), printed when a run fails.
+            ["Logging__LogLevel__OrleansLimiter"] = "Warning",
+            ["Logging__LogLevel__Orleans.Messaging"] = "Information",
+            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
         };
         var workers = Enumerable.Range(1, 3)
             .Select(i => ProcessRunner.RunAsync(RepoPaths.WorkerDll, string.Empty, new Dictionary<string, string>(environment) { ["Worker__Name"] = $"w{i}" }, TimeSpan.FromSeconds(seconds + 90)))
@@ -146,7 +150,8 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         long Refused,
         long Errors,
         double LongestCallMs,
-        string Output)
+        string Output,
+        string Log)
     {
         public long MaxTightWindow => Windows.Where(w => w.Key.Provider == "tight").Select(w => w.Value).DefaultIfEmpty().Max();
 
@@ -184,7 +189,7 @@ internal sealed partial class FaultScenario : IAsyncDisposable
                 longest = Math.Max(longest, double.Parse(summary.Groups[4].Value, CultureInfo.InvariantCulture));
             }
 
-            return new Outcome(windows, granted, refused, errors, longest, string.Join("\n", runs.Select(r => r.Stdout)));
+            return new Outcome(windows, granted, refused, errors, longest, string.Join("\n", runs.Select(r => r.Stdout)), string.Join("\n", runs.Select(r => r.Stderr)));
         }
     }
 

@@ -292,6 +292,11 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
             $"tight: {outcome.TightWindows} windows, most granted in one {outcome.MaxTightWindow}/{FaultScenario.TightPoints}; " +
             $"ledger: delivered {delivered}, spent in Redis {spentInRedis}, spent but never delivered {unaccounted}");
 
+        if (unaccounted != 0 || outcome.LongestCallMs > 8000)
+        {
+            output.WriteLine("--- workers' log\n" + string.Join('\n', (outcome.Output + "\n" + outcome.Log).Split('\n').Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.StartsWith("WINDOW ", StringComparison.Ordinal)).TakeLast(150)));
+        }
+
         // No caller hangs: a call sent to a dying silo gives up after the client's call timeout and is
         // retried against the grain's new home (a loose bound; the figure above is the measurement).
         Assert.InRange(outcome.LongestCallMs, 0, 8000);

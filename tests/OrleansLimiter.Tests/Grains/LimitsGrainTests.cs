@@ -64,6 +64,57 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputH
         Assert.False((await Limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic").ChangedAtRunTime);
     }
 
+    [Fact]
+    public async Task SetNamedLimit_ChangesOneLimit_KeepsItsAlgorithmAndTheOthers_ThenClears()
+    {
+        // llm: requests 100/60 s, tokens a 1,000 per 10 s bucket; big-model configures its own tokens.
+        await Limits.GetProvidersAsync();
+        var limitsSilo = await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(Limits);
+        var here = fixture.Cluster.Silos.Single(s => s.SiloAddress.Equals(limitsSilo));
+        try
+        {
+            var changed = await Limits.SetNamedLimitAsync("llm", "Tokens", 40, 20);
+            Assert.Equal(100, changed.Points);
+            Assert.False(changed.ChangedAtRunTime);
+            Assert.Equal([new NamedLimit("tokens", Configuration.LimitAlgorithm.TokenBucket, 40, 20, true)], changed.Limits!);
+
+            // In force at once on the silo that took it: 40 tokens, then nothing left; requests as configured.
+            var grain = await ActivateOnAsync(here, LimiterKey.Format("llm", TestKeys.Unique()));
+            var granted = await grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("requests", 1), ("tokens", 40))], RequestId.New()));
+            Assert.True(granted.Decision(0).IsAllowed);
+            Assert.Equal([100, 40], granted.Limits.Select(l => l.Limit));
+            var refused = await grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("requests", 1), ("tokens", 5))], RequestId.New()));
+            Assert.Equal("tokens", refused.Decision(0).BlockedBy);
+
+            // A key with its own tokens limit keeps it.
+            var big = await ActivateOnAsync(here, "llm/big-model");
+            Assert.Equal(5000, (await big.GetLimitsAsync()).Single(l => l.Name == "tokens").Limit);
+
+            // Changing requests as well keeps the tokens change.
+            var both = await Limits.SetNamedLimitAsync("llm", "requests", 9, 60);
+            Assert.True(both.ChangedAtRunTime);
+            Assert.Equal(9, both.Points);
+            Assert.Equal(40, both.Limits!.Single().Points);
+        }
+        finally
+        {
+            Assert.True(await Limits.ClearLimitAsync("llm"));
+        }
+
+        var cleared = (await Limits.GetProvidersAsync()).Single(p => p.Provider == "llm");
+        Assert.Equal(new NamedLimit("tokens", Configuration.LimitAlgorithm.TokenBucket, 1000, 10, false), cleared.Limits!.Single());
+        Assert.False(cleared.ChangedAtRunTime);
+    }
+
+    [Fact]
+    public async Task SetNamedLimit_UnknownLimit_IsRefused_NamingTheLimitsThereAre()
+    {
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => Limits.SetNamedLimitAsync("llm", "output-tokens", 10, 60).AsTask());
+        Assert.Contains("has no limit named 'output-tokens' (it has: requests, tokens)", error.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Limits.SetNamedLimitAsync("llm", "tokens", 0, 60).AsTask());
+        Assert.DoesNotContain((await Limits.GetProvidersAsync()).Single(p => p.Provider == "llm").Limits!, l => l.ChangedAtRunTime);
+    }
+
     [Theory]
     [InlineData(0, 60)]
     [InlineData(10, 0)]
