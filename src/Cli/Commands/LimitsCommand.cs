@@ -35,7 +35,8 @@ internal static class LimitsCommand
             var (p, d) = changed.Limits?.FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
                 ? (other.Points, other.DurationSeconds)
                 : (changed.Points, changed.DurationSeconds);
-            Console.WriteLine($"{changed.Provider} {name.ToLowerInvariant()}: {p} points per {d} s (changed at run time; kept across restarts)");
+            var which = LimitSpec.Requests.Equals(name, StringComparison.OrdinalIgnoreCase) ? changed.Provider : $"{changed.Provider} {name.ToLowerInvariant()}";
+            Console.WriteLine($"{which}: {p} points per {d} s (changed at run time; kept across restarts)");
             return ExitCodes.Ok;
         });
 

@@ -50,4 +50,52 @@ public sealed class TokenLimitLoadTests(ProcessClusterFixture fixture, ITestOutp
         Assert.Equal(["expire", "points", "tokens:expire", "tokens:points"], hash.Keys.Order(StringComparer.Ordinal));
         Assert.Equal((1000 - requests).ToString(System.Globalization.CultureInfo.InvariantCulture), hash["points"]);
     }
+
+    [Fact]
+    public async Task LimitsSet_ChangesTheTokenLimitAtRunTime_OnEverySilo_ThenClear()
+    {
+        var key = "set-" + TestKeys.Unique();
+        try
+        {
+            var set = await LimiterAsync("limits set tok --limit tokens --points 500 --duration 60");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            Assert.Contains("tok tokens: 500 points per 60 s", set.Stdout, StringComparison.Ordinal);
+
+            var tok = JsonNode.Parse((await LimiterAsync("limits --json")).Stdout)!.AsArray().Single(p => (string?)p!["provider"] == "tok")!;
+            Assert.Equal(1000, (long?)tok["points"]);
+            Assert.False((bool?)tok["changedAtRunTime"]);
+            var tokens = tok["limits"]!.AsArray().Single()!;
+            Assert.Equal(("tokens", 500L, true), ((string?)tok["limits"]![0]!["name"], (long)tokens["points"]!, (bool)tokens["changedAtRunTime"]!));
+            Assert.Contains("(changed at run time)", (await LimiterAsync("limits")).Stdout, StringComparison.Ordinal);
+
+            // Whichever silo hosts the key's grain applies it within its refresh interval (5 s).
+            var watch = Stopwatch.StartNew();
+            long limit;
+            do
+            {
+                var status = JsonNode.Parse((await LimiterAsync($"status --key {key} --json")).Stdout)!;
+                limit = (long)status["providers"]!.AsArray().Single(p => (string?)p!["provider"] == "tok")!["limits"]!.AsArray().Single(l => (string?)l!["name"] == "tokens")!["limit"]!;
+            }
+            while (limit != 500 && watch.Elapsed < TimeSpan.FromSeconds(10));
+            Assert.Equal(500, limit);
+
+            var consume = JsonNode.Parse((await LimiterAsync($"consume tok --key {key} --cost tokens=300 --count 2 --json")).Stdout)!;
+            Assert.Equal(1, (int?)consume["granted"]);
+            Assert.Equal(1, (int?)consume["refused"]);
+
+            var unknown = await LimiterAsync("limits set tok --limit output-tokens --points 5 --duration 60");
+            Assert.Equal(2, unknown.ExitCode);
+            Assert.Contains("has no limit named 'output-tokens'", unknown.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Assert.Equal(0, (await LimiterAsync("limits clear tok")).ExitCode);
+        }
+
+        var cleared = JsonNode.Parse((await LimiterAsync("limits --json")).Stdout)!.AsArray().Single(p => (string?)p!["provider"] == "tok")!;
+        Assert.Equal(20_000, (long?)cleared["limits"]![0]!["points"]);
+    }
+
+    private Task<ProcessRunner.Result> LimiterAsync(string arguments) =>
+        ProcessRunner.RunAsync(RepoPaths.CliDll, arguments + " --timeout 30", fixture.ClientEnvironment, TimeSpan.FromSeconds(60));
 }
