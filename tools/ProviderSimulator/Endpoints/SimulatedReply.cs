@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -7,8 +8,15 @@ namespace OrleansLimiter.ProviderSimulator.Endpoints;
 /// <summary>What both endpoints share: reading the body, the API key check and the reply's text.</summary>
 public static class SimulatedReply
 {
-    /// <summary>The providers write their JSON in snake_case.</summary>
-    public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    /// <summary>
+    /// The providers write their JSON in snake_case, with apostrophes and such as they are (the
+    /// default escaping is for JSON embedded in HTML, which these bodies never are).
+    /// </summary>
+    public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static readonly string[] Words = ["the", "limiter", "shares", "one", "quota", "between", "many", "callers", "and", "waits"];
 

@@ -57,9 +57,16 @@ public sealed class SimulatedQuota
     public IEnumerable<LimitKind> Kinds => _buckets.Select(b => b.Kind);
 
     /// <summary>Takes every charge, or none when a limit lacks room.</summary>
+    /// <remarks>Several charges to one limit count as their sum.</remarks>
     public QuotaDecision TryAcquire(IReadOnlyList<QuotaCharge> charges)
     {
         ArgumentNullException.ThrowIfNull(charges);
+        if (charges.Any(c => c.Amount < 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(charges), "A charge must not be negative.");
+        }
+
+        charges = [.. charges.GroupBy(c => c.Kind).Select(g => new QuotaCharge(g.Key, g.Sum(c => c.Amount)))];
         lock (_lock)
         {
             Refill();
