@@ -5,8 +5,6 @@ namespace OrleansLimiter.ProviderSimulator.Quota;
 /// <summary>The two simulated provider keys: each endpoint has its own quota, as two providers would.</summary>
 public sealed class ProviderQuotas(IOptions<SimulatorOptions> options, TimeProvider time)
 {
-    private readonly SimulatorOptions _options = options.Value;
-
     /// <summary><c>/v1/chat/completions</c>: requests and tokens per minute.</summary>
     public SimulatedQuota OpenAi { get; } = new(
         [new(LimitKind.Requests, options.Value.RequestsPerMinute), new(LimitKind.Tokens, options.Value.TokensPerMinute)],
@@ -22,7 +20,4 @@ public sealed class ProviderQuotas(IOptions<SimulatorOptions> options, TimeProvi
         ],
         options.Value.OtherTenantShare,
         time);
-
-    /// <summary>The settings the quotas were made from.</summary>
-    public SimulatorOptions Options => _options;
 }
