@@ -151,13 +151,15 @@ public static class RepoPaths
 
     public static string WorkerDll => Program("Worker", "OrleansLimiter.Worker.dll");
 
+    public static string SimulatorDll => Program("ProviderSimulator", "OrleansLimiter.ProviderSimulator.dll", folder: "tools");
+
     /// <summary>
     /// The program as built in this build's configuration. Never an older build of another
     /// configuration: tests would run yesterday's code without a word.
     /// </summary>
-    private static string Program(string project, string dll)
+    private static string Program(string project, string dll, string folder = "src")
     {
-        var path = Path.Combine(Root, "src", project, "bin", Configuration, "net10.0", dll);
+        var path = Path.Combine(Root, folder, project, "bin", Configuration, "net10.0", dll);
         return File.Exists(path)
             ? path
             : throw new FileNotFoundException(
