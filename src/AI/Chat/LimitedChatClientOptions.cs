@@ -1,4 +1,5 @@
 using Microsoft.Extensions.AI;
+using OrleansLimiter.Configuration;
 
 namespace OrleansLimiter.AI.Chat;
 
@@ -57,16 +58,16 @@ public sealed class LimitedChatClientOptions
     {
         foreach (var (name, value) in new[] { (nameof(TokensLimit), TokensLimit), (nameof(InputTokensLimit), InputTokensLimit), (nameof(OutputTokensLimit), OutputTokensLimit) })
         {
-            if (value is not null && string.IsNullOrWhiteSpace(value))
+            if (value is not null && RateLimitingOptionsValidator.LimitNameProblem(value) is { } nameProblem)
             {
-                yield return $"{nameof(LimitedChatClientOptions)}.{name} must be a limit name or null (was blank).";
+                yield return $"{nameof(LimitedChatClientOptions)}.{name}: limit name {nameProblem}.";
             }
         }
 
         var named = new[] { TokensLimit, InputTokensLimit, OutputTokensLimit }.Where(n => n is not null).ToList();
-        if (named.Distinct(StringComparer.OrdinalIgnoreCase).Count() != named.Count || named.Contains("requests", StringComparer.OrdinalIgnoreCase))
+        if (named.Distinct(StringComparer.OrdinalIgnoreCase).Count() != named.Count)
         {
-            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(TokensLimit)}, {nameof(InputTokensLimit)} and {nameof(OutputTokensLimit)} must name different limits, none of them 'requests'.";
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(TokensLimit)}, {nameof(InputTokensLimit)} and {nameof(OutputTokensLimit)} must name different limits (were {string.Join(", ", named)}).";
         }
 
         if (Key is not null && LimiterKey.KeyProblem(Key) is { } keyProblem)
