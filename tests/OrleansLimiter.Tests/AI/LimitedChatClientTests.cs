@@ -153,6 +153,18 @@ public sealed class LimitedChatClientTests : IDisposable
     }
 
     [Fact]
+    public void Key_WithoutModelId_IsTheClientsDefaultModel_ElseGlobal()
+    {
+        using var client = Limited("llm");
+        Assert.Equal("global", client.Estimate([new ChatMessage(ChatRole.User, Hello)], null).Key);
+
+        _model.Metadata = new ChatClientMetadata("openai", defaultModelId: "gpt-4o-mini");
+        var (key, estimate) = client.Estimate([new ChatMessage(ChatRole.User, Hello)], new ChatOptions { MaxOutputTokens = 0 });
+        Assert.Equal("gpt-4o-mini", key);
+        Assert.Equal("requests=1, tokens=7", estimate.ToString());
+    }
+
+    [Fact]
     public async Task Response_InputAndOutputLimits_ReservedAndSettledSeparately()
     {
         using var client = Limited("split", o => (o.TokensLimit, o.InputTokensLimit, o.OutputTokensLimit) = (null, "input-tokens", "output-tokens"));
@@ -410,7 +422,10 @@ public sealed class LimitedChatClientTests : IDisposable
             }
         }
 
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
+        public ChatClientMetadata? Metadata { get; set; }
+
+        public object? GetService(Type serviceType, object? serviceKey = null) =>
+            serviceType == typeof(ChatClientMetadata) ? Metadata : null;
 
         public void Dispose()
         {

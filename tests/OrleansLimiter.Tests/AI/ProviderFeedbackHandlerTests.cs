@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.AI.Feedback;
 
@@ -74,6 +75,22 @@ public sealed class ProviderFeedbackHandlerTests
         Assert.Empty(latest.Limits);
         Assert.Null(latest.RetryAfter);
         Assert.Equal(ProviderRefusal.QuotaExhausted, latest.Refusal);
+    }
+
+    [Fact]
+    public async Task AddProviderFeedback_RegistersTheRecorderAsTheSink()
+    {
+        using var services = new ServiceCollection().AddProviderFeedback().BuildServiceProvider();
+        var sink = services.GetRequiredService<IProviderFeedbackSink>();
+        using var client = new HttpClient(new ProviderFeedbackHandler("openai", sink, _time)
+        {
+            InnerHandler = new CannedProvider(_ => Respond(HttpStatusCode.TooManyRequests, "{}")),
+        });
+
+        using var response = await client.GetAsync(new Uri("http://127.0.0.1/v1/chat/completions"));
+
+        Assert.Same(sink, services.GetRequiredService<ProviderFeedbackRecorder>());
+        Assert.Equal(1, services.GetRequiredService<ProviderFeedbackRecorder>().TooManyRequestsCount("openai"));
     }
 
     [Fact]
