@@ -99,6 +99,19 @@ public sealed class RateLimitTimeoutException : Exception
         RetryAfter = result.Last.RetryAfter;
     }
 
+    /// <summary>
+    /// Creates the exception with <paramref name="message"/> for a refusal by <paramref name="blockedBy"/>
+    /// that lasts <paramref name="retryAfter"/> (for callers that wait on costs, not on points).
+    /// </summary>
+    public RateLimitTimeoutException(string message, TimeSpan retryAfter, string? blockedBy) : base(message)
+    {
+        RetryAfter = retryAfter;
+        BlockedBy = blockedBy;
+    }
+
     /// <summary>Time until the window that refused the work ends.</summary>
     public TimeSpan RetryAfter { get; }
+
+    /// <summary>The limit that refused the last request, when known (e.g. <c>tokens</c>).</summary>
+    public string? BlockedBy { get; }
 }

@@ -1,0 +1,206 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.Client;
+
+namespace OrleansLimiter.AI.Chat;
+
+/// <summary>
+/// A chat client middleware that keeps calls within a provider's shared quota: before each call it
+/// reserves <c>requests=1</c> plus the estimated tokens (input counted with the model's tokenizer, plus
+/// the requested maximum output), waiting out refusals up to <see cref="LimitedChatClientOptions.MaxWait"/>;
+/// after the call it settles the reservation with the usage the provider reported, which gives the
+/// unused part back. Without reported usage (an error, a cancelled call) the reservation stays as estimated.
+/// </summary>
+public sealed partial class LimitedChatClient : DelegatingChatClient
+{
+    private readonly ILimiterClient _limiter;
+    private readonly string _provider;
+    private readonly LimitedChatClientOptions _options;
+    private readonly TokenCounter _tokens;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the middleware over <paramref name="innerClient"/> for <paramref name="provider"/>.</summary>
+    /// <exception cref="OptionsValidationException">A setting in <paramref name="options"/> is invalid; the message names it.</exception>
+    public LimitedChatClient(IChatClient innerClient, ILimiterClient limiter, string provider, LimitedChatClientOptions? options = null, TimeProvider? time = null, ILogger<LimitedChatClient>? logger = null)
+        : base(innerClient)
+    {
+        ArgumentNullException.ThrowIfNull(limiter);
+        _options = options ?? new LimitedChatClientOptions();
+        Validate(provider, _options);
+        _limiter = limiter;
+        _provider = provider;
+        _tokens = new TokenCounter(_options.TokenizerEncoding, _options.CharsPerToken, _options.TokensPerMessage);
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger<LimitedChatClient>.Instance;
+    }
+
+    /// <inheritdoc/>
+    public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
+        var (key, estimate) = Estimate(list, options);
+        await using var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
+        var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
+        await SettleAsync(reservation, response.Usage).ConfigureAwait(false);
+        return response;
+    }
+
+    /// <inheritdoc/>
+    public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
+        var (key, estimate) = Estimate(list, options);
+        var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
+        UsageDetails? usage = null;
+        try
+        {
+            await foreach (var update in base.GetStreamingResponseAsync(list, options, cancellationToken).ConfigureAwait(false))
+            {
+                foreach (var content in update.Contents)
+                {
+                    if (content is UsageContent reported)
+                    {
+                        // Summed as ChatResponse.ToChatResponse sums them: a provider may report input
+                        // and output usage in separate updates.
+                        usage ??= new UsageDetails();
+                        usage.Add(reported.Details);
+                    }
+                }
+
+                yield return update;
+            }
+        }
+        finally
+        {
+            // Also on an error, a cancellation, or a consumer that stops reading: what is known is settled.
+            await SettleAsync(reservation, usage).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The limiter key and the estimated cost of a call.</summary>
+    internal (string Key, LimitCost Estimate) Estimate(IReadOnlyCollection<ChatMessage> messages, ChatOptions? options)
+    {
+        var modelId = options?.ModelId ?? InnerClient.GetService<ChatClientMetadata>()?.DefaultModelId;
+        var key = _options.Key ?? _options.KeySelector?.Invoke(messages, options) ?? modelId ?? LimiterKey.DefaultKey;
+        var input = _tokens.CountInput(messages, options, modelId);
+        long output = options?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens;
+        var parts = new List<(string, long)> { (LimitSpec.Requests, 1) };
+        if (_options.TokensLimit is { } tokens)
+        {
+            parts.Add((tokens, input + output));
+        }
+
+        if (_options.InputTokensLimit is { } inputLimit)
+        {
+            parts.Add((inputLimit, input));
+        }
+
+        if (_options.OutputTokensLimit is { } outputLimit)
+        {
+            parts.Add((outputLimit, output));
+        }
+
+        return (key, LimitCost.Of([.. parts]));
+    }
+
+    /// <summary>
+    /// What the call cost by <paramref name="usage"/>; a limit whose count the provider did not report
+    /// stays at its estimate.
+    /// </summary>
+    internal LimitCost Actual(UsageDetails usage, LimitCost estimate)
+    {
+        var parts = new (string Limit, long Amount)[estimate.Limits.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            var name = estimate.Limits[i];
+            long? reported =
+                name == _options.TokensLimit ? usage.TotalTokenCount ?? usage.InputTokenCount + usage.OutputTokenCount
+                : name == _options.InputTokensLimit ? usage.InputTokenCount
+                : name == _options.OutputTokensLimit ? usage.OutputTokenCount
+                : null;
+            parts[i] = (name, reported is >= 0 ? reported.Value : estimate.Amounts[i]);
+        }
+
+        return LimitCost.Of(parts);
+    }
+
+    private async Task<Reservation> ReserveAsync(string key, LimitCost estimate, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
+        {
+            var reservation = await _limiter.ReserveAsync(_provider, key, estimate, cancellationToken).ConfigureAwait(false);
+            if (reservation.IsGranted)
+            {
+                return reservation;
+            }
+
+            var refusal = reservation.Result;
+            if (refusal.Decision.Outcome == ConsumeOutcome.AboveLimit)
+            {
+                throw new RequestAboveLimitException(_provider, key, estimate, refusal.BlockedBy);
+            }
+
+            var waited = _time.GetElapsedTime(started);
+            var delay = refusal.RetryAfter < _options.MinRetryDelay ? _options.MinRetryDelay : refusal.RetryAfter;
+
+            // Waiting past the maximum would only end in the same exception later.
+            if (waited + delay > _options.MaxWait)
+            {
+                LogTimedOut(_logger, _provider, key, refusal.BlockedBy, attempt, waited, refusal.RetryAfter);
+                throw new RateLimitTimeoutException(
+                    $"No reservation for '{_provider}' (key '{key}', {estimate}) within {_options.MaxWait.TotalSeconds:0.###} s ({attempt} attempts); limit '{refusal.BlockedBy}' can pay in {refusal.RetryAfter.TotalSeconds:0.###} s.",
+                    refusal.RetryAfter,
+                    refusal.BlockedBy);
+            }
+
+            LogWaiting(_logger, _provider, key, refusal.BlockedBy, delay);
+            await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SettleAsync(Reservation reservation, UsageDetails? usage)
+    {
+        if (usage is null)
+        {
+            await reservation.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            // Not the caller's token: the call has been made, and a settle skipped would keep the whole
+            // estimate spent until the reservation expires.
+            await reservation.SettleAsync(Actual(usage, reservation.Estimate), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (LimiterUnavailableException error)
+        {
+            // The call succeeded; failing it now would not give the tokens back either.
+            LogSettleFailed(_logger, _provider, reservation.Key, error);
+        }
+    }
+
+    /// <summary>Throws when <paramref name="provider"/> is not a safe name or a setting is invalid.</summary>
+    internal static void Validate(string provider, LimitedChatClientOptions options)
+    {
+        LimiterKey.ValidateProvider(provider);
+        var problems = options.Problems().ToList();
+        if (problems.Count > 0)
+        {
+            throw new OptionsValidationException(nameof(LimitedChatClientOptions), typeof(LimitedChatClientOptions), problems);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Call to {Provider} (key {Key}) refused by limit {BlockedBy}; asking again in {Delay}")]
+    private static partial void LogWaiting(ILogger logger, string provider, string key, string? blockedBy, TimeSpan delay);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Call to {Provider} (key {Key}) not sent: limit {BlockedBy} refused it {Attempts} times over {Waited}; it can pay in {RetryAfter}")]
+    private static partial void LogTimedOut(ILogger logger, string provider, string key, string? blockedBy, int attempts, TimeSpan waited, TimeSpan retryAfter);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Settling a call to {Provider} (key {Key}) failed; its reservation stays as estimated")]
+    private static partial void LogSettleFailed(ILogger logger, string provider, string key, Exception error);
+}

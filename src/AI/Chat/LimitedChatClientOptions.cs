@@ -1,0 +1,108 @@
+using Microsoft.Extensions.AI;
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.AI.Chat;
+
+/// <summary>How <see cref="LimitedChatClient"/> reserves and settles each call.</summary>
+public sealed class LimitedChatClientOptions
+{
+    /// <summary>
+    /// The limit charged for total tokens (input plus output); <c>tokens</c> by default. Null when the
+    /// provider key has no such limit. Each limit named here must be configured for the provider
+    /// (<c>RateLimiting:Providers:{p}:Limits:{name}</c>); <c>requests</c> is always charged 1.
+    /// </summary>
+    public string? TokensLimit { get; set; } = "tokens";
+
+    /// <summary>The limit charged for input tokens alone (e.g. <c>input-tokens</c> for Anthropic); null (not charged) by default.</summary>
+    public string? InputTokensLimit { get; set; }
+
+    /// <summary>The limit charged for output tokens alone (e.g. <c>output-tokens</c> for Anthropic); null (not charged) by default.</summary>
+    public string? OutputTokensLimit { get; set; }
+
+    /// <summary>A fixed limiter key for every call; when null, <see cref="KeySelector"/> or the model id decides.</summary>
+    public string? Key { get; set; }
+
+    /// <summary>Chooses the limiter key per call; when null (and <see cref="Key"/> is null) the key is the model id.</summary>
+    public Func<IEnumerable<ChatMessage>, ChatOptions?, string>? KeySelector { get; set; }
+
+    /// <summary>
+    /// The tiktoken encoding (<c>o200k_base</c>, <c>cl100k_base</c>) used for every model, for model ids the
+    /// tokenizer does not know (deployment names, other vendors' models that should be counted alike).
+    /// When null the encoding is chosen from the model id, and unknown models are estimated by <see cref="CharsPerToken"/>.
+    /// </summary>
+    public string? TokenizerEncoding { get; set; }
+
+    /// <summary>Characters per token for models without a known tokenizer; 4 by default (the usual figure for English text).</summary>
+    public double CharsPerToken { get; set; } = 4;
+
+    /// <summary>
+    /// Tokens added per message for its role and separators (OpenAI's chat format costs about 3);
+    /// 3 by default, so that the estimate errs high and the settle gives the difference back.
+    /// </summary>
+    public int TokensPerMessage { get; set; } = 3;
+
+    /// <summary>Output tokens reserved when a call sets no <see cref="ChatOptions.MaxOutputTokens"/>; 1,024 by default.</summary>
+    public int DefaultMaxOutputTokens { get; set; } = 1024;
+
+    /// <summary>
+    /// Longest time a call waits for its reservation before <see cref="Client.RateLimitTimeoutException"/>;
+    /// 30 s by default. Zero asks once.
+    /// </summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The shortest pause between two asks, so that a refusal with a zero retry-after cannot spin; 50 ms by default.</summary>
+    public TimeSpan MinRetryDelay { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Problems with these settings, each naming the setting.</summary>
+    internal IEnumerable<string> Problems()
+    {
+        foreach (var (name, value) in new[] { (nameof(TokensLimit), TokensLimit), (nameof(InputTokensLimit), InputTokensLimit), (nameof(OutputTokensLimit), OutputTokensLimit) })
+        {
+            if (value is not null && RateLimitingOptionsValidator.LimitNameProblem(value) is { } nameProblem)
+            {
+                yield return $"{nameof(LimitedChatClientOptions)}.{name}: limit name {nameProblem}.";
+            }
+        }
+
+        var named = new[] { TokensLimit, InputTokensLimit, OutputTokensLimit }.Where(n => n is not null).ToList();
+        if (named.Distinct(StringComparer.OrdinalIgnoreCase).Count() != named.Count)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(TokensLimit)}, {nameof(InputTokensLimit)} and {nameof(OutputTokensLimit)} must name different limits (were {string.Join(", ", named)}).";
+        }
+
+        if (Key is not null && LimiterKey.KeyProblem(Key) is { } keyProblem)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(Key)}: {keyProblem}";
+        }
+
+        if (!double.IsFinite(CharsPerToken) || CharsPerToken <= 0)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(CharsPerToken)} must be above 0 (was {CharsPerToken}).";
+        }
+
+        if (TokensPerMessage < 0)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(TokensPerMessage)} must not be negative (was {TokensPerMessage}).";
+        }
+
+        if (DefaultMaxOutputTokens < 0)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(DefaultMaxOutputTokens)} must not be negative (was {DefaultMaxOutputTokens}).";
+        }
+
+        if (MaxWait < TimeSpan.Zero)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(MaxWait)} must not be negative (was {MaxWait}).";
+        }
+
+        if (MinRetryDelay <= TimeSpan.Zero)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(MinRetryDelay)} must be above zero (was {MinRetryDelay}).";
+        }
+
+        if (TokenizerEncoding is not null && TokenCounter.EncodingProblem(TokenizerEncoding) is { } encodingProblem)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(TokenizerEncoding)}: {encodingProblem}";
+        }
+    }
+}
