@@ -23,7 +23,7 @@ internal sealed partial class LimiterClient(
     public ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default)
     {
         Validate(provider, key, points);
-        return _metrics.Measure(provider, LimiterMetrics.Now(), backend.TryConsumeAsync(provider, key, points, cancellationToken));
+        return _metrics.Measure(provider, (backend, provider, key, points, cancellationToken), static s => s.backend.TryConsumeAsync(s.provider, s.key, s.points, s.cancellationToken));
     }
 
     public async Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
@@ -31,7 +31,7 @@ internal sealed partial class LimiterClient(
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
-        return await _metrics.Measure(provider, LimiterMetrics.Now(), backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken)).ConfigureAwait(false);
+        return await _metrics.Measure(provider, (backend, provider, key, cost, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.New(), s.cancellationToken)).ConfigureAwait(false);
     }
 
     public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)
@@ -40,7 +40,7 @@ internal sealed partial class LimiterClient(
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
         var id = RequestId.New();
-        var result = await _metrics.Measure(provider, LimiterMetrics.Now(), backend.TryConsumeCostsAsync(provider, key, estimate, id, cancellationToken)).ConfigureAwait(false);
+        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.estimate, s.id, s.cancellationToken)).ConfigureAwait(false);
         return new Reservation(provider, key, id, estimate, result,
             (request, ct) => backend.SettleAsync(provider, key, request, ct));
     }

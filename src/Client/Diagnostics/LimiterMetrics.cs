@@ -94,9 +94,24 @@ public sealed class LimiterMetrics : IDisposable
 
     internal static long Now() => Stopwatch.GetTimestamp();
 
-    /// <summary>Counts the answer of one TryConsume call begun at <paramref name="started"/>.</summary>
-    internal ValueTask<ConsumeResult> Measure(string provider, long started, Task<ConsumeResult> decision)
+    /// <summary>
+    /// Counts the answer of one TryConsume call made by <paramref name="decide"/>, including a failure thrown
+    /// before it returned a task (an unknown provider is refused synchronously in local mode).
+    /// </summary>
+    internal ValueTask<ConsumeResult> Measure<TState>(string provider, TState state, Func<TState, Task<ConsumeResult>> decide)
     {
+        var started = Now();
+        Task<ConsumeResult> decision;
+        try
+        {
+            decision = decide(state);
+        }
+        catch (Exception ex)
+        {
+            Failed(provider, LimitSpec.Requests, ex, started);
+            throw;
+        }
+
         // Coalesced and local decisions often complete at once: no state machine for those.
         if (decision.IsCompletedSuccessfully)
         {
@@ -107,12 +122,13 @@ public sealed class LimiterMetrics : IDisposable
         return MeasureAsync(provider, started, decision);
     }
 
-    /// <summary>Counts the answer of one call with a cost begun at <paramref name="started"/>; a refusal is tagged with the limit that blocked it.</summary>
-    internal async Task<CostResult> Measure(string provider, long started, Task<CostResult> decision)
+    /// <summary>Counts the answer of one call with a cost; a refusal is tagged with the limit that blocked it.</summary>
+    internal async Task<CostResult> Measure<TState>(string provider, TState state, Func<TState, Task<CostResult>> decide)
     {
+        var started = Now();
         try
         {
-            var result = await decision.ConfigureAwait(false);
+            var result = await decide(state).ConfigureAwait(false);
             Decided(provider, result.Decision.IsAllowed ? null : result.Decision.BlockedBy, result.Decision.IsAllowed, started);
             return result;
         }
