@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OrleansLimiter.Client.Diagnostics;
 using OrleansLimiter.Client.Scheduling;
 
 namespace OrleansLimiter.Client;
@@ -10,9 +11,11 @@ internal sealed partial class LimiterClient(
     ILimiterBackend backend,
     IOptions<LimiterClientOptions> options,
     TimeProvider time,
-    ILogger<LimiterClient> logger) : ILimiterClient
+    ILogger<LimiterClient> logger,
+    LimiterMetrics? metrics = null) : ILimiterClient
 {
     private readonly LimiterClientOptions _options = options.Value;
+    private readonly LimiterMetrics _metrics = metrics ?? new LimiterMetrics();
     private readonly ConcurrentDictionary<string, ProviderScheduler> _schedulers = new(StringComparer.OrdinalIgnoreCase);
 
     public string Mode => backend.Mode;
@@ -20,7 +23,7 @@ internal sealed partial class LimiterClient(
     public ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default)
     {
         Validate(provider, key, points);
-        return new ValueTask<ConsumeResult>(backend.TryConsumeAsync(provider, key, points, cancellationToken));
+        return _metrics.Measure(provider, (backend, provider, key, points, cancellationToken), static s => s.backend.TryConsumeAsync(s.provider, s.key, s.points, s.cancellationToken));
     }
 
     public async Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
@@ -28,7 +31,7 @@ internal sealed partial class LimiterClient(
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
-        return await backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken).ConfigureAwait(false);
+        return await _metrics.Measure(provider, (backend, provider, key, cost, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.New(), s.cancellationToken)).ConfigureAwait(false);
     }
 
     public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)
@@ -37,7 +40,7 @@ internal sealed partial class LimiterClient(
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
         var id = RequestId.New();
-        var result = await backend.TryConsumeCostsAsync(provider, key, estimate, id, cancellationToken).ConfigureAwait(false);
+        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.estimate, s.id, s.cancellationToken)).ConfigureAwait(false);
         return new Reservation(provider, key, id, estimate, result,
             (request, ct) => backend.SettleAsync(provider, key, request, ct));
     }
@@ -45,24 +48,43 @@ internal sealed partial class LimiterClient(
     public async Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default)
     {
         Validate(provider, key, points);
-        var wait = maxWait ?? _options.DefaultMaxWait;
-        if (wait < TimeSpan.Zero)
+        var longest = maxWait ?? _options.DefaultMaxWait;
+        if (longest < TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(maxWait), wait, "The maximum wait must not be negative.");
+            throw new ArgumentOutOfRangeException(nameof(maxWait), longest, "The maximum wait must not be negative.");
         }
 
+        var measured = _metrics.StartWait(provider, key, points);
+        try
+        {
+            var result = await AcquireCoreAsync(provider, key, points, longest, cancellationToken).ConfigureAwait(false);
+            measured.End(result);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            measured.End(ex);
+            throw;
+        }
+    }
+
+    private async Task<AcquireResult> AcquireCoreAsync(string provider, string key, long points, TimeSpan wait, CancellationToken cancellationToken)
+    {
         var started = time.GetTimestamp();
         var attempts = 0;
         while (true)
         {
             attempts++;
             ConsumeResult result;
+            var asked = LimiterMetrics.Now();
             try
             {
                 result = await backend.TryConsumeAsync(provider, key, points, cancellationToken).ConfigureAwait(false);
+                _metrics.DecisionTook(provider, result.IsAllowed ? LimiterMetrics.Results.Granted : LimiterMetrics.Results.Refused, asked);
             }
             catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
+                _metrics.DecisionTook(provider, LimiterMetrics.Results.Error, asked);
                 // A silo died or restarts, or Redis is away with the Refuse policy: retry until the
                 // deadline. A retry can at worst spend a permit whose grant was lost with the reply
                 // (an under-grant); it can never grant one twice.

@@ -120,6 +120,7 @@ static async Task<int> RunAsync(string[] args)
     });
 
     builder.AddShutdownDeadline(redisClustering: redis is not null);
+    builder.AddLimiterTelemetry("orleanslimiter-silo");
     if (redis is not null)
     {
         builder.Services.AddSingleton(new LimiterHealthRedis(redis));

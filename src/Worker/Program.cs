@@ -23,6 +23,7 @@ if (await RedisStartupWait.WaitAsync(builder.Configuration, cluster) is { } prob
 // connection in the background instead of holding back the web server.
 builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
 builder.AddOrleansLimiterClient();
+builder.AddLimiterTelemetry("orleanslimiter-worker");
 builder.Services.Configure<WorkerOptions>(builder.Configuration.GetSection("Worker"));
 builder.Services.AddHostedService<SimulatedWorkload>();
 

@@ -1,8 +1,10 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OrleansLimiter.Client.Diagnostics;
 using OrleansLimiter.Client.Distributed;
 using OrleansLimiter.Client.Local;
 using OrleansLimiter.Configuration;
@@ -34,11 +36,19 @@ public static class LimiterClientServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LimiterClientOptions>, LimiterClientOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ILimiterBackend>(CreateBackend);
-        services.TryAddSingleton<ILimiterClient>(sp => new LimiterClient(
-            sp.GetRequiredService<ILimiterBackend>(),
-            sp.GetRequiredService<IOptions<LimiterClientOptions>>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<LimiterClient>>()));
+        services.TryAddSingleton(sp => new LimiterMetrics(sp.GetService<IMeterFactory>()));
+        services.TryAddSingleton<ILimiterClient>(sp =>
+        {
+            var metrics = sp.GetRequiredService<LimiterMetrics>();
+            var client = new LimiterClient(
+                sp.GetRequiredService<ILimiterBackend>(),
+                sp.GetRequiredService<IOptions<LimiterClientOptions>>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<LimiterClient>>(),
+                metrics);
+            metrics.ObserveSchedulers(client.GetSchedulerStats);
+            return client;
+        });
         services.TryAddSingleton<ILimiterHealthSource>(sp => new LimiterClientHealthSource(sp.GetRequiredService<ILimiterClient>()));
         return services;
     }
