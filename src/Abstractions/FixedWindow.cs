@@ -73,6 +73,40 @@ public sealed class FixedWindow
         }
     }
 
+    /// <summary>
+    /// Lowers the open window (opening one first if none is) to <paramref name="remaining"/> (-1:
+    /// unknown), and with <paramref name="pause"/> closes it until then (at most one window ahead);
+    /// returns by how much it went down and the window as it stands.
+    /// </summary>
+    public (long Lowered, long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) Lower(long remaining, TimeSpan pause)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (!_open || now >= _windowEnd)
+            {
+                _open = true;
+                _remaining = Limit;
+                _windowEnd = now + Window;
+            }
+
+            var before = _remaining;
+            if (remaining >= 0 && remaining < _remaining)
+            {
+                _remaining = remaining;
+            }
+
+            if (pause > TimeSpan.Zero)
+            {
+                _remaining = 0;
+                var until = now + (pause < Window ? pause : Window);
+                _windowEnd = until > _windowEnd ? until : _windowEnd;
+            }
+
+            return (before - _remaining, _remaining, _windowEnd, now);
+        }
+    }
+
     /// <summary>Closes the window; the next consume opens a full one.</summary>
     public bool Reset()
     {

@@ -27,6 +27,14 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <summary>Adjusts a granted reservation to what the call really cost; once per reservation id.</summary>
     ValueTask<SettleResult> SettleAsync(SettleRequest request);
 
+    /// <summary>
+    /// Takes what the provider reported (remaining counts, or a 429 for an exhausted quota) into the
+    /// shared count: a limit holding more than the provider says remains is lowered to it, a refused
+    /// one is paused. Never raises a count. Observations naming a limit the key lacks are ignored.
+    /// </summary>
+    /// <exception cref="ArgumentException">An observation names no limit, or a negative amount.</exception>
+    ValueTask<ObservationResult> ObserveProviderAsync(ProviderObservation[] observations);
+
     /// <summary>Every limit of the key as it stands (read from the store without consuming).</summary>
     ValueTask<LimitState[]> GetLimitsAsync();
 

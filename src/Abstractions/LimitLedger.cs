@@ -115,6 +115,47 @@ public sealed class LimitLedger
         return result;
     }
 
+    /// <summary>
+    /// Lowers limit <paramref name="index"/> to <paramref name="remaining"/> (-1: unknown) and pauses it
+    /// for <paramref name="pauseMs"/> (0: none), as the feedback script does; returns by how much it went down.
+    /// </summary>
+    public long Observe(int index, long remaining, long pauseMs, long nowMs)
+    {
+        Advance(nowMs);
+        var spec = Limits[index];
+        var before = _avail[index];
+        if (spec.Algorithm == LimitAlgorithm.FixedWindow)
+        {
+            if (remaining >= 0 && remaining < _avail[index])
+            {
+                _avail[index] = remaining;
+            }
+
+            if (pauseMs > 0)
+            {
+                _avail[index] = 0;
+                _ends[index] = Math.Max(_ends[index], nowMs + Math.Min(pauseMs, spec.WindowMilliseconds));
+            }
+        }
+        else
+        {
+            var durationUs = spec.WindowMilliseconds * 1000;
+            if (remaining >= 0 && remaining < _avail[index])
+            {
+                _ends[index] = (nowMs * 1000) + (long)CeilDiv128((Int128)(spec.Points - remaining) * durationUs, spec.Points);
+                _avail[index] = BucketHolds(index, nowMs);
+            }
+
+            if (pauseMs > 0)
+            {
+                _ends[index] = (nowMs * 1000) + durationUs;
+                _avail[index] = 0;
+            }
+        }
+
+        return before - _avail[index];
+    }
+
     // Opens windows that ended and fills buckets up to now, as the scripts do on each call.
     private void Advance(long nowMs)
     {

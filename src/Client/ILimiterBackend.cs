@@ -13,4 +13,7 @@ internal interface ILimiterBackend
 
     /// <summary>Settles a reservation.</summary>
     Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Takes the provider's own report into the shared count (lowered or paused, never raised).</summary>
+    Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken);
 }

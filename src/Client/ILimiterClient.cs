@@ -35,6 +35,14 @@ public interface ILimiterClient
     Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Takes what the provider reported (its rate-limit headers, or a 429 for an exhausted quota) into
+    /// the shared count for every worker: a limit holding more than the provider says remains is
+    /// lowered to it, a refused one paused. Never raises a count; limits the key lacks are ignored.
+    /// </summary>
+    /// <exception cref="ArgumentException">An observation names no limit, or a negative amount.</exception>
+    Task<ObservationResult> ObserveProviderAsync(string provider, string key, IReadOnlyList<ProviderObservation> observations, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Waits until the points are granted, retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/>
     /// plus jitter, for at most <paramref name="maxWait"/> (the configured default when null).
     /// Returns a result that says granted or timed out; throws on cancellation, misuse, or

@@ -45,6 +45,15 @@ internal sealed partial class LimiterClient(
             (request, ct) => backend.SettleAsync(provider, key, request, ct));
     }
 
+    public Task<ObservationResult> ObserveProviderAsync(string provider, string key, IReadOnlyList<ProviderObservation> observations, CancellationToken cancellationToken = default)
+    {
+        ProviderObservation.Validate(observations, nameof(observations));
+        LimiterKey.ValidateProvider(provider);
+        LimiterKey.ValidateKey(key);
+
+        return backend.ObserveProviderAsync(provider, key, [.. observations], cancellationToken);
+    }
+
     public async Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default)
     {
         Validate(provider, key, points);

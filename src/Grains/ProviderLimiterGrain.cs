@@ -76,7 +76,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         // Keys with several limits (or a token bucket) are decided by the limit-set scripts; a store
         // without them (a test double) serves the seed's single limit only.
         _limitSet = store is ILimitSetStore limitSetStore ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), logger) : null;
-        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand
+        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand
             ? LimitSet.ExecuteAsync(commands)
             : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);

@@ -3,6 +3,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using OrleansLimiter.AI.Feedback;
 using OrleansLimiter.Client;
 
 namespace OrleansLimiter.AI.Chat;
@@ -44,7 +45,22 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
         var (key, estimate) = Estimate(list, options);
         await using var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
-        var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
+        var call = Call(key);
+        ChatResponse response;
+        try
+        {
+            using (call.Enter())
+            {
+                response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch when (call.ProviderRefused)
+        {
+            // The provider refused the call (429): it spent nothing there, so nothing stays spent here.
+            await GiveBackAsync(reservation).ConfigureAwait(false);
+            throw;
+        }
+
         await SettleAsync(reservation, response.Usage).ConfigureAwait(false);
         return response;
     }
@@ -56,6 +72,8 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         var (key, estimate) = Estimate(list, options);
         var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
         UsageDetails? usage = null;
+        var call = Call(key);
+        using var inProgress = call.Enter();
         try
         {
             await foreach (var update in base.GetStreamingResponseAsync(list, options, cancellationToken).ConfigureAwait(false))
@@ -77,7 +95,14 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         finally
         {
             // Also on an error, a cancellation, or a consumer that stops reading: what is known is settled.
-            await SettleAsync(reservation, usage).ConfigureAwait(false);
+            if (call.ProviderRefused && usage is null)
+            {
+                await GiveBackAsync(reservation).ConfigureAwait(false);
+            }
+            else
+            {
+                await SettleAsync(reservation, usage).ConfigureAwait(false);
+            }
         }
     }
 
@@ -160,6 +185,21 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
 
             LogWaiting(_logger, _provider, key, refusal.BlockedBy, delay);
             await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private LimitedCall Call(string key) => new(_provider, key, _options.TokensLimit, _options.InputTokensLimit, _options.OutputTokensLimit);
+
+    /// <summary>Settles a call the provider refused at zero cost on every limit.</summary>
+    private async Task GiveBackAsync(Reservation reservation)
+    {
+        try
+        {
+            await reservation.SettleAsync(LimitCost.Of([.. reservation.Estimate.Limits.Select(l => (l, 0L))]), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (LimiterUnavailableException error)
+        {
+            LogSettleFailed(_logger, _provider, reservation.Key, error);
         }
     }
 

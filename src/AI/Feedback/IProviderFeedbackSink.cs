@@ -6,6 +6,9 @@ namespace OrleansLimiter.AI.Feedback;
 /// </summary>
 public interface IProviderFeedbackSink
 {
-    /// <summary>Called once per response from <paramref name="provider"/>.</summary>
-    void OnResponse(string provider, ProviderRateLimitSnapshot snapshot);
+    /// <summary>
+    /// Called once per response from <paramref name="provider"/>; <paramref name="limitedCall"/> is the
+    /// limiter's view of the call (key and limit names) when the chat middleware made it, else null.
+    /// </summary>
+    void OnResponse(string provider, ProviderRateLimitSnapshot snapshot, LimitedCall? limitedCall);
 }

@@ -42,7 +42,13 @@ public sealed partial class ProviderFeedbackHandler : DelegatingHandler
             LogRefusal(_logger, _provider, status, snapshot.Refusal, snapshot.RefusedLimit, snapshot.RetryAfter);
         }
 
-        _sink.OnResponse(_provider, snapshot);
+        var call = LimitedCall.Current;
+        if (snapshot.IsTooManyRequests)
+        {
+            call?.MarkRefused();
+        }
+
+        _sink.OnResponse(_provider, snapshot, call);
         return response;
     }
 

@@ -8,7 +8,7 @@ public sealed class ProviderFeedbackRecorder : IProviderFeedbackSink
     private readonly ConcurrentDictionary<string, Entry> _providers = new(StringComparer.OrdinalIgnoreCase);
 
     /// <inheritdoc/>
-    public void OnResponse(string provider, ProviderRateLimitSnapshot snapshot)
+    public void OnResponse(string provider, ProviderRateLimitSnapshot snapshot, LimitedCall? limitedCall)
     {
         ArgumentNullException.ThrowIfNull(provider);
         ArgumentNullException.ThrowIfNull(snapshot);

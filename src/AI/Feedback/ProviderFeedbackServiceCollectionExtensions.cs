@@ -17,4 +17,17 @@ public static class ProviderFeedbackServiceCollectionExtensions
         services.TryAddSingleton<IProviderFeedbackSink>(sp => sp.GetRequiredService<ProviderFeedbackRecorder>());
         return services;
     }
+
+    /// <summary>
+    /// Takes every provider response into the cluster's shared count (<see cref="ClusterFeedbackSink"/>),
+    /// replacing any sink registered before; needs <c>AddOrleansLimiterClient</c>.
+    /// </summary>
+    public static IServiceCollection AddClusterProviderFeedback(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddProviderFeedback();
+        services.TryAddSingleton<ClusterFeedbackSink>();
+        services.Replace(ServiceDescriptor.Singleton<IProviderFeedbackSink>(sp => sp.GetRequiredService<ClusterFeedbackSink>()));
+        return services;
+    }
 }

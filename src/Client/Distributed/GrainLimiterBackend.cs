@@ -89,4 +89,12 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
         return _sender.SendAsync(_ => grain.SettleAsync(request).AsTask());
     }
+
+    public Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
+        // Lowering is idempotent, so a lost answer may simply be asked again.
+        return _sender.SendAsync(_ => grain.ObserveProviderAsync(observations).AsTask());
+    }
 }

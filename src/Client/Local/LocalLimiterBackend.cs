@@ -104,6 +104,55 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         return new ConsumeResult(decision.IsAllowed, requests.Remaining, decision.RetryAfter, requests.Reset);
     }
 
+    public Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (name, configured) = options.CurrentValue.Resolve(provider);
+        var limits = configured.ForKey(name, key);
+        var lowered = new long[observations.Length];
+        var ignored = new List<string>();
+        if (limits.IsSeedOnly)
+        {
+            var window = _windows.GetOrAdd(configured.StoreKey(name, key), _ => new FixedWindow(configured.Points, configured.Window, time));
+            var state = window.Peek();
+            for (var i = 0; i < observations.Length; i++)
+            {
+                if (limits.IndexOf(observations[i].Limit) < 0)
+                {
+                    ignored.Add(observations[i].Limit);
+                    continue;
+                }
+
+                var (down, remaining, end, now) = window.Lower(observations[i].Remaining ?? -1, observations[i].PauseFor ?? TimeSpan.Zero);
+                lowered[i] = down;
+                state = (true, remaining, end, now);
+            }
+
+            return Task.FromResult(new ObservationResult(lowered, [.. ignored], [limits.Limits[0].State(state.Remaining, state.WindowEnd.ToUnixTimeMilliseconds())]));
+        }
+
+        var ledger = Ledger(limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            for (var i = 0; i < observations.Length; i++)
+            {
+                var index = limits.IndexOf(observations[i].Limit);
+                if (index < 0)
+                {
+                    ignored.Add(observations[i].Limit);
+                    continue;
+                }
+
+                var pauseMs = observations[i].PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
+                lowered[i] = ledger.Observe(index, observations[i].Remaining ?? -1, pauseMs, now);
+            }
+
+            var values = ledger.State(now);
+            return Task.FromResult(new ObservationResult(lowered, [.. ignored], [.. limits.Limits.Select((l, i) => l.State(values[i].Remaining, values[i].EndMs))]));
+        }
+    }
+
     private LimitLedger Ledger(KeyLimits limits) =>
         _ledgers.AddOrUpdate(limits.StoreKey, _ => new LimitLedger(limits.Limits), (_, existing) => existing.Limits.SequenceEqual(limits.Limits) ? existing : new LimitLedger(limits.Limits));
 

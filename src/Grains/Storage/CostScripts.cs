@@ -20,7 +20,7 @@ namespace OrleansLimiter.Grains.Storage;
 public static class CostScripts
 {
     /// <summary>Reads the limits (ARGV: L, then per limit name, 'w' or 'b', points, duration ms) into avail/ends, repairing damage.</summary>
-    private const string Limits = """
+    internal const string Limits = """
         local nLimits = tonumber(ARGV[2])
         local names, algos, caps, durs = {}, {}, {}, {}
         local a = 3

@@ -17,7 +17,16 @@ public interface ILimitSetStore
 
     /// <summary>Reads every limit without changing anything.</summary>
     Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits);
+
+    /// <summary>Lowers or pauses limits as a provider reported them (see <see cref="ProviderObservation"/>); never raises one.</summary>
+    Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations);
 }
+
+/// <summary>A provider's report on the limit at <paramref name="Index"/>: what remains (-1 unknown) and a pause in ms (0 none).</summary>
+public readonly record struct LimitObservation(int Index, long Remaining, long PauseMs);
+
+/// <summary>The outcome of <see cref="ILimitSetStore.ObserveAsync"/>: per observation how much the count went down, and every limit after.</summary>
+public sealed record ObserveReply(long NowMs, LimitValue[] Limits, long[] Lowered, string Repair);
 
 /// <summary>One call to <see cref="ILimitSetStore.ConsumeCostsAsync"/>.</summary>
 /// <param name="Key">The hash.</param>

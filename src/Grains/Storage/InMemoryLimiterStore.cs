@@ -1,3 +1,4 @@
+using OrleansLimiter.Configuration;
 using System.Collections.Concurrent;
 
 namespace OrleansLimiter.Grains.Storage;
@@ -129,6 +130,39 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     }
 
     // A ledger per key; a change of the key's limits starts a new one (as a new configuration would in Redis, field by field).
+    /// <inheritdoc/>
+    public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        ArgumentNullException.ThrowIfNull(observations);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var lowered = new long[observations.Count];
+        if (limits is [{ Algorithm: LimitAlgorithm.FixedWindow } requests] && !_ledgers.ContainsKey(key))
+        {
+            // A key with the seed's one limit is held as a window of its own (see ConsumeAsync).
+            var window = _windows.GetOrAdd(key, _ => new FixedWindow(requests.Points, TimeSpan.FromMilliseconds(requests.WindowMilliseconds), time));
+            (long Remaining, DateTimeOffset WindowEnd) last = default;
+            for (var i = 0; i < observations.Count; i++)
+            {
+                var (down, remaining, end, _) = window.Lower(observations[i].Remaining, TimeSpan.FromMilliseconds(observations[i].PauseMs));
+                (lowered[i], last) = (down, (remaining, end));
+            }
+
+            return Task.FromResult(new ObserveReply(now, [new LimitValue(last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds())], lowered, string.Empty));
+        }
+
+        var ledger = Ledger(key, limits);
+        lock (ledger)
+        {
+            for (var i = 0; i < observations.Count; i++)
+            {
+                lowered[i] = ledger.Observe(observations[i].Index, observations[i].Remaining, observations[i].PauseMs, now);
+            }
+
+            return Task.FromResult(new ObserveReply(now, Values(ledger, now), lowered, string.Empty));
+        }
+    }
+
     private LimitLedger Ledger(string key, LimitSpec[] limits) =>
         _ledgers.AddOrUpdate(key, _ => new LimitLedger(limits), (_, existing) => existing.Limits.SequenceEqual(limits) ? existing : new LimitLedger(limits));
 

@@ -84,6 +84,32 @@ public sealed class LimitSetMirror(TimeProvider time)
         return blocked;
     }
 
+    /// <summary>
+    /// Takes the limits as the feedback script left them: each goes down to what Redis reported (a
+    /// window's remaining, a bucket's later "full again" instant), never up, so the mirror stays an
+    /// upper bound whichever of this and a concurrent consume's answer lands last.
+    /// </summary>
+    public void Lower(KeyLimits limits, LimitValue[] values, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (!Holds(limits))
+        {
+            return;
+        }
+
+        var lowered = (LimitValue[])_values.Clone();
+        for (var i = 0; i < lowered.Length && i < values.Length; i++)
+        {
+            var (mine, reported) = (lowered[i], values[i]);
+            lowered[i] = limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow
+                ? reported.EndMs > mine.EndMs ? reported with { Remaining = Math.Min(mine.Remaining, reported.Remaining) }
+                    : reported.EndMs == mine.EndMs ? mine with { Remaining = Math.Min(mine.Remaining, reported.Remaining) } : mine
+                : reported.EndMs > mine.EndMs ? reported : mine;
+        }
+
+        _values = lowered;
+    }
+
     /// <summary>The state of every limit as <see cref="LimitState"/>s.</summary>
     public LimitState[] States() => _limits is null ? [] : ToStates(_limits, _values);
 

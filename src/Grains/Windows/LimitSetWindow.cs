@@ -25,6 +25,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         CostCommand => ConsumeAsync(commands.Cast<CostCommand>().ToList()),
         SettleCommand settle => SettleAsync(settle),
         ReadLimitsCommand read => ReadAsync(read),
+        ObserveCommand observe => ObserveAsync(observe),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -64,6 +65,13 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     {
         var read = await store.ReadLimitsAsync(command.Limits.StoreKey, command.Limits.Limits);
         command.Completion.TrySetResult(read);
+    }
+
+    private async Task ObserveAsync(ObserveCommand command)
+    {
+        var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations);
+        mirror.Lower(command.Limits, reply.Limits, reply.NowMs);
+        command.Completion.TrySetResult(reply);
     }
 
     // Event ids 220-229.

@@ -136,6 +136,28 @@ public sealed class WindowMirror(TimeProvider time)
     }
 
     /// <summary>
+    /// Takes a lower count the provider reported (written to Redis by the feedback script): the
+    /// mirror goes down to it, or moves to the later end of a paused window; it never goes up, so it
+    /// stays an upper bound whichever of this and a concurrent consume's answer lands last.
+    /// </summary>
+    public void Lower(long remaining, long windowEndMs)
+    {
+        if (!_valid || _inOutage)
+        {
+            return;
+        }
+
+        if (windowEndMs > _windowEndMs)
+        {
+            (_remaining, _windowEndMs) = (Math.Min(_remaining, remaining), windowEndMs);
+        }
+        else if (windowEndMs == _windowEndMs)
+        {
+            _remaining = Math.Min(_remaining, remaining);
+        }
+    }
+
+    /// <summary>
     /// A store call failed for want of an answer (connection lost, time-out): Redis may hang with its
     /// connection open, so the grain decides alone for <see cref="StoreRetryAfterFailure"/> rather
     /// than make every batch wait out a time-out.

@@ -24,6 +24,9 @@ public sealed class LimiterClientUnavailableTests
 
         public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
+
+        public Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken) =>
+            throw new SiloUnavailableException("no silo answers");
     }
 
     private static (LimiterClient Client, UnreachableCluster Backend) Create()

@@ -1,0 +1,51 @@
+namespace OrleansLimiter;
+
+/// <summary>
+/// What a provider said of one limit of a key, in its response headers or a 429: the quota the
+/// whole organisation shares, spent also by apps this limiter does not see. The limiter only ever
+/// lowers its count from it, never raises it.
+/// </summary>
+/// <param name="Limit">The limit's name in this limiter (<c>requests</c>, <c>tokens</c>, <c>input-tokens</c>, …).</param>
+/// <param name="Remaining">What the provider says remains now, or null.</param>
+/// <param name="PauseFor">
+/// Set when the provider refused for an exhausted quota (429): nothing more until then (its
+/// <c>retry-after</c> or reset). A fixed window is closed until then (at most one window); a token
+/// bucket is emptied and refills from there at its rate.
+/// </param>
+[GenerateSerializer, Immutable]
+public sealed record ProviderObservation(
+    [property: Id(0)] string Limit,
+    [property: Id(1)] long? Remaining,
+    [property: Id(2)] TimeSpan? PauseFor = null)
+{
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first unusable observation.</summary>
+    public static void Validate(IEnumerable<ProviderObservation> observations, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(observations, paramName);
+        foreach (var o in observations)
+        {
+            if ((o is null ? "it is null" : o.Problem()) is { } problem)
+            {
+                throw new ArgumentException($"Cannot take a provider observation: {problem}.", paramName);
+            }
+        }
+    }
+
+    /// <summary>The problem with this observation, or null when it is usable.</summary>
+    public string? Problem() =>
+        string.IsNullOrWhiteSpace(Limit) ? "an observation must name a limit"
+        : Remaining < 0 ? $"the remaining count of '{Limit}' must not be negative (was {Remaining})"
+        : PauseFor < TimeSpan.Zero ? $"the pause of '{Limit}' must not be negative (was {PauseFor})"
+        : Remaining is null && PauseFor is null ? $"the observation of '{Limit}' says nothing (no remaining count, no pause)"
+        : null;
+}
+
+/// <summary>What a key's limits became after <see cref="IProviderLimiterGrain.ObserveProviderAsync"/>.</summary>
+/// <param name="Lowered">Per observation, by how much the shared count went down (0: it already held no more).</param>
+/// <param name="Ignored">Limits named by an observation that the key does not have.</param>
+/// <param name="Limits">Every limit of the key afterwards.</param>
+[GenerateSerializer, Immutable]
+public sealed record ObservationResult(
+    [property: Id(0)] long[] Lowered,
+    [property: Id(1)] string[] Ignored,
+    [property: Id(2)] LimitState[] Limits);
