@@ -56,6 +56,36 @@ public sealed class LocalLimiterClientTests : IDisposable
     }
 
     [Fact]
+    public async Task ProviderReports_LowerNeverRaise_AndA429ClosesTheWindowUntilRetryAfter()
+    {
+        // tiny: the seed's 5 points per 10 s.
+        Assert.True((await _client.TryConsumeAsync("tiny")).IsAllowed);
+        var lowered = await _client.ObserveProviderAsync("tiny", "global", [new ProviderObservation("requests", 2), new ProviderObservation("tokens", 1)]);
+        Assert.Equal([2L, 0L], lowered.Lowered);
+        Assert.Equal(["tokens"], lowered.Ignored);
+        var higher = await _client.ObserveProviderAsync("tiny", "global", [new ProviderObservation("requests", 4)]);
+        Assert.Equal([0L], higher.Lowered);
+        Assert.True((await _client.TryConsumeAsync("tiny", points: 2)).IsAllowed);
+        Assert.False((await _client.TryConsumeAsync("tiny")).IsAllowed);
+
+        // A 429 with a 15 s retry-after closes the next window too, up to one window (10 s) from now.
+        _time.Advance(TimeSpan.FromSeconds(10));
+        await _client.ObserveProviderAsync("tiny", "global", [new ProviderObservation("requests", 0, TimeSpan.FromSeconds(15))]);
+        var paused = await _client.TryConsumeAsync("tiny");
+        Assert.False(paused.IsAllowed);
+        Assert.Equal(TimeSpan.FromSeconds(10), paused.RetryAfter);
+
+        // A token bucket is emptied down to the report and refills from there.
+        var tokens = await _client.ObserveProviderAsync("llm", "global", [new ProviderObservation("tokens", 100)]);
+        Assert.Equal([900L], tokens.Lowered);
+        Assert.False((await _client.TryConsumeAsync("llm", "global", LimitCost.Of(("tokens", 101)))).IsAllowed);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True((await _client.TryConsumeAsync("llm", "global", LimitCost.Of(("tokens", 200)))).IsAllowed);
+
+        await Assert.ThrowsAsync<ArgumentException>(() => _client.ObserveProviderAsync("tiny", "global", [new ProviderObservation("requests", -3)]));
+    }
+
+    [Fact]
     public async Task DefaultProviders_AreConfigured()
     {
         var result = await _client.TryConsumeAsync("openai");
