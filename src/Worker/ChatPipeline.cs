@@ -34,7 +34,14 @@ internal static class ChatPipeline
         var chat = services.AddChatClient(CreateProviderClient);
         if (worker.LimiterOn)
         {
-            chat.UseOrleansLimiter(worker.Provider, o => o.MaxWait = TimeSpan.FromSeconds(worker.MaxWait));
+            chat.UseOrleansLimiter(worker.Provider, o =>
+            {
+                o.MaxWait = TimeSpan.FromSeconds(worker.MaxWait);
+
+                // The simulator charges 4 per message at admission; OpenAI's format costs 3 per message
+                // plus 3 per reply. 4 errs high for both, and the settle gives the difference back.
+                o.TokensPerMessage = 4;
+            });
         }
 
         services.AddHostedService<ChatWorkload>();
