@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The main job: a private Redis, two silos and three worker processes sharing one small demo quota
 # (300 points per 10 s). Shows live that the workers together never exceed it, then checks every
-# window's total. Works against an existing Redis when REDIS_URL is set. Ctrl-C stops everything.
+# window's total. Then the chat part: the provider simulator with an OpenAI-style RPM/TPM quota, three
+# chat workers calling it through the official OpenAI client, first without the limiter, then with it,
+# and the 429s and tokens of both runs side by side. Works against an existing Redis when REDIS_URL is
+# set. Ctrl-C stops everything.
 #
+#   DEMO_MODE (all; quota or chat for one part)
 #   DEMO_SECONDS (default 25)  DEMO_POINTS (300)  DEMO_WINDOW (10)  DEMO_WORKERS (3)  DEMO_CALLERS (8 per worker)
+#   DEMO_CHAT_SECONDS (20 per run)  DEMO_CHAT_TPM (30000)  DEMO_CHAT_RPM (300)  DEMO_CHAT_CALLERS (8 per worker)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,17 +17,27 @@ POINTS=${DEMO_POINTS:-300}
 WINDOW=${DEMO_WINDOW:-10}
 WORKERS=${DEMO_WORKERS:-3}
 CALLERS=${DEMO_CALLERS:-8}
+MODE=${DEMO_MODE:-all}
+CHAT_SECONDS=${DEMO_CHAT_SECONDS:-20}
+CHAT_TPM=${DEMO_CHAT_TPM:-30000}
+CHAT_RPM=${DEMO_CHAT_RPM:-300}
+CHAT_CALLERS=${DEMO_CHAT_CALLERS:-8}
+case "$MODE" in all|quota|chat) ;; *) echo "DEMO_MODE must be all, quota or chat (was '$MODE')" >&2; exit 2;; esac
 RUN_DIR=$(mktemp -d -t orleanslimiter-demo-XXXX)
 PIDS=()
 REDIS_PID=""
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 
+# Each process (or pipeline) started in a process group of its own, so that stopping the group stops
+# everything in it: the dotnet process behind a pipeline too.
+spawn() { setsid "$@" & PIDS+=($!); }
+
 cleanup() {
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do kill -- -"$pid" 2>/dev/null; done
   sleep 0.5
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do kill -9 -- -"$pid" 2>/dev/null; done
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null
   wait 2>/dev/null
   say "stopped everything it started (logs in $RUN_DIR)"
@@ -46,6 +61,7 @@ say "building (Release)"
 dotnet build OrleansLimiter.sln -c Release -nologo -v q >/dev/null || { say "build failed"; exit 1; }
 SILO=src/Silo/bin/Release/net10.0/OrleansLimiter.Silo.dll
 WORKER=src/Worker/bin/Release/net10.0/OrleansLimiter.Worker.dll
+SIMULATOR=tools/ProviderSimulator/bin/Release/net10.0/OrleansLimiter.ProviderSimulator.dll
 
 if [ -n "${REDIS_URL:-}" ]; then
   say "using the Redis in REDIS_URL"
@@ -63,6 +79,9 @@ fi
 CLUSTER="demo-$RANDOM$RANDOM"
 export Orleans__ClusterId=$CLUSTER Orleans__ServiceId=$CLUSTER
 export RateLimiting__Providers__demo__Points=$POINTS RateLimiting__Providers__demo__Duration=$WINDOW
+# The chat part's limits, the simulator's own: requests and tokens per minute, refilling continuously.
+export RateLimiting__Providers__openai__Points=$CHAT_RPM RateLimiting__Providers__openai__Duration=60 RateLimiting__Providers__openai__Algorithm=TokenBucket
+export RateLimiting__Providers__openai__Limits__tokens__Points=$CHAT_TPM RateLimiting__Providers__openai__Limits__tokens__Duration=60 RateLimiting__Providers__openai__Limits__tokens__Algorithm=TokenBucket
 KEY="ratelimit:demo:global"
 redis-cli "${CLI_REDIS[@]}" del "$KEY" >/dev/null
 
@@ -70,8 +89,7 @@ HTTP1=$(free_port 3000)
 for i in 1 2; do
   http=$(free_port $((HTTP1 + i - 1))); silo=$(free_port $((11110 + i))); gw=$(free_port $((29999 + i)))
   ASPNETCORE_URLS="http://127.0.0.1:$http" Orleans__SiloPort=$silo Orleans__GatewayPort=$gw Logging__LogLevel__Default=Warning \
-    dotnet "$SILO" >"$RUN_DIR/silo$i.log" 2>&1 &
-  PIDS+=($!)
+    spawn dotnet "$SILO" >"$RUN_DIR/silo$i.log" 2>&1
   eval "HTTP_SILO$i=$http"
 done
 say "two silos starting (cluster $CLUSTER)…"
@@ -81,49 +99,130 @@ for i in 1 2; do
   curl -fs "http://127.0.0.1:$port/health" >/dev/null || { say "silo $i did not start:"; tail -20 "$RUN_DIR/silo$i.log"; exit 1; }
 done
 say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
-say "quota: $POINTS points per $WINDOW s for provider 'demo' (key $KEY), shared by $WORKERS workers x $CALLERS callers"
 
-for i in $(seq "$WORKERS"); do
-  Worker__Name="worker$i" Worker__Provider=demo Worker__Callers=$CALLERS Worker__WorkMilliseconds=20 Worker__Duration=$SECONDS_TO_RUN \
-    dotnet "$WORKER" 2>&1 | tee "$RUN_DIR/worker$i.log" | grep --line-buffered -vE '^(WINDOW|SUMMARY) ' &
-  PIDS+=($!)
-done
+quota_demo() {
+  say "quota: $POINTS points per $WINDOW s for provider 'demo' (key $KEY), shared by $WORKERS workers x $CALLERS callers"
+  for i in $(seq "$WORKERS"); do
+    Worker__Name="worker$i" Worker__Provider=demo Worker__Callers=$CALLERS Worker__WorkMilliseconds=20 Worker__Duration=$SECONDS_TO_RUN \
+      spawn bash -c 'dotnet "$0" 2>&1 | tee "$1" | grep --line-buffered -vE "^(WINDOW|SUMMARY) "' "$WORKER" "$RUN_DIR/worker$i.log"
+  done
 
-# The authoritative total, straight from the Redis hash, every 2 seconds while the workers run.
-end=$((SECONDS + SECONDS_TO_RUN + 15))
-while [ $SECONDS -lt $end ]; do
-  sleep 2
-  running=0
-  for i in $(seq "$WORKERS"); do grep -q '^\[worker'"$i"'\] done' "$RUN_DIR/worker$i.log" 2>/dev/null || running=1; done
-  left=$(redis-cli "${CLI_REDIS[@]}" hget "$KEY" points 2>/dev/null)
-  pttl=$(redis-cli "${CLI_REDIS[@]}" pttl "$KEY" 2>/dev/null)
-  if [ -n "$left" ]; then
-    printf '\033[1m[total]\033[0m window: %s of %s points used, %s left, refills in %s.%s s\n' "$((POINTS - left))" "$POINTS" "$left" "$((pttl / 1000))" "$(((pttl % 1000) / 100))"
+  # The authoritative total, straight from the Redis hash, every 2 seconds while the workers run.
+  local end=$((SECONDS + SECONDS_TO_RUN + 15)) running left pttl
+  while [ $SECONDS -lt $end ]; do
+    sleep 2
+    running=0
+    for i in $(seq "$WORKERS"); do grep -q '^\[worker'"$i"'\] done' "$RUN_DIR/worker$i.log" 2>/dev/null || running=1; done
+    left=$(redis-cli "${CLI_REDIS[@]}" hget "$KEY" points 2>/dev/null)
+    pttl=$(redis-cli "${CLI_REDIS[@]}" pttl "$KEY" 2>/dev/null)
+    if [ -n "$left" ]; then
+      printf '\033[1m[total]\033[0m window: %s of %s points used, %s left, refills in %s.%s s\n' "$((POINTS - left))" "$POINTS" "$left" "$((pttl / 1000))" "$(((pttl % 1000) / 100))"
+    fi
+    [ $running = 0 ] && break
+  done
+
+  echo
+  say "per window (sum of what each worker was granted, by the window end Redis reported):"
+  grep -h '^WINDOW ' "$RUN_DIR"/worker*.log | sort -k3,3n | awk -v points="$POINTS" '
+    function flush() {
+      if (cur == "") return
+      cmd = "date -u -d @" int(cur / 1000) " +%H:%M:%S"; cmd | getline t; close(cmd)
+      flag = (total <= points) ? "ok" : "EXCEEDED"
+      if (total > points) bad = 1
+      printf "  window ending %s UTC:%s  total %d / %d  %s\n", t, part, total, points, flag
+      n++
+    }
+    $3 != cur { flush(); cur = $3; total = 0; part = "" }
+    { total += $4; part = part sprintf(" %s=%d", $2, $4) }
+    END { flush(); if (n == 0) { print "  no grants recorded"; exit 2 } exit bad }'
+  local verdict=$?
+  echo
+  say "health of silo 1:"
+  curl -s "http://127.0.0.1:$HTTP_SILO1/health"; echo
+  if [ $verdict = 0 ]; then
+    say "RESULT: the $WORKERS workers together never exceeded $POINTS points per $WINDOW s window"
+  else
+    say "RESULT: a window was exceeded or nothing was granted (see above)"
   fi
-  [ $running = 0 ] && break
-done
+  return $verdict
+}
 
-echo
-say "per window (sum of what each worker was granted, by the window end Redis reported):"
-grep -h '^WINDOW ' "$RUN_DIR"/worker*.log | sort -k3,3n | awk -v points="$POINTS" '
-  function flush() {
-    if (cur == "") return
-    cmd = "date -u -d @" int(cur / 1000) " +%H:%M:%S"; cmd | getline t; close(cmd)
-    flag = (total <= points) ? "ok" : "EXCEEDED"
-    if (total > points) bad = 1
-    printf "  window ending %s UTC:%s  total %d / %d  %s\n", t, part, total, points, flag
-    n++
-  }
-  $3 != cur { flush(); cur = $3; total = 0; part = "" }
-  { total += $4; part = part sprintf(" %s=%d", $2, $4) }
-  END { flush(); if (n == 0) { print "  no grants recorded"; exit 2 } exit bad }'
-verdict=$?
-echo
-say "health of silo 1:"
-curl -s "http://127.0.0.1:$HTTP_SILO1/health"; echo
-if [ $verdict = 0 ]; then
-  say "RESULT: the $WORKERS workers together never exceeded $POINTS points per $WINDOW s window"
-else
-  say "RESULT: a window was exceeded or nothing was granted (see above)"
-fi
+# One number from the simulator's /stats for the OpenAI-style endpoint, e.g. stat promptTokens.
+stat() { curl -s "$SIM_URL/stats" | sed 's/.*"openai":\(.*\),"anthropic".*/\1/' | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+
+# One chat run of $WORKERS workers with Worker:Limiter=$1, against a refilled simulator. Sets RUN_429,
+# RUN_TOKENS, RUN_OFFERED (the simulator's capacity plus its refill from the first call to the last
+# worker's end), RUN_MINUTES, RUN_OK.
+chat_run() {
+  local limiter=$1 t_first="" t_end now done_count
+  curl -s -X POST "$SIM_URL/stats/reset?fill=true" >/dev/null
+  redis-cli "${CLI_REDIS[@]}" del "ratelimit:openai:gpt-4o-mini" >/dev/null
+  rm -f "$RUN_DIR"/chat-"$limiter"-*.log
+  say "chat run, limiter $limiter: $WORKERS workers x $CHAT_CALLERS callers for $CHAT_SECONDS s"
+  for i in $(seq "$WORKERS"); do
+    Worker__Mode=chat Worker__Name="chat$i-$limiter" Worker__Limiter="$limiter" Worker__Endpoint="$SIM_URL/v1" Worker__Callers=$CHAT_CALLERS \
+      Worker__MaxOutputTokens=200 Worker__Duration=$CHAT_SECONDS \
+      spawn bash -c 'dotnet "$0" 2>&1 | tee "$1" | grep --line-buffered -vE "^CHAT |health at"' "$WORKER" "$RUN_DIR/chat-$limiter-$i.log"
+  done
+
+  # The run counts from the first worker's start (the simulator's bucket is full until then, so the
+  # start-up wastes nothing) to the last worker's end.
+  local deadline=$((SECONDS + CHAT_SECONDS + 60))
+  while [ $SECONDS -lt $deadline ]; do
+    now=$(date +%s.%N)
+    [ -z "$t_first" ] && grep -qs 'callers chatting' "$RUN_DIR"/chat-"$limiter"-*.log && t_first=$now
+    done_count=$(cat "$RUN_DIR"/chat-"$limiter"-*.log 2>/dev/null | grep -c '^CHAT ')
+    [ "$done_count" -ge "$WORKERS" ] && { t_end=$now; break; }
+    sleep 0.2
+  done
+  [ -n "${t_end:-}" ] && [ -n "$t_first" ] || { say "the chat workers did not finish"; tail -5 "$RUN_DIR"/chat-"$limiter"-*.log; return 1; }
+
+  RUN_429=$(stat refusedTotal)
+  RUN_TOKENS=$(( $(stat promptTokens) + $(stat completionTokens) ))
+  RUN_OK=$(stat served)
+  RUN_MINUTES=$(awk -v a="$t_first" -v b="$t_end" 'BEGIN { printf "%.3f", (b - a) / 60 }')
+  RUN_OFFERED=$(awk -v m="$RUN_MINUTES" -v tpm="$CHAT_TPM" 'BEGIN { printf "%d", tpm + tpm * m }')
+  local workers_429
+  workers_429=$(grep -h '^CHAT ' "$RUN_DIR"/chat-"$limiter"-*.log | sed 's/.*rate_limited=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
+  echo
+  grep -h '^CHAT ' "$RUN_DIR"/chat-"$limiter"-*.log | sed 's/^/  /'
+  say "limiter $limiter: simulator answered $RUN_OK calls and $RUN_429 429s (workers counted $workers_429)"
+}
+
+chat_demo() {
+  local sim_port
+  sim_port=$(free_port 5080)
+  SIM_URL="http://127.0.0.1:$sim_port"
+  spawn dotnet "$SIMULATOR" --urls "$SIM_URL" --Simulator:TokensPerMinute="$CHAT_TPM" --Simulator:RequestsPerMinute="$CHAT_RPM" \
+    --Logging:LogLevel:Default=Warning >"$RUN_DIR/simulator.log" 2>&1
+  for _ in $(seq 100); do curl -fs "$SIM_URL/stats" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fs "$SIM_URL/stats" >/dev/null || { say "the simulator did not start:"; tail -20 "$RUN_DIR/simulator.log"; return 1; }
+  echo
+  say "provider simulator on $SIM_URL: $CHAT_RPM requests and $CHAT_TPM tokens per minute, refilling continuously;"
+  say "the silos limit provider 'openai' to the same numbers (token buckets). Each call asks max_tokens=200."
+
+  chat_run off || return 1
+  local off_429=$RUN_429 off_tokens=$RUN_TOKENS off_offered=$RUN_OFFERED off_minutes=$RUN_MINUTES off_ok=$RUN_OK
+  echo
+  chat_run on || return 1
+  local on_429=$RUN_429 on_tokens=$RUN_TOKENS on_offered=$RUN_OFFERED on_minutes=$RUN_MINUTES on_ok=$RUN_OK
+
+  echo
+  say "chat, side by side (from the simulator's /stats; capacity = a full bucket of $CHAT_TPM + its refill over the run):"
+  printf '  %-12s %10s %10s %14s %16s %18s %12s\n' "limiter" "answered" "429s" "tokens used" "tokens/min" "capacity offered" "% used"
+  for row in "off $off_ok $off_429 $off_tokens $off_offered $off_minutes" "on $on_ok $on_429 $on_tokens $on_offered $on_minutes"; do
+    set -- $row
+    awk -v l="$1" -v ok="$2" -v r="$3" -v t="$4" -v o="$5" -v m="$6" 'BEGIN { printf "  %-12s %10d %10d %14d %16.0f %18d %11.1f%%\n", l, ok, r, t, t / m, o, 100 * t / o }'
+  done
+  if [ "$on_429" = 0 ] && [ "$off_429" -gt 0 ]; then
+    say "RESULT: without the limiter the three workers got $off_429 429s; with it, none, at $(awk -v t="$on_tokens" -v o="$on_offered" 'BEGIN { printf "%.1f", 100 * t / o }')% of the token capacity"
+  else
+    say "RESULT: unexpected: $on_429 429s with the limiter, $off_429 without (see $RUN_DIR)"
+    return 1
+  fi
+}
+
+verdict=0
+if [ "$MODE" != chat ]; then quota_demo || verdict=1; fi
+if [ "$MODE" != quota ]; then chat_demo || verdict=1; fi
 exit $verdict

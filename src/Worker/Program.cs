@@ -11,6 +11,14 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
     builder.WebHost.UseUrls("http://127.0.0.1:0");
 }
 
+// Checked first, before waiting for Redis or registering anything: the chat pipeline is built from these settings.
+var worker = builder.Configuration.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
+if (new WorkerOptionsValidator().Validate(null, worker) is { Failed: true } invalid)
+{
+    Console.Error.WriteLine($"OrleansLimiter.Worker: invalid configuration: {string.Join(" ", invalid.Failures)}");
+    return 2;
+}
+
 // The cluster is found through Redis: wait for it as long as Startup:RedisWaitSeconds says (0: try once).
 var cluster = LimiterClusterSettings.FromConfiguration(builder.Configuration);
 if (await RedisStartupWait.WaitAsync(builder.Configuration, cluster) is { } problem)
@@ -25,7 +33,15 @@ builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true)
 builder.AddOrleansLimiterClient();
 builder.AddLimiterTelemetry("orleanslimiter-worker");
 builder.Services.Configure<WorkerOptions>(builder.Configuration.GetSection("Worker"));
-builder.Services.AddHostedService<SimulatedWorkload>();
+
+if (worker.Mode == "chat")
+{
+    builder.Services.AddChatWorkload(worker);
+}
+else
+{
+    builder.Services.AddHostedService<SimulatedWorkload>();
+}
 
 var app = builder.Build();
 app.MapLimiterHealth();

@@ -11,7 +11,9 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// <c>schedule</c> (default): simulated calls through <c>ScheduleAsync</c>; <c>consume</c>: bare
-    /// <c>TryConsumeAsync</c> calls, each timed, with <see cref="CallDelayMilliseconds"/> between them.
+    /// <c>TryConsumeAsync</c> calls, each timed, with <see cref="CallDelayMilliseconds"/> between them;
+    /// <c>chat</c>: real chat completions to <see cref="Endpoint"/> through the OpenAI client, reserved
+    /// and settled by the limiter middleware unless <see cref="Limiter"/> is <c>off</c>.
     /// </summary>
     public string Mode { get; set; } = "schedule";
 
@@ -29,4 +31,25 @@ public sealed class WorkerOptions
 
     /// <summary>Longest wait for one permit, in seconds.</summary>
     public double MaxWait { get; set; } = 60;
+
+    /// <summary>In <c>chat</c> mode, the OpenAI-compatible base URL, e.g. <c>http://127.0.0.1:5080/v1</c>.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>In <c>chat</c> mode, the model asked for; also the limiter key the middleware charges.</summary>
+    public string Model { get; set; } = "gpt-4o-mini";
+
+    /// <summary>In <c>chat</c> mode, the API key sent to <see cref="Endpoint"/> (never logged); a dummy one suits the simulator.</summary>
+    public string ApiKey { get; set; } = "sk-simulator";
+
+    /// <summary>In <c>chat</c> mode, each call's <c>max_tokens</c>, which the provider and the limiter count at admission.</summary>
+    public int MaxOutputTokens { get; set; } = 200;
+
+    /// <summary>
+    /// In <c>chat</c> mode, <c>on</c> (default): calls go through the limiter middleware;
+    /// <c>off</c>: straight to the provider, to show what happens without it.
+    /// </summary>
+    public string Limiter { get; set; } = "on";
+
+    /// <summary>Whether <see cref="Limiter"/> is <c>on</c>.</summary>
+    internal bool LimiterOn => string.Equals(Limiter, "on", StringComparison.OrdinalIgnoreCase);
 }

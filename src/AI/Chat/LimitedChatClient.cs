@@ -34,7 +34,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         Validate(provider, _options);
         _limiter = limiter;
         _provider = provider;
-        _tokens = new TokenCounter(_options.TokenizerEncoding, _options.CharsPerToken, _options.TokensPerMessage);
+        _tokens = new TokenCounter(_options.TokenizerEncoding, _options.CharsPerToken, _options.TokensPerMessage, _options.CharacterFloor);
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<LimitedChatClient>.Instance;
     }

@@ -32,8 +32,21 @@ public sealed class LimitedChatClientOptions
     /// </summary>
     public string? TokenizerEncoding { get; set; }
 
-    /// <summary>Characters per token for models without a known tokenizer; 4 by default (the usual figure for English text).</summary>
+    /// <summary>
+    /// Characters per token for models without a known tokenizer, and for <see cref="CharacterFloor"/>;
+    /// 4 by default (the usual figure for English text).
+    /// </summary>
     public double CharsPerToken { get; set; } = 4;
+
+    /// <summary>
+    /// When true (default), each text is estimated at no less than its characters / <see cref="CharsPerToken"/>,
+    /// even when the model's tokenizer counts fewer. Providers admit a request by a character-based
+    /// estimate of its prompt (OpenAI's is about characters / 4, while o200k counts English prose at
+    /// nearer 4.5–5 characters a token), so a reservation of the
+    /// tokenizer's count alone can be granted here and then refused there with a 429. The settle gives
+    /// the difference back. False reserves the tokenizer's count alone.
+    /// </summary>
+    public bool CharacterFloor { get; set; } = true;
 
     /// <summary>
     /// Tokens added per message for its role and separators (OpenAI's chat format costs about 3);

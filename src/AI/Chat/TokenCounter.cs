@@ -8,9 +8,10 @@ namespace OrleansLimiter.AI.Chat;
 
 /// <summary>
 /// Estimates a chat request's input tokens: with the model's tiktoken tokenizer when one is known
-/// (o200k and cl100k ship with this library), otherwise by characters per token.
+/// (o200k and cl100k ship with this library), otherwise by characters per token; with
+/// <paramref name="characterFloor"/>, never below the characters-per-token figure.
 /// </summary>
-internal sealed class TokenCounter(string? encoding, double charsPerToken, int tokensPerMessage)
+internal sealed class TokenCounter(string? encoding, double charsPerToken, int tokensPerMessage, bool characterFloor = false)
 {
     /// <summary>The encodings whose vocabularies this library ships.</summary>
     internal static readonly string[] ShippedEncodings = ["o200k_base", "cl100k_base"];
@@ -79,7 +80,10 @@ internal sealed class TokenCounter(string? encoding, double charsPerToken, int t
         return tokens;
     }
 
-    /// <summary>The tokens of <paramref name="text"/>: counted by <paramref name="tokenizer"/>, else estimated by characters.</summary>
+    /// <summary>
+    /// The tokens of <paramref name="text"/>: counted by <paramref name="tokenizer"/> (at least the
+    /// characters-per-token figure with the character floor), else estimated by characters.
+    /// </summary>
     internal long Count(Tokenizer? tokenizer, string? text)
     {
         if (string.IsNullOrEmpty(text))
@@ -87,9 +91,14 @@ internal sealed class TokenCounter(string? encoding, double charsPerToken, int t
             return 0;
         }
 
-        return tokenizer is not null
-            ? tokenizer.CountTokens(text)
-            : (long)Math.Ceiling(text.Length / charsPerToken);
+        var byCharacters = (long)Math.Ceiling(text.Length / charsPerToken);
+        if (tokenizer is null)
+        {
+            return byCharacters;
+        }
+
+        var counted = tokenizer.CountTokens(text);
+        return characterFloor ? Math.Max(counted, byCharacters) : counted;
     }
 
     private static TiktokenTokenizer? CreateForModel(string modelId)

@@ -104,6 +104,23 @@ public sealed class LimitedChatClientTests : IDisposable
     }
 
     [Fact]
+    public void Estimate_KnownModel_IsAtLeastCharactersPerToken_UnlessTheFloorIsOff()
+    {
+        // Long English words: o200k counts fewer tokens than characters / 4, a provider's admission estimate.
+        const string Text = "internationalization responsibilities notwithstanding";
+        var counted = TiktokenTokenizer.CreateForModel("gpt-4o").CountTokens(Text);
+        var byCharacters = (Text.Length + 3) / 4;
+        Assert.True(counted < byCharacters, $"o200k counts {counted}, characters / 4 give {byCharacters}");
+        var options = new ChatOptions { ModelId = "gpt-4o", MaxOutputTokens = 0 };
+
+        using var floored = Limited("llm");
+        Assert.Equal($"requests=1, tokens={byCharacters + 3}", floored.Estimate([new ChatMessage(ChatRole.User, Text)], options).Estimate.ToString());
+
+        using var exact = Limited("llm", o => o.CharacterFloor = false);
+        Assert.Equal($"requests=1, tokens={counted + 3}", exact.Estimate([new ChatMessage(ChatRole.User, Text)], options).Estimate.ToString());
+    }
+
+    [Fact]
     public void Estimate_ConfiguredEncoding_CountsUnknownModelsWithIt()
     {
         using var client = Limited("llm", o => o.TokenizerEncoding = "o200k_base");

@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Worker;
+
+/// <summary>
+/// Three chat worker processes (<c>Worker:Mode=chat</c>, the official OpenAI client) calling the
+/// provider simulator, with two silos limiting provider <c>openai</c> to the simulator's own RPM and TPM.
+/// </summary>
+public sealed partial class ChatWorkerTests(ITestOutputHelper output)
+{
+    private const int Rpm = 60;
+    private const int Tpm = 6000;
+
+    private sealed record Run(string Limiter, long WorkersOk, long Workers429, long WorkersErrors, long WorkersTokens, JsonNode Stats, double Seconds)
+    {
+        public long Served => (long)Stats["served"]!;
+
+        public long Refused => (long)Stats["refusedTotal"]!;
+
+        public long Tokens => (long)Stats["promptTokens"]! + (long)Stats["completionTokens"]!;
+
+        /// <summary>A full bucket plus its refill from the first worker's first call to the last worker's end.</summary>
+        public double Offered => Tpm + (Tpm * Seconds / 60);
+    }
+
+    [Fact]
+    public async Task ThreeChatWorkers_WithTheLimiter_GetNo429_AndUseTheTokenCapacity_WithoutIt_Get429s()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var cluster = "chat-" + Guid.NewGuid().ToString("N")[..8];
+        var settings = new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = redis.Url,
+            ["Orleans:ClusterId"] = cluster,
+            ["Orleans:ServiceId"] = cluster,
+            ["Logging:LogLevel:Default"] = "Warning",
+
+            // The simulator's limits, as token buckets refilling continuously like the provider's.
+            ["RateLimiting:Providers:openai:Points"] = Rpm.ToString(CultureInfo.InvariantCulture),
+            ["RateLimiting:Providers:openai:Duration"] = "60",
+            ["RateLimiting:Providers:openai:Algorithm"] = "TokenBucket",
+            ["RateLimiting:Providers:openai:Limits:tokens:Points"] = Tpm.ToString(CultureInfo.InvariantCulture),
+            ["RateLimiting:Providers:openai:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:openai:Limits:tokens:Algorithm"] = "TokenBucket",
+        };
+        await using var silo1 = SiloProcess.Start("silo1", settings);
+        await using var silo2 = SiloProcess.Start("silo2", settings);
+        await using var simulator = await SimulatorProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["RequestsPerMinute"] = Rpm.ToString(CultureInfo.InvariantCulture),
+            ["TokensPerMinute"] = Tpm.ToString(CultureInfo.InvariantCulture),
+        });
+        await Task.WhenAll(silo1.WaitHealthyAsync(), silo2.WaitHealthyAsync());
+
+        var environment = new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = redis.Url,
+            ["Orleans__ClusterId"] = cluster,
+            ["Orleans__ServiceId"] = cluster,
+            ["Worker__Mode"] = "chat",
+            ["Worker__Endpoint"] = new Uri(simulator.Address, "v1").ToString(),
+            ["Worker__Callers"] = "4",
+            ["Worker__MaxOutputTokens"] = "200",
+
+            // A 429 the provider feedback handler saw is logged with its limit and retry-after.
+            ["Logging__LogLevel__OrleansLimiter.AI"] = "Information",
+        };
+
+        var on = await RunAsync(simulator, environment, "on", seconds: 25);
+        var off = await RunAsync(simulator, environment, "off", seconds: 10);
+
+        foreach (var run in new[] { on, off })
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"limiter {run.Limiter}: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()} (workers: ok {run.WorkersOk}, 429s {run.Workers429}, errors {run.WorkersErrors}); tokens {run.Tokens} of {run.Offered:0} offered over {run.Seconds:0.0} s = {100 * run.Tokens / run.Offered:0.0}%"));
+        }
+
+        Assert.Equal(0, on.WorkersErrors);
+        Assert.Equal(0, on.Refused);
+        Assert.Equal(on.Refused, on.Workers429);
+
+        // A call still in flight when a worker stops was served but not counted by the worker.
+        Assert.InRange(on.Served, on.WorkersOk, on.WorkersOk + (3 * 4));
+        Assert.True(on.Tokens >= 0.9 * on.Offered, $"with the limiter the workers used {on.Tokens} tokens of the {on.Offered:0} the simulator offered");
+        Assert.True(on.Tokens <= on.Offered, $"{on.Tokens} tokens served, more than the {on.Offered:0} offered");
+
+        Assert.True(off.Refused > 0, "without the limiter the simulator refused nothing");
+        Assert.True(off.Workers429 > 0, "without the limiter the workers saw no 429");
+    }
+
+    private async Task<Run> RunAsync(SimulatorProcess simulator, Dictionary<string, string> environment, string limiter, double seconds)
+    {
+        using var http = new HttpClient { BaseAddress = simulator.Address };
+        (await http.PostAsync(new Uri("stats/reset?fill=true", UriKind.Relative), null)).EnsureSuccessStatusCode();
+
+        var watch = Stopwatch.StartNew();
+        var firstStart = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var workers = Enumerable.Range(1, 3).Select(i =>
+        {
+            var psi = new ProcessStartInfo("dotnet", $"\"{RepoPaths.WorkerDll}\"") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.Environment.Remove("REDIS_URL");
+            foreach (var (key, value) in environment)
+            {
+                psi.Environment[key] = value;
+            }
+
+            psi.Environment["Worker__Name"] = $"chat{i}-{limiter}";
+            psi.Environment["Worker__Limiter"] = limiter;
+            psi.Environment["Worker__Duration"] = seconds.ToString(CultureInfo.InvariantCulture);
+            return RunWorkerAsync(psi, watch, firstStart, TimeSpan.FromSeconds(seconds + 60));
+        }).ToArray();
+        var runs = await Task.WhenAll(workers);
+        var ended = watch.Elapsed;
+
+        var stats = JsonNode.Parse(await http.GetStringAsync(new Uri("stats", UriKind.Relative)))!["openai"]!;
+        long ok = 0, limited = 0, errors = 0, tokens = 0;
+        foreach (var (exitCode, stdout) in runs)
+        {
+            Assert.True(exitCode == 0, $"a worker exited with {exitCode}: {stdout}");
+            var line = ChatLine().Match(stdout);
+            Assert.True(line.Success, "no CHAT line in: " + stdout);
+            output.WriteLine(line.Value.TrimEnd());
+            if (limiter == "on")
+            {
+                foreach (var refusal in stdout.Split('\n').Where(l => l.Contains("answered 429", StringComparison.Ordinal)))
+                {
+                    output.WriteLine("  " + refusal.Trim());
+                }
+            }
+            ok += long.Parse(line.Groups["ok"].Value, CultureInfo.InvariantCulture);
+            limited += long.Parse(line.Groups["limited"].Value, CultureInfo.InvariantCulture);
+            errors += long.Parse(line.Groups["errors"].Value, CultureInfo.InvariantCulture);
+            tokens += long.Parse(line.Groups["prompt"].Value, CultureInfo.InvariantCulture) + long.Parse(line.Groups["completion"].Value, CultureInfo.InvariantCulture);
+        }
+
+        return new Run(limiter, ok, limited, errors, tokens, stats, (ended - await firstStart.Task).TotalSeconds);
+    }
+
+    /// <summary>Runs a worker to its end, noting when the first of them starts calling.</summary>
+    private static async Task<(int ExitCode, string Stdout)> RunWorkerAsync(ProcessStartInfo psi, Stopwatch watch, TaskCompletionSource<TimeSpan> firstStart, TimeSpan timeout)
+    {
+        using var process = ProcessGroup.Start(psi);
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = new StringBuilder();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            while (await process.StandardOutput.ReadLineAsync(cts.Token) is { } line)
+            {
+                if (line.Contains("callers chatting", StringComparison.Ordinal))
+                {
+                    firstStart.TrySetResult(watch.Elapsed);
+                }
+
+                stdout.AppendLine(line);
+            }
+
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            ProcessGroup.Kill(process);
+            throw new TimeoutException("a chat worker did not finish in time: " + stdout);
+        }
+
+        return (process.ExitCode, stdout + await stderr);
+    }
+
+    [GeneratedRegex(@"^CHAT \S+ ok=(?<ok>\d+) rate_limited=(?<limited>\d+) errors=(?<errors>\d+) prompt_tokens=(?<prompt>\d+) completion_tokens=(?<completion>\d+)", RegexOptions.Multiline)]
+    private static partial Regex ChatLine();
+}
