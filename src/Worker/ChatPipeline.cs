@@ -21,9 +21,17 @@ internal static class ChatPipeline
     /// <summary>Registers the chat workload for <paramref name="worker"/> (the <c>Worker</c> section as configured).</summary>
     public static IServiceCollection AddChatWorkload(this IServiceCollection services, WorkerOptions worker)
     {
-        // The sink is a plain registration (AddProviderFeedback adds its default only when none is
-        // registered), so a host can put its own in place.
-        services.AddProviderFeedback();
+        // With the limiter, every response's rate-limit headers (and a 429) reach the cluster's shared
+        // count; without it they are only recorded. Either is a plain registration a host can replace.
+        if (worker.LimiterOn)
+        {
+            services.AddClusterProviderFeedback();
+        }
+        else
+        {
+            services.AddProviderFeedback();
+        }
+
         services.AddHttpClient(HttpClientName)
             .AddHttpMessageHandler(sp => new ProviderFeedbackHandler(
                 worker.Provider,
