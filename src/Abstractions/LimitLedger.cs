@@ -119,7 +119,7 @@ public sealed class LimitLedger
     /// Lowers limit <paramref name="index"/> to <paramref name="remaining"/> (-1: unknown) and pauses it
     /// for <paramref name="pauseMs"/> (0: none), as the feedback script does; returns by how much it went down.
     /// </summary>
-    public long Observe(int index, long remaining, long pauseMs, long nowMs)
+    public long Observe(int index, long remaining, long pauseMs, long nowMs, long ageMs = 0)
     {
         Advance(nowMs);
         var spec = Limits[index];
@@ -140,6 +140,12 @@ public sealed class LimitLedger
         else
         {
             var durationUs = spec.WindowMilliseconds * 1000;
+            if (remaining >= 0)
+            {
+                // What it held then, refilled since (the provider's bucket refilled too).
+                remaining = (long)Int128.Min(spec.Points, remaining + ((Int128)ageMs * spec.Points / spec.WindowMilliseconds));
+            }
+
             if (remaining >= 0 && remaining < _avail[index])
             {
                 _ends[index] = (nowMs * 1000) + (long)CeilDiv128((Int128)(spec.Points - remaining) * durationUs, spec.Points);

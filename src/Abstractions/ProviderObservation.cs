@@ -7,6 +7,11 @@ namespace OrleansLimiter;
 /// </summary>
 /// <param name="Limit">The limit's name in this limiter (<c>requests</c>, <c>tokens</c>, <c>input-tokens</c>, …).</param>
 /// <param name="Remaining">What the provider says remains now, or null.</param>
+/// <param name="Age">
+/// How long before it reached the limiter the provider said it (the response's time on the way back
+/// and in the reporting pipeline): a bucket refills meanwhile, on both sides, and taking an old count
+/// as it stands would lower ours by that refill, report after report, and leave quota unused.
+/// </param>
 /// <param name="PauseFor">
 /// Set when the provider refused for an exhausted quota (429): nothing more until then (its
 /// <c>retry-after</c> or reset). A fixed window is closed until then (at most one window); a token
@@ -16,7 +21,8 @@ namespace OrleansLimiter;
 public sealed record ProviderObservation(
     [property: Id(0)] string Limit,
     [property: Id(1)] long? Remaining,
-    [property: Id(2)] TimeSpan? PauseFor = null)
+    [property: Id(2)] TimeSpan? PauseFor = null,
+    [property: Id(3)] TimeSpan Age = default)
 {
     /// <summary>Throws <see cref="ArgumentException"/> naming the first unusable observation.</summary>
     public static void Validate(IEnumerable<ProviderObservation> observations, string paramName)
@@ -36,6 +42,7 @@ public sealed record ProviderObservation(
         string.IsNullOrWhiteSpace(Limit) ? "an observation must name a limit"
         : Remaining < 0 ? $"the remaining count of '{Limit}' must not be negative (was {Remaining})"
         : PauseFor < TimeSpan.Zero ? $"the pause of '{Limit}' must not be negative (was {PauseFor})"
+        : Age < TimeSpan.Zero ? $"the age of the report on '{Limit}' must not be negative (was {Age})"
         : Remaining is null && PauseFor is null ? $"the observation of '{Limit}' says nothing (no remaining count, no pause)"
         : null;
 }

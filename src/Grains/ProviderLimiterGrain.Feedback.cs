@@ -26,7 +26,7 @@ public sealed partial class ProviderLimiterGrain
             }
 
             var pauseMs = o.PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
-            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, pauseMs));
+            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, pauseMs, (long)o.Age.TotalMilliseconds));
         }
 
         if (mapped.Count == 0)

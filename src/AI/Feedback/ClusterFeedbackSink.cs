@@ -16,12 +16,13 @@ namespace OrleansLimiter.AI.Feedback;
 /// a time; the newest one that arrived meanwhile follows it, and older ones are dropped. Called on the
 /// request's path, it returns at once and never throws: a report that cannot be delivered is logged.
 /// </remarks>
-public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<ClusterFeedbackSink> logger) : IProviderFeedbackSink
+public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<ClusterFeedbackSink> logger, TimeProvider? time = null) : IProviderFeedbackSink
 {
     /// <summary>How long a 429 without retry-after or reset pauses its limit.</summary>
     public static readonly TimeSpan DefaultPause = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<(string Provider, string Key), Channel> _channels = new();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <inheritdoc/>
     public void OnResponse(string provider, ProviderRateLimitSnapshot snapshot, LimitedCall? limitedCall)
@@ -40,14 +41,14 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
             if (channel.Sending)
             {
                 // A pause must not be lost to a later report of remaining counts: keep the stronger one.
-                channel.Pending = channel.Pending is { } waiting && HasPause(waiting) && !HasPause(observations) ? waiting : observations;
+                channel.Pending = channel.Pending is { } waiting && HasPause(waiting.Observations) && !HasPause(observations) ? waiting : new Report(observations, snapshot.ReceivedAt);
                 return;
             }
 
             channel.Sending = true;
         }
 
-        _ = SendAsync(provider, key, channel, observations);
+        _ = SendAsync(provider, key, channel, new Report(observations, snapshot.ReceivedAt));
     }
 
     /// <summary>What a snapshot says in the limiter's terms: remaining counts, and a pause for a quota 429.</summary>
@@ -94,10 +95,18 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
 
     private static bool HasPause(ProviderObservation[] observations) => observations.Any(o => o.PauseFor is not null);
 
-    private async Task SendAsync(string provider, string key, Channel channel, ProviderObservation[] observations)
+    private async Task SendAsync(string provider, string key, Channel channel, Report report)
     {
         while (true)
         {
+            // Counts are as old as the response: the buckets refilled since, here and at the provider.
+            var age = _time.GetUtcNow() - report.ReceivedAt;
+            age = age > TimeSpan.Zero ? age : TimeSpan.Zero;
+            var observations = Array.ConvertAll(report.Observations, o => o with
+            {
+                Age = age,
+                PauseFor = o.PauseFor is { } pause ? (pause - age > TimeSpan.FromMilliseconds(1) ? pause - age : TimeSpan.FromMilliseconds(1)) : null,
+            });
             try
             {
                 var result = await limiter.ObserveProviderAsync(provider, key, observations).ConfigureAwait(false);
@@ -120,7 +129,7 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
                     return;
                 }
 
-                (observations, channel.Pending) = (next, null);
+                (report, channel.Pending) = (next, null);
             }
         }
     }
@@ -129,8 +138,10 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
     {
         public bool Sending { get; set; }
 
-        public ProviderObservation[]? Pending { get; set; }
+        public Report? Pending { get; set; }
     }
+
+    private sealed record Report(ProviderObservation[] Observations, DateTimeOffset ReceivedAt);
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Provider {Provider} report lowered the shared count of {Key}: {Changes}")]
     private static partial void LogTaken(ILogger logger, string provider, string key, string changes);

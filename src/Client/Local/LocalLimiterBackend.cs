@@ -145,7 +145,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
                 }
 
                 var pauseMs = observations[i].PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
-                lowered[i] = ledger.Observe(index, observations[i].Remaining ?? -1, pauseMs, now);
+                lowered[i] = ledger.Observe(index, observations[i].Remaining ?? -1, pauseMs, now, (long)observations[i].Age.TotalMilliseconds);
             }
 
             var values = ledger.State(now);

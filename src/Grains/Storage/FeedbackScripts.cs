@@ -10,7 +10,8 @@ public static class FeedbackScripts
     /// <summary>
     /// Lowers or pauses limits. KEYS[1] the hash. ARGV[1] unused; ARGV[2] L; then per limit name, 'w'
     /// or 'b', points, duration (ms); then M; then per observation: the limit's 1-based index, what
-    /// the provider says remains (-1 unknown), a pause in ms (0 none).
+    /// the provider says remains (-1 unknown), a pause in ms (0 none), the report's age in ms (a bucket
+    /// is compared with what it held then plus its refill since: the provider's refilled too).
     /// <para>
     /// Why only ever lower: the provider's count is the truth for the whole organisation, ours for the
     /// workers we serve. Where the provider holds less, others spent it (or our grants reached it
@@ -27,8 +28,8 @@ public static class FeedbackScripts
         local nObserved = tonumber(ARGV[o]); o = o + 1
         local lowered = {}
         for k = 1, nObserved do
-          local i, rem, pause = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
-          o = o + 3
+          local i, rem, pause, age = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+          o = o + 4
           local before = avail[i]
           if algos[i] == 'w' then
             if rem >= 0 and rem < avail[i] then avail[i] = rem; dirty[i] = true end
@@ -38,6 +39,7 @@ public static class FeedbackScripts
               if untilMs > ends[i] then ends[i] = untilMs end
             end
           else
+            if rem >= 0 then rem = math.min(caps[i], rem + mulDivDown(age, caps[i], durs[i])) end
             if rem >= 0 and rem < avail[i] then
               -- Empty enough that it holds at most rem now: full again (cap - rem) / cap of a refill later.
               ends[i] = nowUs + mulDivUp(caps[i] - rem, durUs(i), caps[i])

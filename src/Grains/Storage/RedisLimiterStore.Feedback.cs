@@ -9,13 +9,14 @@ public sealed partial class RedisLimiterStore
     {
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(observations);
-        var args = LimitArgs(limits, extra: 1 + (3 * observations.Count));
+        var args = LimitArgs(limits, extra: 1 + (4 * observations.Count));
         args.Add(observations.Count);
         foreach (var o in observations)
         {
             args.Add(o.Index + 1);
             args.Add(o.Remaining);
             args.Add(o.PauseMs);
+            args.Add(o.AgeMs);
         }
 
         var parts = (RedisResult[])(await EvaluateAsync(FeedbackScripts.Observe, [key], [.. args]).ConfigureAwait(false))!;
