@@ -29,10 +29,10 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
         public double Offered => Tpm + (Tpm * Seconds / 60);
     }
 
-    [Fact]
-    public async Task ThreeChatWorkers_WithTheLimiter_GetNo429_AndUseTheTokenCapacity_WithoutIt_Get429s()
+    /// <summary>Redis, two silos limiting <c>openai</c> to the simulator's numbers, the simulator, and the workers' environment.</summary>
+    private static async Task<Setup> StartAsync(Dictionary<string, string>? simulatorExtra = null)
     {
-        await using var redis = await RedisServer.StartAsync();
+        var redis = await RedisServer.StartAsync();
         var cluster = "chat-" + Guid.NewGuid().ToString("N")[..8];
         var settings = new Dictionary<string, string>
         {
@@ -49,13 +49,19 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
             ["RateLimiting:Providers:openai:Limits:tokens:Duration"] = "60",
             ["RateLimiting:Providers:openai:Limits:tokens:Algorithm"] = "TokenBucket",
         };
-        await using var silo1 = SiloProcess.Start("silo1", settings);
-        await using var silo2 = SiloProcess.Start("silo2", settings);
-        await using var simulator = await SimulatorProcess.StartAsync(new Dictionary<string, string>
+        var silo1 = SiloProcess.Start("silo1", settings);
+        var silo2 = SiloProcess.Start("silo2", settings);
+        var simulatorSettings = new Dictionary<string, string>
         {
             ["RequestsPerMinute"] = Rpm.ToString(CultureInfo.InvariantCulture),
             ["TokensPerMinute"] = Tpm.ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        foreach (var (k, v) in simulatorExtra ?? [])
+        {
+            simulatorSettings[k] = v;
+        }
+
+        var simulator = await SimulatorProcess.StartAsync(simulatorSettings);
         await Task.WhenAll(silo1.WaitHealthyAsync(), silo2.WaitHealthyAsync());
 
         var environment = new Dictionary<string, string>
@@ -71,7 +77,25 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
             // A 429 the provider feedback handler saw is logged with its limit and retry-after.
             ["Logging__LogLevel__OrleansLimiter.AI"] = "Information",
         };
+        return new Setup(redis, silo1, silo2, simulator, environment);
+    }
 
+    private sealed record Setup(RedisServer Redis, SiloProcess Silo1, SiloProcess Silo2, SimulatorProcess Simulator, Dictionary<string, string> Environment) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Simulator.DisposeAsync();
+            await Silo1.DisposeAsync();
+            await Silo2.DisposeAsync();
+            await Redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ThreeChatWorkers_WithTheLimiter_GetNo429_AndUseTheTokenCapacity_WithoutIt_Get429s()
+    {
+        await using var setup = await StartAsync();
+        var (simulator, environment) = (setup.Simulator, setup.Environment);
         var on = await RunAsync(simulator, environment, "on", seconds: 25);
         var off = await RunAsync(simulator, environment, "off", seconds: 10);
 
@@ -92,6 +116,25 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
 
         Assert.True(off.Refused > 0, "without the limiter the simulator refused nothing");
         Assert.True(off.Workers429 > 0, "without the limiter the workers saw no 429");
+    }
+
+    [Fact]
+    public async Task AnotherTenantSpending30Percent_IsLearnedFromTheHeaders_429sStayUnder2Percent()
+    {
+        // The limiter is configured to the organisation's whole quota; another app spends 30% of it,
+        // which only the provider's headers (and 429s) tell.
+        await using var setup = await StartAsync(new Dictionary<string, string> { ["OtherTenantShare"] = "0.3" });
+        var run = await RunAsync(setup.Simulator, setup.Environment, "on", seconds: 25);
+        var requests = run.Served + run.Refused;
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} of {requests} requests ({100.0 * run.Refused / Math.Max(1, requests):0.0}%) {run.Stats["refused"]!.ToJsonString()}; tokens {run.Tokens} (ours) of {run.Offered:0} offered in all"));
+
+        Assert.Equal(0, run.WorkersErrors);
+        Assert.Equal(run.Refused, run.Workers429);
+        // "After the first ones": the limiter learns of the other tenant from responses, so the
+        // first calls of a run may meet its spending; from then on under 2% of requests.
+        Assert.True(run.Refused <= 3 + (0.02 * requests), $"{run.Refused} 429s of {requests} requests");
+        Assert.True(run.Served > 0);
     }
 
     private async Task<Run> RunAsync(SimulatorProcess simulator, Dictionary<string, string> environment, string limiter, double seconds)
