@@ -23,12 +23,12 @@ internal sealed partial class LimiterClient(
         return new ValueTask<ConsumeResult>(backend.TryConsumeAsync(provider, key, points, cancellationToken));
     }
 
-    public async Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
+    public Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
-        return await backend.TryConsumeCostsAsync(provider, key, cost, RequestId.New(), cancellationToken).ConfigureAwait(false);
+        return backend.TryConsumeCostsAsync(provider, key, cost, RequestId.None, cancellationToken);
     }
 
     public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)

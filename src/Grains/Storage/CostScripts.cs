@@ -179,6 +179,9 @@ public static class CostScripts
         local nBatches = tonumber(ARGV[b]); b = b + 1
         local decisions, replayed, batchEnds = {}, {}, {}
         local toRecord = {}
+        local cost, step, stepCost, isWindow, letters, bucketUs = {}, {}, {}, {}, {}, {}
+        local ceil = math.ceil
+        for i = 1, nLimits do isWindow[i] = algos[i] == 'w'; letters[i] = string.char(64 + i); bucketUs[i] = durUs(i) end
         local function endsNow()
           local e = {}
           for i = 1, nLimits do e[i] = string.format('%.0f', endMs(i)) end
@@ -195,31 +198,43 @@ public static class CostScripts
             batchEnds[batch] = e or endsNow()
             replayed[batch] = '1'
           else
+            -- The per-request loop is the hot path (hundreds of requests per call): each cost is read
+            -- once, and a bucket's advance per cost is computed once per distinct cost in a row.
             local mine = {}
+            local base = b
             for r = 1, n do
-              local base = b + (r - 1) * nLimits
               local blocked = 0
               for i = 1, nLimits do
                 local c = tonumber(ARGV[base + i - 1])
+                cost[i] = c
                 if c > 0 and c > avail[i] then blocked = i; break end
               end
               if blocked == 0 then
                 for i = 1, nLimits do
-                  local c = tonumber(ARGV[base + i - 1])
+                  local c = cost[i]
                   if c > 0 then
-                    if algos[i] == 'w' then
+                    if isWindow[i] then
                       avail[i] = avail[i] - c
                     else
-                      ends[i] = math.max(ends[i], nowUs) + mulDivUp(c, durUs(i), caps[i])
-                      avail[i] = bucketHolds(i)
+                      if c ~= stepCost[i] then stepCost[i] = c; step[i] = mulDivUp(c, durUs(i), caps[i]) end
+                      local e = ends[i]
+                      if e < nowUs then e = nowUs end
+                      e = e + step[i]
+                      ends[i] = e
+                      -- bucketHolds(i), inlined (function calls dominate this loop's time).
+                      local p = (e - nowUs) * caps[i]
+                      local spent
+                      if p < 9007199254740992 then spent = ceil(p / bucketUs[i]) else spent = ceil(p / bucketUs[i] * (1 + 1e-12)) end
+                      if spent >= caps[i] then avail[i] = 0 else avail[i] = caps[i] - spent end
                     end
                     dirty[i] = true
                   end
                 end
                 mine[r] = '+'
               else
-                mine[r] = string.char(64 + blocked)
+                mine[r] = letters[blocked]
               end
+              base = base + nLimits
             end
             decisions[batch] = table.concat(mine)
             batchEnds[batch] = endsNow()
