@@ -10,33 +10,40 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     public async Task<CostReply> ConsumeCostsAsync(CostConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        // The arguments go straight into the array the call sends: a batch of hundreds of requests
-        // carries L numbers per request and nothing else per request.
+        // The arguments go straight into the array the call sends. A limit that costs the same for
+        // every request of a batch (requests=1, nearly always) travels once per batch, so a batch of
+        // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
         var width = request.Limits.Length;
+        var same = new long[request.Batches.Count][];
         var count = LimitArgCount(request.Limits) + 1;
-        foreach (var batch in request.Batches)
+        for (var b = 0; b < same.Length; b++)
         {
-            count += 3 + (batch.Costs.Length * width);
+            same[b] = SameForAll(request.Batches[b].Costs, width);
+            count += 3 + width + (request.Batches[b].Costs.Length * same[b].Count(c => c < 0));
         }
 
         var args = new RedisValue[count];
         var a = WriteLimitArgs(request.Limits, args);
         args[a++] = request.Batches.Count;
-        foreach (var batch in request.Batches)
+        for (var b = 0; b < same.Length; b++)
         {
+            var batch = request.Batches[b];
             args[a++] = batch.Id.IsNone ? 0 : batch.Resent ? 2 : 1;
             args[a++] = batch.Id.IsNone ? string.Empty : batch.Id.ToString();
             args[a++] = batch.Costs.Length;
+            foreach (var shared in same[b])
+            {
+                args[a++] = shared;
+            }
+
             foreach (var costs in batch.Costs)
             {
-                if (costs.Length != width)
-                {
-                    throw new ArgumentException($"Each request needs one cost per limit ({width}); one has {costs.Length}.", nameof(request));
-                }
-
                 for (var i = 0; i < width; i++)
                 {
-                    args[a++] = costs[i];
+                    if (same[b][i] < 0)
+                    {
+                        args[a++] = costs[i];
+                    }
                 }
             }
         }
@@ -126,6 +133,39 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         ArgumentNullException.ThrowIfNull(limits);
         var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Read, [key], [.. LimitArgs(limits, extra: 0)]).ConfigureAwait(false))!;
         return new LimitsRead(Long(parts[0]) == 1, Long(parts[1]), Values((RedisResult[])parts[2]!), (string?)parts[3] ?? string.Empty);
+    }
+
+    /// <summary>Per limit, the cost every request of <paramref name="costs"/> pays, or -1 where they differ.</summary>
+    private static long[] SameForAll(long[][] costs, int width)
+    {
+        var same = new long[width];
+        for (var i = 0; i < width; i++)
+        {
+            same[i] = costs.Length == 0 ? 0 : costs[0][i];
+        }
+
+        foreach (var row in costs)
+        {
+            if (row.Length != width)
+            {
+                throw new ArgumentException($"Each request needs one cost per limit ({width}); one has {row.Length}.", nameof(costs));
+            }
+
+            for (var i = 0; i < width; i++)
+            {
+                if (row[i] < 0)
+                {
+                    throw new ArgumentException($"A cost must be at least 0 (was {row[i]}).", nameof(costs));
+                }
+
+                if (same[i] != row[i])
+                {
+                    same[i] = -1;
+                }
+            }
+        }
+
+        return same;
     }
 
     /// <summary>The limits' ends as the script joins them (<c>end,end,…</c>); null unless there are <paramref name="width"/> of them.</summary>
