@@ -10,6 +10,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     public async Task<CostReply> ConsumeCostsAsync(CostConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
+
         // The arguments go straight into the array the call sends. A limit that costs the same for
         // every request of a batch (requests=1, nearly always) travels once per batch, so a batch of
         // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
