@@ -81,37 +81,62 @@ public sealed record CostBatch(
     public static CostBatch Of(IReadOnlyList<LimitCost> costs, RequestId requestId = default, bool isResend = false)
     {
         ArgumentNullException.ThrowIfNull(costs);
-        var names = new List<string>();
+
+        // Built for hundreds of requests per call: plain loops, no per-request allocation. Requests of
+        // one caller usually name the same limits in the same order (often the very same array), so
+        // the name at the same position is tried first.
+        var names = new List<string>(costs.Count == 0 ? 0 : costs[0].Limits.Length);
         foreach (var cost in costs)
         {
-            foreach (var name in cost.Limits)
+            for (var i = 0; i < cost.Limits.Length; i++)
             {
-                if (!names.Contains(name, StringComparer.OrdinalIgnoreCase))
+                if (Column(names, cost.Limits[i], i) < 0)
                 {
-                    names.Add(name);
+                    names.Add(cost.Limits[i]);
                 }
             }
         }
 
-        var amounts = new long[costs.Count * names.Count];
+        var width = names.Count;
+        var amounts = new long[costs.Count * width];
         Array.Fill(amounts, -1);
         for (var r = 0; r < costs.Count; r++)
         {
-            for (var i = 0; i < costs[r].Limits.Length; i++)
+            var cost = costs[r];
+            for (var i = 0; i < cost.Limits.Length; i++)
             {
-                var column = names.FindIndex(n => string.Equals(n, costs[r].Limits[i], StringComparison.OrdinalIgnoreCase));
-                if (amounts[(r * names.Count) + column] != -1)
+                var cell = (r * width) + Column(names, cost.Limits[i], i);
+                if (amounts[cell] != -1)
                 {
-                    throw new ArgumentException($"The cost names limit '{costs[r].Limits[i]}' twice.", nameof(costs));
+                    throw new ArgumentException($"The cost names limit '{cost.Limits[i]}' twice.", nameof(costs));
                 }
 
-                amounts[(r * names.Count) + column] = costs[r].Amounts[i] < 0
-                    ? throw new ArgumentException($"The cost of '{costs[r].Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {costs[r].Amounts[i]}).", nameof(costs))
-                    : costs[r].Amounts[i];
+                amounts[cell] = cost.Amounts[i] < 0
+                    ? throw new ArgumentException($"The cost of '{cost.Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {cost.Amounts[i]}).", nameof(costs))
+                    : cost.Amounts[i];
             }
         }
 
         return new CostBatch([.. names], amounts, costs.Count, requestId, isResend);
+    }
+
+    /// <summary>The column of <paramref name="name"/> (ignoring case), trying <paramref name="hint"/> first; -1 when absent.</summary>
+    private static int Column(List<string> names, string name, int hint)
+    {
+        if (hint < names.Count && (ReferenceEquals(names[hint], name) || string.Equals(names[hint], name, StringComparison.OrdinalIgnoreCase)))
+        {
+            return hint;
+        }
+
+        for (var c = 0; c < names.Count; c++)
+        {
+            if (string.Equals(names[c], name, StringComparison.OrdinalIgnoreCase))
+            {
+                return c;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>

@@ -8,7 +8,11 @@ internal interface ILimiterBackend
     /// <summary>Decides one request; names are already validated.</summary>
     Task<ConsumeResult> TryConsumeAsync(string provider, string key, long points, CancellationToken cancellationToken);
 
-    /// <summary>Decides one request with a cost per limit, under <paramref name="id"/>.</summary>
+    /// <summary>
+    /// Decides one request with a cost per limit, under <paramref name="id"/>; with
+    /// <see cref="RequestId.None"/> the backend makes an id where it needs one (a coalesced request
+    /// travels under its batch's id, so a per-request id would only cost time).
+    /// </summary>
     Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken);
 
     /// <summary>Settles a reservation.</summary>

@@ -26,12 +26,13 @@ internal sealed partial class LimiterClient(
         return _metrics.Measure(provider, (backend, provider, key, points, cancellationToken), static s => s.backend.TryConsumeAsync(s.provider, s.key, s.points, s.cancellationToken));
     }
 
-    public async Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
+    public Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
-        return await _metrics.Measure(provider, (backend, provider, key, cost, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.New(), s.cancellationToken)).ConfigureAwait(false);
+        // RequestId.None: the backend makes an id where it sends one (a coalesced batch has its own).
+        return _metrics.Measure(provider, (backend, provider, key, cost, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.None, s.cancellationToken));
     }
 
     public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)

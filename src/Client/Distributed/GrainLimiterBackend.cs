@@ -56,7 +56,7 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         if (!_options.CoalesceRequests)
         {
             var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey);
-            var batch = CostBatch.Of([cost], id);
+            var batch = CostBatch.Of([cost], id.IsNone ? RequestId.New() : id);
             var single = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
             return new CostResult(single.Decision(0), single.Limits, single.DecidedAtMs);
         }
@@ -71,9 +71,14 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
                     var batch = CostBatch.Of(costs, RequestId.New());
                     var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
                     var answers = new Answer<CostResult>[costs.Length];
+                    CostResult? granted = null;
                     for (var i = 0; i < answers.Length; i++)
                     {
-                        answers[i] = new Answer<CostResult>(new CostResult(result.Decision(i), result.Limits, result.DecidedAtMs), null);
+                        // Every grant of a batch reads the same (an immutable record): one answer serves them all.
+                        var answer = result.Outcomes[i] == ConsumeOutcome.Granted
+                            ? granted ??= new CostResult(result.Decision(i), result.Limits, result.DecidedAtMs)
+                            : new CostResult(result.Decision(i), result.Limits, result.DecidedAtMs);
+                        answers[i] = new Answer<CostResult>(answer, null);
                     }
 
                     return answers;

@@ -166,7 +166,9 @@ public static class CostScripts
     /// Decides batches of requests, each with a cost per limit, all-or-nothing.
     /// KEYS[1] the hash. ARGV[1] record bucket length (ms); ARGV[2] L; then per limit: name, 'w' (fixed
     /// window) or 'b' (token bucket), points, duration (ms); then B; then per batch: id kind (0 none, 1
-    /// first sending, 2 sent again), id, n, and n × L costs (request by request, limit by limit).
+    /// first sending, 2 sent again), id, n, then per limit the cost every one of the n requests pays, or
+    /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
+    /// a batch whose requests all cost the same travels as L numbers, not n × L.
     /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
     /// nothing and names the first limit that could not pay.
     /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
@@ -179,6 +181,9 @@ public static class CostScripts
         local nBatches = tonumber(ARGV[b]); b = b + 1
         local decisions, replayed, batchEnds = {}, {}, {}
         local toRecord = {}
+        local cost, step, stepCost, isWindow, letters, bucketUs = {}, {}, {}, {}, {}, {}
+        local ceil = math.ceil
+        for i = 1, nLimits do isWindow[i] = algos[i] == 'w'; letters[i] = string.char(64 + i); bucketUs[i] = durUs(i) end
         local function endsNow()
           local e = {}
           for i = 1, nLimits do e[i] = string.format('%.0f', endMs(i)) end
@@ -187,6 +192,14 @@ public static class CostScripts
         for batch = 1, nBatches do
           local kind, id, n = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
           b = b + 3
+          -- Per limit, the cost every request of the batch pays (sent once), or -1 when it varies:
+          -- then each request's costs of the varying limits follow, request by request.
+          local varying, nVarying = {}, 0
+          for i = 1, nLimits do
+            local c = tonumber(ARGV[b + i - 1])
+            if c < 0 then nVarying = nVarying + 1; varying[nVarying] = i else cost[i] = c end
+          end
+          b = b + nLimits
           local record = kind == '2' and recorded(id)
           if record then
             -- Told as decided then (record: "{decisions}|{ends}").
@@ -195,30 +208,42 @@ public static class CostScripts
             batchEnds[batch] = e or endsNow()
             replayed[batch] = '1'
           else
+            -- The per-request loop is the hot path (hundreds of requests per call): each cost is read
+            -- once, and a bucket's advance per cost is computed once per distinct cost in a row.
             local mine = {}
+            local base = b
             for r = 1, n do
-              local base = b + (r - 1) * nLimits
+              for v = 1, nVarying do cost[varying[v]] = tonumber(ARGV[base + v - 1]) end
+              base = base + nVarying
               local blocked = 0
               for i = 1, nLimits do
-                local c = tonumber(ARGV[base + i - 1])
+                local c = cost[i]
                 if c > 0 and c > avail[i] then blocked = i; break end
               end
               if blocked == 0 then
                 for i = 1, nLimits do
-                  local c = tonumber(ARGV[base + i - 1])
+                  local c = cost[i]
                   if c > 0 then
-                    if algos[i] == 'w' then
+                    if isWindow[i] then
                       avail[i] = avail[i] - c
                     else
-                      ends[i] = math.max(ends[i], nowUs) + mulDivUp(c, durUs(i), caps[i])
-                      avail[i] = bucketHolds(i)
+                      if c ~= stepCost[i] then stepCost[i] = c; step[i] = mulDivUp(c, durUs(i), caps[i]) end
+                      local e = ends[i]
+                      if e < nowUs then e = nowUs end
+                      e = e + step[i]
+                      ends[i] = e
+                      -- bucketHolds(i), inlined (function calls dominate this loop's time).
+                      local p = (e - nowUs) * caps[i]
+                      local spent
+                      if p < 9007199254740992 then spent = ceil(p / bucketUs[i]) else spent = ceil(p / bucketUs[i] * (1 + 1e-12)) end
+                      if spent >= caps[i] then avail[i] = 0 else avail[i] = caps[i] - spent end
                     end
                     dirty[i] = true
                   end
                 end
                 mine[r] = '+'
               else
-                mine[r] = string.char(64 + blocked)
+                mine[r] = letters[blocked]
               end
             end
             decisions[batch] = table.concat(mine)
@@ -229,7 +254,7 @@ public static class CostScripts
               toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
             end
           end
-          b = b + n * nLimits
+          b = b + n * nVarying
         end
 
         writeRecords(toRecord)

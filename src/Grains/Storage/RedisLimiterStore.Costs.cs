@@ -10,23 +10,46 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     public async Task<CostReply> ConsumeCostsAsync(CostConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var args = LimitArgs(request.Limits, extra: 1 + request.Batches.Sum(b => 3 + (b.Costs.Length * request.Limits.Length)));
-        args.Add(request.Batches.Count);
-        foreach (var batch in request.Batches)
+
+        // The arguments go straight into the array the call sends. A limit that costs the same for
+        // every request of a batch (requests=1, nearly always) travels once per batch, so a batch of
+        // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
+        var width = request.Limits.Length;
+        var same = new long[request.Batches.Count][];
+        var count = LimitArgCount(request.Limits) + 1;
+        for (var b = 0; b < same.Length; b++)
         {
-            args.Add(batch.Id.IsNone ? 0 : batch.Resent ? 2 : 1);
-            args.Add(batch.Id.IsNone ? string.Empty : batch.Id.ToString());
-            args.Add(batch.Costs.Length);
+            same[b] = SameForAll(request.Batches[b].Costs, width);
+            count += 3 + width + (request.Batches[b].Costs.Length * same[b].Count(c => c < 0));
+        }
+
+        var args = new RedisValue[count];
+        var a = WriteLimitArgs(request.Limits, args);
+        args[a++] = request.Batches.Count;
+        for (var b = 0; b < same.Length; b++)
+        {
+            var batch = request.Batches[b];
+            args[a++] = batch.Id.IsNone ? 0 : batch.Resent ? 2 : 1;
+            args[a++] = batch.Id.IsNone ? string.Empty : batch.Id.ToString();
+            args[a++] = batch.Costs.Length;
+            foreach (var shared in same[b])
+            {
+                args[a++] = shared;
+            }
+
             foreach (var costs in batch.Costs)
             {
-                foreach (var cost in costs)
+                for (var i = 0; i < width; i++)
                 {
-                    args.Add(cost);
+                    if (same[b][i] < 0)
+                    {
+                        args[a++] = costs[i];
+                    }
                 }
             }
         }
 
-        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Consume, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Consume, [request.Key], args).ConfigureAwait(false))!;
         var now = Long(parts[0]);
         var limits = Values((RedisResult[])parts[1]!);
         var perBatch = (RedisResult[])parts[2]!;
@@ -35,6 +58,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         var decisions = new int[request.Batches.Count][];
         var replayed = new bool[decisions.Length];
         var batchEnds = new long[decisions.Length][];
+        long[]? nowEnds = null;
         for (var b = 0; b < decisions.Length; b++)
         {
             var text = (string?)perBatch[b] ?? string.Empty;
@@ -44,14 +68,17 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
                     $"Redis answered {text.Length} decisions for a batch of {request.Batches[b].Costs.Length} under request id {request.Batches[b].Id}; nothing in it is granted.");
             }
 
-            decisions[b] = [.. text.Select(c => c == '+' ? 0 : c - 64)];
-            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == '1';
-            batchEnds[b] = [.. ((string?)ends[b] ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => long.Parse(v, CultureInfo.InvariantCulture))];
-            if (batchEnds[b].Length != request.Limits.Length)
+            var decided = new int[text.Length];
+            for (var r = 0; r < decided.Length; r++)
             {
-                // A record written under other limits (the configuration changed since): report now's ends.
-                batchEnds[b] = [.. limits.Select(l => l.EndMs)];
+                decided[r] = text[r] == '+' ? 0 : text[r] - 64;
             }
+
+            decisions[b] = decided;
+            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == '1';
+
+            // A record written under other limits (the configuration changed since): report now's ends.
+            batchEnds[b] = Ends((string?)ends[b], width) ?? nowEnds ?? (nowEnds = [.. limits.Select(l => l.EndMs)]);
         }
 
         var repair = (string?)parts[5] ?? string.Empty;
@@ -109,21 +136,90 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         return new LimitsRead(Long(parts[0]) == 1, Long(parts[1]), Values((RedisResult[])parts[2]!), (string?)parts[3] ?? string.Empty);
     }
 
-    private static List<RedisValue> LimitArgs(LimitSpec[] limits, int extra)
+    /// <summary>Per limit, the cost every request of <paramref name="costs"/> pays, or -1 where they differ.</summary>
+    private static long[] SameForAll(long[][] costs, int width)
     {
-        var args = new List<RedisValue>(2 + (4 * limits.Length) + extra)
+        var same = new long[width];
+        for (var i = 0; i < width; i++)
         {
-            (long)RequestRecordBucket.TotalMilliseconds,
-            limits.Length,
-        };
-        foreach (var limit in limits)
-        {
-            args.Add(limit.Name);
-            args.Add(limit.Algorithm == LimitAlgorithm.TokenBucket ? "b" : "w");
-            args.Add(limit.Points);
-            args.Add(limit.WindowMilliseconds);
+            same[i] = costs.Length == 0 ? 0 : costs[0][i];
         }
 
+        foreach (var row in costs)
+        {
+            if (row.Length != width)
+            {
+                throw new ArgumentException($"Each request needs one cost per limit ({width}); one has {row.Length}.", nameof(costs));
+            }
+
+            for (var i = 0; i < width; i++)
+            {
+                if (row[i] < 0)
+                {
+                    throw new ArgumentException($"A cost must be at least 0 (was {row[i]}).", nameof(costs));
+                }
+
+                if (same[i] != row[i])
+                {
+                    same[i] = -1;
+                }
+            }
+        }
+
+        return same;
+    }
+
+    /// <summary>The limits' ends as the script joins them (<c>end,end,…</c>); null unless there are <paramref name="width"/> of them.</summary>
+    private static long[]? Ends(string? joined, int width)
+    {
+        var ends = new long[width];
+        var rest = (joined ?? string.Empty).AsSpan();
+        var n = 0;
+        foreach (var range in rest.Split(','))
+        {
+            var part = rest[range];
+            if (part.IsEmpty)
+            {
+                continue;
+            }
+
+            var end = long.Parse(part, NumberStyles.Integer, CultureInfo.InvariantCulture);
+            if (n < width)
+            {
+                ends[n] = end;
+            }
+
+            n++;
+        }
+
+        return n == width ? ends : null;
+    }
+
+    private static int LimitArgCount(LimitSpec[] limits) => 2 + (4 * limits.Length);
+
+    /// <summary>Writes the record bucket and the limits (see <see cref="CostScripts"/>) at the start of <paramref name="args"/>; returns the next index.</summary>
+    private static int WriteLimitArgs(LimitSpec[] limits, RedisValue[] args)
+    {
+        var a = 0;
+        args[a++] = (long)RequestRecordBucket.TotalMilliseconds;
+        args[a++] = limits.Length;
+        foreach (var limit in limits)
+        {
+            args[a++] = limit.Name;
+            args[a++] = limit.Algorithm == LimitAlgorithm.TokenBucket ? "b" : "w";
+            args[a++] = limit.Points;
+            args[a++] = limit.WindowMilliseconds;
+        }
+
+        return a;
+    }
+
+    private static List<RedisValue> LimitArgs(LimitSpec[] limits, int extra)
+    {
+        var head = new RedisValue[LimitArgCount(limits)];
+        WriteLimitArgs(limits, head);
+        var args = new List<RedisValue>(head.Length + extra);
+        args.AddRange(head);
         return args;
     }
 

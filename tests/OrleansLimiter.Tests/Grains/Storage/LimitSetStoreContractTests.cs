@@ -39,6 +39,29 @@ public abstract class LimitSetStoreContractTests
     }
 
     [Fact]
+    public async Task SeveralBatchesInOneCall_AreDecidedInOrder()
+    {
+        var key = "costs:" + TestKeys.Unique();
+
+        // Costs that differ per request, costs the same for every request, and a batch that meets the
+        // end of the requests limit: 10 - 3 - 4 - 2 leaves 1.
+        var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens,
+        [
+            Batch([1, 50], [1, 300], [1, 0]),
+            Batch([2, 10], [2, 10]),
+            Batch([1, 100], [1, 100]),
+            Batch([1, 0], [1, 0]),
+        ]));
+
+        Assert.Equal([0, 0, 0], reply.Decisions[0]);
+        Assert.Equal([0, 0], reply.Decisions[1]);
+        Assert.Equal([0, 0], reply.Decisions[2]);
+        Assert.Equal([0, 1], reply.Decisions[3]);
+        Assert.Equal(0, reply.Limits[0].Remaining);
+        Assert.InRange(reply.Limits[1].Remaining, 430, 460); // 1,000 - 350 - 20 - 200, plus what refilled meanwhile
+    }
+
+    [Fact]
     public async Task RequestsLimit_BlocksEvenWhenTokensRemain()
     {
         var key = "costs:" + TestKeys.Unique();
@@ -214,6 +237,27 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         Assert.Contains(note, reply.Repair, StringComparison.Ordinal);
         Assert.True(reply.Limits[0].Remaining <= 5, $"requests: {reply.Limits[0].Remaining}");
         Assert.True(reply.Limits[1].Remaining <= 150, $"tokens: {reply.Limits[1].Remaining}");
+    }
+
+    [Fact]
+    public async Task ABatchSentAgain_AmongNewBatches_IsToldItsDecisions_AndTheOthersAreDecidedAfterIt()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
+        var reply = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens,
+        [
+            new CostStoreBatch(RequestId.New(), [[1, 50], [1, 100]]),
+            new CostStoreBatch(id, [[1, 400], [1, 700]], Resent: true),
+            Batch([1, 10], [1, 10]),
+        ]));
+
+        Assert.Equal([0, 2], first.Decisions[0]);
+        Assert.Equal([false, true, false], reply.Replayed);
+        Assert.Equal([0, 0], reply.Decisions[0]);
+        Assert.Equal(first.Decisions[0], reply.Decisions[1]);
+        Assert.Equal([0, 0], reply.Decisions[2]);
+        Assert.Equal(10 - 1 - 4, reply.Limits[0].Remaining);
     }
 
     [Fact]

@@ -1,0 +1,51 @@
+using OrleansLimiter.Configuration;
+
+namespace OrleansLimiter.Tests.Abstractions;
+
+public sealed class CostBatchTests
+{
+    private static readonly KeyLimits Limits = new("ratelimit:p:k",
+    [
+        new LimitSpec(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 100, 60_000),
+        new LimitSpec("input-tokens", LimitAlgorithm.TokenBucket, 10_000, 60_000),
+        new LimitSpec("tokens", LimitAlgorithm.FixedWindow, 50_000, 60_000),
+    ], Pooled: false);
+
+    [Fact]
+    public void Of_SpellingsAndOrdersOfOneLimitShareAColumn()
+    {
+        var batch = CostBatch.Of(
+        [
+            LimitCost.Of(("requests", 1), ("tokens", 100)),
+            LimitCost.Of(("Tokens", 7), ("requests", 2)),
+            LimitCost.Of(("input-tokens", 5)),
+        ]);
+
+        Assert.Equal(["requests", "tokens", "input-tokens"], batch.Limits);
+        Assert.Equal([1, 100, -1, 2, 7, -1, -1, -1, 5], batch.Amounts);
+        Assert.Equal(3, batch.Count);
+    }
+
+    [Fact]
+    public void CostsFor_PutsEachAmountUnderItsLimit_RequestsOneUnlessStated()
+    {
+        var costs = CostBatch.Of([LimitCost.Of(("tokens", 100)), LimitCost.Of(("input-tokens", 5), ("requests", 0))]).CostsFor(Limits);
+
+        Assert.Equal([1, 0, 100], costs[0]);
+        Assert.Equal([0, 5, 0], costs[1]);
+    }
+
+    [Fact]
+    public void Of_RefusesALimitNamedTwiceInOneCost()
+    {
+        var error = Assert.Throws<ArgumentException>(() => CostBatch.Of([LimitCost.Of(("tokens", 1)), LimitCost.Of(("tokens", 1), ("TOKENS", 2))]));
+        Assert.Contains("twice", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Of_RefusesANegativeAmount()
+    {
+        var error = Assert.Throws<ArgumentException>(() => CostBatch.Of([LimitCost.Of(("tokens", -1))]));
+        Assert.Contains("'tokens'", error.Message, StringComparison.Ordinal);
+    }
+}
