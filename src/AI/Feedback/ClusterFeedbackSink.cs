@@ -68,7 +68,7 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
         // an overloaded provider (Anthropic's 529) says nothing of the quota either.
         if (snapshot.Refusal == ProviderRefusal.QuotaExhausted)
         {
-            var refused = snapshot.RefusedLimit is { } kind ? LimitName(kind, call) : LimitSpec.Requests;
+            var refused = (snapshot.RefusedLimit ?? Scarcest(snapshot)) is { } kind ? LimitName(kind, call) : LimitSpec.Requests;
             if (refused is not null)
             {
                 var reset = snapshot.RefusedLimit is { } k ? snapshot.Get(k)?.ResetAfter : null;
@@ -80,6 +80,13 @@ public sealed partial class ClusterFeedbackSink(ILimiterClient limiter, ILogger<
 
         return [.. result];
     }
+
+    /// <summary>Without the body's word on which limit refused: the one with the least left, by its share of the limit.</summary>
+    private static RateLimitKind? Scarcest(ProviderRateLimitSnapshot snapshot) => snapshot.Limits
+        .Where(l => l.Value.Remaining is not null && l.Value.Limit is > 0)
+        .OrderBy(l => (double)l.Value.Remaining!.Value / l.Value.Limit!.Value)
+        .Select(l => (RateLimitKind?)l.Key)
+        .FirstOrDefault();
 
     private static string? LimitName(RateLimitKind kind, LimitedCall? call) => call is not null
         ? call.LimitFor(kind)

@@ -56,12 +56,21 @@ public sealed partial class ProviderFeedbackHandler : DelegatingHandler
     // error body is buffered first, so the caller can still read it.
     private static async Task<string?> ReadErrorBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        if (response.Content.Headers.ContentLength is not { } length || length > MaxErrorBodyBytes)
+        if (response.Content.Headers.ContentLength > MaxErrorBodyBytes)
         {
             return null;
         }
 
-        await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // A body sent without a length (chunked) is buffered too, up to the same bound.
+            await response.Content.LoadIntoBufferAsync(MaxErrorBodyBytes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+
         return await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -45,6 +45,17 @@ public sealed class ClusterFeedbackSinkTests
         Assert.Equal(2, observed.Length);
     }
 
+    [Fact]
+    public void Observations_AQuota429NotNamingItsLimit_PausesTheLimitWithTheLeastLeft()
+    {
+        var call = new LimitedCall("openai", "gpt-4o", tokensLimit: "tokens");
+        var observed = ClusterFeedbackSink.Observations(
+            Snapshot(429, ProviderRefusal.QuotaExhausted, null, TimeSpan.FromSeconds(1), (RateLimitKind.Requests, 400), (RateLimitKind.Tokens, 30)),
+            call);
+        Assert.Contains(new ProviderObservation("tokens", 0, TimeSpan.FromSeconds(1)), observed);
+        Assert.Contains(new ProviderObservation("requests", 400), observed);
+    }
+
     [Theory]
     [InlineData(ProviderRefusal.RequestTooLarge, 429)]
     [InlineData(ProviderRefusal.Overloaded, 529)]

@@ -119,25 +119,33 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task AnotherTenantSpending30Percent_IsLearnedFromTheHeaders_429sStayBounded()
+    public async Task AnotherTenantSpending30Percent_IsLearnedFromTheHeaders_429sBoundedAfterTheFirstOnes()
     {
         // The limiter is configured to the organisation's whole quota; another app spends 30% of it,
         // which only the provider's headers (and 429s) tell.
         await using var setup = await StartAsync(new Dictionary<string, string> { ["OtherTenantShare"] = "0.3" });
-        var run = await RunAsync(setup.Simulator, setup.Environment, "on", seconds: 25);
-        var requests = run.Served + run.Refused;
+        var running = RunAsync(setup.Simulator, setup.Environment, "on", seconds: 30);
+
+        // "After the first ones": the limiter learns of the other tenant from responses. The counts
+        // 10 s into the run split the learning from what follows.
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        using var http = new HttpClient { BaseAddress = setup.Simulator.Address };
+        var early = JsonNode.Parse(await http.GetStringAsync(new Uri("stats", UriKind.Relative)))!["openai"]!;
+        var run = await running;
+        var (earlyServed, earlyRefused) = ((long)early["served"]!, (long)early["refusedTotal"]!);
+        var (laterServed, laterRefused) = (run.Served - earlyServed, run.Refused - earlyRefused);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} of {requests} requests ({100.0 * run.Refused / Math.Max(1, requests):0.0}%) {run.Stats["refused"]!.ToJsonString()}; tokens {run.Tokens} (ours) of {run.Offered:0} offered in all"));
+            $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()}; in the first 10 s {earlyRefused} of {earlyServed + earlyRefused} requests, after them {laterRefused} of {laterServed + laterRefused} ({100.0 * laterRefused / Math.Max(1, laterServed + laterRefused):0.0}%); tokens {run.Tokens} (ours) of {run.Offered:0} offered in all"));
 
         Assert.Equal(0, run.WorkersErrors);
         Assert.Equal(run.Refused, run.Workers429);
-        Assert.True(run.Served > 0);
+        Assert.True(laterServed > 0, "calls were served after the first 10 s");
 
-        // What the limiter reaches today (5–9% of requests in runs here; 120 of 165 without the
-        // limiter and without another tenant), guarded so it does not get worse. The issue's goal is
-        // under 2%: not met yet. The shared count only follows the provider downwards, report by
-        // report, while ours refills at the whole rate and the provider's at 70% for us.
-        Assert.True(run.Refused <= 0.15 * requests, $"{run.Refused} 429s of {requests} requests");
+        // The goal is under 2% of requests after the first ones: NOT met yet (about 20% here once the
+        // first full bucket is spent: between reports the shared count refills at the whole rate while
+        // the provider refills at 70% for us; learning the rate left over is the next step). Guarded so
+        // that it does not get worse: well under the 70% or so that callers meet without the limiter.
+        Assert.True(laterRefused < 0.35 * (laterServed + laterRefused), $"{laterRefused} 429s of {laterServed + laterRefused} requests after the first 10 s");
     }
 
     private async Task<Run> RunAsync(SimulatorProcess simulator, Dictionary<string, string> environment, string limiter, double seconds)
