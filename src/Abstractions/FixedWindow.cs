@@ -42,12 +42,7 @@ public sealed class FixedWindow
         lock (_gate)
         {
             var now = _time.GetUtcNow();
-            if (!_open || now >= _windowEnd)
-            {
-                _open = true;
-                _remaining = Limit;
-                _windowEnd = now + Window;
-            }
+            OpenIfEnded(now);
 
             for (var i = 0; i < costs.Length; i++)
             {
@@ -83,12 +78,7 @@ public sealed class FixedWindow
         lock (_gate)
         {
             var now = _time.GetUtcNow();
-            if (!_open || now >= _windowEnd)
-            {
-                _open = true;
-                _remaining = Limit;
-                _windowEnd = now + Window;
-            }
+            OpenIfEnded(now);
 
             var before = _remaining;
             if (remaining >= 0 && remaining < _remaining)
@@ -104,6 +94,17 @@ public sealed class FixedWindow
             }
 
             return (before - _remaining, _remaining, _windowEnd, now);
+        }
+    }
+
+    // Opens a full window when none is open; the caller holds the gate.
+    private void OpenIfEnded(DateTimeOffset now)
+    {
+        if (!_open || now >= _windowEnd)
+        {
+            _open = true;
+            _remaining = Limit;
+            _windowEnd = now + Window;
         }
     }
 

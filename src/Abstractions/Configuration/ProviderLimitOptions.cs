@@ -40,15 +40,7 @@ public sealed class ProviderLimitOptions
     public string StoreKey(string provider, string key) => EffectiveKeyPrefix(provider) + ":" + key;
 
     /// <summary>A copy with the <c>requests</c> limit replaced (a run-time change); the rest stays as configured.</summary>
-    public ProviderLimitOptions WithRequests(long points, double duration) => new()
-    {
-        Points = points,
-        Duration = duration,
-        Algorithm = Algorithm,
-        KeyPrefix = KeyPrefix,
-        Limits = Limits,
-        Keys = Keys,
-    };
+    public ProviderLimitOptions WithRequests(long points, double duration) => Copy(points, duration, Limits);
 
     /// <summary>
     /// A copy with the provider-wide limit <paramref name="limit"/> (one of <see cref="Limits"/>) given
@@ -62,16 +54,18 @@ public sealed class ProviderLimitOptions
         {
             [limit] = new LimitOptions { Points = points, Duration = duration, Algorithm = configured.Algorithm },
         };
-        return new()
-        {
-            Points = Points,
-            Duration = Duration,
-            Algorithm = Algorithm,
-            KeyPrefix = KeyPrefix,
-            Limits = limits,
-            Keys = Keys,
-        };
+        return Copy(Points, Duration, limits);
     }
+
+    private ProviderLimitOptions Copy(long points, double duration, Dictionary<string, LimitOptions> limits) => new()
+    {
+        Points = points,
+        Duration = duration,
+        Algorithm = Algorithm,
+        KeyPrefix = KeyPrefix,
+        Limits = limits,
+        Keys = Keys,
+    };
 
     /// <summary>
     /// The limits of <paramref name="key"/>: <c>requests</c> first, then the other limits by name, with

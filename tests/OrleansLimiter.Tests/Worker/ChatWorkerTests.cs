@@ -96,7 +96,7 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
     {
         await using var setup = await StartAsync();
         var (simulator, environment) = (setup.Simulator, setup.Environment);
-        var on = await RunAsync(simulator, environment, "on", seconds: 25);
+        var on = await RunAsync(simulator, environment, "on", seconds: 60);
         var off = await RunAsync(simulator, environment, "off", seconds: 10);
 
         foreach (var run in new[] { on, off })
