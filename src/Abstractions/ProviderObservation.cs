@@ -24,6 +24,9 @@ public sealed record ProviderObservation(
     [property: Id(2)] TimeSpan? PauseFor = null,
     [property: Id(3)] TimeSpan Age = default)
 {
+    /// <summary>The pause in whole milliseconds, rounded up (0: none), as the stores take it.</summary>
+    public long PauseMilliseconds => PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first unusable observation.</summary>
     public static void Validate(IEnumerable<ProviderObservation> observations, string paramName)
     {

@@ -16,8 +16,11 @@ public sealed partial class ProviderLimiterGrain
         var limits = KeyLimitsNow();
         var mapped = new List<LimitObservation>(observations.Length);
         var ignored = new List<string>();
-        foreach (var o in observations)
+        // For each store entry, the observation it came from: limits are looked up once.
+        var observed = new List<int>(observations.Length);
+        for (var i = 0; i < observations.Length; i++)
         {
+            var o = observations[i];
             var index = limits.IndexOf(o.Limit);
             if (index < 0)
             {
@@ -25,8 +28,8 @@ public sealed partial class ProviderLimiterGrain
                 continue;
             }
 
-            var pauseMs = o.PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
-            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, pauseMs, (long)o.Age.TotalMilliseconds));
+            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, o.PauseMilliseconds, (long)o.Age.TotalMilliseconds));
+            observed.Add(i);
         }
 
         if (mapped.Count == 0)
@@ -42,18 +45,13 @@ public sealed partial class ProviderLimiterGrain
         }
 
         var lowered = new long[observations.Length];
-        for (int i = 0, j = 0; i < observations.Length; i++)
+        for (var j = 0; j < mapped.Count; j++)
         {
-            if (limits.IndexOf(observations[i].Limit) >= 0)
+            var i = observed[j];
+            lowered[i] = reply.Lowered[j];
+            if (reply.Lowered[j] > 0 || mapped[j].PauseMs > 0)
             {
-                lowered[i] = reply.Lowered[j];
-                var limit = limits.Limits[mapped[j].Index];
-                if (reply.Lowered[j] > 0 || mapped[j].PauseMs > 0)
-                {
-                    LogProviderLowered(_logger, limits.StoreKey, limit.Name, reply.Lowered[j], observations[i].Remaining ?? -1, mapped[j].PauseMs);
-                }
-
-                j++;
+                LogProviderLowered(_logger, limits.StoreKey, limits.Limits[mapped[j].Index].Name, reply.Lowered[j], observations[i].Remaining ?? -1, mapped[j].PauseMs);
             }
         }
 

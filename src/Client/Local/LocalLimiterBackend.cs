@@ -144,8 +144,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
                     continue;
                 }
 
-                var pauseMs = observations[i].PauseFor is { } pause ? Math.Max(1, (long)Math.Ceiling(pause.TotalMilliseconds)) : 0;
-                lowered[i] = ledger.Observe(index, observations[i].Remaining ?? -1, pauseMs, now, (long)observations[i].Age.TotalMilliseconds);
+                lowered[i] = ledger.Observe(index, observations[i].Remaining ?? -1, observations[i].PauseMilliseconds, now, (long)observations[i].Age.TotalMilliseconds);
             }
 
             var values = ledger.State(now);
