@@ -39,6 +39,21 @@ public sealed class LimitLedger
     /// <summary>Whether any limit holds a spent window or a bucket not yet full at <paramref name="nowMs"/>.</summary>
     public bool IsInUse(long nowMs) => Enumerable.Range(0, Limits.Length).Any(i => _present[i] && (Limits[i].Algorithm == LimitAlgorithm.FixedWindow ? _ends[i] > nowMs : _ends[i] > nowMs * 1000));
 
+    /// <summary>
+    /// Sets limit <paramref name="index"/> as another source last knew it: a window with
+    /// <paramref name="remaining"/> points until <paramref name="end"/> (Unix ms), or a bucket full again at
+    /// <paramref name="end"/> (Unix µs; <paramref name="remaining"/> is then derived).
+    /// </summary>
+    public void Set(int index, long remaining, long end)
+    {
+        _present[index] = true;
+        _ends[index] = end;
+        _avail[index] = Limits[index].Algorithm == LimitAlgorithm.FixedWindow ? Math.Clamp(remaining, 0, Limits[index].Points) : 0;
+    }
+
+    /// <summary>Limit <paramref name="index"/>'s end as kept: a window's end in Unix ms, a bucket's "full again" instant in Unix µs.</summary>
+    public long RawEnd(int index) => _ends[index];
+
     /// <summary>Decides one request (a cost per limit): 0 when granted, else the 1-based index of the first limit that cannot pay.</summary>
     public int TryConsume(ReadOnlySpan<long> costs, long nowMs)
     {

@@ -39,7 +39,7 @@ public sealed partial class ProviderLimiterGrain
         if (!_recentSettles.TryGet(request.ReservationId, out var settled))
         {
             var timeout = (long)_limits.Configured.ReservationTimeout.TotalMilliseconds;
-            settled = Enqueue(new SettleCommand(new CostSettle(limits.StoreKey, limits.Limits, request.ReservationId, request.GrantedAtMs, timeout, estimate, actual, request.GrantEndsMs)));
+            settled = Enqueue(new SettleCommand(limits, new CostSettle(limits.StoreKey, limits.Limits, request.ReservationId, request.GrantedAtMs, timeout, estimate, actual, request.GrantEndsMs)));
             _recentSettles.Add(request.ReservationId, settled);
         }
 
@@ -163,7 +163,7 @@ public sealed partial class ProviderLimiterGrain
             }
             else
             {
-                // Redis away: nothing decided; ask again shortly.
+                // Redis away and the grain may not decide alone: nothing decided; ask again shortly.
                 retryAfter[r] = (long)LimitSetWindow.OutageRetryAfter.TotalMilliseconds;
             }
         }

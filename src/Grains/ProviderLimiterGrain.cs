@@ -75,8 +75,16 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _window.OutageEnded += StopSyncTimer;
         // Keys with several limits (or a token bucket) are decided by the limit-set scripts; a store
         // without them (a test double) serves the seed's single limit only.
-        _limitSet = store is ILimitSetStore limitSetStore ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), logger) : null;
-        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand
+        _limitSet = store is ILimitSetStore limitSetStore
+            ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), new LimitSetOutage(time), () => limits.Configured.OutagePolicy, logger)
+            : null;
+        if (_limitSet is not null)
+        {
+            _limitSet.OutageBegan += KeepAliveUntilSynced;
+            _limitSet.OutageEnded += StopSyncTimer;
+        }
+
+        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand
             ? LimitSet.ExecuteAsync(commands)
             : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
@@ -97,6 +105,19 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
             catch (Exception ex) when (ex is LimiterStoreException or TimeoutException or OperationCanceledException)
             {
                 LogWriteBackLost(_logger, _window.StoreKey, points, uncertain, reason.ReasonCode, ex.Message);
+            }
+        }
+
+        if (_limitSet?.Outage is { HasWriteBack: true, Limits: { } limits } outage)
+        {
+            var uncertain = outage.Uncertain.Count;
+            try
+            {
+                await _queue.Enqueue(new LimitSetSyncCommand()).WaitAsync(WriteBackOnDeactivationDeadline, _time, cancellationToken);
+            }
+            catch (Exception ex) when (ex is LimiterStoreException or TimeoutException or OperationCanceledException)
+            {
+                LogLimitSetWriteBackLost(_logger, limits.StoreKey, uncertain, reason.ReasonCode, ex.Message);
             }
         }
 
@@ -187,6 +208,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         EnsureCanonical();
         await Enqueue(new ResetCommand());
         _limitSet?.Mirror.Clear();
+        _limitSet?.Outage.Forget();
     }
 
     private void EnsureCanonical()
@@ -215,22 +237,44 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private void KeepAliveUntilSynced() =>
         _syncTimer ??= this.RegisterGrainTimer(SyncTickAsync, new GrainTimerCreationOptions(SyncInterval, SyncInterval) { KeepAlive = true, Interleave = true });
 
+    /// <summary>Stops probing once neither the seed's window nor the limit set owes Redis anything.</summary>
     private void StopSyncTimer()
     {
+        if (_mirror.InOutage || _mirror.HasWriteBack || (_limitSet?.Outage.HasWriteBack ?? false))
+        {
+            return;
+        }
+
         _syncTimer?.Dispose();
         _syncTimer = null;
     }
 
     private async Task SyncTickAsync(CancellationToken cancellationToken)
     {
-        if (_queue.IsBusy || !_mirror.ShouldCallStore(storeConnected: true))
+        if (_queue.IsBusy)
         {
+            return;
+        }
+
+        var window = _mirror.InOutage || _mirror.HasWriteBack;
+        var limitSet = _limitSet?.Outage.HasWriteBack ?? false;
+        if (!window && !limitSet)
+        {
+            StopSyncTimer();
             return;
         }
 
         try
         {
-            await _queue.Enqueue(new WriteBackCommand());
+            if (window && _mirror.ShouldCallStore(storeConnected: true))
+            {
+                await _queue.Enqueue(new WriteBackCommand());
+            }
+
+            if (limitSet && _limitSet!.Outage.ShouldCallStore(storeConnected: true))
+            {
+                await _queue.Enqueue(new LimitSetSyncCommand());
+            }
         }
         catch (LimiterStoreException ex)
         {

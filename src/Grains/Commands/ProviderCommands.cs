@@ -66,11 +66,17 @@ public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, 
 }
 
 /// <summary>Settle a reservation.</summary>
-public sealed class SettleCommand(CostSettle settle) : ProviderCommand<SettleReply>
+public sealed class SettleCommand(KeyLimits limits, CostSettle settle) : ProviderCommand<SettleReply>
 {
+    /// <summary>The key's limits and hash.</summary>
+    public KeyLimits Limits { get; } = limits;
+
     /// <summary>What to settle.</summary>
     public CostSettle Settle { get; } = settle;
 }
+
+/// <summary>Tell Redis what a key with several limits granted without it.</summary>
+public sealed class LimitSetSyncCommand : ProviderCommand<bool>;
 
 /// <summary>Read every limit of a key.</summary>
 public sealed class ReadLimitsCommand(KeyLimits limits) : ProviderCommand<LimitsRead>

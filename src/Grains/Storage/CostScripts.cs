@@ -39,7 +39,8 @@ public static class CostScripts
           return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
         end
 
-        local avail, ends, dirty = {}, {}, {}
+        -- fresh[i]: the hash held no live window for a fixed-window limit (missing, or ended), so one was opened.
+        local avail, ends, dirty, fresh = {}, {}, {}, {}
         local repair = ''
         -- Buckets are kept in whole microseconds (ends[i] for a bucket is µs): rounding to a whole
         -- millisecond would charge a 100-token request a full millisecond of a fast bucket's refill.
@@ -73,7 +74,7 @@ public static class CostScripts
           if algos[i] == 'w' then
             if rawPoints == false and rawExpire == false then
               -- No window yet: open a full one.
-              avail[i] = cap; ends[i] = now + dur; dirty[i] = true
+              avail[i] = cap; ends[i] = now + dur; dirty[i] = true; fresh[i] = true
             else
               if e == nil then
                 -- 'expire' missing or not a finite number: the window ends within one duration.
@@ -83,7 +84,7 @@ public static class CostScripts
               end
               if e <= now then
                 -- Over, though the field lingers: a new window.
-                avail[i] = cap; ends[i] = now + dur; dirty[i] = true
+                avail[i] = cap; ends[i] = now + dur; dirty[i] = true; fresh[i] = true
               else
                 if p == nil then
                   -- What was spent is unknown: grant nothing more in this window.
@@ -202,8 +203,9 @@ public static class CostScripts
           b = b + nLimits
           local record = kind == '2' and recorded(id)
           if record then
-            -- Told as decided then (record: "{decisions}|{ends}").
-            local d, e = string.match(record, '^([^|]*)|(.*)$')
+            -- Told as decided then (record: "{decisions}|{ends}", or "{decisions}|{ends}|w" for a
+            -- decision a grain made alone and wrote back).
+            local d, e = string.match(record, '^([^|]*)|([^|]*)')
             decisions[batch] = d or ''
             batchEnds[batch] = e or endsNow()
             replayed[batch] = '1'
@@ -331,6 +333,99 @@ public static class CostScripts
 
         writeRecords({ sid, outcome .. '|' .. table.concat(amounts, ',') })
         return { outcome, string.format('%.0f', now), state(), amounts, repair }
+        """;
+
+    /// <summary>
+    /// What a grain decided while it could not reach Redis, told when Redis answers again.
+    /// KEYS[1] the hash. ARGV[1] record bucket (ms); ARGV[2] L; per limit name, algorithm, points,
+    /// duration; then per limit three numbers (a window: its end in ms, what remained, what the grain
+    /// granted in it; a bucket: the instant it is full again in µs, 0, 0; all 0 when nothing was
+    /// granted); then U; per uncertain batch: id, n, n × L costs (request by request), the grain's
+    /// decisions ('+' or a limit's letter, as the consume script answers), the limits' ends then joined by ','.
+    /// First, for each uncertain batch Redis itself decided (its record has no '|w' mark), Redis's
+    /// grants are undone — a window only while it is the window they were charged to, a bucket always
+    /// (moving its instant back, never before now) — because the grain's decision is what its callers
+    /// were told, and it is in the write-back. That decision is then recorded under the id ('|w'), so a
+    /// later retry replays it and a second sync does not undo it again. Then per limit: a window still
+    /// live that Redis no longer holds (restarted, flushed, or a window the grain opened alone) is
+    /// restored with what remained in it; the same window Redis holds is charged what the grain granted;
+    /// a bucket takes the later of its instant and the grain's (the emptier of the two views).
+    /// Returns { Redis now ms, { remaining, end } per limit, sync note, repair note }.
+    /// </summary>
+    public const string Sync = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+        local b = a
+        local hintEnd, hintRemaining, hintUnsynced = {}, {}, {}
+        for i = 1, nLimits do
+          hintEnd[i], hintRemaining[i], hintUnsynced[i] = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+          b = b + 3
+        end
+        local nUncertain = tonumber(ARGV[b]); b = b + 1
+        local sync = ''
+        local toRecord = {}
+        local undone = {}
+        for i = 1, nLimits do undone[i] = 0 end
+        for u = 1, nUncertain do
+          local id, n = ARGV[b], tonumber(ARGV[b + 1])
+          local costsAt = b + 2
+          b = costsAt + n * nLimits
+          local mineDecisions, mineEnds = ARGV[b], ARGV[b + 1]
+          b = b + 2
+          local record = recorded(id)
+          if record and not string.find(record, '|w', 1, true) then
+            local d, e = string.match(record, '^([^|]*)|([^|]*)')
+            local recordEnds = {}
+            for v in string.gmatch(e or '', '[^,]+') do recordEnds[#recordEnds + 1] = tonumber(v) end
+            if d and #d == n and #recordEnds == nLimits then
+              for i = 1, nLimits do
+                local charged = 0
+                for r = 1, n do
+                  if string.sub(d, r, r) == '+' then charged = charged + tonumber(ARGV[costsAt + (r - 1) * nLimits + i - 1]) end
+                end
+                if charged > 0 then
+                  if algos[i] == 'w' then
+                    if not fresh[i] and recordEnds[i] == ends[i] then
+                      avail[i] = math.min(caps[i], avail[i] + charged); dirty[i] = true; undone[i] = undone[i] + charged
+                    end
+                  else
+                    ends[i] = math.max(nowUs, ends[i] - mulDivDown(charged, durUs(i), caps[i])); avail[i] = bucketHolds(i); dirty[i] = true
+                    undone[i] = undone[i] + charged
+                  end
+                end
+              end
+            end
+          end
+          toRecord[#toRecord + 1] = id
+          toRecord[#toRecord + 1] = mineDecisions .. '|' .. mineEnds .. '|w'
+        end
+        for i = 1, nLimits do
+          if undone[i] > 0 then sync = sync .. names[i] .. ': undid ' .. undone[i] .. ' granted by calls whose answer was lost; ' end
+        end
+
+        for i = 1, nLimits do
+          local hEnd, hRemaining, hUnsynced = hintEnd[i], hintRemaining[i], hintUnsynced[i]
+          if algos[i] == 'w' then
+            if hEnd > now then
+              if fresh[i] then
+                -- A live window Redis does not hold: restore what remains, never a fresh full window.
+                avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i]); dirty[i] = true
+                sync = sync .. names[i] .. ': restored ' .. string.format('%.0f', avail[i]) .. ' remaining; '
+              elseif ends[i] == hEnd and hUnsynced > 0 then
+                avail[i] = math.max(0, avail[i] - hUnsynced); dirty[i] = true
+                sync = sync .. names[i] .. ': wrote back ' .. string.format('%.0f', hUnsynced) .. '; '
+              end
+            end
+          elseif hEnd > 0 then
+            local mine = math.min(hEnd, nowUs + durUs(i))
+            if mine > ends[i] then
+              ends[i] = mine; avail[i] = bucketHolds(i); dirty[i] = true
+              sync = sync .. names[i] .. ': wrote back the grants made alone; '
+            end
+          end
+        end
+
+        writeRecords(toRecord)
+        save()
+        return { string.format('%.0f', now), state(), sync, repair }
         """;
 
     /// <summary>

@@ -20,7 +20,42 @@ public interface ILimitSetStore
 
     /// <summary>Lowers or pauses limits as a provider reported them (see <see cref="ProviderObservation"/>); never raises one.</summary>
     Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations);
+
+    /// <summary>
+    /// Tells the store what a grain decided while it could not reach it (see <see cref="CostScripts.Sync"/>):
+    /// undoes its own decisions of batches whose answers were lost, records what their callers were
+    /// told, and writes back what was granted meanwhile. Also the probe that ends an outage.
+    /// </summary>
+    Task<SyncReply> SyncLimitsAsync(LimitSync request);
 }
+
+/// <summary>One call to <see cref="ILimitSetStore.SyncLimitsAsync"/>.</summary>
+/// <param name="Key">The hash.</param>
+/// <param name="Limits">The key's limits (requests first).</param>
+/// <param name="Hints">Per limit, what the grain decided from.</param>
+/// <param name="Uncertain">Batches decided by the grain after a call carrying them got no answer, or sent again.</param>
+public sealed record LimitSync(string Key, LimitSpec[] Limits, LimitHint[] Hints, IReadOnlyList<UncertainCosts> Uncertain);
+
+/// <summary>
+/// What a grain decided one limit from while Redis was away: for a window, its end (Unix ms), what
+/// remained in it and what the grain granted in it; for a bucket, the instant it is full again (Unix
+/// µs) after the grain's grants. All zero when the grain granted nothing on it.
+/// </summary>
+public readonly record struct LimitHint(long End, long Remaining, long Unsynced);
+
+/// <summary>A batch decided by a grain alone whose store call may have reached Redis: its costs, and what its callers were told.</summary>
+/// <param name="Id">The batch's request id.</param>
+/// <param name="Costs">Per request, the cost per limit.</param>
+/// <param name="Decisions">Per request: 0 granted, else the 1-based index of the limit that refused it.</param>
+/// <param name="Ends">Each limit's end when the grain decided it.</param>
+public sealed record UncertainCosts(RequestId Id, long[][] Costs, int[] Decisions, long[] Ends);
+
+/// <summary>The outcome of <see cref="ILimitSetStore.SyncLimitsAsync"/>.</summary>
+/// <param name="NowMs">The store's clock.</param>
+/// <param name="Limits">Every limit after the call.</param>
+/// <param name="Sync">Empty, or what the call changed (undone, written back, restored).</param>
+/// <param name="Repair">Empty, or what was wrong with the hash and how it was repaired.</param>
+public sealed record SyncReply(long NowMs, LimitValue[] Limits, string Sync, string Repair);
 
 /// <summary>A provider's report on the limit at <paramref name="Index"/>: what remained <paramref name="AgeMs"/> ago (-1 unknown) and a pause in ms (0 none).</summary>
 public readonly record struct LimitObservation(int Index, long Remaining, long PauseMs, long AgeMs = 0);

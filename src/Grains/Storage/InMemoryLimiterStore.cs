@@ -163,6 +163,19 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
         }
     }
 
+    /// <inheritdoc/>
+    /// <remarks>This store never fails, so no grain ever decides without it: there is nothing to write back, and the answer is the limits as they stand.</remarks>
+    public Task<SyncReply> SyncLimitsAsync(LimitSync request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var ledger = Ledger(request.Key, request.Limits);
+        lock (ledger)
+        {
+            return Task.FromResult(new SyncReply(now, Values(ledger, now), string.Empty, string.Empty));
+        }
+    }
+
     private LimitLedger Ledger(string key, LimitSpec[] limits) =>
         _ledgers.AddOrUpdate(key, _ => new LimitLedger(limits), (_, existing) => existing.Limits.SequenceEqual(limits) ? existing : new LimitLedger(limits));
 

@@ -129,6 +129,52 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     }
 
     /// <inheritdoc/>
+    public async Task<SyncReply> SyncLimitsAsync(LimitSync request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var width = request.Limits.Length;
+        if (request.Hints.Length != width)
+        {
+            throw new ArgumentException($"A sync needs one hint per limit ({width}); it has {request.Hints.Length}.", nameof(request));
+        }
+
+        var args = LimitArgs(request.Limits, extra: (3 * width) + 1 + request.Uncertain.Sum(u => 4 + (u.Costs.Length * width)));
+        foreach (var hint in request.Hints)
+        {
+            args.Add(hint.End);
+            args.Add(hint.Remaining);
+            args.Add(hint.Unsynced);
+        }
+
+        args.Add(request.Uncertain.Count);
+        foreach (var batch in request.Uncertain)
+        {
+            args.Add(batch.Id.ToString());
+            args.Add(batch.Costs.Length);
+            foreach (var costs in batch.Costs)
+            {
+                for (var i = 0; i < width; i++)
+                {
+                    args.Add(costs[i]);
+                }
+            }
+
+            args.Add(string.Concat(batch.Decisions.Select(d => d == 0 ? '+' : (char)('A' + d - 1))));
+            args.Add(string.Join(',', batch.Ends.Select(e => e.ToString(CultureInfo.InvariantCulture))));
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Sync, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var sync = (string?)parts[2] ?? string.Empty;
+        var repair = (string?)parts[3] ?? string.Empty;
+        if (repair.Length > 0)
+        {
+            LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
+        }
+
+        return new SyncReply(Long(parts[0]), Values((RedisResult[])parts[1]!), sync.TrimEnd(' ', ';'), repair);
+    }
+
+    /// <inheritdoc/>
     public async Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits)
     {
         ArgumentNullException.ThrowIfNull(limits);

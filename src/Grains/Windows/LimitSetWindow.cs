@@ -1,74 +1,179 @@
 using Microsoft.Extensions.Logging;
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Storage;
 
 namespace OrleansLimiter.Grains.Windows;
 
 /// <summary>
-/// Executes a provider key's commands for several limits: cost batches, settles and reads, one store
-/// call each (cost batches for the same limits together). While Redis is known to be away, cost
-/// batches are refused (retry in a second): nothing is granted that Redis did not decide. A call that
-/// fails without an answer fails its batches, so that the client sends them again under the same id
-/// and Redis, if it did decide them, answers what it decided (exactly once). No Orleans in it.
+/// Executes a provider key's commands for several limits: cost batches, settles, reads and provider
+/// reports, one store call each (cost batches for the same limits together). While Redis does not
+/// answer, cost batches are decided by <see cref="LimitSetOutage"/> (or refused under
+/// <see cref="OutagePolicy.Refuse"/>), and what it granted is written back before the next store call
+/// (<see cref="CostScripts.Sync"/>). A batch whose call failed without an answer is decided alone too
+/// and kept as uncertain, so that Redis undoes its own decision of it if it made one (exactly once).
+/// No Orleans in it: the grain queues the commands and keeps the activation alive while
+/// <see cref="LimitSetOutage.HasWriteBack"/>.
 /// </summary>
-public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror mirror, ILogger logger)
+/// <param name="store">The authoritative store.</param>
+/// <param name="mirror">What Redis last reported.</param>
+/// <param name="outage">The decisions made without Redis.</param>
+/// <param name="policy">The outage policy in force.</param>
+/// <param name="logger">The grain's logger.</param>
+public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror mirror, LimitSetOutage outage, Func<OutagePolicy> policy, ILogger logger)
 {
-    /// <summary>RetryAfter of a refusal while Redis is away.</summary>
-    public static readonly TimeSpan OutageRetryAfter = TimeSpan.FromSeconds(1);
+    /// <summary>RetryAfter of a batch the grain may not decide while Redis is away.</summary>
+    public static readonly TimeSpan OutageRetryAfter = WindowMirror.OutageRetryAfter;
+
+    /// <summary>Raised when the grain begins deciding without Redis (to keep it active and syncing).</summary>
+    public event Action? OutageBegan;
+
+    /// <summary>Raised when Redis answers again and has been told everything.</summary>
+    public event Action? OutageEnded;
 
     /// <summary>The mirror.</summary>
     public LimitSetMirror Mirror => mirror;
 
-    /// <summary>Executes one settle or read, or cost batches that leave together.</summary>
+    /// <summary>The decisions made without Redis.</summary>
+    public LimitSetOutage Outage => outage;
+
+    /// <summary>Executes one settle, read, report or sync, or cost batches that leave together.</summary>
     public Task ExecuteAsync(IReadOnlyList<ProviderCommand> commands) => commands[0] switch
     {
         CostCommand => ConsumeAsync(commands.Cast<CostCommand>().ToList()),
         SettleCommand settle => SettleAsync(settle),
         ReadLimitsCommand read => ReadAsync(read),
         ObserveCommand observe => ObserveAsync(observe),
+        LimitSetSyncCommand sync => SyncCommandAsync(sync),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
     private async Task ConsumeAsync(List<CostCommand> batch)
     {
         var limits = batch[0].Limits;
-        if (!store.IsAvailable)
+        var sent = false;
+        if (outage.ShouldCallStore(store.IsAvailable))
         {
-            var now = mirror.StoreNowMs();
-            foreach (var command in batch)
+            try
             {
-                command.Completion.TrySetResult(new CostOutcome(
-                    [.. command.Costs.Select(_ => -1)], [], now, [], Replayed: false));
+                await SyncAsync();
+                sent = true;
+                var reply = await store.ConsumeCostsAsync(new CostConsume(limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent))));
+                mirror.Observe(limits, reply.Limits, reply.NowMs);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Completion.TrySetResult(new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]));
+                }
+
+                return;
+            }
+            catch (LimiterStoreException ex) when (ex.IsUnavailable)
+            {
+                LogStoreUnreachable(logger, limits.StoreKey, ex.Message);
+                if (outage.StoreUnreachable(mirror.StoreNowMs()))
+                {
+                    Began(limits.StoreKey);
+                }
+
+                if (sent && !MayDecideAlone(limits))
+                {
+                    // The call may have reached Redis, and nothing can be decided here: the callers
+                    // send the batches again under their ids, and Redis answers what it decided.
+                    throw;
+                }
+            }
+        }
+        else if (outage.Begin(mirror.StoreNowMs()))
+        {
+            Began(limits.StoreKey);
+        }
+
+        var alone = MayDecideAlone(limits);
+        foreach (var command in batch)
+        {
+            var outcome = alone
+                ? outage.Decide(limits, command.Costs, mirror)
+                : new CostOutcome([.. command.Costs.Select(_ => -1)], [], mirror.StoreNowMs(), [], Replayed: false);
+            if (alone && (sent || command.Resent))
+            {
+                outage.AddUncertain(command.Id, command.Costs, outcome);
             }
 
+            command.Completion.TrySetResult(outcome);
+        }
+    }
+
+    private bool MayDecideAlone(KeyLimits limits) => policy() == OutagePolicy.DecideLocally && !limits.Pooled;
+
+    /// <summary>Before a store call after an outage: tells Redis what was decided without it, and ends the outage.</summary>
+    private async Task SyncAsync()
+    {
+        if (!outage.NeedsSync)
+        {
             return;
         }
 
-        var reply = await store.ConsumeCostsAsync(new CostConsume(limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent))));
-        mirror.Observe(limits, reply.Limits, reply.NowMs);
-        for (var i = 0; i < batch.Count; i++)
+        if (outage.WriteBack(mirror.StoreNowMs()) is { } sync && outage.Limits is { } limits)
         {
-            batch[i].Completion.TrySetResult(new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]));
+            var reply = await store.SyncLimitsAsync(sync);
+            mirror.Observe(limits, reply.Limits, reply.NowMs);
+            if (reply.Sync.Length > 0)
+            {
+                LogSynced(logger, limits.StoreKey, reply.Sync);
+            }
         }
+
+        if (outage.Synced(mirror.StoreNowMs()) is { } ended)
+        {
+            LogOutageEnds(logger, ended.DurationMs, ended.WroteBack, ended.Settled);
+            OutageEnded?.Invoke();
+        }
+    }
+
+    private async Task SyncCommandAsync(LimitSetSyncCommand command)
+    {
+        if (outage.HasWriteBack)
+        {
+            await SyncAsync();
+        }
+
+        command.Completion.TrySetResult(true);
+    }
+
+    private void Began(string storeKey)
+    {
+        LogOutageBegins(logger, storeKey, policy());
+        OutageBegan?.Invoke();
     }
 
     private async Task SettleAsync(SettleCommand command)
     {
+        await SyncAsync();
         var reply = await store.SettleAsync(command.Settle);
-        // A refund raises what Redis holds above what the mirror may say: take Redis's word for it.
-        mirror.Clear();
+        // A refund raises what Redis holds above what the mirror says: take Redis's word for it.
+        mirror.Observe(command.Limits, reply.Limits, reply.NowMs);
         LogSettled(logger, command.Settle.Key, command.Settle.Id, reply.Outcome);
         command.Completion.TrySetResult(reply);
     }
 
     private async Task ReadAsync(ReadLimitsCommand command)
     {
-        var read = await store.ReadLimitsAsync(command.Limits.StoreKey, command.Limits.Limits);
-        command.Completion.TrySetResult(read);
+        try
+        {
+            await SyncAsync();
+            var read = await store.ReadLimitsAsync(command.Limits.StoreKey, command.Limits.Limits);
+            command.Completion.TrySetResult(read);
+        }
+        catch (LimiterStoreException ex) when (ex.IsUnavailable && outage.ValuesNow(command.Limits, mirror.StoreNowMs()) is { } values)
+        {
+            // Redis is away: show what this grain decides from.
+            command.Completion.TrySetResult(new LimitsRead(true, mirror.StoreNowMs(), values, string.Empty));
+        }
     }
 
     private async Task ObserveAsync(ObserveCommand command)
     {
+        await SyncAsync();
         var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations);
         mirror.Lower(command.Limits, reply.Limits, reply.NowMs);
         command.Completion.TrySetResult(reply);
@@ -77,6 +182,18 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     // Event ids 220-229.
     [LoggerMessage(EventId = 220, Level = LogLevel.Debug, Message = "Settled reservation {Id} on {StoreKey}: {Outcome}")]
     private static partial void LogSettled(ILogger logger, string storeKey, RequestId id, SettleOutcome outcome);
+
+    [LoggerMessage(EventId = 221, Level = LogLevel.Debug, Message = "Redis unreachable for {StoreKey}: {Error}")]
+    private static partial void LogStoreUnreachable(ILogger logger, string storeKey, string error);
+
+    [LoggerMessage(EventId = 222, Level = LogLevel.Warning, Message = "Redis unreachable for {StoreKey}; outage policy {Policy} applies to its limits until it is back")]
+    private static partial void LogOutageBegins(ILogger logger, string storeKey, OutagePolicy policy);
+
+    [LoggerMessage(EventId = 223, Level = LogLevel.Warning, Message = "Redis reachable again after {OutageMs} ms; {WroteBack} window points granted meanwhile written back (and every bucket), {Settled} uncertain batches settled")]
+    private static partial void LogOutageEnds(ILogger logger, long outageMs, long wroteBack, int settled);
+
+    [LoggerMessage(EventId = 224, Level = LogLevel.Information, Message = "Told Redis what {StoreKey} decided without it: {Sync}")]
+    private static partial void LogSynced(ILogger logger, string storeKey, string sync);
 }
 
 /// <summary>How a cost batch was decided.</summary>
