@@ -29,6 +29,11 @@ public abstract class OutageClusterFixture : IAsyncLifetime
             ["RateLimiting:Providers:outage:Duration"] = "60",
             ["RateLimiting:Providers:outshort:Points"] = "10",
             ["RateLimiting:Providers:outshort:Duration"] = "1.5",
+            ["RateLimiting:Providers:outcost:Points"] = "100",
+            ["RateLimiting:Providers:outcost:Duration"] = "60",
+            ["RateLimiting:Providers:outcost:Limits:tokens:Points"] = "1000",
+            ["RateLimiting:Providers:outcost:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:outcost:Limits:tokens:Algorithm"] = "TokenBucket",
         });
     }
 
@@ -208,6 +213,72 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
             (await fixture.RestartRedisAsync()).Dispose();
         }
     }
+
+    [Fact]
+    public async Task SeveralLimits_RedisDown_DecidedAloneFromTheMirror_Exactly_ThenRestoredWhenItReturnsEmpty()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outcost", key);
+        var first = await grain.TryConsumeCostsAsync(Costs(1, 300));
+        Assert.True(first.Decision(0).IsAllowed);
+        var tokensFullAtMs = first.Limits[1].Reset.ToUnixTimeMilliseconds();
+
+        await using var outage = fixture.Redis.Stop();
+        var watch = Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => grain.TryConsumeCostsAsync(Costs(1, 10)).AsTask()));
+        var elapsedMs = watch.Elapsed.TotalMilliseconds;
+        var granted = results.Count(r => r.Decision(0).IsAllowed);
+        output.WriteLine($"during the outage: granted {granted} of 200 (10 tokens each) in {elapsedMs:0} ms");
+
+        // 700 tokens were left (699: the grain rounds the bucket's instant up by 1 ms), refilling one
+        // token per 60 ms; the 99 requests left never bind. Every refusal names tokens.
+        Assert.InRange(granted, 69, 70 + (int)(elapsedMs / 600));
+        Assert.All(results.Where(r => !r.Decision(0).IsAllowed), r => Assert.Equal("tokens", r.Decision(0).BlockedBy));
+        var during = await grain.GetLimitsAsync();
+        Assert.Equal(99 - granted, during[0].Remaining);
+
+        // Redis comes back empty: the window is restored with what remains, the bucket as the grain left it.
+        using var redis = await fixture.RestartRedisAsync();
+        var storeKey = "ratelimit:outcost:" + key;
+        await WaitUntilAsync(async () => await redis.GetDatabase().KeyExistsAsync(storeKey), TimeSpan.FromSeconds(5));
+        var hash = (await redis.GetDatabase().HashGetAllAsync(storeKey)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        output.WriteLine("after: " + string.Join(", ", hash.Select(e => $"{e.Key}={e.Value}")));
+        Assert.Equal((99 - granted).ToString(CultureInfo.InvariantCulture), hash["points"]);
+        Assert.Equal(first.Limits[0].Reset.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), hash["expire"]);
+        var tokensExpire = double.Parse(hash["tokens:expire"], CultureInfo.InvariantCulture);
+        Assert.InRange(tokensExpire, tokensFullAtMs + (granted * 600), tokensFullAtMs + 1 + (granted * 600) + 1);
+    }
+
+    [Fact]
+    public async Task SeveralLimits_RedisHangs_TheCallWithoutAnswerIsUndoneInRedis_LedgerEqualsWhatCallersWereTold()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outcost", key);
+        Assert.True((await grain.TryConsumeCostsAsync(Costs(1, 100))).Decision(0).IsAllowed);
+
+        fixture.Redis.Pause();
+        int granted;
+        try
+        {
+            // The first call waits out one Redis time-out; Redis runs it when it resumes, but its callers
+            // were told the grain's own decision, as were all that followed.
+            var first = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => grain.TryConsumeCostsAsync(Costs(1, 10)).AsTask()));
+            var later = await Task.WhenAll(Enumerable.Range(0, 60).Select(_ => grain.TryConsumeCostsAsync(Costs(1, 10)).AsTask()));
+            granted = first.Concat(later).Count(r => r.Decision(0).IsAllowed);
+        }
+        finally
+        {
+            fixture.Redis.Resume();
+        }
+
+        Assert.Equal(80, granted);
+        using var redis = await fixture.Redis.ConnectAsync();
+        var storeKey = "ratelimit:outcost:" + key;
+        await WaitUntilAsync(async () => (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points") == (99 - granted).ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(5));
+        Assert.Equal(99 - granted - 1, (await grain.TryConsumeCostsAsync(Costs(1, 10))).Limits[0].Remaining);
+    }
+
+    private static CostBatch Costs(long requests, long tokens) => CostBatch.Of([LimitCost.Of(("requests", requests), ("tokens", tokens))], RequestId.New());
 
     private static async Task<TimeSpan> WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {

@@ -183,6 +183,60 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     }
 
     [Fact]
+    public async Task Sync_RestoresAWindowRedisLost_ChargesTheSameWindow_AndKeepsTheEmptierBucket()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var now = (await _store.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
+        var windowEnd = now + 30_000;
+        var restored = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 4, 6), new LimitHint((now + 5_000) * 1000, 0, 0)], []));
+        Assert.Equal(new LimitValue(4, windowEnd), restored.Limits[0]);
+        Assert.InRange(restored.Limits[1].Remaining, 500, 540);
+        Assert.Contains("requests: restored 4 remaining", restored.Sync, StringComparison.Ordinal);
+        Assert.Equal("4", (string?)await fixture.Db.HashGetAsync(key, "points"));
+
+        // Redis holds that very window now: it is charged what the grain granted in it.
+        var charged = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 2, 2), default], []));
+        Assert.Equal(2, charged.Limits[0].Remaining);
+
+        // A bucket the grain saw fuller than Redis's changes nothing: the emptier view stays.
+        var fuller = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, new LimitHint((now + 1_000) * 1000, 0, 0)], []));
+        Assert.InRange(fuller.Limits[1].Remaining, 500, 600);
+        Assert.Equal(2, fuller.Limits[0].Remaining);
+    }
+
+    [Fact]
+    public async Task Sync_UndoesRedisOwnDecisionOfALostAnswer_Once_AndRecordsWhatCallersWereTold()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        long[][] costs = [[1, 300], [1, 300]];
+        var decided = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs)]));
+        Assert.Equal([0, 0], decided.Decisions[0]);
+        Assert.Equal(8, decided.Limits[0].Remaining);
+
+        // The grain never heard that answer and decided the batch alone: the first request granted
+        // (1 request, 300 tokens: its bucket full again 3 s from now), the second refused by tokens.
+        var mine = new UncertainCosts(id, costs, [0, 2], decided.BatchEnds[0]);
+        var hints = new[] { new LimitHint(decided.BatchEnds[0][0], 9, 1), new LimitHint((decided.NowMs + 3_000) * 1000, 0, 0) };
+        var sync = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, hints, [mine]));
+        Assert.Equal(9, sync.Limits[0].Remaining); // 8, +2 undone, −1 written back
+        Assert.InRange(sync.Limits[1].Remaining, 700, 720);
+        Assert.Contains("requests: undid 2", sync.Sync, StringComparison.Ordinal);
+        Assert.Contains("tokens: undid 600", sync.Sync, StringComparison.Ordinal);
+
+        // A retry of the batch is told what its callers were told, and spends nothing.
+        var replay = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs, Resent: true)]));
+        Assert.True(replay.Replayed[0]);
+        Assert.Equal([0, 2], replay.Decisions[0]);
+        Assert.Equal(9, replay.Limits[0].Remaining);
+
+        // A second sync (its first answer lost too) undoes nothing more.
+        var again = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, default], [mine]));
+        Assert.Equal(9, again.Limits[0].Remaining);
+        Assert.DoesNotContain("undid", again.Sync, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TokenBucket_DecidesExactlyAsAnIndependentModel()
     {
         // An independent continuous bucket (tokens as a real number, refilled by elapsed time and capped),
