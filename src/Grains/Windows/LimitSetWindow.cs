@@ -164,10 +164,14 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             var read = await store.ReadLimitsAsync(command.Limits.StoreKey, command.Limits.Limits);
             command.Completion.TrySetResult(read);
         }
-        catch (LimiterStoreException ex) when (ex.IsUnavailable && outage.ValuesNow(command.Limits, mirror.StoreNowMs()) is { } values)
+        catch (LimiterStoreException ex) when (ex.IsUnavailable)
         {
-            // Redis is away: show what this grain decides from.
-            command.Completion.TrySetResult(new LimitsRead(true, mirror.StoreNowMs(), values, string.Empty));
+            // Redis is away: show what this grain decides from (what it decided alone, or what Redis
+            // last reported), or nothing remaining when it knows nothing.
+            var now = mirror.StoreNowMs();
+            var values = outage.ValuesNow(command.Limits, now)
+                ?? (mirror.Holds(command.Limits) ? mirror.Values : [.. command.Limits.Limits.Select(_ => new LimitValue(0, now))]);
+            command.Completion.TrySetResult(new LimitsRead(true, now, values, string.Empty));
         }
     }
 

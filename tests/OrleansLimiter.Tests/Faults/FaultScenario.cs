@@ -50,6 +50,12 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         ["RateLimiting:Providers:tok:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:tok:Limits:tokens:Algorithm"] = "TokenBucket",
 
+        // Requests and tokens in windows the runs never exhaust: every limit's ledger, checked exactly.
+        ["RateLimiting:Providers:costledger:Points"] = "1000000",
+        ["RateLimiting:Providers:costledger:Duration"] = "300",
+        ["RateLimiting:Providers:costledger:Limits:tokens:Points"] = "1000000000",
+        ["RateLimiting:Providers:costledger:Limits:tokens:Duration"] = "300",
+
         // Not spent by the workers: for run-time limit changes.
         ["RateLimiting:Providers:spare:Points"] = "100",
         ["RateLimiting:Providers:spare:Duration"] = "60",

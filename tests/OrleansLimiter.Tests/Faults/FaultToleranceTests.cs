@@ -45,6 +45,68 @@ public sealed class FaultToleranceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task SeveralLimits_RedisStoppedUnderLoad_GrainsDecideAlone_EveryLimitsLedgerExactAfterwards()
+    {
+        await using var scenario = await FaultScenario.StartAsync();
+        var loads = Enumerable.Range(0, 3)
+            .Select(_ => scenario.LimiterAsync("load --provider costledger --workers 8 --rate 400 --duration 14 --cost tokens=70 --json --timeout 30"))
+            .ToArray();
+        using (var watch = await scenario.ConnectAsync())
+        {
+            // The fault comes once the loads are spending (a process takes seconds to start).
+            var spending = DateTime.UtcNow.AddSeconds(30);
+            while ((long?)await watch.GetDatabase().HashGetAsync("ratelimit:costledger:global", "points") is not < 999_000 && DateTime.UtcNow < spending)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        await using (scenario.Redis.Stop())
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3));
+        }
+
+        var runs = await Task.WhenAll(loads);
+        Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.Stderr));
+        var reports = runs.Select(r => JsonNode.Parse(r.Stdout)!).ToArray();
+        var granted = reports.Sum(r => (long)r["granted"]!);
+        var grantedTokens = reports.Sum(r => (long)r["grantedCost"]!["tokens"]!);
+        var errors = reports.Sum(r => (long)r["errors"]!);
+
+        // What the grain granted alone is written back once Redis answers: wait for the ledger to settle.
+        using var redis = await scenario.ConnectAsync();
+        Dictionary<string, long> hash = [];
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        do
+        {
+            hash = (await redis.GetDatabase().HashGetAllAsync("ratelimit:costledger:global"))
+                .ToDictionary(e => (string)e.Name!, e => (long)double.Parse((string)e.Value!, System.Globalization.CultureInfo.InvariantCulture));
+            if (1_000_000 - hash["points"] == granted)
+            {
+                break;
+            }
+
+            await Task.Delay(200);
+        }
+        while (DateTime.UtcNow < deadline);
+
+        var spentRequests = 1_000_000 - hash["points"];
+        var spentTokens = 1_000_000_000 - hash["tokens:points"];
+        output.WriteLine(
+            $"FAULT redis stopped 3 s under three `limiter load --cost tokens=70`: granted {granted}, errors {errors}; " +
+            $"requests delivered {granted}, spent in Redis {spentRequests}; tokens delivered {grantedTokens}, spent in Redis {spentTokens}");
+        if (spentRequests != granted)
+        {
+            output.WriteLine("--- silos' log\n" + string.Join('\n', scenario.Silos.SelectMany(s => s.Output.Split('\n')).Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).TakeLast(80)));
+        }
+
+        Assert.True(granted > 1000, "the key was spent throughout");
+        Assert.Equal(70 * granted, grantedTokens);
+        Assert.Equal(granted, spentRequests);
+        Assert.Equal(grantedTokens, spentTokens);
+    }
+
+    [Fact]
     public async Task SiloHostingTheGrainKilled_GrainMovesOn_NoOverGrant()
     {
         await using var scenario = await FaultScenario.StartAsync();
