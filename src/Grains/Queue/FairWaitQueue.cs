@@ -15,8 +15,10 @@ namespace OrleansLimiter.Grains.Queue;
 /// </para>
 /// <para>
 /// A grant is two steps because the store decides: <see cref="Take"/> removes waiters in grant order
-/// that fit in the capacity given; the ones the store then refuses come back with <see cref="Return"/>
-/// to the head of their tenant's line.
+/// that fit in the capacity given and holds them in flight; the ones the store grants leave with
+/// <see cref="Complete"/>, the ones it refuses come back with <see cref="Return"/> to the head of their
+/// tenant's line. While a waiter is in flight its id is still known: a renewal under it is not queued a
+/// second time, so it cannot be granted twice.
 /// </para>
 /// </summary>
 public sealed class FairWaitQueue
@@ -26,6 +28,7 @@ public sealed class FairWaitQueue
     private readonly TimeProvider _time;
     private readonly PriorityClass[] _classes;
     private readonly Dictionary<RequestId, QueuedWaiter> _byId = [];
+    private readonly Dictionary<RequestId, QueuedWaiter> _inFlight = [];
     private readonly PriorityQueue<QueuedWaiter, long> _deadlines = new();
     private readonly List<QueuedWaiter> _timedOut = [];
     private long _sequence;
@@ -48,13 +51,16 @@ public sealed class FairWaitQueue
     /// <summary>Points the queued waiters ask for in all.</summary>
     public long QueuedCost => _cost;
 
+    /// <summary>Waiters taken and not yet completed or returned.</summary>
+    public int InFlight => _inFlight.Count;
+
     /// <summary>Whether <paramref name="id"/> is queued.</summary>
     public bool Contains(RequestId id) => _byId.ContainsKey(id);
 
     /// <summary>
     /// Queues a waiter, or refuses it at once: when the queue is full, or when even the earliest grant
     /// <paramref name="forecast"/> allows, given the waiters that will be served before it, comes after
-    /// its deadline. An id already queued is a renewal: it keeps its place and its deadline.
+    /// its deadline. An id already queued, or in flight, is a renewal: it keeps its place and its deadline.
     /// </summary>
     /// <exception cref="ArgumentException">The request has no id or no tenant.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The cost is below 1, the maximum wait is negative, or the priority is not a defined class.</exception>
@@ -91,6 +97,12 @@ public sealed class FairWaitQueue
         {
             queued.LastRenewedAt = now;
             return new EnqueueResult(EnqueueOutcome.AlreadyQueued, forecast.TimeUntil(PointsBefore(queued)), null);
+        }
+
+        if (_inFlight.TryGetValue(request.Id, out var taken))
+        {
+            taken.LastRenewedAt = now;
+            return new EnqueueResult(EnqueueOutcome.AlreadyQueued, TimeSpan.Zero, null);
         }
 
         if (_byId.Count >= Settings.MaxLength)
@@ -133,6 +145,7 @@ public sealed class FairWaitQueue
         while (taken.Count < max && _byId.Count > 0 && Pick(available, backfill) is { } next)
         {
             Grant(next);
+            _inFlight.Add(next.Id, next);
             available -= next.Cost;
             taken.Add(next);
         }
@@ -150,9 +163,9 @@ public sealed class FairWaitQueue
         ArgumentNullException.ThrowIfNull(waiters);
         foreach (var waiter in waiters.Reverse())
         {
-            if (waiter.IsQueued || _byId.ContainsKey(waiter.Id))
+            if (!_inFlight.Remove(waiter.Id))
             {
-                throw new InvalidOperationException($"Waiter {waiter.Id} is already queued.");
+                throw new InvalidOperationException($"Waiter {waiter.Id} is not in flight.");
             }
 
             var cls = _classes[(int)waiter.Priority];
@@ -178,7 +191,21 @@ public sealed class FairWaitQueue
         }
     }
 
-    /// <summary>Removes a queued waiter (its caller gave up); false when it is not queued (unknown, granted, taken or timed out).</summary>
+    /// <summary>Waiters from <see cref="Take"/> that the store granted leave the queue for good.</summary>
+    /// <exception cref="InvalidOperationException">One of them is not in flight.</exception>
+    public void Complete(IEnumerable<QueuedWaiter> waiters)
+    {
+        ArgumentNullException.ThrowIfNull(waiters);
+        foreach (var waiter in waiters)
+        {
+            if (!_inFlight.Remove(waiter.Id))
+            {
+                throw new InvalidOperationException($"Waiter {waiter.Id} is not in flight.");
+            }
+        }
+    }
+
+    /// <summary>Removes a queued waiter (its caller gave up); false when it is not queued (unknown, in flight, granted or timed out).</summary>
     public bool Cancel(RequestId id)
     {
         if (!_byId.TryGetValue(id, out var waiter))

@@ -328,6 +328,26 @@ public sealed class FairWaitQueueTests
         var again = queue.Take(2);
         queue.Return(again);
         Assert.Throws<InvalidOperationException>(() => queue.Return(again));
+        Assert.Throws<InvalidOperationException>(() => queue.Complete(again));
+    }
+
+    [Fact]
+    public void InFlight_ARenewalIsNotQueuedTwice_AndCancelCannotRemoveIt()
+    {
+        var queue = NewQueue();
+        var waiter = Wait("a");
+        queue.Enqueue(waiter, Plenty);
+        var taken = queue.Take(1);
+
+        var renewal = queue.Enqueue(waiter, Plenty);
+
+        Assert.Equal(EnqueueOutcome.AlreadyQueued, renewal.Outcome);
+        Assert.Equal(0, queue.Count);
+        Assert.Equal(1, queue.InFlight);
+        Assert.False(queue.Cancel(waiter.Id));
+        queue.Complete(taken);
+        Assert.Equal(0, queue.InFlight);
+        Assert.Empty(queue.Take(100));
     }
 
     [Fact]
@@ -424,6 +444,7 @@ public sealed class FairWaitQueueTests
             var available = points;
             while (queue.Take(available, max: 1) is [var next])
             {
+                queue.Complete([next]);
                 available -= next.Cost;
                 granted[next.Tenant] += next.Cost;
                 Assert.True(queue.Enqueue(Wait(next.Tenant, next.Priority, cost()), Plenty).IsQueued);
