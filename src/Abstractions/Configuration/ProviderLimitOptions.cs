@@ -24,6 +24,16 @@ public sealed class ProviderLimitOptions
     /// <summary>Keys (models) with limits of their own or a shared pool, by key.</summary>
     public Dictionary<string, KeyLimitOptions> Keys { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>Tenants with a weight of their own in the wait queues, by name (<c>Tenants:{tenant}:Weight</c>); any other tenant weighs 1.</summary>
+    public Dictionary<string, TenantOptions> Tenants { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The wait queue of each key (<c>Queue:MaxLength</c>, <c>Queue:NormalShare</c>, <c>Queue:BatchShare</c>).</summary>
+    public WaitQueueOptions Queue { get; set; } = new();
+
+    /// <summary>The weight of <paramref name="tenant"/> in the wait queues: its own, or <see cref="TenantOptions.DefaultWeight"/>.</summary>
+    public double WeightOf(string tenant) =>
+        Tenants is not null && Tenants.TryGetValue(tenant, out var options) && options is not null ? options.Weight : TenantOptions.DefaultWeight;
+
     /// <summary>Prefix of the Redis key; <c>ratelimit:{provider}</c> when not set. The key is <c>{KeyPrefix}:{key}</c>.</summary>
     public string? KeyPrefix { get; set; }
 
@@ -65,6 +75,8 @@ public sealed class ProviderLimitOptions
         KeyPrefix = KeyPrefix,
         Limits = limits,
         Keys = Keys,
+        Tenants = Tenants,
+        Queue = Queue,
     };
 
     /// <summary>

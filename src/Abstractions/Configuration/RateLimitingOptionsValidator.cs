@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Options;
 
 namespace OrleansLimiter.Configuration;
@@ -109,6 +110,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 }
             }
 
+            foreach (var problem in QueueProblems(limits, $"{Section}:{provider}"))
+            {
+                yield return problem;
+            }
+
             if (limits.Limits.Count + 1 > MaxLimits)
             {
                 yield return $"{Section}:{provider}:Limits: at most {MaxLimits - 1} limits beside requests.";
@@ -160,6 +166,55 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
             : string.Equals(name, LimitSpec.Requests, StringComparison.OrdinalIgnoreCase)
                 ? "is the provider's own limit; set it with Points, Duration and Algorithm beside Limits"
                 : null;
+
+    /// <summary>Why <paramref name="tenant"/> cannot name a tenant, or null: 1 to 200 characters, no control characters.</summary>
+    public static string? TenantNameProblem(string? tenant) =>
+        string.IsNullOrEmpty(tenant) || tenant.Length > 200 || tenant.Any(char.IsControl)
+            ? $"must be 1 to 200 characters without control characters (was '{LimiterKey.Printable(tenant ?? string.Empty)}')"
+            : null;
+
+    private static IEnumerable<string> QueueProblems(ProviderLimitOptions limits, string path)
+    {
+        foreach (var (tenant, options) in limits.Tenants ?? [])
+        {
+            if (TenantNameProblem(tenant) is { } nameProblem)
+            {
+                yield return $"{path}:Tenants: tenant name {nameProblem}.";
+            }
+            else if (options is null || !(options.Weight is >= TenantOptions.MinWeight and <= TenantOptions.MaxWeight))
+            {
+                yield return string.Create(CultureInfo.InvariantCulture,
+                    $"{path}:Tenants:{tenant}:Weight must be a number from {TenantOptions.MinWeight} to {TenantOptions.MaxWeight} (was {options?.Weight}).");
+            }
+        }
+
+        if (limits.Queue is not { } queue)
+        {
+            yield return $"{path}:Queue is empty.";
+            yield break;
+        }
+
+        if (queue.MaxLength is < 1 or > WaitQueueOptions.MaxMaxLength)
+        {
+            yield return string.Create(CultureInfo.InvariantCulture, $"{path}:Queue:MaxLength must be from 1 to {WaitQueueOptions.MaxMaxLength} (was {queue.MaxLength}).");
+        }
+
+        var sharesValid = true;
+        foreach (var (name, share) in new[] { (nameof(WaitQueueOptions.NormalShare), queue.NormalShare), (nameof(WaitQueueOptions.BatchShare), queue.BatchShare) })
+        {
+            if (!(share is >= 0 and < 1))
+            {
+                sharesValid = false;
+                yield return string.Create(CultureInfo.InvariantCulture, $"{path}:Queue:{name} must be a number from 0 to below 1 (was {share}).");
+            }
+        }
+
+        if (sharesValid && queue.NormalShare + queue.BatchShare >= 1)
+        {
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"{path}:Queue:NormalShare and BatchShare must add up to below 1, leaving Interactive the rest (were {queue.NormalShare} and {queue.BatchShare}).");
+        }
+    }
 
     private static IEnumerable<string> LimitProblems(Dictionary<string, LimitOptions> limits, string path)
     {

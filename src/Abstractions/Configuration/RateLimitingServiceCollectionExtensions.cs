@@ -70,6 +70,12 @@ public static class RateLimitingServiceCollectionExtensions
                     case "LIMITS":
                         BindLimits(options, limits.Limits, setting, $"{path}:Limits");
                         break;
+                    case "TENANTS":
+                        BindTenants(options, limits.Tenants, setting, $"{path}:Tenants");
+                        break;
+                    case "QUEUE":
+                        BindQueue(options, limits.Queue, setting, $"{path}:Queue");
+                        break;
                     case "KEYS":
                         foreach (var keySection in setting.GetChildren())
                         {
@@ -82,7 +88,7 @@ public static class RateLimitingServiceCollectionExtensions
                     default:
                         if (!BindLimitSetting(options, setting, path, out var points, out var duration, out var algorithm))
                         {
-                            options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits or Keys.");
+                            options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, Tenants or Queue.");
                         }
 
                         limits.Points = points ?? limits.Points;
@@ -110,6 +116,60 @@ public static class RateLimitingServiceCollectionExtensions
                 limit.Points = points ?? limit.Points;
                 limit.Duration = duration ?? limit.Duration;
                 limit.Algorithm = algorithm ?? limit.Algorithm;
+            }
+        }
+    }
+
+    private static void BindTenants(RateLimitingOptions options, Dictionary<string, TenantOptions> into, IConfigurationSection section, string path)
+    {
+        foreach (var tenantSection in section.GetChildren())
+        {
+            var tenant = into.TryGetValue(tenantSection.Key, out var existing) ? existing : new TenantOptions();
+            into[tenantSection.Key] = tenant;
+            foreach (var setting in tenantSection.GetChildren())
+            {
+                var settingPath = $"{path}:{tenantSection.Key}:{setting.Key}";
+                if (!string.Equals(setting.Key, nameof(TenantOptions.Weight), StringComparison.OrdinalIgnoreCase))
+                {
+                    options.BindingProblems.Add($"{settingPath} is not a setting; use Weight.");
+                }
+                else if (double.TryParse(setting.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var weight))
+                {
+                    tenant.Weight = weight;
+                }
+                else
+                {
+                    options.BindingProblems.Add($"{settingPath} must be a number (was '{setting.Value}').");
+                }
+            }
+        }
+    }
+
+    private static void BindQueue(RateLimitingOptions options, WaitQueueOptions queue, IConfigurationSection section, string path)
+    {
+        foreach (var setting in section.GetChildren())
+        {
+            var value = setting.Value;
+            switch (setting.Key.ToUpperInvariant())
+            {
+                case "MAXLENGTH" when int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var length):
+                    queue.MaxLength = length;
+                    break;
+                case "MAXLENGTH":
+                    options.BindingProblems.Add($"{path}:MaxLength must be a whole number (was '{value}').");
+                    break;
+                case "NORMALSHARE" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var normal):
+                    queue.NormalShare = normal;
+                    break;
+                case "BATCHSHARE" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var batch):
+                    queue.BatchShare = batch;
+                    break;
+                case "NORMALSHARE" or "BATCHSHARE":
+                    options.BindingProblems.Add($"{path}:{setting.Key} must be a number from 0 to below 1 (was '{value}').");
+                    break;
+                default:
+                    options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use MaxLength, NormalShare or BatchShare.");
+                    break;
             }
         }
     }

@@ -1,0 +1,9 @@
+namespace OrleansLimiter.Grains.Queue;
+
+/// <summary>One caller asking to wait for capacity.</summary>
+/// <param name="Id">The caller's request id: a renewal sends the same one and keeps its place; a grant is made under it.</param>
+/// <param name="Tenant">Whom the capacity is shared between (a client process, a team, an API key).</param>
+/// <param name="Priority">The waiter's class.</param>
+/// <param name="Cost">Points asked for; at least 1.</param>
+/// <param name="MaxWait">The longest the caller waits from now; null for no deadline.</param>
+public sealed record WaitRequest(RequestId Id, string Tenant, WaitPriority Priority, long Cost, TimeSpan? MaxWait);
