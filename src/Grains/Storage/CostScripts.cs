@@ -39,7 +39,8 @@ public static class CostScripts
           return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
         end
 
-        -- fresh[i]: the hash held no live window for a fixed-window limit (missing, or ended), so one was opened.
+        -- fresh[i]: the hash held no live window for a fixed-window limit (missing, or ended), so one was
+        -- opened; or no instant for a bucket (missing), so it is taken as full.
         local avail, ends, dirty, fresh = {}, {}, {}, {}
         local repair = ''
         -- Buckets are kept in whole microseconds (ends[i] for a bucket is µs): rounding to a whole
@@ -107,7 +108,7 @@ public static class CostScripts
           else
             if rawExpire == false then
               -- No bucket yet: full.
-              ends[i] = nowUs
+              ends[i] = nowUs; fresh[i] = true
             elseif e == nil then
               -- Unreadable: what was spent is unknown; treat the bucket as empty (it refills from here).
               ends[i] = nowUs + durUs(i)
@@ -166,7 +167,8 @@ public static class CostScripts
     /// <summary>
     /// Decides batches of requests, each with a cost per limit, all-or-nothing.
     /// KEYS[1] the hash. ARGV[1] record bucket length (ms); ARGV[2] L; then per limit: name, 'w' (fixed
-    /// window) or 'b' (token bucket), points, duration (ms); then B; then per batch: id kind (0 none, 1
+    /// window) or 'b' (token bucket), points, duration (ms); then per limit what the grain last saw of
+    /// it (a window's end and remaining; a bucket's full-again instant in ms and 0; 0, 0 for nothing); then B; then per batch: id kind (0 none, 1
     /// first sending, 2 sent again), id, n, then per limit the cost every one of the n requests pays, or
     /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
     /// a batch whose requests all cost the same travels as L numbers, not n × L.
@@ -179,6 +181,23 @@ public static class CostScripts
     /// </summary>
     public const string Consume = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         local b = a
+        -- What the grain last saw of each limit (0, 0 when nothing): a limit the hash no longer holds
+        -- while the grain saw it spent (Redis restarted empty or was flushed between two calls) is
+        -- restored from it, never refilled: a window with what remained, a bucket at the instant it
+        -- is full again (the grain's is rounded down to the ms: one ms later, so it withholds).
+        for i = 1, nLimits do
+          local hEnd, hRemaining = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+          b = b + 2
+          if fresh[i] and hEnd > now then
+            if algos[i] == 'w' then
+              avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i])
+            else
+              ends[i] = math.min((hEnd + 1) * 1000, nowUs + durUs(i)); avail[i] = bucketHolds(i)
+            end
+            dirty[i] = true
+            repair = repair .. names[i] .. ': missing while the grain saw it spent, restored from what it saw; '
+          end
+        end
         local nBatches = tonumber(ARGV[b]); b = b + 1
         local decisions, replayed, batchEnds = {}, {}, {}
         local toRecord = {}

@@ -67,7 +67,11 @@ public sealed record ObserveReply(long NowMs, LimitValue[] Limits, long[] Lowere
 /// <param name="Key">The hash.</param>
 /// <param name="Limits">The key's limits (requests first).</param>
 /// <param name="Batches">Batches in arrival order.</param>
-public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches);
+/// <param name="Seen">
+/// What the caller last saw of each limit (as the store reported it), or null: a limit the store no
+/// longer holds while the caller saw it spent is restored from it rather than refilled.
+/// </param>
+public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches, LimitValue[]? Seen = null);
 
 /// <summary>Requests decided together under one id; each request's costs follow the order of the limits.</summary>
 public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false);

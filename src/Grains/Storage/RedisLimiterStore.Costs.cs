@@ -16,7 +16,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
         var width = request.Limits.Length;
         var same = new long[request.Batches.Count][];
-        var count = LimitArgCount(request.Limits) + 1;
+        var count = LimitArgCount(request.Limits) + (2 * width) + 1;
         for (var b = 0; b < same.Length; b++)
         {
             same[b] = SameForAll(request.Batches[b].Costs, width);
@@ -25,6 +25,13 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
 
         var args = new RedisValue[count];
         var a = WriteLimitArgs(request.Limits, args);
+        for (var i = 0; i < width; i++)
+        {
+            var seen = request.Seen is { } values && values.Length == width ? values[i] : default;
+            args[a++] = seen.EndMs;
+            args[a++] = seen.Remaining;
+        }
+
         args[a++] = request.Batches.Count;
         for (var b = 0; b < same.Length; b++)
         {

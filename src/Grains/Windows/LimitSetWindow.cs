@@ -58,7 +58,8 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             {
                 await SyncAsync();
                 sent = true;
-                var reply = await store.ConsumeCostsAsync(new CostConsume(limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent))));
+                var reply = await store.ConsumeCostsAsync(new CostConsume(
+                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent)), mirror.Holds(limits) ? mirror.Values : null));
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
                 for (var i = 0; i < batch.Count; i++)
                 {

@@ -250,6 +250,35 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     }
 
     [Fact]
+    public async Task SeveralLimits_RedisRestartedEmptyBetweenCalls_EveryLimitRestored_NotRefilled()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outcost", key);
+        Assert.True((await grain.TryConsumeCostsAsync(Costs(70, 900))).Decision(0).IsAllowed);
+
+        await using var outage = fixture.Redis.Stop();
+        using var redis = await fixture.RestartRedisAsync();
+
+        // Once the silo's connection is back, the next call reaches Redis (no outage seen by the grain):
+        // the call itself carries what the grain saw.
+        await WaitUntilAsync(async () => (await grain.GetStateAsync()).Store == "redis", TimeSpan.FromSeconds(5));
+
+        // 30 requests and about 100 tokens (plus refill at one per 60 ms) remain, not a fresh 100 and 1,000.
+        var results = new List<CostBatchResult>();
+        for (var i = 0; i < 40; i++)
+        {
+            results.Add(await grain.TryConsumeCostsAsync(Costs(1, 5)));
+        }
+
+        var granted = results.Count(r => r.Decision(0).IsAllowed);
+        output.WriteLine($"after Redis restarted empty: granted {granted} of 40 (5 tokens each)");
+        Assert.InRange(granted, 19, 30);
+        Assert.Contains(results, r => r.Decision(0).BlockedBy == "tokens");
+        // Calls made while the connection came back may have been decided alone and written back after.
+        await WaitUntilAsync(async () => (string?)await redis.GetDatabase().HashGetAsync("ratelimit:outcost:" + key, "points") == (30 - granted).ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task SeveralLimits_RedisHangs_TheCallWithoutAnswerIsUndoneInRedis_LedgerEqualsWhatCallersWereTold()
     {
         var key = TestKeys.Unique();

@@ -183,6 +183,27 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     }
 
     [Fact]
+    public async Task Consume_AHashLostWhileTheCallerSawItSpent_IsRestoredFromWhatItSaw_NotRefilled()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([7, 600])]));
+        Assert.Equal(3, first.Limits[0].Remaining);
+
+        // Redis restarted empty (or was flushed) between two calls.
+        await fixture.Db.KeyDeleteAsync(key);
+        var next = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0], [1, 0], [1, 0], [1, 0], [0, 500])], first.Limits));
+        Assert.Equal([0, 0, 0, 1, 2], next.Decisions[0]);
+        Assert.Equal(first.Limits[0].EndMs, next.Limits[0].EndMs);
+        Assert.InRange(next.Limits[1].Remaining, 399, 430);
+        Assert.Contains("restored", next.Repair, StringComparison.Ordinal);
+
+        // Without what the caller saw, a lost hash is a fresh one.
+        await fixture.Db.KeyDeleteAsync(key);
+        var fresh = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
+        Assert.Equal(9, fresh.Limits[0].Remaining);
+    }
+
+    [Fact]
     public async Task Sync_RestoresAWindowRedisLost_ChargesTheSameWindow_AndKeepsTheEmptierBucket()
     {
         var key = "costs:" + TestKeys.Unique();
