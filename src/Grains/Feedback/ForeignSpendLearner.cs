@@ -136,21 +136,25 @@ public sealed class ForeignSpendLearner
         // spend its refill unseen, and a count well above empty is one callers are spending in bursts,
         // with many calls in flight (granted here, not yet seen there) that the gap would take for
         // spend by others.
+        var seconds = _time.GetElapsedTime(limit.ReportedAt, now).TotalSeconds;
         if (provider > limit.Spec.Points * ScarceShare)
         {
+            // The provider has room: what is charged protects nothing now, and a rate learned from
+            // noise would otherwise starve callers for good (charging keeps the provider above this
+            // share, where nothing is measured). Weighed as an interval without foreign spend.
+            if (seconds > 0 && seconds <= MaxInterval.TotalSeconds && limit.Elapsed > 0)
+            {
+                Weigh(limit, 0, seconds);
+            }
+
             Break(limit, now);
             return;
         }
 
-        var seconds = _time.GetElapsedTime(limit.ReportedAt, now).TotalSeconds;
+
         if (limit.GapAfter is { } previous && seconds > 0 && seconds <= MaxInterval.TotalSeconds)
         {
-            var foreign = limit.ChargedSinceReport + (gapBefore - previous);
-            var keep = Math.Exp(-seconds / _timeConstantSeconds);
-            limit.Spent = (limit.Spent * keep) + foreign;
-            limit.Elapsed = (limit.Elapsed * keep) + seconds;
-            var perSecond = limit.Spec.Points * 1000.0 / limit.Spec.WindowMilliseconds;
-            limit.Rate = Math.Clamp(limit.Spent / Math.Max(limit.Elapsed, MinElapsed.TotalSeconds), 0, perSecond);
+            Weigh(limit, limit.ChargedSinceReport + (gapBefore - previous), seconds);
         }
 
         limit.GapAfter = gapAfter;
@@ -170,6 +174,15 @@ public sealed class ForeignSpendLearner
 
     /// <summary>The provider refused for an exhausted quota on limit <paramref name="index"/>: the count was emptied, the gap is unknown.</summary>
     public void Paused(int index) => Break(_limits[index], _time.GetTimestamp());
+
+    private void Weigh(Limit limit, double foreign, double seconds)
+    {
+        var keep = Math.Exp(-seconds / _timeConstantSeconds);
+        limit.Spent = (limit.Spent * keep) + foreign;
+        limit.Elapsed = (limit.Elapsed * keep) + seconds;
+        var perSecond = limit.Spec.Points * 1000.0 / limit.Spec.WindowMilliseconds;
+        limit.Rate = Math.Clamp(limit.Spent / Math.Max(limit.Elapsed, MinElapsed.TotalSeconds), 0, perSecond);
+    }
 
     private static void Break(Limit limit, long now)
     {

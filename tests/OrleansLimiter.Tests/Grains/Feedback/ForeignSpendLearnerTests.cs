@@ -117,12 +117,28 @@ public sealed class ForeignSpendLearnerTests
         learner.Reported(Tokens, before: 5_000, provider: Provider, after: Provider);
         Assert.Equal(learned, learner.RatePerSecond(Tokens));
 
-        // A provider holding plenty: calls in flight in a burst would read as spend by others.
+        // A provider holding plenty: calls in flight in a burst would read as spend by others; the
+        // interval counts as one without foreign spend (the rate decays, it does not jump).
         _time.Advance(TimeSpan.FromSeconds(1));
         learner.Reported(Tokens, before: 5_000, provider: 3_000, after: 3_000);
         _time.Advance(TimeSpan.FromSeconds(1));
-        learner.Reported(Tokens, before: 5_000, provider: 3_000, after: 3_000);
-        Assert.Equal(learned, learner.RatePerSecond(Tokens));
+        learner.Reported(Tokens, before: 100, provider: 3_000, after: 100);
+        Assert.InRange(learner.RatePerSecond(Tokens), 0.8 * learned, learned);
+    }
+
+    [Fact]
+    public void AProviderWithPlentyForLong_LetsTheRateDecay()
+    {
+        // Charging keeps the provider above the measured share: the rate must not stay frozen there.
+        var learner = new ForeignSpendLearner(Limits, _time);
+        Run(learner, foreignPerSecond: 30, seconds: 30);
+        for (var s = 0; s < 90; s++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            learner.Reported(Tokens, before: 1_000, provider: 1_000, after: 1_000);
+        }
+
+        Assert.InRange(learner.RatePerSecond(Tokens), 0, 3);
     }
 
     [Fact]
