@@ -132,13 +132,28 @@ public sealed class LimitLedger
 
     /// <summary>
     /// Lowers limit <paramref name="index"/> to <paramref name="remaining"/> (-1: unknown) and pauses it
-    /// for <paramref name="pauseMs"/> (0: none), as the feedback script does; returns by how much it went down.
+    /// for <paramref name="pauseMs"/> (0: none), after taking <paramref name="charge"/> (spend by others the
+    /// limiter learned; never below empty), as the feedback script does; returns by how much it went down.
     /// </summary>
-    public long Observe(int index, long remaining, long pauseMs, long nowMs, long ageMs = 0)
+    public long Observe(int index, long remaining, long pauseMs, long nowMs, long ageMs = 0, long charge = 0)
     {
         Advance(nowMs);
         var spec = Limits[index];
         var before = _avail[index];
+        if (charge > 0)
+        {
+            if (spec.Algorithm == LimitAlgorithm.FixedWindow)
+            {
+                _avail[index] = Math.Max(0, _avail[index] - charge);
+            }
+            else
+            {
+                var durationUs = spec.WindowMilliseconds * 1000;
+                _ends[index] = Math.Min((nowMs * 1000) + durationUs, Math.Max(_ends[index], nowMs * 1000) + (long)CeilDiv128((Int128)charge * durationUs, spec.Points));
+                _avail[index] = BucketHolds(index, nowMs);
+            }
+        }
+
         if (spec.Algorithm == LimitAlgorithm.FixedWindow)
         {
             if (remaining >= 0 && remaining < _avail[index])

@@ -1,13 +1,29 @@
 using Microsoft.Extensions.Logging;
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Commands;
+using OrleansLimiter.Grains.Feedback;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
 namespace OrleansLimiter.Grains;
 
-/// <summary>The provider's own reports, taken into the shared count (lowered or paused, never raised).</summary>
+/// <summary>
+/// The provider's own reports, taken into the shared count (lowered or paused, never raised), and the
+/// spend by others they show, charged as time passes (see <see cref="ForeignSpendLearner"/>).
+/// </summary>
 public sealed partial class ProviderLimiterGrain
 {
+    /// <summary>How often learned foreign spend is charged between reports: a count refilled ahead of the provider's by more than this much of it grants early.</summary>
+    internal static readonly TimeSpan ForeignChargeInterval = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How long foreign spend is charged after the last report: without calls there is nothing to protect, and nothing to learn from.</summary>
+    internal static readonly TimeSpan ForeignChargeWithoutReports = TimeSpan.FromSeconds(30);
+
+    private (KeyLimits Limits, ForeignSpendLearner Learner)? _foreign;
+    private IGrainTimer? _foreignTimer;
+    private long _lastReportAt;
+    private bool _charging;
+
     /// <inheritdoc/>
     public async ValueTask<ObservationResult> ObserveProviderAsync(ProviderObservation[] observations)
     {
@@ -37,27 +53,167 @@ public sealed partial class ProviderLimiterGrain
             return new ObservationResult([], [.. ignored], LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.States() : []);
         }
 
-        var reply = await Enqueue(new ObserveCommand(limits, [.. mapped]));
+        // Foreign spend learned so far is charged first: the report then measures only what it missed.
+        var learner = Learner(limits);
+        var charges = ChargeEntries(learner);
+        var reply = await Enqueue(new ObserveCommand(limits, [.. charges, .. mapped]));
         if (limits.IsSeedOnly)
         {
             // The seed's path keeps its own mirror of the requests window.
             _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
         }
 
+        Charged(learner, charges, reply.Lowered);
         var lowered = new long[observations.Length];
+        // What each limit held after each entry: the reply's final count, plus what later entries took.
+        var heldAfter = Array.ConvertAll(reply.Limits, l => l.Remaining);
+        var learned = new (int Index, long Before, long After, LimitObservation Entry)[mapped.Count];
+        for (var j = mapped.Count - 1; j >= 0; j--)
+        {
+            var taken = reply.Lowered[charges.Count + j];
+            var index = mapped[j].Index;
+            learned[j] = (index, heldAfter[index] + taken, heldAfter[index], mapped[j]);
+            heldAfter[index] += taken;
+        }
+
         for (var j = 0; j < mapped.Count; j++)
         {
             var i = observed[j];
-            lowered[i] = reply.Lowered[j];
-            if (reply.Lowered[j] > 0 || mapped[j].PauseMs > 0)
+            var taken = reply.Lowered[charges.Count + j];
+            lowered[i] = taken;
+            if (taken > 0 || mapped[j].PauseMs > 0)
             {
-                LogProviderLowered(_logger, limits.StoreKey, limits.Limits[mapped[j].Index].Name, reply.Lowered[j], observations[i].Remaining ?? -1, mapped[j].PauseMs);
+                LogProviderLowered(_logger, limits.StoreKey, limits.Limits[mapped[j].Index].Name, taken, observations[i].Remaining ?? -1, mapped[j].PauseMs);
             }
+
+            Learn(learner, limits, learned[j].Index, learned[j].Before, learned[j].After, learned[j].Entry);
+        }
+
+        _lastReportAt = _time.GetTimestamp();
+        if (learner.IsCharging)
+        {
+            _foreignTimer ??= this.RegisterGrainTimer(ChargeForeignSpendAsync, new GrainTimerCreationOptions(ForeignChargeInterval, ForeignChargeInterval) { Interleave = true, KeepAlive = false });
         }
 
         return new ObservationResult(lowered, [.. ignored], LimitSetMirror.ToStates(limits, reply.Limits));
     }
 
+    /// <summary>The learner for the key's limits in force (a change of limits starts learning again).</summary>
+    private ForeignSpendLearner Learner(KeyLimits limits)
+    {
+        if (_foreign is not { } current || !current.Limits.SameAs(limits))
+        {
+            current = (limits, new ForeignSpendLearner(limits.Limits, _time));
+            _foreign = current;
+        }
+
+        return current.Learner;
+    }
+
+    private static List<LimitObservation> ChargeEntries(ForeignSpendLearner learner)
+    {
+        var due = learner.TakeCharges();
+        var entries = new List<LimitObservation>();
+        for (var i = 0; i < due.Length; i++)
+        {
+            if (due[i] > 0)
+            {
+                entries.Add(new LimitObservation(i, -1, 0, 0, due[i]));
+            }
+        }
+
+        return entries;
+    }
+
+    private static void Charged(ForeignSpendLearner learner, List<LimitObservation> charges, long[] taken)
+    {
+        for (var c = 0; c < charges.Count; c++)
+        {
+            learner.Charged(charges[c].Index, taken[c]);
+        }
+    }
+
+    private void Learn(ForeignSpendLearner learner, KeyLimits limits, int index, long before, long after, LimitObservation entry)
+    {
+        var spec = limits.Limits[index];
+        if (spec.Algorithm != LimitAlgorithm.TokenBucket)
+        {
+            return;
+        }
+
+        if (entry.PauseMs > 0)
+        {
+            learner.Paused(index);
+            return;
+        }
+
+        if (entry.Remaining < 0)
+        {
+            return;
+        }
+
+        // As the script compares it: what the provider held then, refilled for the report's age.
+        var provider = (long)Int128.Min(spec.Points, entry.Remaining + ((Int128)entry.AgeMs * spec.Points / spec.WindowMilliseconds));
+        var wasCharging = learner.RatePerSecond(index) > 0;
+        learner.Reported(index, before, provider, after);
+        var rate = learner.RatePerSecond(index);
+        if ((rate > 0) != wasCharging)
+        {
+            LogForeignSpend(_logger, limits.StoreKey, spec.Name, rate * 60);
+        }
+    }
+
+    /// <summary>Charges the foreign spend learned since the last charge; stops once reports stop coming.</summary>
+    private async Task ChargeForeignSpendAsync(CancellationToken cancellationToken)
+    {
+        if (_foreign is not { } foreign || !foreign.Learner.IsCharging || _time.GetElapsedTime(_lastReportAt) > ForeignChargeWithoutReports)
+        {
+            _foreign?.Learner.Idle();
+            _foreignTimer?.Dispose();
+            _foreignTimer = null;
+            return;
+        }
+
+        // One charge at a time: a slow store call must not pile them up (what is due keeps accruing).
+        if (_charging)
+        {
+            return;
+        }
+
+        var charges = ChargeEntries(foreign.Learner);
+        if (charges.Count == 0)
+        {
+            return;
+        }
+
+        _charging = true;
+        try
+        {
+            var reply = await Enqueue(new ObserveCommand(foreign.Limits, [.. charges]));
+            if (foreign.Limits.IsSeedOnly)
+            {
+                _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
+            }
+
+            Charged(foreign.Learner, charges, reply.Lowered);
+        }
+        catch (LimiterStoreException ex)
+        {
+            // Not charged: the provider's next report lowers the count to what it holds anyway.
+            LogForeignChargeFailed(_logger, foreign.Limits.StoreKey, ex.Message);
+        }
+        finally
+        {
+            _charging = false;
+        }
+    }
+
     [LoggerMessage(EventId = 208, Level = LogLevel.Information, Message = "Provider report taken into {StoreKey} {Limit}: lowered by {Lowered} (provider remaining {Remaining}, pause {PauseMs} ms)")]
     private static partial void LogProviderLowered(ILogger logger, string storeKey, string limit, long lowered, long remaining, long pauseMs);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Provider reports on {StoreKey} {Limit} show spending by others of {PerMinute:0.#} per minute (0: none now); it is charged as time passes")]
+    private static partial void LogForeignSpend(ILogger logger, string storeKey, string limit, double perMinute);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Debug, Message = "Charging spending by others on {StoreKey} failed: {Error}")]
+    private static partial void LogForeignChargeFailed(ILogger logger, string storeKey, string error);
 }

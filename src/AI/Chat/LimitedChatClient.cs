@@ -13,7 +13,8 @@ namespace OrleansLimiter.AI.Chat;
 /// reserves <c>requests=1</c> plus the estimated tokens (input counted with the model's tokenizer, plus
 /// the requested maximum output), waiting out refusals up to <see cref="LimitedChatClientOptions.MaxWait"/>;
 /// after the call it settles the reservation with the usage the provider reported, which gives the
-/// unused part back. Without reported usage (an error, a cancelled call) the reservation stays as estimated.
+/// unused part back. Without reported usage (an error, a cancelled call, a 429 for an exhausted quota)
+/// the reservation stays as estimated; another 429 gives it back.
 /// </summary>
 public sealed partial class LimitedChatClient : DelegatingChatClient
 {
@@ -56,8 +57,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
         catch when (call.ProviderRefused)
         {
-            // The provider refused the call (429): it spent nothing there, so nothing stays spent here.
-            await GiveBackAsync(reservation).ConfigureAwait(false);
+            await GiveBackAsync(reservation, call).ConfigureAwait(false);
             throw;
         }
 
@@ -97,7 +97,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             // Also on an error, a cancellation, or a consumer that stops reading: what is known is settled.
             if (call.ProviderRefused && usage is null)
             {
-                await GiveBackAsync(reservation).ConfigureAwait(false);
+                await GiveBackAsync(reservation, call).ConfigureAwait(false);
             }
             else
             {
@@ -190,9 +190,18 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
 
     private LimitedCall Call(string key) => new(_provider, key, _options.TokensLimit, _options.InputTokensLimit, _options.OutputTokensLimit);
 
-    /// <summary>Settles a call the provider refused at zero cost on every limit.</summary>
-    private async Task GiveBackAsync(Reservation reservation)
+    /// <summary>Settles a call the provider refused (429) at zero cost on every limit: it spent nothing there.</summary>
+    private async Task GiveBackAsync(Reservation reservation, LimitedCall call)
     {
+        if (call.QuotaExhausted)
+        {
+            // Except for an exhausted quota: the 429's report empties the shared count to what the
+            // provider holds, which never included this call, and a give-back taken after it would
+            // grant what the provider does not have (one 429 would bring the next).
+            await reservation.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
         try
         {
             await reservation.SettleAsync(LimitCost.Of([.. reservation.Estimate.Limits.Select(l => (l, 0L))]), CancellationToken.None).ConfigureAwait(false);

@@ -9,6 +9,7 @@ public sealed class LimitedCall
 {
     private static readonly AsyncLocal<LimitedCall?> InProgress = new();
     private volatile bool _providerRefused;
+    private volatile bool _quotaExhausted;
 
     /// <summary>Describes a call to <paramref name="provider"/> counted under <paramref name="key"/>.</summary>
     public LimitedCall(string provider, string key, string? tokensLimit = null, string? inputTokensLimit = null, string? outputTokensLimit = null)
@@ -38,8 +39,11 @@ public sealed class LimitedCall
     /// <summary>The limit counting output tokens, if the key has one.</summary>
     public string? OutputTokensLimit { get; }
 
-    /// <summary>Whether the provider answered this call with a 429 (its reservation is then given back).</summary>
+    /// <summary>Whether the provider answered this call with a 429.</summary>
     public bool ProviderRefused => _providerRefused;
+
+    /// <summary>Whether that 429 was for an exhausted quota (its report pauses the limit; the reservation is then kept).</summary>
+    public bool QuotaExhausted => _quotaExhausted;
 
     /// <summary>The limiter's name for a limit the provider reports, or null when the key has none such.</summary>
     public string? LimitFor(RateLimitKind kind) => kind switch
@@ -59,7 +63,11 @@ public sealed class LimitedCall
         return new Scope(outer);
     }
 
-    internal void MarkRefused() => _providerRefused = true;
+    internal void MarkRefused(bool quotaExhausted)
+    {
+        _quotaExhausted = quotaExhausted;
+        _providerRefused = true;
+    }
 
     private sealed class Scope(LimitedCall? outer) : IDisposable
     {

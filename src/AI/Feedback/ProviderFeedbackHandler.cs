@@ -45,7 +45,7 @@ public sealed partial class ProviderFeedbackHandler : DelegatingHandler
         var call = LimitedCall.Current;
         if (snapshot.IsTooManyRequests)
         {
-            call?.MarkRefused();
+            call?.MarkRefused(snapshot.Refusal == ProviderRefusal.QuotaExhausted);
         }
 
         _sink.OnResponse(_provider, snapshot, call);

@@ -11,7 +11,9 @@ public static class FeedbackScripts
     /// Lowers or pauses limits. KEYS[1] the hash. ARGV[1] unused; ARGV[2] L; then per limit name, 'w'
     /// or 'b', points, duration (ms); then M; then per observation: the limit's 1-based index, what
     /// the provider says remains (-1 unknown), a pause in ms (0 none), the report's age in ms (a bucket
-    /// is compared with what it held then plus its refill since: the provider's refilled too).
+    /// is compared with what it held then plus its refill since: the provider's refilled too), and a
+    /// charge taken first for spend by others the grain learned (0 none; a bucket is never taken below
+    /// empty, so less may be taken: the lowered count says how much).
     /// <para>
     /// Why only ever lower: the provider's count is the truth for the whole organisation, ours for the
     /// workers we serve. Where the provider holds less, others spent it (or our grants reached it
@@ -28,9 +30,19 @@ public static class FeedbackScripts
         local nObserved = tonumber(ARGV[o]); o = o + 1
         local lowered = {}
         for k = 1, nObserved do
-          local i, rem, pause, age = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
-          o = o + 4
+          local i, rem, pause, age, charge = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+          o = o + 5
           local before = avail[i]
+          if charge > 0 then
+            if algos[i] == 'w' then
+              avail[i] = math.max(0, avail[i] - charge)
+            else
+              -- As a grant would: the full instant moves on, up to empty.
+              ends[i] = math.min(nowUs + durUs(i), math.max(ends[i], nowUs) + mulDivUp(charge, durUs(i), caps[i]))
+              avail[i] = bucketHolds(i)
+            end
+            dirty[i] = true
+          end
           if algos[i] == 'w' then
             if rem >= 0 and rem < avail[i] then avail[i] = rem; dirty[i] = true end
             if pause > 0 then

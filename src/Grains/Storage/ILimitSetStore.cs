@@ -57,8 +57,12 @@ public sealed record UncertainCosts(RequestId Id, long[][] Costs, int[] Decision
 /// <param name="Repair">Empty, or what was wrong with the hash and how it was repaired.</param>
 public sealed record SyncReply(long NowMs, LimitValue[] Limits, string Sync, string Repair);
 
-/// <summary>A provider's report on the limit at <paramref name="Index"/>: what remained <paramref name="AgeMs"/> ago (-1 unknown) and a pause in ms (0 none).</summary>
-public readonly record struct LimitObservation(int Index, long Remaining, long PauseMs, long AgeMs = 0);
+/// <summary>
+/// A provider's report on the limit at <paramref name="Index"/>: what remained <paramref name="AgeMs"/>
+/// ago (-1 unknown) and a pause in ms (0 none); first, <paramref name="Charge"/> units taken for spend
+/// by others the limiter learned (0 none; never below empty).
+/// </summary>
+public readonly record struct LimitObservation(int Index, long Remaining, long PauseMs, long AgeMs = 0, long Charge = 0);
 
 /// <summary>The outcome of <see cref="ILimitSetStore.ObserveAsync"/>: per observation how much the count went down, and every limit after.</summary>
 public sealed record ObserveReply(long NowMs, LimitValue[] Limits, long[] Lowered, string Repair);

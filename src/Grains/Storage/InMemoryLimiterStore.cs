@@ -156,7 +156,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
         {
             for (var i = 0; i < observations.Count; i++)
             {
-                lowered[i] = ledger.Observe(observations[i].Index, observations[i].Remaining, observations[i].PauseMs, now, observations[i].AgeMs);
+                lowered[i] = ledger.Observe(observations[i].Index, observations[i].Remaining, observations[i].PauseMs, now, observations[i].AgeMs, observations[i].Charge);
             }
 
             return Task.FromResult(new ObserveReply(now, Values(ledger, now), lowered, string.Empty));

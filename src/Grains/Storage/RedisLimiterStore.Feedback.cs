@@ -9,7 +9,7 @@ public sealed partial class RedisLimiterStore
     {
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(observations);
-        var args = LimitArgs(limits, extra: 1 + (4 * observations.Count));
+        var args = LimitArgs(limits, extra: 1 + (5 * observations.Count));
         args.Add(observations.Count);
         foreach (var o in observations)
         {
@@ -17,6 +17,7 @@ public sealed partial class RedisLimiterStore
             args.Add(o.Remaining);
             args.Add(o.PauseMs);
             args.Add(o.AgeMs);
+            args.Add(o.Charge);
         }
 
         var parts = (RedisResult[])(await EvaluateAsync(FeedbackScripts.Observe, [key], [.. args]).ConfigureAwait(false))!;

@@ -119,43 +119,52 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task AnotherTenantSpending30Percent_IsLearnedFromTheHeaders_429sBoundedAfterTheFirstOnes()
+    public async Task AnotherTenantSpending30Percent_IsLearnedFromTheHeaders_AtMostOne429AfterTheFirst10Seconds()
     {
         // The limiter is configured to the organisation's whole quota; another app spends 30% of it,
         // which only the provider's headers (and 429s) tell.
         await using var setup = await StartAsync(new Dictionary<string, string> { ["OtherTenantShare"] = "0.3" });
-        var running = RunAsync(setup.Simulator, setup.Environment, "on", seconds: 30);
+        var started = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = RunAsync(setup.Simulator, setup.Environment, "on", seconds: 60, started);
 
         // "After the first ones": the limiter learns of the other tenant from responses. The counts
-        // 10 s into the run split the learning from what follows.
+        // 10 s after the first caller starts split the learning from what follows.
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
         await Task.Delay(TimeSpan.FromSeconds(10));
         using var http = new HttpClient { BaseAddress = setup.Simulator.Address };
         var early = JsonNode.Parse(await http.GetStringAsync(new Uri("stats", UriKind.Relative)))!["openai"]!;
         var run = await running;
         var (earlyServed, earlyRefused) = ((long)early["served"]!, (long)early["refusedTotal"]!);
         var (laterServed, laterRefused) = (run.Served - earlyServed, run.Refused - earlyRefused);
+
+        // What the provider leaves us: its full bucket, then 70% of its refill.
+        var leftToUs = Tpm + (0.7 * Tpm * run.Seconds / 60);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()}; in the first 10 s {earlyRefused} of {earlyServed + earlyRefused} requests, after them {laterRefused} of {laterServed + laterRefused} ({100.0 * laterRefused / Math.Max(1, laterServed + laterRefused):0.0}%); tokens {run.Tokens} (ours) of {run.Offered:0} offered in all"));
+            $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()}; in the first 10 s {earlyRefused} of {earlyServed + earlyRefused} requests, after them {laterRefused} of {laterServed + laterRefused} ({100.0 * laterRefused / Math.Max(1, laterServed + laterRefused):0.0}%); tokens {run.Tokens} (ours) of the {leftToUs:0} left to us = {100 * run.Tokens / leftToUs:0.0}%"));
 
         Assert.Equal(0, run.WorkersErrors);
         Assert.Equal(run.Refused, run.Workers429);
         Assert.True(laterServed > 0, "calls were served after the first 10 s");
 
-        // The goal is under 2% of requests after the first ones: NOT met yet (about 20% here once the
-        // first full bucket is spent: between reports the shared count refills at the whole rate while
-        // the provider refills at 70% for us; learning the rate left over is the next step). Guarded so
-        // that it does not get worse: under half, where callers without the limiter meet 70% or more
-        // (18–33% in runs here; with ~17 requests after the first 10 s one 429 is 6 points).
-        Assert.True(laterRefused < 0.5 * (laterServed + laterRefused), $"{laterRefused} 429s of {laterServed + laterRefused} requests after the first 10 s");
+        // The issue's goal is under 2% of requests after the first ones. The limiter learns the other
+        // tenant's rate from the provider's reports once the first full bucket is spent, and charges it
+        // as time passes (with a 20% margin). Three 60 s runs here, after the first 10 s: 0 of 21,
+        // 1 of 27, 0 of 13 requests refused. With 13–27 requests in the window one 429 is 4–8%, so
+        // what is asserted is at most one; the 2% itself needs a window of 50 requests or more.
+        var laterTotal = laterServed + laterRefused;
+        Assert.True(laterRefused <= 1, $"{laterRefused} 429s of {laterTotal} requests after the first 10 s");
+
+        // Not by starving: 72.8–94.0% of what the provider left us was used in those runs.
+        Assert.True(run.Tokens >= 0.65 * leftToUs, $"the workers used {run.Tokens} tokens of the {leftToUs:0} left to them");
     }
 
-    private async Task<Run> RunAsync(SimulatorProcess simulator, Dictionary<string, string> environment, string limiter, double seconds)
+    private async Task<Run> RunAsync(SimulatorProcess simulator, Dictionary<string, string> environment, string limiter, double seconds, TaskCompletionSource<TimeSpan>? started = null)
     {
         using var http = new HttpClient { BaseAddress = simulator.Address };
         (await http.PostAsync(new Uri("stats/reset?fill=true", UriKind.Relative), null)).EnsureSuccessStatusCode();
 
         var watch = Stopwatch.StartNew();
-        var firstStart = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var firstStart = started ?? new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
         var workers = Enumerable.Range(1, 3).Select(i =>
         {
             var psi = new ProcessStartInfo("dotnet", $"\"{RepoPaths.WorkerDll}\"") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

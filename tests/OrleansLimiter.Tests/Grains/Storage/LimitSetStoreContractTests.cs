@@ -347,6 +347,26 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         Assert.Equal(first.Limits[0].Remaining, again.Limits[0].Remaining);
         Assert.Equal(first.BatchEnds[0], again.BatchEnds[0]);
     }
+
+    [Fact]
+    public async Task AChargeForSpendByOthers_LowersABucketAsAGrantWould_NeverBelowEmpty()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 400])]));
+
+        var charged = await Store.ObserveAsync(key, RequestsAndTokens, [new LimitObservation(1, -1, 0, 0, Charge: 250)]);
+        Assert.Equal(250, charged.Lowered[0]);
+        Assert.InRange(charged.Limits[1].Remaining, 350, 360); // 350, plus what refilled since the grant
+        Assert.Equal(9, charged.Limits[0].Remaining);
+
+        // More than it holds: emptied, no debt beyond empty.
+        var emptied = await Store.ObserveAsync(key, RequestsAndTokens, [new LimitObservation(1, -1, 0, 0, Charge: 10_000)]);
+        Assert.InRange(emptied.Lowered[0], charged.Limits[1].Remaining, charged.Limits[1].Remaining + 10);
+        Assert.Equal(0, emptied.Limits[1].Remaining);
+        await PassAsync(TimeSpan.FromSeconds(1));
+        var read = await Store.ReadLimitsAsync(key, RequestsAndTokens);
+        Assert.InRange(read.Limits[1].Remaining, 100, 110); // a second's refill from empty
+    }
 }
 
 public sealed class InMemoryLimitSetStoreContractTests : LimitSetStoreContractTests
