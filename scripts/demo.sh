@@ -9,6 +9,7 @@
 #   DEMO_MODE (all; quota or chat for one part)
 #   DEMO_SECONDS (default 25)  DEMO_POINTS (300)  DEMO_WINDOW (10)  DEMO_WORKERS (3)  DEMO_CALLERS (8 per worker)
 #   DEMO_CHAT_SECONDS (20 per run)  DEMO_CHAT_TPM (30000)  DEMO_CHAT_RPM (300)  DEMO_CHAT_CALLERS (8 per worker)
+#   DEMO_CHAT_OTHER_TENANT (0: the share of the simulator's quota another tenant spends, e.g. 0.3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ CHAT_SECONDS=${DEMO_CHAT_SECONDS:-20}
 CHAT_TPM=${DEMO_CHAT_TPM:-30000}
 CHAT_RPM=${DEMO_CHAT_RPM:-300}
 CHAT_CALLERS=${DEMO_CHAT_CALLERS:-8}
+CHAT_OTHER=${DEMO_CHAT_OTHER_TENANT:-0}
 case "$MODE" in all|quota|chat) ;; *) echo "DEMO_MODE must be all, quota or chat (was '$MODE')" >&2; exit 2;; esac
 RUN_DIR=$(mktemp -d -t orleanslimiter-demo-XXXX)
 PIDS=()
@@ -194,7 +196,7 @@ chat_demo() {
   sim_port=$(free_port 5080)
   SIM_URL="http://127.0.0.1:$sim_port"
   spawn dotnet "$SIMULATOR" --urls "$SIM_URL" --Simulator:TokensPerMinute="$CHAT_TPM" --Simulator:RequestsPerMinute="$CHAT_RPM" \
-    --Logging:LogLevel:Default=Warning >"$RUN_DIR/simulator.log" 2>&1
+    --Simulator:OtherTenantShare="$CHAT_OTHER" --Logging:LogLevel:Default=Warning >"$RUN_DIR/simulator.log" 2>&1
   for _ in $(seq 100); do curl -fs "$SIM_URL/stats" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -fs "$SIM_URL/stats" >/dev/null || { say "the simulator did not start:"; tail -20 "$RUN_DIR/simulator.log"; return 1; }
   echo
@@ -214,6 +216,19 @@ chat_demo() {
     set -- $row
     awk -v l="$1" -v ok="$2" -v r="$3" -v t="$4" -v o="$5" -v m="$6" 'BEGIN { printf "  %-12s %10d %10d %14d %16.0f %18d %11.1f%%\n", l, ok, r, t, t / m, o, 100 * t / o }'
   done
+  if [ "$CHAT_OTHER" != 0 ]; then
+    # Another tenant spends part of the quota unseen: the limiter learns it from the provider's
+    # headers; the first 429s teach it, and the rest of the run must stay under 2% of requests.
+    local share
+    share=$(awk -v r="$on_429" -v ok="$on_ok" 'BEGIN { n = ok + r; printf "%.2f", (n ? 100 * r / n : 0) }')
+    say "another tenant spends $CHAT_OTHER of the quota: with the limiter $on_429 429s of $((on_ok + on_429)) requests ($share%); without it $off_429"
+    if awk -v s="$share" 'BEGIN { exit !(s < 2) }' && [ "$off_429" -gt 0 ]; then
+      say "RESULT: with another tenant, 429s stayed under 2% of requests with the limiter ($share%), $off_429 without it"
+      return 0
+    fi
+    say "RESULT: unexpected: $share% 429s with the limiter (see $RUN_DIR)"
+    return 1
+  fi
   if [ "$on_429" = 0 ] && [ "$off_429" -gt 0 ]; then
     say "RESULT: without the limiter the three workers got $off_429 429s; with it, none, at $(awk -v t="$on_tokens" -v o="$on_offered" 'BEGIN { printf "%.1f", 100 * t / o }')% of the token capacity"
   else
