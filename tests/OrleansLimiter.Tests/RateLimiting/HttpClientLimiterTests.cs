@@ -7,6 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.Client;
 using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Client.RateLimiting;
+using Polly.RateLimiting;
 using OrleansLimiter.Http;
 using OrleansLimiter.Tests.Infrastructure;
 
@@ -77,6 +79,39 @@ public sealed class HttpClientLimiterTests(LimiterClusterFixture fixture) : IAsy
         Assert.Equal(200, outcomes.Count(o => o == "200"));
         Assert.Equal(40, outcomes.Count(o => o == "timeout"));
         Assert.Equal(200, _hits);
+    }
+
+    [Fact]
+    public async Task Cluster_HttpResilienceHandler_TakesTheClusterLimiter_ExactlyTheLimitReachesTheServer()
+    {
+        // Microsoft.Extensions.Http.Resilience: the cluster limiter as a step of the standard pipeline.
+        var services = new ServiceCollection().AddLogging();
+        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
+        services.AddOrleansLimiterClient();
+        var key = TestKeys.Unique();
+        services.AddHttpClient("resilient", c => c.BaseAddress = BaseAddress)
+            .AddResilienceHandler("tiny", (pipeline, context) => pipeline.AddOrleansLimiter(
+                context.ServiceProvider.GetRequiredService<ILimiterClient>(), new ClusterRateLimiterOptions { Provider = "tiny", Key = key }));
+        using var provider = services.BuildServiceProvider();
+        var http = provider.GetRequiredService<IHttpClientFactory>().CreateClient("resilient");
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 130).Select(async _ =>
+        {
+            try
+            {
+                using var response = await http.GetAsync(new Uri("/r", UriKind.Relative));
+                return response.StatusCode == HttpStatusCode.OK ? "200" : response.StatusCode.ToString();
+            }
+            catch (RateLimiterRejectedException ex)
+            {
+                // The window's minute, as the cluster said: not a guess.
+                Assert.InRange(ex.RetryAfter!.Value, TimeSpan.FromSeconds(50), TimeSpan.FromSeconds(60));
+                return "rejected";
+            }
+        }));
+        Assert.Equal(100, outcomes.Count(o => o == "200"));
+        Assert.Equal(30, outcomes.Count(o => o == "rejected"));
+        Assert.Equal(100, _hits);
     }
 
     [Fact]
