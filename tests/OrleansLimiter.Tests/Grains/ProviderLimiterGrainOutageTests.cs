@@ -352,4 +352,36 @@ public sealed class ProviderLimiterGrainRefusePolicyTests(RefuseClusterFixture f
         Assert.True(result.IsAllowed);
         Assert.Equal(89, result.Remaining);
     }
+
+    [Fact]
+    public async Task RefusePolicy_SeveralLimits_RefusedWhileRedisIsAway_NamingNoLimit_ThenRedisDecidesAgain()
+    {
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("outcost", TestKeys.Unique()));
+        Assert.True((await grain.TryConsumeCostsAsync(Costs())).Decision(0).IsAllowed);
+        fixture.Redis.Kill();
+        try
+        {
+            var refused = (await grain.TryConsumeCostsAsync(Costs())).Decision(0);
+            Assert.Equal(ConsumeOutcome.Refused, refused.Outcome);
+            Assert.Null(refused.BlockedBy);
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.RetryAfter);
+        }
+        finally
+        {
+            (await fixture.RestartRedisAsync()).Dispose();
+        }
+
+        // Back (empty): the window is restored from what the grain saw, 99 left before this one.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        CostBatchResult result;
+        while (!(result = await grain.TryConsumeCostsAsync(Costs())).Decision(0).IsAllowed && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(result.Decision(0).IsAllowed);
+        Assert.Equal(98, result.Limits[0].Remaining);
+    }
+
+    private static CostBatch Costs() => CostBatch.Of([LimitCost.Of(("requests", 1), ("tokens", 10))], RequestId.New());
 }
