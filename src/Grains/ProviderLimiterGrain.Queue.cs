@@ -349,8 +349,16 @@ public sealed partial class ProviderLimiterGrain
         return reply;
     }
 
-    private WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, TimeSpan earliest = default) =>
-        Reply(outcome, rejection, reason, _mirror.IsValid ? _mirror.Remaining : 0, _mirror.WindowEndMs, earliest);
+    /// <summary>A reply from the mirror; one not granted says, unless told otherwise, when the window it saw ends.</summary>
+    private WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, TimeSpan earliest = default)
+    {
+        if (earliest == TimeSpan.Zero && outcome != WaitOutcome.Granted && _mirror.IsOpen)
+        {
+            earliest = TimeSpan.FromMilliseconds(Math.Max(0, _mirror.WindowEndMs - _mirror.StoreNowMs()));
+        }
+
+        return Reply(outcome, rejection, reason, _mirror.IsValid ? _mirror.Remaining : 0, _mirror.WindowEndMs, earliest);
+    }
 
     private static WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, long remaining, long windowEndMs, TimeSpan earliest = default) =>
         new(outcome, rejection, reason, remaining, DateTimeOffset.FromUnixTimeMilliseconds(windowEndMs), earliest);
