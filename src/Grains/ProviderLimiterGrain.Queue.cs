@@ -320,10 +320,12 @@ public sealed partial class ProviderLimiterGrain
             Answer(waiter.Id, Reply(WaitOutcome.Cancelled, WaitRejection.None, "No renewal for the waiter: its caller is gone."));
         }
 
-        if (queue.Count == 0 && queue.InFlight == 0)
+        if (queue.Count == 0 && queue.InFlight == 0 && !_draining)
         {
             _sweepTimer?.Dispose();
             _sweepTimer = null;
+            _drainTimer?.Dispose();
+            _drainTimer = null;
         }
 
         return Task.CompletedTask;
