@@ -35,6 +35,25 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <exception cref="ArgumentException">An observation names no limit, or a negative amount.</exception>
     ValueTask<ObservationResult> ObserveProviderAsync(ProviderObservation[] observations);
 
+    /// <summary>
+    /// Waits in the key's fair queue (tenants by weight, priority classes, deadlines) until granted,
+    /// or until about a second has passed: a <see cref="WaitOutcome.StillWaiting"/> answer is renewed
+    /// by calling again with the same ticket, which keeps its place. Each call returns well within the
+    /// Orleans response time-out. The grain grants waiters itself as capacity returns, and records each
+    /// grant under the ticket's id, so a grant whose answer was lost is told again on renewal, also by
+    /// another activation. A refusal is a value (<see cref="WaitOutcome.Rejected"/>, <see cref="WaitOutcome.TimedOut"/>).
+    /// Keys with the seed's single limit only; other keys answer <see cref="WaitRejection.NotQueued"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The ticket has no id or no tenant.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Points below 1 or above the provider's points per window, a negative wait, or an undefined priority.</exception>
+    ValueTask<WaitReply> WaitAsync(WaitTicket ticket);
+
+    /// <summary>
+    /// Takes a waiter out of the queue (its caller gave up): answered <see cref="WaitOutcome.Cancelled"/>,
+    /// or <see cref="WaitOutcome.Granted"/> when it was granted before the cancel arrived.
+    /// </summary>
+    ValueTask<WaitReply> CancelWaitAsync(RequestId id);
+
     /// <summary>Every limit of the key as it stands (read from the store without consuming).</summary>
     ValueTask<LimitState[]> GetLimitsAsync();
 

@@ -20,4 +20,16 @@ internal interface ILimiterBackend
 
     /// <summary>Takes the provider's own report into the shared count (lowered or paused, never raised).</summary>
     Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Waits in the key's queue at its grain (one long poll; the caller renews on
+    /// <see cref="WaitOutcome.StillWaiting"/>). A backend without a shared queue (this process only)
+    /// answers <see cref="WaitRejection.NotQueued"/>: its callers wait on their own.
+    /// </summary>
+    Task<WaitReply> WaitAsync(string provider, string key, WaitTicket ticket) =>
+        Task.FromResult(new WaitReply(WaitOutcome.Rejected, WaitRejection.NotQueued, "No shared wait queue in this mode.", 0, default, TimeSpan.Zero));
+
+    /// <summary>Takes a waiter out of the key's queue; answers whether it had been granted meanwhile.</summary>
+    Task<WaitReply> CancelWaitAsync(string provider, string key, RequestId id) =>
+        Task.FromResult(new WaitReply(WaitOutcome.Cancelled, WaitRejection.None, null, 0, default, TimeSpan.Zero));
 }

@@ -43,12 +43,25 @@ public interface ILimiterClient
     Task<ObservationResult> ObserveProviderAsync(string provider, string key, IReadOnlyList<ProviderObservation> observations, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Waits until the points are granted, retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/>
-    /// plus jitter, for at most <paramref name="maxWait"/> (the configured default when null).
+    /// Waits until the points are granted, for at most <paramref name="maxWait"/> (the configured default
+    /// when null): in the key's fair wait queue at its grain under this client's tenant and priority
+    /// (see <see cref="AcquireAsync(string, AcquireOptions, CancellationToken)"/>), or, without one,
+    /// retrying after each refusal's <see cref="ConsumeResult.RetryAfter"/> plus jitter.
     /// Returns a result that says granted or timed out; throws on cancellation, misuse, or
     /// <see cref="LimiterUnavailableException"/> when the cluster does not answer within the wait.
     /// </summary>
     Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Waits until the points are granted, for at most <see cref="AcquireOptions.MaxWait"/>. In
+    /// distributed mode, on a key with the seed's one limit, the wait happens in the key's fair queue at
+    /// its grain: granted in turn as capacity returns, shared between tenants by weight and between
+    /// priority classes, and answered timed out at once when the deadline cannot be met. Otherwise
+    /// as <see cref="AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/> without a queue.
+    /// Throws on cancellation (a waiter cancelled leaves the queue), misuse, or
+    /// <see cref="LimiterUnavailableException"/> when the cluster does not answer within the wait.
+    /// </summary>
+    Task<AcquireResult> AcquireAsync(string provider, AcquireOptions options, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Runs <paramref name="work"/> under the provider's local concurrency limit once a shared permit is
@@ -61,12 +74,32 @@ public interface ILimiterClient
     IReadOnlyDictionary<string, SchedulerStats> GetSchedulerStats();
 }
 
-/// <summary>The outcome of <see cref="ILimiterClient.AcquireAsync"/>.</summary>
-/// <param name="IsGranted">True when the points were granted; false when the maximum wait ran out.</param>
+/// <summary>Per-call settings of <see cref="ILimiterClient.AcquireAsync(string, AcquireOptions, CancellationToken)"/>.</summary>
+public sealed record AcquireOptions
+{
+    /// <summary>The limiter key; <c>global</c> by default.</summary>
+    public string Key { get; init; } = LimiterKey.DefaultKey;
+
+    /// <summary>Points asked for; 1 by default.</summary>
+    public long Points { get; init; } = 1;
+
+    /// <summary>Longest wait; the client's default when null.</summary>
+    public TimeSpan? MaxWait { get; init; }
+
+    /// <summary>The tenant this wait belongs to; the client's (<see cref="LimiterClientOptions.Tenant"/>) when null.</summary>
+    public string? Tenant { get; init; }
+
+    /// <summary>The wait's class; the client's (<see cref="LimiterClientOptions.Priority"/>) when null.</summary>
+    public WaitPriority? Priority { get; init; }
+}
+
+/// <summary>The outcome of <see cref="ILimiterClient.AcquireAsync(string, AcquireOptions, CancellationToken)"/>.</summary>
+/// <param name="IsGranted">True when the points were granted; false when the maximum wait ran out (or could not be met).</param>
 /// <param name="Last">The last answer from the limiter.</param>
-/// <param name="Attempts">How many times the limiter was asked.</param>
+/// <param name="Attempts">How many times the limiter was asked (a renewal of a wait counts).</param>
 /// <param name="Waited">How long the call took.</param>
-public sealed record AcquireResult(bool IsGranted, ConsumeResult Last, int Attempts, TimeSpan Waited)
+/// <param name="Reason">When not granted and the queue said why (full, deadline cannot be met), why; otherwise null.</param>
+public sealed record AcquireResult(bool IsGranted, ConsumeResult Last, int Attempts, TimeSpan Waited, string? Reason = null)
 {
     /// <summary>True when the maximum wait ran out before a grant.</summary>
     public bool IsTimedOut => !IsGranted;

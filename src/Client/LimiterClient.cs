@@ -18,6 +18,9 @@ internal sealed partial class LimiterClient(
     private readonly LimiterMetrics _metrics = metrics ?? new LimiterMetrics();
     private readonly ConcurrentDictionary<string, ProviderScheduler> _schedulers = new(StringComparer.OrdinalIgnoreCase);
 
+    // Keys whose grain has no queue for them (several limits): their callers wait on their own.
+    private readonly ConcurrentDictionary<string, bool> _notQueued = new(StringComparer.Ordinal);
+
     public string Mode => backend.Mode;
 
     public ValueTask<ConsumeResult> TryConsumeAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, CancellationToken cancellationToken = default)
@@ -55,19 +58,40 @@ internal sealed partial class LimiterClient(
         return backend.ObserveProviderAsync(provider, key, [.. observations], cancellationToken);
     }
 
-    public async Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default)
+    public Task<AcquireResult> AcquireAsync(string provider, string key = LimiterKey.DefaultKey, long points = 1, TimeSpan? maxWait = null, CancellationToken cancellationToken = default) =>
+        AcquireAsync(provider, new AcquireOptions { Key = key, Points = points, MaxWait = maxWait }, cancellationToken);
+
+    public async Task<AcquireResult> AcquireAsync(string provider, AcquireOptions options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        var (key, points) = (options.Key, options.Points);
         Validate(provider, key, points);
-        var longest = maxWait ?? _options.DefaultMaxWait;
+        var longest = options.MaxWait ?? _options.DefaultMaxWait;
         if (longest < TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(maxWait), longest, "The maximum wait must not be negative.");
+            throw new ArgumentOutOfRangeException(nameof(options), longest, "The maximum wait must not be negative.");
+        }
+
+        var tenant = options.Tenant ?? _options.TenantOrProcess;
+        if (string.IsNullOrWhiteSpace(tenant))
+        {
+            throw new ArgumentException("The tenant must not be empty.", nameof(options));
+        }
+
+        var priority = options.Priority ?? _options.Priority;
+        if (!Enum.IsDefined(priority))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), priority, "The priority must be Interactive, Normal or Batch.");
         }
 
         var measured = _metrics.StartWait(provider, key, points);
         try
         {
-            var result = await AcquireCoreAsync(provider, key, points, longest, cancellationToken).ConfigureAwait(false);
+            var started = time.GetTimestamp();
+            var result = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
+                ? await WaitAtGrainAsync(provider, key, points, tenant, priority, longest, started, cancellationToken).ConfigureAwait(false)
+                : null;
+            result ??= await AcquireCoreAsync(provider, key, points, longest, started, cancellationToken).ConfigureAwait(false);
             measured.End(result);
             return result;
         }
@@ -78,9 +102,98 @@ internal sealed partial class LimiterClient(
         }
     }
 
-    private async Task<AcquireResult> AcquireCoreAsync(string provider, string key, long points, TimeSpan wait, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits in the key's queue at its grain: one long poll after another under one request id, so the
+    /// waiter keeps its place and a grant whose answer was lost is told again. Null when the key has
+    /// no queue (several limits, local mode): the caller then waits on its own.
+    /// </summary>
+    private async Task<AcquireResult?> WaitAtGrainAsync(string provider, string key, long points, string tenant, WaitPriority priority, TimeSpan wait, long started, CancellationToken cancellationToken)
     {
-        var started = time.GetTimestamp();
+        cancellationToken.ThrowIfCancellationRequested();
+        var id = RequestId.New();
+        var renewal = false;
+        var attempts = 0;
+        while (true)
+        {
+            attempts++;
+            var left = wait - time.GetElapsedTime(started);
+            WaitReply reply;
+            var asked = LimiterMetrics.Now();
+            try
+            {
+                var call = backend.WaitAsync(provider, key, new WaitTicket(id, tenant, priority, points, left > TimeSpan.Zero ? left : TimeSpan.Zero, renewal));
+                try
+                {
+                    reply = await call.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !call.IsCompleted)
+                {
+                    // The caller gave up: take the waiter out of the queue so it is never granted. A
+                    // grant that raced the cancel stays spent (an under-grant, never an over-grant).
+                    await CancelWaitAsync(provider, key, id).ConfigureAwait(false);
+                    throw;
+                }
+            }
+            catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                _metrics.DecisionTook(provider, LimiterMetrics.Results.Error, asked);
+                // The silo holding the wait died, or the call timed out: renew under the same id (a
+                // new activation looks it up in Redis, so a grant lost with the answer is told again).
+                var spent = time.GetElapsedTime(started);
+                var backoff = _options.MinRetryDelay * 10 + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.MinRetryDelay.Ticks * 10));
+                if (spent + backoff >= wait)
+                {
+                    LogUnavailable(logger, provider, key, attempts, ex.GetType().Name);
+                    throw new LimiterUnavailableException(
+                        $"The limiter cluster did not answer for '{provider}/{key}' within {wait.TotalSeconds:0.###} s ({attempts} attempts; last error {ex.GetType().Name}: {ex.Message})", ex);
+                }
+
+                renewal = true;
+                await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var waited = time.GetElapsedTime(started);
+            var last = new ConsumeResult(reply.IsGranted, reply.Remaining, reply.IsGranted ? TimeSpan.Zero : reply.EarliestGrant, reply.WindowEnd);
+            switch (reply.Outcome)
+            {
+                case WaitOutcome.Granted:
+                    _metrics.DecisionTook(provider, LimiterMetrics.Results.Granted, asked);
+                    return new AcquireResult(true, last, attempts, waited);
+                case WaitOutcome.StillWaiting:
+                    renewal = true;
+                    continue;
+                case WaitOutcome.Cancelled:
+                    // Dropped for want of a renewal (this process stalled): queue again, afresh.
+                    (id, renewal) = (RequestId.New(), false);
+                    continue;
+                case WaitOutcome.Rejected when reply.Rejection == WaitRejection.NotQueued:
+                    _notQueued[LimiterKey.Format(provider, key)] = true;
+                    return null;
+                default:
+                    _metrics.DecisionTook(provider, LimiterMetrics.Results.Refused, asked);
+                    LogAcquireTimedOut(logger, provider, key, attempts, waited.TotalMilliseconds);
+                    return new AcquireResult(false, last, attempts, waited, reply.Reason ?? (reply.Outcome == WaitOutcome.TimedOut ? "The maximum wait ran out in the queue." : null));
+            }
+        }
+    }
+
+    private async Task CancelWaitAsync(string provider, string key, RequestId id)
+    {
+        try
+        {
+            // Bounded: the caller is cancelled and must not wait long for the queue to hear it.
+            await backend.CancelWaitAsync(provider, key, id).WaitAsync(TimeSpan.FromSeconds(1), time).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) || ex is TimeoutException)
+        {
+            // The waiter leaves the queue anyway once it is not renewed.
+            LogCancelNotDelivered(logger, provider, key, ex);
+        }
+    }
+
+    private async Task<AcquireResult> AcquireCoreAsync(string provider, string key, long points, TimeSpan wait, long started, CancellationToken cancellationToken)
+    {
         var attempts = 0;
         while (true)
         {
@@ -175,6 +288,9 @@ internal sealed partial class LimiterClient(
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "No answer from the limiter cluster for {Provider}/{Key} after {Attempts} attempts (last error {ErrorType})")]
     private static partial void LogUnavailable(ILogger logger, string provider, string key, int attempts, string errorType);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "Cancelling a wait for {Provider}/{Key} did not reach the cluster; it leaves the queue when not renewed")]
+    private static partial void LogCancelNotDelivered(ILogger logger, string provider, string key, Exception error);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "No permit for {Provider}/{Key} after {Attempts} attempts in {WaitedMs} ms")]
     private static partial void LogAcquireTimedOut(ILogger logger, string provider, string key, int attempts, double waitedMs);

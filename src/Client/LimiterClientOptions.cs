@@ -15,8 +15,30 @@ public sealed class LimiterClientOptions
     /// <summary>Per-provider overrides of <see cref="MaxConcurrency"/>.</summary>
     public Dictionary<string, int> ProviderConcurrency { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Default longest wait of <see cref="ILimiterClient.AcquireAsync"/>; 2 minutes (two default windows).</summary>
+    /// <summary>Default longest wait of <see cref="ILimiterClient.AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/>; 2 minutes (two default windows).</summary>
     public TimeSpan DefaultMaxWait { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Whom this process's waits belong to in the cluster's fair wait queues (a team, an API key;
+    /// weights are configured per tenant on the silos); this process (<c>{machine}:{process id}</c>)
+    /// when not set. <see cref="AcquireOptions.Tenant"/> overrides it per call.
+    /// </summary>
+    public string? Tenant { get; set; }
+
+    /// <summary>The class of this process's waits unless a call says otherwise; <see cref="WaitPriority.Normal"/> by default.</summary>
+    public WaitPriority Priority { get; set; } = WaitPriority.Normal;
+
+    /// <summary>
+    /// Wait in the key's fair queue at its grain (distributed mode, keys with one limit): granted in
+    /// turn as capacity returns, shared between tenants by weight; on by default. Off, a refused
+    /// caller sleeps each refusal's RetryAfter plus jitter and asks again.
+    /// </summary>
+    public bool WaitAtGrain { get; set; } = true;
+
+    /// <summary>The tenant in force: <see cref="Tenant"/>, or this process.</summary>
+    public string TenantOrProcess => string.IsNullOrWhiteSpace(Tenant) ? ProcessTenant : Tenant;
+
+    private static string ProcessTenant { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
     /// <summary>
     /// Most random delay added to each retry, so that workers refused in one window do not all come
@@ -80,6 +102,16 @@ public sealed class LimiterClientOptions
         if (ResendWindow < TimeSpan.Zero)
         {
             yield return $"{S}:ResendWindow must not be negative (was {ResendWindow}).";
+        }
+
+        if (!Enum.IsDefined(Priority))
+        {
+            yield return $"{S}:Priority must be Interactive, Normal or Batch (was {Priority}).";
+        }
+
+        if (Tenant is { Length: > 200 })
+        {
+            yield return $"{S}:Tenant must be at most 200 characters (was {Tenant.Length}).";
         }
 
         if (MaxBatchSize < 1)

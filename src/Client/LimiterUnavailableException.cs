@@ -2,7 +2,7 @@ namespace OrleansLimiter.Client;
 
 /// <summary>
 /// The limiter cluster did not answer within the caller's maximum wait (no silo reachable, silos
-/// restarting). Thrown by <see cref="ILimiterClient.AcquireAsync"/> and
+/// restarting). Thrown by <see cref="ILimiterClient.AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/> and
 /// <see cref="ILimiterClient.ScheduleAsync{T}"/>: the client never falls back to an unlimited mode.
 /// </summary>
 public sealed class LimiterUnavailableException : Exception

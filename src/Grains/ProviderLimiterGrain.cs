@@ -209,6 +209,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         await Enqueue(new ResetCommand());
         _limitSet?.Mirror.Clear();
         _limitSet?.Outage.Forget();
+        WaitersMayProceed();
     }
 
     private void EnsureCanonical()

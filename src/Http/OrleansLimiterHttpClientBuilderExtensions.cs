@@ -9,7 +9,7 @@ public static class OrleansLimiterHttpClientBuilderExtensions
 {
     /// <summary>
     /// Every request of the client first takes <see cref="OrleansLimiterHandlerOptions.Points"/> of
-    /// <paramref name="provider"/>'s quota through <see cref="ILimiterClient.AcquireAsync"/> (register the
+    /// <paramref name="provider"/>'s quota through <see cref="ILimiterClient.AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/> (register the
     /// client with <c>AddOrleansLimiterClient</c>); a request that gets no permit within the maximum wait
     /// is not sent and throws <see cref="RateLimitTimeoutException"/>. Options are validated at start-up.
     /// </summary>

@@ -2,12 +2,16 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
+using OrleansLimiter.Client;
 
 namespace OrleansLimiter.Cli.Commands;
 
 /// <summary>
 /// <c>limiter load --provider P [--key K] [--workers W] [--duration S] [--points N] [--rate R] [--json]</c>:
-/// W concurrent callers for S seconds, a live progress line on stderr, then a summary.
+/// W concurrent callers for S seconds, a live progress line on stderr, then a summary. With
+/// <c>--acquire [--tenant T] [--priority P] [--max-wait S]</c> each caller waits through
+/// <c>AcquireAsync</c> (in the key's fair queue) instead of asking once, and the summary counts
+/// granted and timed-out waits with their p50/p99.
 /// </summary>
 internal static class LoadCommand
 {
@@ -21,15 +25,34 @@ internal static class LoadCommand
         var rate = CommonOptions.Number("--rate", "R", "pace all workers together to R decisions/s (0: as fast as answers come)", min: 0, defaultValue: 0);
         var cost = CommonOptions.Cost();
         var json = CommonOptions.Json();
+        var acquire = new Option<bool>("--acquire") { Description = "wait for each grant through AcquireAsync (the key's fair queue) instead of asking once" };
+        var tenant = new Option<string?>("--tenant")
+        {
+            Description = "with --acquire: the tenant the waits belong to (default: this process)",
+            HelpName = "T",
+            Validators = { result => { if (result.GetValueOrDefault<string?>() is { } t && (t.Length is 0 or > 200 || string.IsNullOrWhiteSpace(t))) { result.AddError("--tenant must be 1 to 200 characters"); } } },
+        };
+        var priority = new Option<WaitPriority?>("--priority") { Description = "with --acquire: Interactive, Normal or Batch (default Normal)", HelpName = "P" };
+        var maxWait = CommonOptions.Number("--max-wait", "S", "with --acquire: longest wait per request, in seconds", min: 0, defaultValue: 120);
         var command = new Command("load", "W concurrent callers for S seconds; progress on stderr, then granted, refused, errors, decisions/s, p50/p99")
         {
-            provider, key, workers, duration, points, rate, cost, json,
+            provider, key, workers, duration, points, rate, cost, json, acquire, tenant, priority, maxWait,
         };
         command.Validators.Add(result =>
         {
             if (result.GetResult(cost) is { Tokens.Count: > 0 } && result.GetResult(points) is { Implicit: false })
             {
                 result.AddError("give either --points or --cost, not both");
+            }
+
+            if (result.GetResult(acquire) is not { Implicit: false } && (result.GetResult(tenant) is { Implicit: false } || result.GetResult(priority) is { Implicit: false } || result.GetResult(maxWait) is { Implicit: false }))
+            {
+                result.AddError("--tenant, --priority and --max-wait go with --acquire");
+            }
+
+            if (result.GetResult(acquire) is { Implicit: false } && result.GetResult(cost) is { Tokens.Count: > 0 })
+            {
+                result.AddError("--acquire waits for points; give --points, not --cost");
             }
         });
         command.SetConnectedAction((parse, c, cancel) => RunAsync(
@@ -42,11 +65,19 @@ internal static class LoadCommand
             parse.GetValue(rate),
             parse.GetValue(cost),
             parse.GetValue(json),
+            parse.GetValue(acquire) ? new AcquireOptions
+            {
+                Key = parse.GetRequiredValue(key),
+                Points = parse.GetValue(points),
+                MaxWait = TimeSpan.FromSeconds(parse.GetValue(maxWait)),
+                Tenant = parse.GetValue(tenant),
+                Priority = parse.GetValue(priority),
+            } : null,
             cancel));
         return command;
     }
 
-    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, CancellationToken cancel)
+    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, AcquireOptions? acquire, CancellationToken cancel)
     {
         // Fail fast on an unknown provider, an unknown limit, or a cost above what a limit can ever
         // hold, before starting workers, without spending a permit.
@@ -77,7 +108,8 @@ internal static class LoadCommand
         }
 
         var grantedCost = perLimit.Keys.ToDictionary(k => k, _ => new StrongBox<long>(), StringComparer.Ordinal);
-        long granted = 0, refused = 0, errors = 0;
+        long granted = 0, refused = 0, errors = 0, timedOut = 0;
+        var waits = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();
         var latencies = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();
         var started = Stopwatch.GetTimestamp();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -108,7 +140,15 @@ internal static class LoadCommand
                 var t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    if (cost is null)
+                    if (acquire is not null)
+                    {
+                        // Cancellation ends the run, not a wait: a wait under way is let finish so that
+                        // what was granted is counted.
+                        var result = await c.Limiter.AcquireAsync(provider, acquire, CancellationToken.None);
+                        Interlocked.Increment(ref result.IsGranted ? ref granted : ref timedOut);
+                        waits[w].Add(Stopwatch.GetTimestamp() - t0);
+                    }
+                    else if (cost is null)
                     {
                         var result = await c.Limiter.TryConsumeAsync(provider, key, points);
                         Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
@@ -147,7 +187,9 @@ internal static class LoadCommand
             await Task.WhenAny(all, Task.Delay(1000, CancellationToken.None));
             var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
             var total = Interlocked.Read(ref granted) + Interlocked.Read(ref refused);
-            var line = $"  {elapsed,5:0.0}s  granted {Interlocked.Read(ref granted)}  refused {Interlocked.Read(ref refused)}  errors {Interlocked.Read(ref errors)}  {total / elapsed:N0} decisions/s";
+            var line = acquire is null
+                ? $"  {elapsed,5:0.0}s  granted {Interlocked.Read(ref granted)}  refused {Interlocked.Read(ref refused)}  errors {Interlocked.Read(ref errors)}  {total / elapsed:N0} decisions/s"
+                : $"  {elapsed,5:0.0}s  granted {Interlocked.Read(ref granted)}  timed out {Interlocked.Read(ref timedOut)}  errors {Interlocked.Read(ref errors)}";
             if (Console.IsErrorRedirected)
             {
                 Console.Error.WriteLine(line);
@@ -179,6 +221,19 @@ internal static class LoadCommand
             ["p50Ms"] = Math.Round(Ms(0.5), 3),
             ["p99Ms"] = Math.Round(Ms(0.99), 3),
         };
+        var waited = waits.SelectMany(l => l).Order().ToArray();
+        double WaitMs(double q) => waited.Length == 0 ? 0 : waited[Math.Min(waited.Length - 1, (int)(q * waited.Length))] * 1000.0 / Stopwatch.Frequency;
+        if (acquire is not null)
+        {
+            summary["acquire"] = true;
+            summary["tenant"] = acquire.Tenant;
+            summary["priority"] = (acquire.Priority ?? WaitPriority.Normal).ToString();
+            summary["maxWaitSeconds"] = acquire.MaxWait!.Value.TotalSeconds;
+            summary["timedOut"] = timedOut;
+            summary["waitP50Ms"] = Math.Round(WaitMs(0.5), 3);
+            summary["waitP99Ms"] = Math.Round(WaitMs(0.99), 3);
+        }
+
         if (cost is not null)
         {
             var total = new JsonObject();
@@ -197,7 +252,9 @@ internal static class LoadCommand
         }
         else
         {
-            Console.WriteLine($"load on {provider}/{key}: {workers} workers for {seconds:0.0} s: granted {granted}, refused {refused}, errors {errors}, {(granted + refused + errors) / seconds:N0} decisions/s, p50 {Ms(0.5):0.000} ms, p99 {Ms(0.99):0.000} ms");
+            Console.WriteLine(acquire is null
+                ? $"load on {provider}/{key}: {workers} workers for {seconds:0.0} s: granted {granted}, refused {refused}, errors {errors}, {(granted + refused + errors) / seconds:N0} decisions/s, p50 {Ms(0.5):0.000} ms, p99 {Ms(0.99):0.000} ms"
+                : $"acquire on {provider}/{key}: {workers} workers for {seconds:0.0} s: granted {granted}, timed out {timedOut}, errors {errors}, wait p50 {WaitMs(0.5):0.000} ms, p99 {WaitMs(0.99):0.000} ms");
             if (cost is not null)
             {
                 Console.WriteLine("granted cost: " + string.Join(", ", grantedCost.OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Value.Value:N0}")));

@@ -95,6 +95,12 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         return _sender.SendAsync(_ => grain.SettleAsync(request).AsTask());
     }
 
+    public Task<WaitReply> WaitAsync(string provider, string key, WaitTicket ticket) =>
+        ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key)).WaitAsync(ticket).AsTask();
+
+    public Task<WaitReply> CancelWaitAsync(string provider, string key, RequestId id) =>
+        ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key)).CancelWaitAsync(id).AsTask();
+
     public Task<ObservationResult> ObserveProviderAsync(string provider, string key, ProviderObservation[] observations, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

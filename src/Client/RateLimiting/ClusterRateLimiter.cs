@@ -8,7 +8,7 @@ namespace OrleansLimiter.Client.RateLimiting;
 /// shared quota.
 /// </summary>
 /// <remarks>
-/// <para><c>AcquireAsync(n)</c> asks the cluster through <see cref="ILimiterClient.AcquireAsync"/>, retrying
+/// <para><c>AcquireAsync(n)</c> asks the cluster through <see cref="ILimiterClient.AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/>, retrying
 /// after each refusal for up to <see cref="ClusterRateLimiterOptions.MaxWait"/>; a refused lease carries
 /// <see cref="MetadataName.RetryAfter"/>. Cancellation is honoured while waiting; a request already sent
 /// is decided, and a grant then is returned (its points are spent either way). A cluster that does not

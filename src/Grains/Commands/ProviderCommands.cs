@@ -36,6 +36,14 @@ public sealed class ConsumeCommand(RequestId id, long[] costs, bool resent = fal
     public bool Resent { get; } = resent;
 }
 
+/// <summary>Grant queued waiters (or look their ids up) against the seed's window, in the order given.</summary>
+/// <param name="waiters">The waiters, in grant order.</param>
+public sealed class GrantWaitersCommand(StoreWaiter[] waiters) : ProviderCommand<StoreGrantReply>
+{
+    /// <summary>The waiters, in grant order.</summary>
+    public StoreWaiter[] Waiters { get; } = waiters;
+}
+
 /// <summary>Delete the window; completes with whether one existed.</summary>
 public sealed class ResetCommand : ProviderCommand<bool>;
 

@@ -245,6 +245,46 @@ public sealed class FairWaitQueue
         return abandoned;
     }
 
+    /// <summary>
+    /// How many waiters one round of grants should take so that every tenant keeps competing: with
+    /// one tenant line, no limit; with several, half the shortest line (by weight) per unit of weight,
+    /// for every line. Callers granted in a round come back to their tenant's line; a round that took
+    /// a whole line would leave that tenant out of the next one, and hand its share to tenants with
+    /// more callers queued. Fair order within the round is <see cref="Take"/>'s.
+    /// </summary>
+    public int FairRound()
+    {
+        var lines = 0;
+        double minWeight = double.MaxValue, weights = 0;
+        foreach (var cls in _classes)
+        {
+            foreach (var line in cls.Lines.Values)
+            {
+                lines++;
+                minWeight = Math.Min(minWeight, line.Weight);
+                weights += line.Weight;
+            }
+        }
+
+        if (lines <= 1)
+        {
+            return int.MaxValue;
+        }
+
+        var shortest = double.MaxValue;
+        foreach (var cls in _classes)
+        {
+            foreach (var line in cls.Lines.Values)
+            {
+                shortest = Math.Min(shortest, line.Waiters.Count / (line.Weight / minWeight));
+            }
+        }
+
+        var perWeight = Math.Max(1, Math.Floor(shortest / 2));
+        var round = Math.Ceiling(perWeight * weights / minWeight);
+        return round >= int.MaxValue ? int.MaxValue : (int)round;
+    }
+
     /// <summary>The time until the nearest deadline of a queued waiter, or null when none has one.</summary>
     public TimeSpan? NextDeadline()
     {

@@ -24,6 +24,14 @@ public interface ILimiterStore
     /// </summary>
     Task<StoreReply> ConsumeAsync(StoreConsume request);
 
+    /// <summary>
+    /// Opens the window if none is open, then grants queued waiters in the order given, each whose
+    /// cost fits in what remains; records <b>grants only</b>, under each waiter's id, and looks each
+    /// id up first: a waiter granted before (by this or another activation) is told so again and
+    /// spends nothing. A waiter not granted leaves no trace, so it can be granted later under its id.
+    /// </summary>
+    Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request);
+
     /// <summary>Reads the window without changing it.</summary>
     Task<StoreWindow> ReadAsync(string key);
 
@@ -97,3 +105,39 @@ public readonly record struct WindowHint(long WindowEndMs, long Remaining, long 
 
 /// <summary>A window as read by <see cref="ILimiterStore.ReadAsync"/>.</summary>
 public readonly record struct StoreWindow(bool Exists, long Remaining, long WindowEndMs, long NowMs);
+
+/// <summary>One call to <see cref="ILimiterStore.GrantWaitersAsync"/>.</summary>
+/// <param name="Key">The window's key.</param>
+/// <param name="Limit">Points per window.</param>
+/// <param name="WindowMilliseconds">Window length.</param>
+/// <param name="Hint">The caller's window, restored if the store lost it (as for a consume); nothing to write back.</param>
+/// <param name="Waiters">Waiters in grant order.</param>
+public sealed record StoreGrant(string Key, long Limit, long WindowMilliseconds, WindowHint Hint, IReadOnlyList<StoreWaiter> Waiters);
+
+/// <summary>A waiter as the store sees it.</summary>
+/// <param name="Id">Its request id (never <see cref="RequestId.None"/>): the grant is recorded under it.</param>
+/// <param name="Cost">Points it asks for.</param>
+/// <param name="LookUpOnly">True to learn only whether it was granted before (a renewal unknown to this activation), never granting it now.</param>
+public readonly record struct StoreWaiter(RequestId Id, long Cost, bool LookUpOnly = false);
+
+/// <summary>What the store did with one waiter.</summary>
+public enum WaiterGrant : byte
+{
+    /// <summary>Not granted (no room, or a look-up that found nothing); nothing recorded.</summary>
+    NotGranted,
+
+    /// <summary>Granted now, and recorded under its id.</summary>
+    Granted,
+
+    /// <summary>Granted before under its id; spends nothing now.</summary>
+    GrantedBefore,
+}
+
+/// <summary>The outcome of <see cref="ILimiterStore.GrantWaitersAsync"/>.</summary>
+/// <param name="Remaining">Points left after the call.</param>
+/// <param name="WindowEndMs">Window end, Unix epoch milliseconds by the store's clock.</param>
+/// <param name="NowMs">The store's clock when it decided.</param>
+/// <param name="Decisions">Per waiter, in the order given.</param>
+/// <param name="WindowEndsMs">Per waiter, the end of the window it was granted in (for one granted before, that earlier window).</param>
+/// <param name="Repair">Empty, or why no waiter could be granted from a damaged window.</param>
+public sealed record StoreGrantReply(long Remaining, long WindowEndMs, long NowMs, WaiterGrant[] Decisions, long[] WindowEndsMs, string Repair = "");

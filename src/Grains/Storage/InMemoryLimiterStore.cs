@@ -13,6 +13,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<RequestId, SettleReply> _settled = new();
+    private readonly ConcurrentDictionary<(string Key, RequestId Id), long> _waiterGrants = new();
 
     /// <inheritdoc/>
     public string Name => "memory";
@@ -24,12 +25,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     public Task<StoreReply> ConsumeAsync(StoreConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var window = _windows.AddOrUpdate(
-            request.Key,
-            _ => new FixedWindow(request.Limit, TimeSpan.FromMilliseconds(request.WindowMilliseconds), time),
-            (_, existing) => existing.Limit == request.Limit && existing.Window.TotalMilliseconds == request.WindowMilliseconds
-                ? existing
-                : new FixedWindow(request.Limit, TimeSpan.FromMilliseconds(request.WindowMilliseconds), time));
+        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
         var granted = new bool[request.Batches.Count][];
         (long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) last = default;
         for (var b = 0; b < granted.Length; b++)
@@ -45,6 +41,50 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
 
         return Task.FromResult(new StoreReply(
             last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds(), last.Now.ToUnixTimeMilliseconds(), granted, new bool[granted.Length], string.Empty));
+    }
+
+    /// <inheritdoc/>
+    public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
+        var decisions = new WaiterGrant[request.Waiters.Count];
+        var ends = new long[decisions.Length];
+        lock (window)
+        {
+            var (remaining, end, now) = window.Consume([], []);
+            var nowMs = now.ToUnixTimeMilliseconds();
+            if (_waiterGrants.Count > 100_000)
+            {
+                // Renewals come within seconds; a long-lived local silo must not keep every id forever.
+                _waiterGrants.Clear();
+            }
+
+            Span<bool> granted = stackalloc bool[1];
+            for (var i = 0; i < decisions.Length; i++)
+            {
+                var waiter = request.Waiters[i];
+                if (_waiterGrants.TryGetValue((request.Key, waiter.Id), out var before))
+                {
+                    (decisions[i], ends[i]) = (WaiterGrant.GrantedBefore, before);
+                    continue;
+                }
+
+                ends[i] = end.ToUnixTimeMilliseconds();
+                if (!waiter.LookUpOnly)
+                {
+                    (remaining, end, _) = window.Consume([waiter.Cost], granted);
+                    if (granted[0])
+                    {
+                        decisions[i] = WaiterGrant.Granted;
+                        ends[i] = end.ToUnixTimeMilliseconds();
+                        _waiterGrants[(request.Key, waiter.Id)] = ends[i];
+                    }
+                }
+            }
+
+            return Task.FromResult(new StoreGrantReply(remaining, end.ToUnixTimeMilliseconds(), nowMs, decisions, ends));
+        }
     }
 
     /// <inheritdoc/>
@@ -175,6 +215,14 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
             return Task.FromResult(new SyncReply(now, Values(ledger, now), string.Empty, string.Empty));
         }
     }
+
+    private FixedWindow Window(string key, long limit, long windowMilliseconds) =>
+        _windows.AddOrUpdate(
+            key,
+            _ => new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time),
+            (_, existing) => existing.Limit == limit && existing.Window.TotalMilliseconds == windowMilliseconds
+                ? existing
+                : new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time));
 
     private LimitLedger Ledger(string key, LimitSpec[] limits) =>
         _ledgers.AddOrUpdate(key, _ => new LimitLedger(limits), (_, existing) => existing.Limits.SequenceEqual(limits) ? existing : new LimitLedger(limits));

@@ -241,6 +241,100 @@ public static class LimiterScripts
         """;
 
     /// <summary>
+    /// Grants queued waiters against one window, recording <b>grants only</b> under each waiter's id
+    /// (a refusal is never recorded: a waiter refused now is asked again later under the same id, and
+    /// a recorded refusal would refuse it for good). Each id is looked up first: a waiter granted
+    /// before is told so again and spends nothing.
+    /// KEYS[1] the window hash (records as in <see cref="Consume"/>). ARGV[1] points per window;
+    /// ARGV[2] window length (ms); ARGV[3] end (ms) of the window the caller holds, 0 for none;
+    /// ARGV[4] points the caller believes remain in it; ARGV[5] record bucket length (ms); ARGV[6] N,
+    /// the number of waiters; then N triples in grant order: kind ('1' grant if it fits, '0' look up
+    /// only), id, cost.
+    /// Returns { remaining, window end ms, Redis now ms, decisions ('1' granted now, '2' granted
+    /// before, '0' not granted; one per waiter), { window end per waiter: the current one, or for
+    /// one granted before the one it was granted in }, repair note ('' when the hash was sound) }.
+    /// </summary>
+    public const string GrantWaiters = Prelude + """
+        local key = KEYS[1]
+        local limit = tonumber(ARGV[1])
+        local window = tonumber(ARGV[2])
+        local hintEnd = tonumber(ARGV[3])
+        local hintRemaining = tonumber(ARGV[4])
+        local bucket = tonumber(ARGV[5])
+        local n = tonumber(ARGV[6])
+
+        """ + Records + """
+        local fields = redis.pcall('HMGET', key, 'points', 'expire')
+        if fields['err'] then
+          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
+        end
+
+        local points = finite(fields[1])
+        local expire = finite(fields[2])
+        local write = false
+        local repair = ''
+        if fields[1] == false and fields[2] == false then
+          if hintEnd > now then
+            -- As in the consume script: a live window Redis lost is restored, never opened afresh.
+            points = math.max(0, math.min(limit, hintRemaining))
+            expire = math.min(hintEnd, now + window)
+          else
+            points = limit
+            expire = now + window
+          end
+          write = true
+        elseif expire ~= nil and expire <= now then
+          -- The window is over but the key lingers (lazy expiry): open a new one.
+          points = limit
+          expire = now + window
+          write = true
+        elseif expire == nil or points == nil or points < 0 or points > limit or points ~= math.floor(points) or expire > now + window then
+          -- A damaged window is repaired by the consume script (the next consume); no waiter is
+          -- granted from it, and the caller asks again within a second.
+          points = 0
+          expire = now + 1000
+          repair = 'damaged window; waiters wait for a consume to repair it'
+        end
+
+        local decisions = {}
+        local ends = {}
+        local toRecord = {}
+        local spent = false
+        for i = 0, n - 1 do
+          local kind = ARGV[7 + 3 * i]
+          local id = ARGV[8 + 3 * i]
+          local cost = tonumber(ARGV[9 + 3 * i])
+          local record = recorded(id)
+          local recordEnd = record and string.match(record, '^(%d+):%d+:1+$')
+          if recordEnd then
+            -- Granted before (its answer was lost, or it reached another activation): told again.
+            decisions[#decisions + 1] = '2'
+            ends[#ends + 1] = tonumber(recordEnd)
+          elseif kind == '1' and cost <= points then
+            points = points - cost
+            spent = true
+            decisions[#decisions + 1] = '1'
+            ends[#ends + 1] = expire
+            toRecord[#toRecord + 1] = id
+            toRecord[#toRecord + 1] = string.format('%.0f:%.0f:1', expire, cost)
+          else
+            decisions[#decisions + 1] = '0'
+            ends[#ends + 1] = expire
+          end
+        end
+
+        writeRecords(toRecord)
+        if write or spent then
+          redis.call('HSET', key, 'points', points, 'expire', expire)
+        end
+        if write then
+          redis.call('PEXPIREAT', key, expire)
+        end
+
+        return { points, expire, now, table.concat(decisions), ends, repair }
+        """;
+
+    /// <summary>
     /// Reads a window without changing it. KEYS[1] the window hash.
     /// Returns { exists (0/1), points (-1 when unreadable), expire ms (-1 when unreadable), Redis now ms }.
     /// </summary>

@@ -111,6 +111,54 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
     }
 
     /// <inheritdoc/>
+    public async Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var args = new List<RedisValue>(6 + (3 * request.Waiters.Count))
+        {
+            request.Limit,
+            request.WindowMilliseconds,
+            request.Hint.WindowEndMs,
+            request.Hint.Remaining,
+            (long)RequestRecordBucket.TotalMilliseconds,
+            request.Waiters.Count,
+        };
+        foreach (var waiter in request.Waiters)
+        {
+            if (waiter.Id.IsNone)
+            {
+                throw new ArgumentException("Every waiter needs a request id: its grant is recorded under it.", nameof(request));
+            }
+
+            args.Add(waiter.LookUpOnly ? 0 : 1);
+            args.Add(waiter.Id.ToString());
+            args.Add(waiter.Cost);
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.GrantWaiters, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var flags = (string?)parts[3] ?? string.Empty;
+        if (flags.Length != request.Waiters.Count)
+        {
+            throw new LimiterStoreException($"Redis answered {flags.Length} decisions for {request.Waiters.Count} waiters of '{request.Key}'; none is granted.");
+        }
+
+        var decisions = new WaiterGrant[flags.Length];
+        for (var i = 0; i < flags.Length; i++)
+        {
+            decisions[i] = flags[i] switch { '1' => WaiterGrant.Granted, '2' => WaiterGrant.GrantedBefore, _ => WaiterGrant.NotGranted };
+        }
+
+        var ends = ((RedisResult[])parts[4]!).Select(e => (long)e).ToArray();
+        var repair = (string?)parts[5] ?? string.Empty;
+        if (repair.Length > 0)
+        {
+            LogWindowRepaired(logger, request.Key, repair);
+        }
+
+        return new StoreGrantReply((long)parts[0], (long)parts[1], (long)parts[2], decisions, ends, repair);
+    }
+
+    /// <inheritdoc/>
     public async Task<StoreWindow> ReadAsync(string key)
     {
         var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Read, [key], []).ConfigureAwait(false))!;

@@ -53,6 +53,7 @@ public sealed partial class ProviderWindow(
         ResetCommand reset => ResetAsync(reset),
         ReadCommand read => ReadAsync(read),
         WriteBackCommand writeBack => WriteBackAsync(writeBack),
+        GrantWaitersCommand grant => GrantWaitersAsync(grant),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -111,6 +112,27 @@ public sealed partial class ProviderWindow(
 
             consume.Completion.TrySetResult(decision);
         }
+    }
+
+    private async Task GrantWaitersAsync(GrantWaitersCommand command)
+    {
+        var (name, limits) = resolve();
+        var storeKey = limits.StoreKey(name, key);
+
+        // Waiters are granted by Redis only: while the grain decides alone, or owes Redis a
+        // write-back, they keep waiting (the sync timer settles first, then the queue drains).
+        if (!mirror.ShouldCallStore(store.IsAvailable) || mirror.InOutage || mirror.HasWriteBack)
+        {
+            throw new LimiterStoreException($"Redis is not in use for '{storeKey}' now; waiters keep waiting.", isUnavailable: true);
+        }
+
+        var reply = await store.GrantWaitersAsync(new StoreGrant(storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, command.Waiters));
+        if (reply.Repair.Length == 0)
+        {
+            mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs);
+        }
+
+        command.Completion.TrySetResult(reply);
     }
 
     private async Task WriteBackAsync(WriteBackCommand command)

@@ -62,6 +62,22 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task LoadAcquire_WaitsInTheQueue_MaxWaitAgainstAnExhaustedWindow_TimesOutSpendingNothing()
+    {
+        var key = TestKeys.Unique();
+        var load = await Limiter($"load --provider e2e --key {key} --workers 8 --duration 1.5 --acquire --tenant cli --priority Interactive --max-wait 0.5 --json");
+        output.WriteLine(load.Stdout + load.Stderr);
+        Assert.Equal(0, load.ExitCode);
+        var summary = JsonNode.Parse(load.Stdout)!;
+        Assert.Equal(50, (long?)summary["granted"]);
+        Assert.True((long?)summary["timedOut"] > 0, "once the 60 s window is spent, a wait of 0.5 s cannot be met");
+        Assert.Equal(0, (long?)summary["errors"]);
+        Assert.Equal("cli", (string?)summary["tenant"]);
+        Assert.True((double?)summary["waitP99Ms"] >= (double?)summary["waitP50Ms"]);
+        Assert.Equal("0", (string?)await fixture.Db.HashGetAsync("ratelimit:e2e:" + key, "points"));
+    }
+
+    [Fact]
     public async Task Watch_ShowsEveryProvider()
     {
         var watch = await Limiter("watch --count 2 --interval 0.2");

@@ -74,6 +74,9 @@ public sealed class CliUsageTests(ITestOutputHelper output)
     [InlineData("status --key \"a b\"", "Key 'a b' contains ' '")]
     [InlineData("reset", "Required argument 'provider' missing")]
     [InlineData("status --timeout NaN", "--timeout must be a number of at least 0.5")]
+    [InlineData("load --provider openai --tenant team-a", "--tenant, --priority and --max-wait go with --acquire")]
+    [InlineData("load --provider openai --acquire --cost tokens=5", "--acquire waits for points")]
+    [InlineData("load --provider openai --acquire --max-wait -1", "--max-wait")]
     public async Task BadValues_AreUsageErrors_BeforeConnecting(string arguments, string message) =>
         AssertUsageError(await Limiter($"{arguments} --gateway 127.0.0.1:{ClosedPort}"), message);
 

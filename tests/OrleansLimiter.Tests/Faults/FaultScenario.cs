@@ -56,6 +56,10 @@ internal sealed partial class FaultScenario : IAsyncDisposable
         ["RateLimiting:Providers:costledger:Limits:tokens:Points"] = "1000000000",
         ["RateLimiting:Providers:costledger:Limits:tokens:Duration"] = "300",
 
+        // Waiters at the grain (the fair queue): 50 points per 2 s.
+        ["RateLimiting:Providers:queued:Points"] = "50",
+        ["RateLimiting:Providers:queued:Duration"] = "2",
+
         // Not spent by the workers: for run-time limit changes.
         ["RateLimiting:Providers:spare:Points"] = "100",
         ["RateLimiting:Providers:spare:Duration"] = "60",

@@ -24,6 +24,13 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:huge:Points"] = "10000000",
         ["RateLimiting:Providers:huge:Duration"] = "300",
 
+        // The fair wait queue's figures (issue 12) on a shorter window: 300 points per 2 s, and the
+        // same with one tenant weighing 2.
+        ["RateLimiting:Providers:fair:Points"] = "300",
+        ["RateLimiting:Providers:fair:Duration"] = "2",
+        ["RateLimiting:Providers:fair:KeyPrefix"] = "test:fair",
+        ["RateLimiting:Providers:fair:Tenants:heavy:Weight"] = "2",
+
         // An LLM provider as providers enforce it: requests per window and tokens refilling continuously
         // (100 per second); model keys with limits of their own, two sharing one pool.
         ["RateLimiting:Providers:llm:Points"] = "100",

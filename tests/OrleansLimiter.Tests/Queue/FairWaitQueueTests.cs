@@ -16,6 +16,58 @@ public sealed class FairWaitQueueTests
         new(RequestId.New(), tenant, priority, cost, maxWait);
 
     [Fact]
+    public void FairRound_OneTenantLine_IsUnlimited()
+    {
+        var queue = NewQueue();
+        for (var i = 0; i < 32; i++)
+        {
+            queue.Enqueue(Wait("only"), Plenty);
+        }
+
+        Assert.Equal(int.MaxValue, queue.FairRound());
+    }
+
+    [Fact]
+    public void FairRound_SeveralLines_HalfTheShortestLinePerLine()
+    {
+        // 4, 8 and 32 callers: two of each per round, so the tenant with 4 keeps two queued while the
+        // granted two come back.
+        var queue = NewQueue();
+        foreach (var (tenant, callers) in new[] { ("a", 4), ("b", 8), ("c", 32) })
+        {
+            for (var i = 0; i < callers; i++)
+            {
+                queue.Enqueue(Wait(tenant), Plenty);
+            }
+        }
+
+        Assert.Equal(6, queue.FairRound());
+        var round = queue.Take(1_000, queue.FairRound());
+        Assert.Equal([2, 2, 2], round.GroupBy(w => w.Tenant).OrderBy(g => g.Key).Select(g => g.Count()));
+    }
+
+    [Fact]
+    public void FairRound_ByWeight_TheHeavierTenantTakesMorePerRound()
+    {
+        var weights = new Dictionary<string, double> { ["heavy"] = 2, ["a"] = 1, ["b"] = 1 };
+        var queue = NewQueue(FairQueueSettings.Default with { WeightOf = t => weights[t] });
+        foreach (var tenant in weights.Keys)
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                queue.Enqueue(Wait(tenant), Plenty);
+            }
+        }
+
+        // The heavy line holds 4 per unit of weight: rounds of 2 per unit, 8 in all.
+        Assert.Equal(8, queue.FairRound());
+        var round = queue.Take(1_000, queue.FairRound());
+        Assert.Equal(4, round.Count(w => w.Tenant == "heavy"));
+        Assert.Equal(2, round.Count(w => w.Tenant == "a"));
+        Assert.Equal(2, round.Count(w => w.Tenant == "b"));
+    }
+
+    [Fact]
     public void ThreeTenants_With4_8And32Callers_EachGetAThirdOfEveryWindow()
     {
         var queue = NewQueue();

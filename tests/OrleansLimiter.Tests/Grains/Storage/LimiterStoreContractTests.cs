@@ -65,6 +65,73 @@ public abstract class LimiterStoreContractTests
     }
 
     [Fact]
+    public async Task GrantWaiters_InTheOrderGiven_EachThatFits()
+    {
+        var key = "contract:" + TestKeys.Unique();
+        var (a, b, c, d) = (RequestId.New(), RequestId.New(), RequestId.New(), RequestId.New());
+        var reply = await Store.GrantWaitersAsync(new StoreGrant(key, 10, 60_000, default, [new(a, 4), new(b, 4), new(c, 4), new(d, 2)]));
+
+        Assert.Equal([WaiterGrant.Granted, WaiterGrant.Granted, WaiterGrant.NotGranted, WaiterGrant.Granted], reply.Decisions);
+        Assert.Equal(0, reply.Remaining);
+        Assert.All(reply.WindowEndsMs, end => Assert.Equal(reply.WindowEndMs, end));
+        Assert.Equal(0, (await Store.ReadAsync(key)).Remaining);
+    }
+
+    [Fact]
+    public async Task GrantWaiters_GrantedBefore_IsToldAgain_AndSpendsNothing()
+    {
+        var key = "contract:" + TestKeys.Unique();
+        var a = RequestId.New();
+        var first = await Store.GrantWaitersAsync(new StoreGrant(key, 10, 60_000, default, [new(a, 3)]));
+        var again = await Store.GrantWaitersAsync(new StoreGrant(key, 10, 60_000, default, [new(a, 3), new(a, 3, LookUpOnly: true)]));
+
+        Assert.Equal([WaiterGrant.Granted], first.Decisions);
+        Assert.Equal([WaiterGrant.GrantedBefore, WaiterGrant.GrantedBefore], again.Decisions);
+        Assert.Equal(7, again.Remaining);
+        Assert.Equal([first.WindowEndMs, first.WindowEndMs], again.WindowEndsMs);
+    }
+
+    [Fact]
+    public async Task GrantWaiters_LookUpOnly_NeverGrants()
+    {
+        var key = "contract:" + TestKeys.Unique();
+        var reply = await Store.GrantWaitersAsync(new StoreGrant(key, 10, 60_000, default, [new(RequestId.New(), 1, LookUpOnly: true)]));
+
+        Assert.Equal([WaiterGrant.NotGranted], reply.Decisions);
+        Assert.Equal(10, reply.Remaining);
+    }
+
+    [Fact]
+    public async Task GrantWaiters_RefusalIsNotRecorded_TheWaiterIsGrantedInTheNextWindow()
+    {
+        // The consume script records refusals too; a waiter refused once under its id must not be
+        // refused for good.
+        var key = "contract:" + TestKeys.Unique();
+        var waiter = RequestId.New();
+        await Store.ConsumeAsync(key, 5, 300, new long[] { 5 });
+        var refused = await Store.GrantWaitersAsync(new StoreGrant(key, 5, 300, default, [new(waiter, 2)]));
+        await PassAsync(TimeSpan.FromMilliseconds(450));
+        var granted = await Store.GrantWaitersAsync(new StoreGrant(key, 5, 300, default, [new(waiter, 2)]));
+
+        Assert.Equal([WaiterGrant.NotGranted], refused.Decisions);
+        Assert.Equal([WaiterGrant.Granted], granted.Decisions);
+        Assert.Equal(3, granted.Remaining);
+        Assert.True(granted.WindowEndMs > refused.WindowEndMs);
+    }
+
+    [Fact]
+    public async Task GrantWaiters_AndConsumes_ShareOneWindow()
+    {
+        var key = "contract:" + TestKeys.Unique();
+        await Store.ConsumeAsync(key, 10, 60_000, new long[] { 6 });
+        var reply = await Store.GrantWaitersAsync(new StoreGrant(key, 10, 60_000, default, [new(RequestId.New(), 3), new(RequestId.New(), 3)]));
+        var after = await Store.ConsumeAsync(key, 10, 60_000, new long[] { 1, 1 });
+
+        Assert.Equal([WaiterGrant.Granted, WaiterGrant.NotGranted], reply.Decisions);
+        Assert.Equal([true, false], after.Granted);
+    }
+
+    [Fact]
     public async Task Read_DoesNotConsume()
     {
         var key = "contract:" + TestKeys.Unique();

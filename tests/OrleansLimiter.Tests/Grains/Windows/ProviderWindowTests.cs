@@ -150,6 +150,8 @@ public sealed class ProviderWindowTests
             return await _inner.ConsumeAsync(request);
         }
 
+        public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request) => throw new NotSupportedException("Not used by these tests.");
+
         public async Task<StoreWindow> ReadAsync(string key)
         {
             Log.Add("read");

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using OrleansLimiter.Client;
+using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Grains.Storage;
+using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Queue;
+
+/// <summary>
+/// Waiting at the grain, on the two-silo cluster and real Redis: shares between tenants whatever
+/// their number of callers, weights, deadlines answered at once, cancellation, replay by request id,
+/// and the ledger (Redis spent exactly what callers were told was granted).
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOutputHelper output)
+{
+    private const long FairPoints = 300;
+
+    private ILimiterClient CreateClient(string tenant)
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
+        services.AddOrleansLimiterClient(configure: o => o.Tenant = tenant);
+        return services.BuildServiceProvider().GetRequiredService<ILimiterClient>();
+    }
+
+    private IProviderLimiterGrain Grain(string provider, string key) =>
+        fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));
+
+    [Fact]
+    public async Task ThreeTenantsWith4_8And32Callers_EachGet28To39PercentOfEveryWindow()
+    {
+        var shares = await RunTenantsAsync(TestKeys.Unique(), ("four", 4), ("eight", 8), ("thirty-two", 32));
+
+        Assert.True(shares.Count >= 3, $"at least three whole windows measured (got {shares.Count})");
+        foreach (var window in shares)
+        {
+            Assert.Equal(FairPoints, window.Values.Sum());
+            foreach (var (tenant, granted) in window)
+            {
+                Assert.InRange(100.0 * granted / FairPoints, 28, 39);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task WeightsTwoOneOne_SharesFollowWithinFivePoints()
+    {
+        var shares = await RunTenantsAsync(TestKeys.Unique(), ("heavy", 8), ("light-a", 8), ("light-b", 8));
+
+        Assert.True(shares.Count >= 3, $"at least three whole windows measured (got {shares.Count})");
+        foreach (var window in shares)
+        {
+            Assert.Equal(FairPoints, window.Values.Sum());
+            Assert.InRange(100.0 * window["heavy"] / FairPoints, 45, 55);
+            Assert.InRange(100.0 * window["light-a"] / FairPoints, 20, 30);
+            Assert.InRange(100.0 * window["light-b"] / FairPoints, 20, 30);
+        }
+    }
+
+    [Fact]
+    public async Task MaxWaitHalfASecond_AgainstAnExhaustedWindow_IsAnsweredAtOnce_AndSpendsNothing()
+    {
+        var key = TestKeys.Unique();
+        var client = CreateClient("impatient");
+        Assert.True((await client.TryConsumeAsync("tiny", key, 95)).IsAllowed);
+
+        var clock = Stopwatch.StartNew();
+        var result = await client.AcquireAsync("tiny", new AcquireOptions { Key = key, Points = 10, MaxWait = TimeSpan.FromSeconds(0.5) });
+        clock.Stop();
+        output.WriteLine($"answered in {clock.Elapsed.TotalMilliseconds:0.0} ms after {result.Attempts} call(s): {result.Reason}");
+
+        Assert.False(result.IsGranted);
+        Assert.Equal(1, result.Attempts);
+        Assert.Contains("maximum wait", result.Reason, StringComparison.Ordinal);
+        Assert.Equal("5", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
+    public async Task Reset_GrantsTheQueuedWaiters()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, MaxWait: null);
+
+        var first = await grain.WaitAsync(ticket);
+        await grain.ResetAsync();
+        var reply = await grain.WaitAsync(ticket with { IsRenewal = true });
+
+        Assert.Equal(WaitOutcome.StillWaiting, first.Outcome);
+        Assert.Equal(WaitOutcome.Granted, reply.Outcome);
+        Assert.Equal("70", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
+    public async Task Cancelled_LeavesTheQueue_AndIsNeverGranted()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, MaxWait: null);
+
+        Assert.Equal(WaitOutcome.StillWaiting, (await grain.WaitAsync(ticket)).Outcome);
+        var cancelled = await grain.CancelWaitAsync(ticket.Id);
+        await grain.ResetAsync();
+        var renewed = await grain.WaitAsync(ticket with { IsRenewal = true });
+
+        Assert.Equal(WaitOutcome.Cancelled, cancelled.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, renewed.Outcome);
+        Assert.False(await fixture.Db.KeyExistsAsync("test:tiny:" + key), "nothing was granted after the reset");
+    }
+
+    [Fact]
+    public async Task GrantTold_AgainOnRenewal_SpendsOnce()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var ticket = new WaitTicket(RequestId.New(), "once", WaitPriority.Normal, 40, TimeSpan.FromSeconds(5));
+
+        var first = await grain.WaitAsync(ticket);
+        var again = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => grain.WaitAsync(ticket with { IsRenewal = true }).AsTask()));
+
+        Assert.Equal(WaitOutcome.Granted, first.Outcome);
+        Assert.All(again, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
+        Assert.Equal("60", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
+    public async Task GrantedByAnActivationThatIsGone_IsToldOnRenewal_FromTheRecordInRedis()
+    {
+        // What an activation on a silo that died left behind: a grant recorded under the waiter's id,
+        // whose answer never reached the caller.
+        var key = TestKeys.Unique();
+        var ticket = new WaitTicket(RequestId.New(), "moved", WaitPriority.Normal, 40, TimeSpan.FromSeconds(5), IsRenewal: true);
+        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        var before = await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(ticket.Id, 40)]));
+
+        var renewed = await Grain("tiny", key).WaitAsync(ticket);
+
+        Assert.Equal([WaiterGrant.Granted], before.Decisions);
+        Assert.Equal(WaitOutcome.Granted, renewed.Outcome);
+        Assert.Equal(before.WindowEndMs, renewed.WindowEnd.ToUnixTimeMilliseconds());
+        Assert.Equal("60", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
+    public async Task KeyWithSeveralLimits_IsNotQueued_TheClientWaitsOnItsOwn()
+    {
+        var key = TestKeys.Unique();
+        var reply = await Grain("llm", key).WaitAsync(new WaitTicket(RequestId.New(), "t", WaitPriority.Normal, 1, TimeSpan.FromSeconds(1)));
+        var acquired = await CreateClient("t").AcquireAsync("llm", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(1) });
+
+        Assert.Equal(WaitRejection.NotQueued, reply.Rejection);
+        Assert.True(acquired.IsGranted);
+    }
+
+    /// <summary>
+    /// Tenants whose callers each wait for 1 point after another through AcquireAsync, for five
+    /// windows; returns the grants per tenant of each whole window after the first (start-up), after
+    /// checking that Redis spent exactly what was granted in the window it holds at the end.
+    /// </summary>
+    private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants)
+    {
+        var grants = new ConcurrentDictionary<(long WindowEnd, string Tenant), long>();
+        var timedOut = 0;
+        using var stop = new CancellationTokenSource();
+        var callers = tenants.SelectMany(t =>
+        {
+            var client = CreateClient(t.Tenant);
+            return Enumerable.Range(0, t.Callers).Select(_ => Task.Run(async () =>
+            {
+                // Each caller finishes the wait it is in when the run stops, so every grant is counted.
+                while (!stop.IsCancellationRequested)
+                {
+                    var result = await client.AcquireAsync("fair", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(10) });
+                    if (result.IsGranted)
+                    {
+                        grants.AddOrUpdate((result.Last.WindowEnd.ToUnixTimeMilliseconds(), t.Tenant), 1, (_, n) => n + 1);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref timedOut);
+                    }
+                }
+            }));
+        }).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(10.5));
+        await stop.CancelAsync();
+        await Task.WhenAll(callers);
+
+        var windows = grants.Keys.Select(k => k.WindowEnd).Distinct().Order().ToList();
+        var hash = (await fixture.Db.HashGetAllAsync("test:fair:" + key)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));
+        var lastGranted = tenants.Sum(t => grants.GetValueOrDefault((hash["expire"], t.Tenant)));
+        foreach (var end in windows)
+        {
+            output.WriteLine(DateTimeOffset.FromUnixTimeMilliseconds(end).ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) + "  " +
+                string.Join("  ", tenants.Select(t => $"{t.Tenant} {grants.GetValueOrDefault((end, t.Tenant))} ({100.0 * grants.GetValueOrDefault((end, t.Tenant)) / FairPoints:0.0}%)")) +
+                $"  sum {tenants.Sum(t => grants.GetValueOrDefault((end, t.Tenant)))}");
+        }
+
+        output.WriteLine($"timed out {timedOut}; Redis spent {FairPoints - hash["points"]} in its last window, callers were told {lastGranted}");
+        Assert.All(windows, end => Assert.True(tenants.Sum(t => grants.GetValueOrDefault((end, t.Tenant))) <= FairPoints, "never more than the window's points"));
+        Assert.Equal(FairPoints - hash["points"], lastGranted);
+        Assert.Equal(0, timedOut);
+
+        // Whole windows: not the first (callers still arriving) nor the last (the run stopped in it).
+        return [.. windows.Skip(1).SkipLast(1).Select(end => tenants.ToDictionary(t => t.Tenant, t => grants.GetValueOrDefault((end, t.Tenant))))];
+    }
+}
