@@ -78,6 +78,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outage", key);
+        await ReachRedisAsync(grain);
         var opened = await grain.TryConsumeAsync(40);
         Assert.True(opened.IsAllowed);
 
@@ -120,6 +121,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outage", key);
+        await ReachRedisAsync(grain);
         Assert.True((await grain.TryConsumeAsync(50)).IsAllowed);
 
         fixture.Redis.Pause();
@@ -151,6 +153,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outage", key);
+        await ReachRedisAsync(grain);
         Assert.True((await grain.TryConsumeAsync(70)).IsAllowed);
 
         await using var outage = fixture.Redis.Stop();
@@ -174,6 +177,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outshort", key);
+        await ReachRedisAsync(grain);
         var first = await grain.TryConsumeAsync(10);
         Assert.True(first.IsAllowed);
 
@@ -219,6 +223,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outcost", key);
+        await ReachRedisAsync(grain);
         var first = await grain.TryConsumeCostsAsync(Costs(1, 300));
         Assert.True(first.Decision(0).IsAllowed);
         var tokensFullAtMs = first.Limits[1].Reset.ToUnixTimeMilliseconds();
@@ -254,6 +259,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outcost", key);
+        await ReachRedisAsync(grain);
         Assert.True((await grain.TryConsumeCostsAsync(Costs(70, 900))).Decision(0).IsAllowed);
 
         await using var outage = fixture.Redis.Stop();
@@ -283,6 +289,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     {
         var key = TestKeys.Unique();
         var grain = Grain("outcost", key);
+        await ReachRedisAsync(grain);
         Assert.True((await grain.TryConsumeCostsAsync(Costs(1, 100))).Decision(0).IsAllowed);
 
         fixture.Redis.Pause();
@@ -306,6 +313,10 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
         await WaitUntilAsync(async () => (string?)await redis.GetDatabase().HashGetAsync(storeKey, "points") == (99 - granted).ToString(CultureInfo.InvariantCulture), TimeSpan.FromSeconds(5));
         Assert.Equal(99 - granted - 1, (await grain.TryConsumeCostsAsync(Costs(1, 10))).Limits[0].Remaining);
     }
+
+    /// <summary>Waits until the silo's connection to Redis is back (an earlier test may have restarted Redis).</summary>
+    private static async Task ReachRedisAsync(IProviderLimiterGrain grain) =>
+        await WaitUntilAsync(async () => (await grain.GetStateAsync()).Store == "redis", TimeSpan.FromSeconds(10));
 
     private static CostBatch Costs(long requests, long tokens) => CostBatch.Of([LimitCost.Of(("requests", requests), ("tokens", tokens))], RequestId.New());
 
@@ -357,6 +368,13 @@ public sealed class ProviderLimiterGrainRefusePolicyTests(RefuseClusterFixture f
     public async Task RefusePolicy_SeveralLimits_RefusedWhileRedisIsAway_NamingNoLimit_ThenRedisDecidesAgain()
     {
         var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("outcost", TestKeys.Unique()));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await grain.GetStateAsync()).Store != "redis" && DateTime.UtcNow < deadline)
+        {
+            // An earlier test may have restarted Redis: wait until the silo's connection is back.
+            await Task.Delay(50);
+        }
+
         Assert.True((await grain.TryConsumeCostsAsync(Costs())).Decision(0).IsAllowed);
         fixture.Redis.Kill();
         try
@@ -372,7 +390,7 @@ public sealed class ProviderLimiterGrainRefusePolicyTests(RefuseClusterFixture f
         }
 
         // Back (empty): the window is restored from what the grain saw, 99 left before this one.
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        deadline = DateTime.UtcNow.AddSeconds(5);
         CostBatchResult result;
         while (!(result = await grain.TryConsumeCostsAsync(Costs())).Decision(0).IsAllowed && DateTime.UtcNow < deadline)
         {
