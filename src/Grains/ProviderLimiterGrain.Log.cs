@@ -11,6 +11,6 @@ public sealed partial class ProviderLimiterGrain
     [LoggerMessage(EventId = 207, Level = LogLevel.Error, Message = "Deactivating ({Reason}) without reaching Redis: {Points} points granted without Redis in {StoreKey} and {Uncertain} uncertain batches are lost; Redis may grant them again in the current window ({Error})")]
     private static partial void LogWriteBackLost(ILogger logger, string storeKey, long points, int uncertain, DeactivationReasonCode reason, string error);
 
-    [LoggerMessage(EventId = 208, Level = LogLevel.Error, Message = "Deactivating ({Reason}) without reaching Redis: what {StoreKey} granted without Redis and {Uncertain} uncertain batches are lost; Redis may grant them again ({Error})")]
+    [LoggerMessage(EventId = 211, Level = LogLevel.Error, Message = "Deactivating ({Reason}) without reaching Redis: what {StoreKey} granted without Redis and {Uncertain} uncertain batches are lost; Redis may grant them again ({Error})")]
     private static partial void LogLimitSetWriteBackLost(ILogger logger, string storeKey, int uncertain, DeactivationReasonCode reason, string error);
 }

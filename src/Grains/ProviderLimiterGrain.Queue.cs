@@ -365,6 +365,6 @@ public sealed partial class ProviderLimiterGrain
     private static WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, long remaining, long windowEndMs, TimeSpan earliest = default) =>
         new(outcome, rejection, reason, remaining, DateTimeOffset.FromUnixTimeMilliseconds(windowEndMs), earliest);
 
-    [LoggerMessage(EventId = 209, Level = LogLevel.Debug, Message = "Granting {Count} waiters of {StoreKey} failed; they keep waiting: {Error}")]
+    [LoggerMessage(EventId = 212, Level = LogLevel.Debug, Message = "Granting {Count} waiters of {StoreKey} failed; they keep waiting: {Error}")]
     private static partial void LogDrainFailed(ILogger logger, string storeKey, int count, string error);
 }

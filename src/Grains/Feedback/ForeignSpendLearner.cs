@@ -48,6 +48,21 @@ public sealed class ForeignSpendLearner
     /// <summary>The least time the rate is averaged over: one call in flight at a report is not taken for a rate.</summary>
     public static readonly TimeSpan MinElapsed = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// A rate below this share of the configured refill is learned but not charged: with nobody else
+    /// spending, the gap between two reports still moves by the calls in flight at each (measured: a
+    /// phantom rate that left 15% of a small limit unused), and the reports alone absorb spend this small.
+    /// </summary>
+    public const double NoiseShare = 0.1;
+
+    /// <summary>
+    /// The most of the configured refill a learned rate is charged as (before the margin): a rate
+    /// learned too high (a jump of the gap at a 429) must not starve the callers, who then make no
+    /// calls, so no reports, so nothing that would let it decay; the provider's reports and pauses
+    /// still absorb whatever others spend beyond it.
+    /// </summary>
+    public const double MaxChargedShare = 0.5;
+
     private readonly TimeProvider _time;
     private readonly double _timeConstantSeconds;
     private readonly double _margin;
@@ -78,7 +93,7 @@ public sealed class ForeignSpendLearner
     }
 
     /// <summary>Whether any limit has foreign spend learned (and so is charged as time passes).</summary>
-    public bool IsCharging => _limits.Any(l => l.Rate > 0);
+    public bool IsCharging => _limits.Any(l => l.ChargedRate > 0);
 
     /// <summary>The foreign spend learned on limit <paramref name="index"/>, in its units per second.</summary>
     public double RatePerSecond(int index) => _limits[index].Rate;
@@ -96,13 +111,13 @@ public sealed class ForeignSpendLearner
             var limit = _limits[i];
             var seconds = _time.GetElapsedTime(limit.ChargedAt, now).TotalSeconds;
             limit.ChargedAt = now;
-            if (limit.Rate <= 0 || seconds <= 0)
+            if (limit.ChargedRate <= 0 || seconds <= 0)
             {
                 limit.Carry = 0;
                 continue;
             }
 
-            var due = (_margin * limit.Rate * seconds) + limit.Carry;
+            var due = (_margin * limit.ChargedRate * seconds) + limit.Carry;
             charges[i] = (long)Math.Floor(due);
             limit.Carry = due - charges[i];
         }
@@ -197,6 +212,19 @@ public sealed class ForeignSpendLearner
 
         /// <summary>Learned foreign spend, units per second.</summary>
         public double Rate { get; set; }
+
+        /// <summary>
+        /// What is charged: the learned rate, unless it is below <see cref="NoiseShare"/> of the
+        /// refill, and never more than <see cref="MaxChargedShare"/> of it.
+        /// </summary>
+        public double ChargedRate
+        {
+            get
+            {
+                var refill = Spec.Points * 1000.0 / Spec.WindowMilliseconds;
+                return Rate < NoiseShare * refill ? 0 : Math.Min(Rate, MaxChargedShare * refill);
+            }
+        }
 
         /// <summary>Weighted sum of foreign spend measured.</summary>
         public double Spent { get; set; }

@@ -59,6 +59,37 @@ public sealed class ForeignSpendLearnerTests
     }
 
     [Fact]
+    public void ARateBelowTheNoiseShare_IsLearned_ButNotCharged()
+    {
+        // 5 a second is 5% of the refill: what calls in flight alone can make the gap look like.
+        var learner = new ForeignSpendLearner(Limits, _time);
+        Run(learner, foreignPerSecond: 5, seconds: 30);
+
+        Assert.InRange(learner.RatePerSecond(Tokens), 4, 6);
+        Assert.False(learner.IsCharging);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal([0, 0], learner.TakeCharges());
+    }
+
+    [Fact]
+    public void ARateLearnedAboveHalfTheRefill_IsChargedAsHalf_SoCallersAreNeverStarved()
+    {
+        var learner = new ForeignSpendLearner(Limits, _time);
+        Run(learner, foreignPerSecond: 90, seconds: 30);
+        Assert.InRange(learner.RatePerSecond(Tokens), 85, 95);
+
+        // 1.2 × 50 a second over 10 s, not 1.2 × 90.
+        long charged = 0;
+        for (var i = 0; i < 50; i++)
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(200));
+            charged += learner.TakeCharges()[Tokens];
+        }
+
+        Assert.InRange(charged, 599, 600);
+    }
+
+    [Fact]
     public void AReportTakenBeforeItsCallSettles_DoesNotBiasTheRate()
     {
         // Every report sees our count short by the call's unsettled reservation: a constant offset.
