@@ -61,11 +61,11 @@ public sealed class ForeignSpendLearnerTests
     [Fact]
     public void ARateBelowTheNoiseShare_IsLearned_ButNotCharged()
     {
-        // 5 a second is 5% of the refill: what calls in flight alone can make the gap look like.
+        // 15 a second is 15% of the refill: what calls in flight alone can make the gap look like.
         var learner = new ForeignSpendLearner(Limits, _time);
-        Run(learner, foreignPerSecond: 5, seconds: 30);
+        Run(learner, foreignPerSecond: 15, seconds: 30);
 
-        Assert.InRange(learner.RatePerSecond(Tokens), 4, 6);
+        Assert.InRange(learner.RatePerSecond(Tokens), 14, 16);
         Assert.False(learner.IsCharging);
         _time.Advance(TimeSpan.FromSeconds(10));
         Assert.Equal([0, 0], learner.TakeCharges());
