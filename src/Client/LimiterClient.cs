@@ -139,14 +139,7 @@ internal sealed partial class LimiterClient(
                 _metrics.DecisionTook(provider, LimiterMetrics.Results.Error, asked);
                 // The silo holding the wait died, or the call timed out: renew under the same id (a
                 // new activation looks it up in Redis, so a grant lost with the answer is told again).
-                var spent = time.GetElapsedTime(started);
-                var backoff = _options.MinRetryDelay * 10 + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.MinRetryDelay.Ticks * 10));
-                if (spent + backoff >= wait)
-                {
-                    LogUnavailable(logger, provider, key, attempts, ex.GetType().Name);
-                    throw new LimiterUnavailableException(
-                        $"The limiter cluster did not answer for '{provider}/{key}' within {wait.TotalSeconds:0.###} s ({attempts} attempts; last error {ex.GetType().Name}: {ex.Message})", ex);
-                }
+                var backoff = TransientBackoff(provider, key, attempts, started, wait, ex);
 
                 renewal = true;
                 await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
@@ -211,14 +204,7 @@ internal sealed partial class LimiterClient(
                 // A silo died or restarts, or Redis is away with the Refuse policy: retry until the
                 // deadline. A retry can at worst spend a permit whose grant was lost with the reply
                 // (an under-grant); it can never grant one twice.
-                var spent = time.GetElapsedTime(started);
-                var backoff = _options.MinRetryDelay * 10 + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.MinRetryDelay.Ticks * 10));
-                if (spent + backoff >= wait)
-                {
-                    LogUnavailable(logger, provider, key, attempts, ex.GetType().Name);
-                    throw new LimiterUnavailableException(
-                        $"The limiter cluster did not answer for '{provider}/{key}' within {wait.TotalSeconds:0.###} s ({attempts} attempts; last error {ex.GetType().Name}: {ex.Message})", ex);
-                }
+                var backoff = TransientBackoff(provider, key, attempts, started, wait, ex);
 
                 await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
                 continue;
@@ -284,6 +270,23 @@ internal sealed partial class LimiterClient(
         {
             throw new ArgumentOutOfRangeException(nameof(points), points, "A request must ask for at least 1 point.");
         }
+    }
+
+    /// <summary>
+    /// How long to wait before trying again after a transient failure (<paramref name="error"/>), or,
+    /// when that would pass the caller's <paramref name="wait"/>, the <see cref="LimiterUnavailableException"/> to give up with.
+    /// </summary>
+    private TimeSpan TransientBackoff(string provider, string key, int attempts, long started, TimeSpan wait, Exception error)
+    {
+        var backoff = _options.MinRetryDelay * 10 + TimeSpan.FromTicks((long)(Random.Shared.NextDouble() * _options.MinRetryDelay.Ticks * 10));
+        if (time.GetElapsedTime(started) + backoff >= wait)
+        {
+            LogUnavailable(logger, provider, key, attempts, error.GetType().Name);
+            throw new LimiterUnavailableException(
+                $"The limiter cluster did not answer for '{provider}/{key}' within {wait.TotalSeconds:0.###} s ({attempts} attempts; last error {error.GetType().Name}: {error.Message})", error);
+        }
+
+        return backoff;
     }
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "No answer from the limiter cluster for {Provider}/{Key} after {Attempts} attempts (last error {ErrorType})")]
