@@ -108,6 +108,28 @@ public sealed class FixedWindow
         }
     }
 
+    /// <summary>
+    /// Gives back <paramref name="points"/> granted in the window ending at <paramref name="grantedIn"/>,
+    /// if that window is still open (never above the limit); a window that has ended keeps nothing.
+    /// </summary>
+    /// <returns>Points given back, whether a window is open, points left, its end and the current time.</returns>
+    public (long Released, bool Open, long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) GiveBack(long points, DateTimeOffset grantedIn)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            var open = _open && now < _windowEnd;
+            long released = 0;
+            if (open && points > 0 && _windowEnd.ToUnixTimeMilliseconds() == grantedIn.ToUnixTimeMilliseconds())
+            {
+                released = Math.Min(points, Limit - _remaining);
+                _remaining += released;
+            }
+
+            return (released, open, open ? _remaining : Limit, _windowEnd, now);
+        }
+    }
+
     /// <summary>Closes the window; the next consume opens a full one.</summary>
     public bool Reset()
     {

@@ -18,6 +18,16 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     ValueTask<ConsumeBatchResult> TryConsumeBatchAsync(ConsumeBatch batch);
 
     /// <summary>
+    /// Undoes a batch whose sender gave up without an answer (every sending of it failed, say while a
+    /// silo was dying): what it was granted goes back to the window it was granted in, if that window
+    /// is still open, and a sending of it that arrives later is refused. So a grant nobody was told of
+    /// is not counted against the quota. The same batch as sent (id and costs); idempotent.
+    /// Keys with the seed's single limit only; other keys answer <see cref="AbandonOutcome.NotUndone"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The batch has no request id.</exception>
+    ValueTask<AbandonResult> AbandonBatchAsync(ConsumeBatch batch);
+
+    /// <summary>
     /// Decides requests that each state a cost per limit (requests, tokens, …): one is granted only if
     /// every limit can pay, in one atomic store call, and a refusal names the limit that blocked.
     /// </summary>

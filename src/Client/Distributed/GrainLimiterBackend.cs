@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace OrleansLimiter.Client.Distributed;
@@ -7,12 +9,15 @@ namespace OrleansLimiter.Client.Distributed;
 /// Decides through the cluster's provider grains. With <see cref="LimiterClientOptions.CoalesceRequests"/>,
 /// concurrent requests for one provider and key travel together as one grain call.
 /// </summary>
-internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<LimiterClientOptions> options, TimeProvider time) : ILimiterBackend
+internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<LimiterClientOptions> options, TimeProvider time, ILogger? logger = null) : ILimiterBackend
 {
     private readonly ConcurrentDictionary<string, RequestCoalescer<long, ConsumeResult>> _coalescers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RequestCoalescer<LimitCost, CostResult>> _costCoalescers = new(StringComparer.Ordinal);
     private readonly LimiterClientOptions _options = options.Value;
-    private readonly BatchSender _sender = new(options.Value, time);
+    private readonly BatchSender _sender = new(options.Value, time, logger ?? NullLogger.Instance);
+
+    /// <summary>Batches given up on whose grain has not yet answered the abandon.</summary>
+    internal int Abandoning => _sender.Abandoning;
 
     public string Mode => "distributed";
 

@@ -64,7 +64,7 @@ public static class LimiterClientServiceCollectionExtensions
         }
 
         return mode != LimiterMode.Local && grains is not null
-            ? new GrainLimiterBackend(grains, options, services.GetRequiredService<TimeProvider>())
+            ? new GrainLimiterBackend(grains, options, services.GetRequiredService<TimeProvider>(), services.GetService<ILoggerFactory>()?.CreateLogger<GrainLimiterBackend>())
             : new LocalLimiterBackend(services.GetRequiredService<IOptionsMonitor<RateLimitingOptions>>(), services.GetRequiredService<TimeProvider>());
     }
 

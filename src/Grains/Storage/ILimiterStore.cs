@@ -35,6 +35,12 @@ public interface ILimiterStore
     /// <summary>Reads the window without changing it.</summary>
     Task<StoreWindow> ReadAsync(string key);
 
+    /// <summary>
+    /// Undoes a batch its sender gave up on (see <see cref="LimiterScripts.Abandon"/>): gives back what
+    /// it was granted in the window still open, and refuses a later sending of it.
+    /// </summary>
+    Task<StoreAbandonReply> AbandonAsync(StoreAbandon request);
+
     /// <summary>Deletes the window; returns whether one existed.</summary>
     Task<bool> DeleteAsync(string key);
 }
@@ -141,3 +147,21 @@ public enum WaiterGrant : byte
 /// <param name="WindowEndsMs">Per waiter, the end of the window it was granted in (for one granted before, that earlier window).</param>
 /// <param name="Repair">Empty, or why no waiter could be granted from a damaged window.</param>
 public sealed record StoreGrantReply(long Remaining, long WindowEndMs, long NowMs, WaiterGrant[] Decisions, long[] WindowEndsMs, string Repair = "");
+
+/// <summary>A batch to undo.</summary>
+/// <param name="Key">The window's hash.</param>
+/// <param name="Limit">Points per window.</param>
+/// <param name="WindowMilliseconds">The window's length.</param>
+/// <param name="Id">The batch's request id.</param>
+/// <param name="GrantedPoints">What the grain knows the batch was granted; -1 when it does not know (the store's record decides).</param>
+/// <param name="GrantedWindowEndMs">The end of the window <paramref name="GrantedPoints"/> were granted in; 0 when unknown.</param>
+public sealed record StoreAbandon(string Key, long Limit, long WindowMilliseconds, RequestId Id, long GrantedPoints, long GrantedWindowEndMs);
+
+/// <summary>What undoing a batch did.</summary>
+/// <param name="Outcome">Given back, nothing granted, or granted in a window that has ended.</param>
+/// <param name="Released">Points given back.</param>
+/// <param name="IsOpen">Whether a window is open (the fields below describe it).</param>
+/// <param name="Remaining">Points left in the open window.</param>
+/// <param name="WindowEndMs">The open window's end.</param>
+/// <param name="NowMs">The store's clock.</param>
+public readonly record struct StoreAbandonReply(AbandonOutcome Outcome, long Released, bool IsOpen, long Remaining, long WindowEndMs, long NowMs);

@@ -88,6 +88,19 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     }
 
     /// <inheritdoc/>
+    /// <remarks>This store keeps no request records (the grain's memory answers request ids): the grain's own account of the batch decides.</remarks>
+    public Task<StoreAbandonReply> AbandonAsync(StoreAbandon request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
+        var (released, open, remaining, end, now) = window.GiveBack(request.GrantedPoints, DateTimeOffset.FromUnixTimeMilliseconds(request.GrantedWindowEndMs));
+        var outcome = request.GrantedPoints <= 0 ? AbandonOutcome.NothingGranted
+            : open && end.ToUnixTimeMilliseconds() == request.GrantedWindowEndMs ? AbandonOutcome.Released
+            : AbandonOutcome.WindowEnded;
+        return Task.FromResult(new StoreAbandonReply(outcome, released, open, remaining, end.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds()));
+    }
+
+    /// <inheritdoc/>
     public Task<StoreWindow> ReadAsync(string key)
     {
         if (_windows.TryGetValue(key, out var window))

@@ -199,6 +199,9 @@ public static class LimiterScripts
           if record then
             -- Told as decided then, in the window it was decided in (which may have ended since).
             local recordEnd, recordDecisions = string.match(record, '^(%d+):%d+:(%d*)$')
+            -- No decisions: the batch was abandoned by its sender before it was decided here, and
+            -- whatever it asks is refused.
+            if recordDecisions == '' then recordDecisions = string.rep('0', n) end
             decisions[b] = recordDecisions or ''
             ends[b] = tonumber(recordEnd) or expire
             replayed[b] = '1'
@@ -238,6 +241,69 @@ public static class LimiterScripts
         end
 
         return { points, expire, now, decisions, table.concat(replayed), repair, sync, ends }
+        """;
+
+    /// <summary>
+    /// Undoes a batch whose sender gave up without an answer. Redis's record of the batch is its
+    /// ledger: what it granted goes back to the window if that window is still open, and the record
+    /// is rewritten as refused, so a sending of the batch that arrives later is told it was refused
+    /// and a second abandon gives nothing back twice. With no record (never decided here, or a grant
+    /// the caller made alone and wrote back), the caller's own account is used; and a record of "no
+    /// decisions" is left, so that a late first decision of the batch refuses it.
+    /// KEYS[1] the window hash (records as in <see cref="Consume"/>). ARGV[1] points per window;
+    /// ARGV[2] record bucket length (ms); ARGV[3] the batch's id; ARGV[4] points the caller knows the
+    /// batch was granted, -1 when it does not know; ARGV[5] the end (ms) of the window they were granted
+    /// in, 0 when unknown.
+    /// Returns { outcome ('released', 'none' or 'ended'), points given back, 1 when a window is open
+    /// (0: none), remaining, window end ms, Redis now ms }.
+    /// </summary>
+    public const string Abandon = Prelude + """
+        local key = KEYS[1]
+        local limit = tonumber(ARGV[1])
+        local bucket = tonumber(ARGV[2])
+        local id = ARGV[3]
+        local granted = tonumber(ARGV[4])
+        local grantEnd = tonumber(ARGV[5])
+
+        """ + Records + """
+        local fields = redis.pcall('HMGET', key, 'points', 'expire')
+        if fields['err'] then
+          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
+        end
+        local points = finite(fields[1])
+        local expire = finite(fields[2])
+        local open = points ~= nil and expire ~= nil and expire > now and points >= 0 and points <= limit
+
+        local record = recorded(id)
+        if record then
+          local recordEnd, recordGranted, recordDecisions = string.match(record, '^(%d+):(%d+):(%d*)$')
+          granted = tonumber(recordGranted) or 0
+          grantEnd = tonumber(recordEnd) or 0
+          writeRecords({ id, (recordEnd or '0') .. ':0:' .. string.rep('0', #(recordDecisions or '')) })
+        else
+          local stamp = now
+          if open then stamp = expire end
+          writeRecords({ id, string.format('%.0f', stamp) .. ':0:' })
+        end
+
+        local outcome = 'none'
+        local released = 0
+        if granted > 0 then
+          if open and grantEnd == expire then
+            -- Never more than the window holds: points a writer outside the limiter added stay its own.
+            released = math.min(granted, limit - points)
+            points = points + released
+            redis.call('HSET', key, 'points', points)
+            outcome = 'released'
+          else
+            outcome = 'ended'
+          end
+        end
+
+        if open then
+          return { outcome, released, 1, points, expire, now }
+        end
+        return { outcome, released, 0, 0, 0, now }
         """;
 
     /// <summary>

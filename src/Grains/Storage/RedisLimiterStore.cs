@@ -159,6 +159,28 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
     }
 
     /// <inheritdoc/>
+    public async Task<StoreAbandonReply> AbandonAsync(StoreAbandon request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Id.IsNone)
+        {
+            throw new ArgumentException("A batch is abandoned by its request id; this one has none.", nameof(request));
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(
+            LimiterScripts.Abandon,
+            [request.Key],
+            [request.Limit, (long)RequestRecordBucket.TotalMilliseconds, request.Id.ToString(), request.GrantedPoints, request.GrantedWindowEndMs]).ConfigureAwait(false))!;
+        var outcome = (string?)parts[0] switch
+        {
+            "released" => AbandonOutcome.Released,
+            "ended" => AbandonOutcome.WindowEnded,
+            _ => AbandonOutcome.NothingGranted,
+        };
+        return new StoreAbandonReply(outcome, (long)parts[1], (long)parts[2] == 1, (long)parts[3], (long)parts[4], (long)parts[5]);
+    }
+
+    /// <inheritdoc/>
     public async Task<StoreWindow> ReadAsync(string key)
     {
         var parts = (RedisResult[])(await EvaluateAsync(LimiterScripts.Read, [key], []).ConfigureAwait(false))!;

@@ -54,6 +54,7 @@ public sealed partial class ProviderWindow(
         ReadCommand read => ReadAsync(read),
         WriteBackCommand writeBack => WriteBackAsync(writeBack),
         GrantWaitersCommand grant => GrantWaitersAsync(grant),
+        AbandonCommand abandon => AbandonAsync(abandon),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -132,6 +133,28 @@ public sealed partial class ProviderWindow(
             mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs);
         }
 
+        command.Completion.TrySetResult(reply);
+    }
+
+    private async Task AbandonAsync(AbandonCommand command)
+    {
+        var (name, limits) = resolve();
+        var storeKey = limits.StoreKey(name, key);
+
+        // Redis's record of the batch is the ledger to undo, and a grant made alone is in Redis only
+        // once written back: until then the sender is told to try again (it does, for a while).
+        if (!mirror.ShouldCallStore(store.IsAvailable) || mirror.InOutage || mirror.HasWriteBack)
+        {
+            throw new LimiterStoreException($"Redis is not in use for '{storeKey}' now; an abandoned batch is undone once it is.", isUnavailable: true);
+        }
+
+        var reply = await store.AbandonAsync(new StoreAbandon(storeKey, limits.Points, limits.WindowMilliseconds, command.Id, command.GrantedPoints, command.GrantedWindowEndMs));
+        if (reply.IsOpen)
+        {
+            mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs);
+        }
+
+        LogAbandoned(logger, storeKey, command.Id, reply.Outcome, reply.Released);
         command.Completion.TrySetResult(reply);
     }
 
@@ -221,6 +244,9 @@ public sealed partial class ProviderWindow(
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Redis reachable again for {StoreKey} after {OutageMs} ms; {WroteBack} points granted meanwhile written back, {Settled} uncertain batches settled")]
     private static partial void LogOutageEnds(ILogger logger, string storeKey, long outageMs, long wroteBack, int settled);
+
+    [LoggerMessage(EventId = 213, Level = LogLevel.Information, Message = "Batch {RequestId} on {StoreKey} abandoned by its sender: {Outcome}, {Released} points given back")]
+    private static partial void LogAbandoned(ILogger logger, string storeKey, RequestId requestId, AbandonOutcome outcome, long released);
 
     [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Redis unreachable: {StoreKey} opens the next window itself ({Points} points, ends {WindowEnd:O})")]
     private static partial void LogLocalWindow(ILogger logger, string storeKey, long points, DateTimeOffset windowEnd);

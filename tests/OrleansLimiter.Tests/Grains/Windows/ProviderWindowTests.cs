@@ -152,6 +152,8 @@ public sealed class ProviderWindowTests
 
         public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request) => throw new NotSupportedException("Not used by these tests.");
 
+        public Task<StoreAbandonReply> AbandonAsync(StoreAbandon request) => throw new NotSupportedException("Not used by these tests.");
+
         public async Task<StoreWindow> ReadAsync(string key)
         {
             Log.Add("read");
