@@ -1,0 +1,57 @@
+using OrleansLimiter.Grains.Commands;
+
+namespace OrleansLimiter.Grains;
+
+/// <summary>Undoing batches whose senders gave up without an answer.</summary>
+public sealed partial class ProviderLimiterGrain
+{
+    /// <inheritdoc/>
+    public async ValueTask<AbandonResult> AbandonBatchAsync(ConsumeBatch batch)
+    {
+        EnsureCanonical();
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
+        if (batch.RequestId.IsNone)
+        {
+            throw new ArgumentException("A batch is abandoned by its request id; this one has none.", nameof(batch));
+        }
+
+        if (!KeyLimitsNow().IsSeedOnly)
+        {
+            // Cost batches keep their request records in the limit-set scripts, which have no undo yet.
+            return new AbandonResult(AbandonOutcome.NotUndone, 0);
+        }
+
+        // What this activation granted the batch, if it decided it: a batch still being decided is
+        // waited for (the abandon follows it), and from now on a sending of it is told it was refused.
+        var (_, limits) = _limits.Resolve(_provider);
+        long granted = -1, grantedEnd = 0;
+        if (_recent.TryGet(batch.RequestId, out var decided))
+        {
+            long[] eligible = [.. batch.Costs.Where(c => c >= 1 && c <= limits.Points)];
+            try
+            {
+                var decision = await decided;
+                if (decision.Granted.Length == eligible.Length)
+                {
+                    granted = eligible.Where((_, i) => decision.Granted[i]).Sum();
+                    grantedEnd = decision.WindowEndMs;
+                }
+            }
+            catch (LimiterStoreException)
+            {
+                // Decided nothing here; Redis's record of the id (if the call reached it) decides.
+            }
+
+            _recent.Add(batch.RequestId, Task.FromResult(_mirror.Refusal(eligible.Length)));
+        }
+
+        var reply = await Enqueue(new AbandonCommand(batch.RequestId, granted, grantedEnd));
+        if (reply.Released > 0)
+        {
+            WaitersMayProceed();
+        }
+
+        return new AbandonResult(reply.Outcome, reply.Released);
+    }
+}
