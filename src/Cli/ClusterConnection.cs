@@ -146,7 +146,8 @@ internal sealed class ClusterConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        // Stopping is quick unless batches whose answer never came are still being abandoned.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
         {
             await _host.StopAsync(cts.Token);

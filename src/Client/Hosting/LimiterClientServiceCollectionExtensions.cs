@@ -50,6 +50,7 @@ public static class LimiterClientServiceCollectionExtensions
             return client;
         });
         services.TryAddSingleton<ILimiterHealthSource>(sp => new LimiterClientHealthSource(sp.GetRequiredService<ILimiterClient>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, PendingAbandons>());
         return services;
     }
 

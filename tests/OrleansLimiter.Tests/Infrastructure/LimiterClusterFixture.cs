@@ -80,6 +80,7 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
             siloBuilder
                 .AddOrleansLimiter(siloBuilder.Configuration, siloBuilder.Configuration["Test:Redis"]!)
                 .AddRedisLossRecovery()
+                .AddIncomingGrainCallFilter<ReplyLossFilter>()
                 .AddRedisGrainStorage(LimitsGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(siloBuilder.Configuration["Test:Redis"]!));
     }
 }
