@@ -11,6 +11,10 @@ namespace OrleansLimiter;
 /// <param name="Points">Points asked for; 1 to the provider's points per window.</param>
 /// <param name="MaxWait">The longest the caller still waits, from this call (a renewal sends what is left); null for no deadline.</param>
 /// <param name="IsRenewal">True from the second call on: a grain that does not know the id looks it up in the store before queueing it (it may have been granted by an activation that is gone).</param>
+/// <param name="Cost">
+/// On a key with several limits, what the waiter pays per limit (requests, tokens, …); null pays
+/// <paramref name="Points"/> of the first limit (requests), as a consume of points does.
+/// </param>
 [GenerateSerializer, Immutable]
 public sealed record WaitTicket(
     [property: Id(0)] RequestId Id,
@@ -18,7 +22,8 @@ public sealed record WaitTicket(
     [property: Id(2)] WaitPriority Priority,
     [property: Id(3)] long Points,
     [property: Id(4)] TimeSpan? MaxWait,
-    [property: Id(5)] bool IsRenewal = false);
+    [property: Id(5)] bool IsRenewal = false,
+    [property: Id(6)] LimitCost? Cost = null);
 
 /// <summary>How a <see cref="IProviderLimiterGrain.WaitAsync"/> call was answered.</summary>
 [GenerateSerializer]
@@ -53,8 +58,11 @@ public enum WaitRejection : byte
     /// <summary>Even the earliest possible grant, given the queue ahead and the refill rate, comes after the maximum wait.</summary>
     DeadlineUnreachable = 2,
 
-    /// <summary>The key has several limits: its callers wait on their own (retrying after each refusal) in this version.</summary>
+    /// <summary>The key has no queue here (a silo whose store holds single limits only): its callers wait on their own, retrying after each refusal.</summary>
     NotQueued = 3,
+
+    /// <summary>A cost is above what its limit can ever hold (<see cref="WaitReply.BlockedBy"/> names it): it can never be granted.</summary>
+    AboveLimit = 4,
 }
 
 /// <summary>The answer to <see cref="IProviderLimiterGrain.WaitAsync"/> and <see cref="IProviderLimiterGrain.CancelWaitAsync"/>.</summary>
@@ -64,6 +72,10 @@ public enum WaitRejection : byte
 /// <param name="Remaining">Points left in the window as the grain knows it.</param>
 /// <param name="WindowEnd">For a grant, the end of the window it was granted in; otherwise the current window's end as the grain knows it.</param>
 /// <param name="EarliestGrant">While waiting or rejected, the earliest the waiter could be granted from now (a lower bound); zero otherwise.</param>
+/// <param name="Limits">On a key with several limits, every limit as the grain knows it (for a grant, as Redis answered it); null otherwise.</param>
+/// <param name="GrantEndsMs">For a grant on a key with several limits, each limit's end when it was granted (what a reservation's settle needs); null otherwise.</param>
+/// <param name="DecidedAtMs">For a grant on a key with several limits, Redis's clock when it was granted; 0 otherwise.</param>
+/// <param name="BlockedBy">For <see cref="WaitRejection.AboveLimit"/>, the limit the cost is above.</param>
 [GenerateSerializer, Immutable]
 public sealed record WaitReply(
     [property: Id(0)] WaitOutcome Outcome,
@@ -71,7 +83,11 @@ public sealed record WaitReply(
     [property: Id(2)] string? Reason,
     [property: Id(3)] long Remaining,
     [property: Id(4)] DateTimeOffset WindowEnd,
-    [property: Id(5)] TimeSpan EarliestGrant)
+    [property: Id(5)] TimeSpan EarliestGrant,
+    [property: Id(6)] LimitState[]? Limits = null,
+    [property: Id(7)] long[]? GrantEndsMs = null,
+    [property: Id(8)] long DecidedAtMs = 0,
+    [property: Id(9)] string? BlockedBy = null)
 {
     /// <summary>Whether the points were granted.</summary>
     public bool IsGranted => Outcome == WaitOutcome.Granted;

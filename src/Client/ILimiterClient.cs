@@ -35,6 +35,16 @@ public interface ILimiterClient
     Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Reserves <paramref name="estimate"/>, waiting for it for at most <see cref="AcquireOptions.MaxWait"/>:
+    /// in distributed mode in the key's fair wait queue at its grain (tenants by weight, priority classes,
+    /// deadlines, as <see cref="AcquireAsync(string, AcquireOptions, CancellationToken)"/>), otherwise
+    /// retrying after each refusal. <see cref="AcquireOptions.Points"/> is not used: the estimate is what
+    /// is paid. Check <see cref="Reservation.IsGranted"/>: not granted when the wait ran out or could not
+    /// be met, or when a cost is above what its limit can ever hold (<see cref="ConsumeOutcome.AboveLimit"/>).
+    /// </summary>
+    Task<Reservation> ReserveAsync(string provider, LimitCost estimate, AcquireOptions options, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Takes what the provider reported (its rate-limit headers, or a 429 for an exhausted quota) into
     /// the shared count for every worker: a limit holding more than the provider says remains is
     /// lowered to it, a refused one paused. Never raises a count; limits the key lacks are ignored.
@@ -54,8 +64,8 @@ public interface ILimiterClient
 
     /// <summary>
     /// Waits until the points are granted, for at most <see cref="AcquireOptions.MaxWait"/>. In
-    /// distributed mode, on a key with the seed's one limit, the wait happens in the key's fair queue at
-    /// its grain: granted in turn as capacity returns, shared between tenants by weight and between
+    /// distributed mode the wait happens in the key's fair queue at its grain (on a key with several
+    /// limits the points are paid in its first, requests): granted in turn as capacity returns, shared between tenants by weight and between
     /// priority classes, and answered timed out at once when the deadline cannot be met. Otherwise
     /// as <see cref="AcquireAsync(string, string, long, TimeSpan?, CancellationToken)"/> without a queue.
     /// Throws on cancellation (a waiter cancelled leaves the queue), misuse, or

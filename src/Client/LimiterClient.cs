@@ -66,6 +66,63 @@ internal sealed partial class LimiterClient(
         ArgumentNullException.ThrowIfNull(options);
         var (key, points) = (options.Key, options.Points);
         Validate(provider, key, points);
+        var (longest, tenant, priority) = WaitSettings(options);
+        var measured = _metrics.StartWait(provider, key, points);
+        try
+        {
+            var started = time.GetTimestamp();
+            var result = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
+                ? (await WaitAtGrainAsync(provider, key, new WaitTicket(RequestId.New(), tenant, priority, points, longest), longest, started, cancellationToken).ConfigureAwait(false))?.ToAcquireResult()
+                : null;
+            result ??= await AcquireCoreAsync(provider, key, points, longest, started, cancellationToken).ConfigureAwait(false);
+            measured.End(result);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            measured.End(ex);
+            throw;
+        }
+    }
+
+    public async Task<Reservation> ReserveAsync(string provider, LimitCost estimate, AcquireOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(estimate);
+        ArgumentNullException.ThrowIfNull(options);
+        var key = options.Key;
+        LimiterKey.ValidateProvider(provider);
+        LimiterKey.ValidateKey(key);
+        var (longest, tenant, priority) = WaitSettings(options);
+        var started = time.GetTimestamp();
+        if (_options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
+            && await WaitAtGrainAsync(provider, key, new WaitTicket(RequestId.New(), tenant, priority, 1, longest, Cost: estimate), longest, started, cancellationToken).ConfigureAwait(false) is { } waited)
+        {
+            var reply = waited.Reply;
+            var limits = (IReadOnlyList<LimitState>?)reply.Limits ?? [];
+            var decision = reply.IsGranted
+                ? new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, reply.GrantEndsMs)
+                : new CostDecision(reply.Rejection == WaitRejection.AboveLimit ? ConsumeOutcome.AboveLimit : ConsumeOutcome.Refused, reply.BlockedBy, reply.EarliestGrant, null);
+            return new Reservation(provider, key, waited.Id, estimate, new CostResult(decision, limits, reply.DecidedAtMs),
+                (request, ct) => backend.SettleAsync(provider, key, request, ct));
+        }
+
+        // No queue: ask, and after each refusal wait until the blocking limit can pay.
+        while (true)
+        {
+            var reservation = await ReserveAsync(provider, key, estimate, cancellationToken).ConfigureAwait(false);
+            var delay = reservation.Result.RetryAfter < _options.MinRetryDelay ? _options.MinRetryDelay : reservation.Result.RetryAfter;
+            if (reservation.IsGranted || reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit || time.GetElapsedTime(started) + delay > longest)
+            {
+                return reservation;
+            }
+
+            await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A wait's longest duration, tenant and class: the call's, or the client's defaults.</summary>
+    private (TimeSpan Longest, string Tenant, WaitPriority Priority) WaitSettings(AcquireOptions options)
+    {
         var longest = options.MaxWait ?? _options.DefaultMaxWait;
         if (longest < TimeSpan.Zero)
         {
@@ -84,33 +141,18 @@ internal sealed partial class LimiterClient(
             throw new ArgumentOutOfRangeException(nameof(options), priority, "The priority must be Interactive, Normal or Batch.");
         }
 
-        var measured = _metrics.StartWait(provider, key, points);
-        try
-        {
-            var started = time.GetTimestamp();
-            var result = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
-                ? await WaitAtGrainAsync(provider, key, points, tenant, priority, longest, started, cancellationToken).ConfigureAwait(false)
-                : null;
-            result ??= await AcquireCoreAsync(provider, key, points, longest, started, cancellationToken).ConfigureAwait(false);
-            measured.End(result);
-            return result;
-        }
-        catch (Exception ex)
-        {
-            measured.End(ex);
-            throw;
-        }
+        return (longest, tenant, priority);
     }
 
     /// <summary>
     /// Waits in the key's queue at its grain: one long poll after another under one request id, so the
     /// waiter keeps its place and a grant whose answer was lost is told again. Null when the key has
-    /// no queue (several limits, local mode): the caller then waits on its own.
+    /// no queue (local mode, a store without several limits): the caller then waits on its own.
     /// </summary>
-    private async Task<AcquireResult?> WaitAtGrainAsync(string provider, string key, long points, string tenant, WaitPriority priority, TimeSpan wait, long started, CancellationToken cancellationToken)
+    private async Task<GrainWait?> WaitAtGrainAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var id = RequestId.New();
+        var id = first.Id;
         var renewal = false;
         var attempts = 0;
         while (true)
@@ -121,7 +163,7 @@ internal sealed partial class LimiterClient(
             var asked = LimiterMetrics.Now();
             try
             {
-                var call = backend.WaitAsync(provider, key, new WaitTicket(id, tenant, priority, points, left > TimeSpan.Zero ? left : TimeSpan.Zero, renewal));
+                var call = backend.WaitAsync(provider, key, first with { Id = id, MaxWait = left > TimeSpan.Zero ? left : TimeSpan.Zero, IsRenewal = renewal });
                 try
                 {
                     reply = await call.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -147,12 +189,11 @@ internal sealed partial class LimiterClient(
             }
 
             var waited = time.GetElapsedTime(started);
-            var last = new ConsumeResult(reply.IsGranted, reply.Remaining, reply.IsGranted ? TimeSpan.Zero : reply.EarliestGrant, reply.WindowEnd);
             switch (reply.Outcome)
             {
                 case WaitOutcome.Granted:
                     _metrics.DecisionTook(provider, LimiterMetrics.Results.Granted, asked);
-                    return new AcquireResult(true, last, attempts, waited);
+                    return new GrainWait(reply, id, attempts, waited);
                 case WaitOutcome.StillWaiting:
                     renewal = true;
                     continue;
@@ -166,8 +207,19 @@ internal sealed partial class LimiterClient(
                 default:
                     _metrics.DecisionTook(provider, LimiterMetrics.Results.Refused, asked);
                     LogAcquireTimedOut(logger, provider, key, attempts, waited.TotalMilliseconds);
-                    return new AcquireResult(false, last, attempts, waited, reply.Reason ?? (reply.Outcome == WaitOutcome.TimedOut ? "The maximum wait ran out in the queue." : null));
+                    return new GrainWait(reply, id, attempts, waited);
             }
+        }
+    }
+
+    /// <summary>How a wait at the grain ended: its final reply, under the id it was granted (or refused) under.</summary>
+    private sealed record GrainWait(WaitReply Reply, RequestId Id, int Attempts, TimeSpan Waited)
+    {
+        public AcquireResult ToAcquireResult()
+        {
+            var last = new ConsumeResult(Reply.IsGranted, Reply.Remaining, Reply.IsGranted ? TimeSpan.Zero : Reply.EarliestGrant, Reply.WindowEnd);
+            return new AcquireResult(Reply.IsGranted, last, Attempts, Waited,
+                Reply.IsGranted ? null : Reply.Reason ?? (Reply.Outcome == WaitOutcome.TimedOut ? "The maximum wait ran out in the queue." : null));
         }
     }
 

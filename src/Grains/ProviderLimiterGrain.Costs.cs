@@ -44,6 +44,9 @@ public sealed partial class ProviderLimiterGrain
         }
 
         var reply = await settled;
+
+        // A refund is capacity back: waiters may fit now.
+        WaitersMayProceed();
         var amounts = limits.Limits.Select((l, i) => i < reply.Amounts.Length
             ? new LimitSettlement(l.Name, reply.Amounts[i].Refunded, reply.Amounts[i].Charged, reply.Amounts[i].Uncharged)
             : new LimitSettlement(l.Name, 0, 0, 0)).ToArray();

@@ -54,14 +54,51 @@ public sealed partial class ProviderLimiterGrain
         }
 
         var (_, limits) = _limits.Resolve(_provider);
-        if (ticket.Points < 1 || ticket.Points > limits.Points)
+        var keyLimits = KeyLimitsNow();
+        long[]? costs = null;
+        var fairCost = ticket.Points;
+        var forecast = Forecast(limits);
+        if (keyLimits.IsSeedOnly)
         {
-            throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
-        }
+            if (ticket.Cost is { } cost)
+            {
+                // A reservation on the seed's one limit: its requests are the points.
+                fairCost = cost.For(keyLimits)[0];
+                if (fairCost > limits.Points)
+                {
+                    return Reply(WaitOutcome.Rejected, WaitRejection.AboveLimit, $"The cost is above what '{LimitSpec.Requests}' can ever hold ({limits.Points}).") with { BlockedBy = LimitSpec.Requests };
+                }
 
-        if (!KeyLimitsNow().IsSeedOnly)
+                ticket = ticket with { Points = fairCost };
+            }
+
+            if (ticket.Points < 1 || ticket.Points > limits.Points)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
+            }
+        }
+        else if (_limitSet is null)
         {
-            return Reply(WaitOutcome.Rejected, WaitRejection.NotQueued, "This key has several limits; its callers wait on their own in this version.");
+            return Reply(WaitOutcome.Rejected, WaitRejection.NotQueued, "This silo's store holds single limits only; callers of a key with several limits wait on their own.");
+        }
+        else
+        {
+            (costs, fairCost, var above) = WaiterCosts(ticket, keyLimits);
+            if (above is not null)
+            {
+                return CostReply(WaitOutcome.Rejected, WaitRejection.AboveLimit, keyLimits, null, TimeSpan.Zero,
+                    $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
+            }
+
+            if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
+            {
+                return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
+            }
+
+            // The queue ahead is not counted for a key with several limits (its waiters pay different
+            // limits); the waiter's own cost against each limit is the lower bound checked above.
+            forecast = CapacityForecast.Unbounded;
         }
 
         var queue = WaitQueue(limits);
@@ -71,10 +108,12 @@ public sealed partial class ProviderLimiterGrain
             return await answered;
         }
 
-        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, ticket.Points, ticket.MaxWait);
+        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs);
         if (!_waiting.TryGetValue(ticket.Id, out var final))
         {
-            if (ticket.IsRenewal)
+            // A renewal on a key with several limits needs no look-up: its grant goes through the
+            // store's look-up under its id, which tells a waiter granted before so again.
+            if (ticket.IsRenewal && costs is null)
             {
                 // A renewal this activation does not know: the waiter may have been granted by an
                 // activation that is gone (its answer lost with its silo). Redis's record says.
@@ -93,10 +132,13 @@ public sealed partial class ProviderLimiterGrain
             if (!_waiting.TryGetValue(ticket.Id, out final))
             {
                 // Validates the request (id, tenant, wait, priority) before anything is kept.
-                var queued = queue.Enqueue(request, Forecast(limits));
+                var queued = queue.Enqueue(request, forecast);
                 if (!queued.IsQueued)
                 {
-                    return Reply(WaitOutcome.Rejected, queued.Outcome == EnqueueOutcome.QueueFull ? WaitRejection.QueueFull : WaitRejection.DeadlineUnreachable, queued.Reason, queued.EarliestGrant);
+                    var rejection = queued.Outcome == EnqueueOutcome.QueueFull ? WaitRejection.QueueFull : WaitRejection.DeadlineUnreachable;
+                    return costs is null
+                        ? Reply(WaitOutcome.Rejected, rejection, queued.Reason, queued.EarliestGrant)
+                        : CostReply(WaitOutcome.Rejected, rejection, keyLimits, null, queued.EarliestGrant, queued.Reason);
                 }
 
                 final = new TaskCompletionSource<WaitReply>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,7 +150,7 @@ public sealed partial class ProviderLimiterGrain
         else
         {
             // A renewal: keeps its place and its deadline.
-            queue.Enqueue(request, Forecast(limits));
+            queue.Enqueue(request, forecast);
         }
 
         if (!final.Task.IsCompleted)
@@ -124,7 +166,15 @@ public sealed partial class ProviderLimiterGrain
             AnswerTimedOut(queue);
         }
 
-        return final.Task.IsCompleted ? await final.Task : Reply(WaitOutcome.StillWaiting, WaitRejection.None, null, queue.Enqueue(request, Forecast(limits)).EarliestGrant);
+        if (final.Task.IsCompleted)
+        {
+            return await final.Task;
+        }
+
+        var earliest = queue.Enqueue(request, forecast).EarliestGrant;
+        return costs is null
+            ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, null, earliest)
+            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, EarliestFit(keyLimits, costs));
     }
 
     /// <inheritdoc/>
@@ -190,7 +240,7 @@ public sealed partial class ProviderLimiterGrain
         {
             var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(ticket.Id, ticket.Points, LookUpOnly: true)]));
             return reply.Decisions[0] == WaiterGrant.GrantedBefore
-                ? Answer(ticket.Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]))
+                ? Answer(ticket.Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs })
                 : null;
         }
         catch (LimiterStoreException ex) when (ex.IsUnavailable)
@@ -235,6 +285,22 @@ public sealed partial class ProviderLimiterGrain
                 }
 
                 var (_, limits) = _limits.Resolve(_provider);
+                if (KeyLimitsNow() is { IsSeedOnly: false } keyLimits)
+                {
+                    var (more, costRound) = await CostRoundAsync(queue, keyLimits);
+                    if (!more)
+                    {
+                        return;
+                    }
+
+                    if (costRound < MaxCostsPerStoreCall && queue.Count > 0)
+                    {
+                        await Task.Delay(RoundGap, _time);
+                    }
+
+                    continue;
+                }
+
                 var available = _mirror.IsOpen ? _mirror.Remaining : limits.Points;
                 var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
                 var taken = queue.Take(available, round, backfill: true);
@@ -268,7 +334,7 @@ public sealed partial class ProviderLimiterGrain
                     }
 
                     granted.Add(taken[i]);
-                    Answer(taken[i].Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]));
+                    Answer(taken[i].Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
                 }
 
                 queue.Complete(granted);

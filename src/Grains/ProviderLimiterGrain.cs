@@ -84,7 +84,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
             _limitSet.OutageEnded += StopSyncTimer;
         }
 
-        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand
+        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand or GrantCostWaitersCommand
             ? LimitSet.ExecuteAsync(commands)
             : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);

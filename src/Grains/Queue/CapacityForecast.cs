@@ -26,6 +26,9 @@ public readonly record struct CapacityForecast
         Continuous = continuous;
     }
 
+    /// <summary>Capacity that never keeps a waiter waiting: a lower bound of zero, for when the queue ahead cannot be counted in one number.</summary>
+    public static CapacityForecast Unbounded { get; } = new(long.MaxValue, TimeSpan.Zero, 1, TimeSpan.FromSeconds(1), continuous: false);
+
     /// <summary>A fixed window with <paramref name="remaining"/> points left, ending in <paramref name="endsIn"/>.</summary>
     public static CapacityForecast FixedWindow(long remaining, TimeSpan endsIn, long points, TimeSpan window) =>
         new(remaining, endsIn, points, window, continuous: false);

@@ -14,7 +14,7 @@ namespace OrleansLimiter.Grains.Queue;
 /// share follows its weight whatever number of callers it has. Within a tenant: arrival order.
 /// </para>
 /// <para>
-/// A grant is two steps because the store decides: <see cref="Take"/> removes waiters in grant order
+/// A grant is two steps because the store decides: <see cref="Take(long, int, bool)"/> removes waiters in grant order
 /// that fit in the capacity given and holds them in flight; the ones the store grants leave with
 /// <see cref="Complete"/>, the ones it refuses come back with <see cref="Return"/> to the head of their
 /// tenant's line. While a waiter is in flight its id is still known: a renewal under it is not queued a
@@ -138,23 +138,36 @@ public sealed class FairWaitQueue
     /// where it would delay the waiter that did not fit). Never returns a waiter whose deadline has
     /// passed: those go to <see cref="TakeTimedOut"/>.
     /// </summary>
-    public IReadOnlyList<QueuedWaiter> Take(long available, int max = int.MaxValue, bool backfill = false)
+    public IReadOnlyList<QueuedWaiter> Take(long available, int max = int.MaxValue, bool backfill = false) =>
+        Take(w => w.Cost <= available, w => available -= w.Cost, max, backfill);
+
+    /// <summary>
+    /// As <see cref="Take(long, int, bool)"/>, for capacity that is not one number (a key with several
+    /// limits): <paramref name="fits"/> says whether a waiter fits in what is left, and
+    /// <paramref name="took"/> takes its cost from it.
+    /// </summary>
+    public IReadOnlyList<QueuedWaiter> Take(Func<QueuedWaiter, bool> fits, Action<QueuedWaiter> took, int max = int.MaxValue, bool backfill = false)
     {
+        ArgumentNullException.ThrowIfNull(fits);
+        ArgumentNullException.ThrowIfNull(took);
         ExpireDue();
         var taken = new List<QueuedWaiter>();
-        while (taken.Count < max && _byId.Count > 0 && Pick(available, backfill) is { } next)
+        while (taken.Count < max && _byId.Count > 0 && Pick(fits, backfill) is { } next)
         {
             Grant(next);
             _inFlight.Add(next.Id, next);
-            available -= next.Cost;
+            took(next);
             taken.Add(next);
         }
 
         return taken;
     }
 
+    /// <summary>The first waiter of every tenant's line (the ones that can be granted next).</summary>
+    public IEnumerable<QueuedWaiter> Heads() => _classes.SelectMany(c => c.Lines.Values).Select(l => l.Waiters.First!.Value);
+
     /// <summary>
-    /// Puts back waiters from <see cref="Take"/> that the store refused, each at the head of its
+    /// Puts back waiters from <see cref="Take(long, int, bool)"/> that the store refused, each at the head of its
     /// tenant's line with its fair-queueing tag (in reverse order of taking, so their order is kept);
     /// the shares counted for them are taken back.
     /// </summary>
@@ -191,7 +204,7 @@ public sealed class FairWaitQueue
         }
     }
 
-    /// <summary>Waiters from <see cref="Take"/> that the store granted leave the queue for good.</summary>
+    /// <summary>Waiters from <see cref="Take(long, int, bool)"/> that the store granted leave the queue for good.</summary>
     /// <exception cref="InvalidOperationException">One of them is not in flight.</exception>
     public void Complete(IEnumerable<QueuedWaiter> waiters)
     {
@@ -217,7 +230,7 @@ public sealed class FairWaitQueue
         return true;
     }
 
-    /// <summary>Removes and returns the waiters whose deadline has passed (including those <see cref="Take"/> removed), each once.</summary>
+    /// <summary>Removes and returns the waiters whose deadline has passed (including those <see cref="Take(long, int, bool)"/> removed), each once.</summary>
     public IReadOnlyList<QueuedWaiter> TakeTimedOut()
     {
         ExpireDue();
@@ -250,7 +263,7 @@ public sealed class FairWaitQueue
     /// one tenant line, no limit; with several, half the shortest line (by weight) per unit of weight,
     /// for every line. Callers granted in a round come back to their tenant's line; a round that took
     /// a whole line would leave that tenant out of the next one, and hand its share to tenants with
-    /// more callers queued. Fair order within the round is <see cref="Take"/>'s.
+    /// more callers queued. Fair order within the round is <see cref="Take(long, int, bool)"/>'s.
     /// </summary>
     public int FairRound()
     {
@@ -388,7 +401,7 @@ public sealed class FairWaitQueue
         return Math.Min(SaturatingAdd(higher, x), Math.Max(x, bound));
     }
 
-    private QueuedWaiter? Pick(long available, bool backfill)
+    private QueuedWaiter? Pick(Func<QueuedWaiter, bool> fits, bool backfill)
     {
         var order = ClassOrder();
         if (order.Count == 0)
@@ -397,7 +410,7 @@ public sealed class FairWaitQueue
         }
 
         var first = order[0].Head()!;
-        if (first.Cost <= available)
+        if (fits(first))
         {
             return first;
         }
@@ -411,7 +424,7 @@ public sealed class FairWaitQueue
         {
             foreach (var line in cls.Lines.Values.OrderBy(l => l.HeadFinish).ThenBy(l => l.Waiters.First!.Value.Sequence))
             {
-                if (line.Waiters.First!.Value.Cost <= available)
+                if (fits(line.Waiters.First!.Value))
                 {
                     return line.Waiters.First.Value;
                 }

@@ -169,7 +169,8 @@ public static class CostScripts
     /// KEYS[1] the hash. ARGV[1] record bucket length (ms); ARGV[2] L; then per limit: name, 'w' (fixed
     /// window) or 'b' (token bucket), points, duration (ms); then per limit what the grain last saw of
     /// it (a window's end and remaining; a bucket's full-again instant in ms and 0; 0, 0 for nothing); then B; then per batch: id kind (0 none, 1
-    /// first sending, 2 sent again), id, n, then per limit the cost every one of the n requests pays, or
+    /// first sending, 2 sent again, 3 a queued waiter: looked up first, told again only a grant, recorded
+    /// only when granted), id, n, then per limit the cost every one of the n requests pays, or
     /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
     /// a batch whose requests all cost the same travels as L numbers, not n × L.
     /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
@@ -220,7 +221,10 @@ public static class CostScripts
             if c < 0 then nVarying = nVarying + 1; varying[nVarying] = i else cost[i] = c end
           end
           b = b + nLimits
-          local record = kind == '2' and recorded(id)
+          local record = (kind == '2' or kind == '3') and recorded(id)
+          -- A queued waiter (kind 3) is told again only a grant: its refusals are never recorded, since
+          -- it is asked again later under the same id.
+          if record and kind == '3' and string.sub(record, 1, 1) ~= '+' then record = nil end
           if record then
             -- Told as decided then (record: "{decisions}|{ends}", or "{decisions}|{ends}|w" for a
             -- decision a grain made alone and wrote back).
@@ -270,7 +274,7 @@ public static class CostScripts
             decisions[batch] = table.concat(mine)
             batchEnds[batch] = endsNow()
             replayed[batch] = '0'
-            if kind ~= '0' then
+            if kind ~= '0' and (kind ~= '3' or decisions[batch] == '+') then
               toRecord[#toRecord + 1] = id
               toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
             end

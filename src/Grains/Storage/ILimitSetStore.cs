@@ -78,7 +78,11 @@ public sealed record ObserveReply(long NowMs, LimitValue[] Limits, long[] Lowere
 public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches, LimitValue[]? Seen = null);
 
 /// <summary>Requests decided together under one id; each request's costs follow the order of the limits.</summary>
-public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false);
+/// <param name="Id">The batch's id (<see cref="RequestId.None"/>: not recorded).</param>
+/// <param name="Costs">Per request, its cost per limit.</param>
+/// <param name="Resent">Sent before: its record is looked up first.</param>
+/// <param name="Waiter">A queued waiter's grant: looked up first, told again only a grant, recorded only when granted.</param>
+public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false, bool Waiter = false);
 
 /// <summary>One limit as the store reports it: what remains, and when it is whole again (Unix ms).</summary>
 public readonly record struct LimitValue(long Remaining, long EndMs);

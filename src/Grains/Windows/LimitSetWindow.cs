@@ -45,6 +45,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         ReadLimitsCommand read => ReadAsync(read),
         ObserveCommand observe => ObserveAsync(observe),
         LimitSetSyncCommand sync => SyncCommandAsync(sync),
+        GrantCostWaitersCommand grant => GrantWaitersAsync(grant),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -101,6 +102,39 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             }
 
             command.Completion.TrySetResult(outcome);
+        }
+    }
+
+    /// <summary>
+    /// Grants queued waiters through Redis only: while Redis is away they keep waiting (a grant made
+    /// alone would need a write-back per waiter, and a waiter can wait). Each is looked up under its
+    /// id first, so a waiter granted before, by this activation or one that is gone, is told so again.
+    /// </summary>
+    private async Task GrantWaitersAsync(GrantCostWaitersCommand command)
+    {
+        var limits = command.Limits;
+        if (!outage.ShouldCallStore(store.IsAvailable))
+        {
+            throw new LimiterStoreException($"Redis is not in use for '{limits.StoreKey}' now; waiters keep waiting.", isUnavailable: true);
+        }
+
+        try
+        {
+            await SyncAsync();
+            var reply = await store.ConsumeCostsAsync(new CostConsume(
+                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Waiter: true))], mirror.Holds(limits) ? mirror.Values : null));
+            mirror.Observe(limits, reply.Limits, reply.NowMs);
+            command.Completion.TrySetResult([.. command.Waiters.Select((_, i) => new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]))]);
+        }
+        catch (LimiterStoreException ex) when (ex.IsUnavailable)
+        {
+            LogStoreUnreachable(logger, limits.StoreKey, ex.Message);
+            if (outage.StoreUnreachable(mirror.StoreNowMs()))
+            {
+                Began(limits.StoreKey);
+            }
+
+            throw;
         }
     }
 

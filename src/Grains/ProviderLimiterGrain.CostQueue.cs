@@ -1,0 +1,209 @@
+using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Commands;
+using OrleansLimiter.Grains.Queue;
+using OrleansLimiter.Grains.Storage;
+using OrleansLimiter.Grains.Windows;
+
+namespace OrleansLimiter.Grains;
+
+/// <summary>
+/// The wait queue on keys with several limits (requests, tokens, …): waiters state a cost per limit,
+/// fairness counts each waiter's dominant share (its largest cost relative to that limit), and a round
+/// grants the waiters whose every cost fits in what the mirror says each limit holds, in one store
+/// call that looks each waiter's id up first and records grants only.
+/// </summary>
+public sealed partial class ProviderLimiterGrain
+{
+    /// <summary>The unit of a dominant share: parts per million of a limit.</summary>
+    private const long ShareUnit = 1_000_000;
+
+    /// <summary>A waiter's cost per limit, and what fairness counts of it (its dominant share, at least 1); the limit a cost is above, if any.</summary>
+    private static (long[] Costs, long Share, LimitSpec? Above) WaiterCosts(WaitTicket ticket, KeyLimits limits)
+    {
+        long[] costs;
+        if (ticket.Cost is { } cost)
+        {
+            costs = cost.For(limits);
+        }
+        else
+        {
+            if (ticket.Points < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, "A waiter must ask for at least 1 point.");
+            }
+
+            costs = new long[limits.Limits.Length];
+            costs[0] = ticket.Points;
+        }
+
+        long share = 0;
+        for (var i = 0; i < costs.Length; i++)
+        {
+            var spec = limits.Limits[i];
+            if (costs[i] < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ticket), costs[i], $"A waiter must not ask for a negative amount of '{spec.Name}'.");
+            }
+
+            if (costs[i] > spec.Points)
+            {
+                return (costs, 1, spec);
+            }
+
+            share = Math.Max(share, (long)Math.Ceiling((double)costs[i] * ShareUnit / spec.Points));
+        }
+
+        if (share == 0)
+        {
+            throw new ArgumentException("A waiter must ask for something of at least one limit.", nameof(ticket));
+        }
+
+        return (costs, share, null);
+    }
+
+    /// <summary>
+    /// The earliest a waiter's every cost can fit, from the mirror (an upper bound on Redis, so a lower
+    /// bound on the time): zero when the mirror has not seen the key's limits.
+    /// </summary>
+    private TimeSpan EarliestFit(KeyLimits limits, long[] costs)
+    {
+        var mirror = LimitSet.Mirror;
+        if (!mirror.Holds(limits))
+        {
+            return TimeSpan.Zero;
+        }
+
+        var now = mirror.StoreNowMs();
+        var earliest = TimeSpan.Zero;
+        for (var i = 0; i < costs.Length; i++)
+        {
+            if (costs[i] > 0 && costs[i] > mirror.UpperBound(i))
+            {
+                var wait = limits.Limits[i].RetryAfter(mirror.Values[i].EndMs, costs[i], now);
+                earliest = wait > earliest ? wait : earliest;
+            }
+        }
+
+        return earliest;
+    }
+
+    /// <summary>
+    /// One round of grants on a key with several limits: false when nothing more can be granted now
+    /// (the drain timer is set for when the first waiter can fit, or for a retry).
+    /// </summary>
+    private async Task<(bool More, int Round)> CostRoundAsync(FairWaitQueue queue, KeyLimits limits)
+    {
+        var mirror = LimitSet.Mirror;
+        var left = new long[limits.Limits.Length];
+        for (var i = 0; i < left.Length; i++)
+        {
+            // A limit the mirror has not seen: Redis decides (the round is sized by the other limits).
+            left[i] = mirror.Holds(limits) ? mirror.UpperBound(i) : limits.Limits[i].Points;
+        }
+
+        // Backfill only when every limit is a window: a bucket's later waiters would delay the first.
+        var backfill = limits.Limits.All(l => l.Algorithm == LimitAlgorithm.FixedWindow);
+        var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
+        var taken = queue.Take(w => Fits(w.Request.Costs!, left), w => Pay(w.Request.Costs!, left), round, backfill);
+        if (taken.Count == 0)
+        {
+            DrainAt(NextFit(queue, limits));
+            return (false, round);
+        }
+
+        CostOutcome[] outcomes;
+        try
+        {
+            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!))]));
+        }
+        catch (Exception ex)
+        {
+            queue.Return(taken);
+            LogDrainFailed(_logger, limits.StoreKey, taken.Count, ex.Message);
+            DrainAt(DrainRetry);
+            return (false, round);
+        }
+
+        var granted = new List<QueuedWaiter>(taken.Count);
+        var refused = new List<QueuedWaiter>();
+        for (var i = 0; i < taken.Count; i++)
+        {
+            if (outcomes[i].Decisions is not [0])
+            {
+                refused.Add(taken[i]);
+                continue;
+            }
+
+            granted.Add(taken[i]);
+            Answer(taken[i].Id, CostReply(WaitOutcome.Granted, WaitRejection.None, limits, outcomes[i], TimeSpan.Zero));
+        }
+
+        queue.Complete(granted);
+        queue.Return(refused);
+        if (refused.Count > 0)
+        {
+            // Redis held less than the mirror said (others spent): wait until the first can fit, by
+            // what Redis just answered (now in the mirror).
+            DrainAt(NextFit(queue, limits));
+            return (false, round);
+        }
+
+        return (true, round);
+    }
+
+    private static bool Fits(long[] costs, long[] left)
+    {
+        for (var i = 0; i < costs.Length; i++)
+        {
+            if (costs[i] > left[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static void Pay(long[] costs, long[] left)
+    {
+        for (var i = 0; i < costs.Length; i++)
+        {
+            left[i] -= costs[i];
+        }
+    }
+
+    /// <summary>When the first of the lines' heads can fit (at least a millisecond from now).</summary>
+    private TimeSpan NextFit(FairWaitQueue queue, KeyLimits limits)
+    {
+        var next = TimeSpan.MaxValue;
+        foreach (var head in queue.Heads())
+        {
+            var fit = EarliestFit(limits, head.Request.Costs!);
+            next = fit < next ? fit : next;
+        }
+
+        return next == TimeSpan.MaxValue ? DrainRetry : next;
+    }
+
+    /// <summary>A reply on a key with several limits: the limits as the grain knows them (for a grant, as Redis answered).</summary>
+    private WaitReply CostReply(WaitOutcome outcome, WaitRejection rejection, KeyLimits limits, CostOutcome? grant, TimeSpan earliest, string? reason = null, string? blockedBy = null)
+    {
+        var mirror = LimitSet.Mirror;
+        var values = grant is { Limits.Length: > 0 } ? grant.Limits
+            : mirror.Holds(limits) ? mirror.Values
+            : new LimitValue[limits.Limits.Length];
+        var states = LimitSetMirror.ToStates(limits, values);
+        var first = states.Length > 0 ? states[0] : null;
+        return new WaitReply(
+            outcome,
+            rejection,
+            reason,
+            first?.Remaining ?? 0,
+            grant is { Ends.Length: > 0 } ? DateTimeOffset.FromUnixTimeMilliseconds(grant.Ends[0]) : first?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(mirror.StoreNowMs()),
+            earliest,
+            states,
+            grant?.Ends,
+            grant?.NowMs ?? 0,
+            blockedBy);
+    }
+}
