@@ -31,6 +31,17 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:fair:KeyPrefix"] = "test:fair",
         ["RateLimiting:Providers:fair:Tenants:heavy:Weight"] = "2",
 
+        // The fair wait queue on a key with several limits: tokens refilling continuously, 600 per
+        // second (requests far from binding), and a window of output tokens for the reservation tests.
+        ["RateLimiting:Providers:fairllm:Points"] = "1000000",
+        ["RateLimiting:Providers:fairllm:Duration"] = "60",
+        ["RateLimiting:Providers:fairllm:KeyPrefix"] = "test:fairllm",
+        ["RateLimiting:Providers:fairllm:Limits:tokens:Points"] = "600",
+        ["RateLimiting:Providers:fairllm:Limits:tokens:Duration"] = "1",
+        ["RateLimiting:Providers:fairllm:Limits:tokens:Algorithm"] = "TokenBucket",
+        ["RateLimiting:Providers:fairllm:Limits:output:Points"] = "100",
+        ["RateLimiting:Providers:fairllm:Limits:output:Duration"] = "60",
+
         // An LLM provider as providers enforce it: requests per window and tokens refilling continuously
         // (100 per second); model keys with limits of their own, two sharing one pool.
         ["RateLimiting:Providers:llm:Points"] = "100",
