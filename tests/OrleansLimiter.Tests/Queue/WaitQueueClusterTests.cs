@@ -150,14 +150,18 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
-    public async Task KeyWithSeveralLimits_IsNotQueued_TheClientWaitsOnItsOwn()
+    public async Task KeyWithSeveralLimits_PointsAreQueued_AndPaidInRequests()
     {
         var key = TestKeys.Unique();
-        var reply = await Grain("llm", key).WaitAsync(new WaitTicket(RequestId.New(), "t", WaitPriority.Normal, 1, TimeSpan.FromSeconds(1)));
-        var acquired = await CreateClient("t").AcquireAsync("llm", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(1) });
+        var reply = await Grain("llm", key).WaitAsync(new WaitTicket(RequestId.New(), "t", WaitPriority.Normal, 3, TimeSpan.FromSeconds(1)));
+        var acquired = await CreateClient("t").AcquireAsync("llm", new AcquireOptions { Key = key, Points = 2, MaxWait = TimeSpan.FromSeconds(1) });
+        var limits = await Grain("llm", key).GetLimitsAsync();
 
-        Assert.Equal(WaitRejection.NotQueued, reply.Rejection);
+        Assert.Equal(WaitOutcome.Granted, reply.Outcome);
+        Assert.NotNull(reply.GrantEndsMs);
         Assert.True(acquired.IsGranted);
+        Assert.Equal(95, limits.Single(l => l.Name == LimitSpec.Requests).Remaining);
+        Assert.Equal(1000, limits.Single(l => l.Name == "tokens").Remaining);
     }
 
     /// <summary>
