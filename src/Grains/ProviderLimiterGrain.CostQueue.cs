@@ -114,10 +114,16 @@ public sealed partial class ProviderLimiterGrain
         CostOutcome[] outcomes;
         try
         {
-            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!))]));
+            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!, w.MayHaveRecord))]));
         }
         catch (Exception ex)
         {
+            // The call may have reached Redis: their records are looked up from now on.
+            foreach (var w in taken)
+            {
+                w.MayHaveRecord = true;
+            }
+
             queue.Return(taken);
             LogDrainFailed(_logger, limits.StoreKey, taken.Count, ex.Message);
             DrainAt(DrainRetry);

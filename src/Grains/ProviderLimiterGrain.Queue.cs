@@ -108,7 +108,7 @@ public sealed partial class ProviderLimiterGrain
             return await answered;
         }
 
-        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs);
+        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal);
         if (!_waiting.TryGetValue(ticket.Id, out var final))
         {
             // A renewal on a key with several limits needs no look-up: its grant goes through the
@@ -313,10 +313,16 @@ public sealed partial class ProviderLimiterGrain
                 StoreGrantReply reply;
                 try
                 {
-                    reply = await Enqueue(new GrantWaitersCommand([.. taken.Select(w => new StoreWaiter(w.Id, w.Cost))]));
+                    reply = await Enqueue(new GrantWaitersCommand([.. taken.Select(w => new StoreWaiter(w.Id, w.Cost, LookUp: w.MayHaveRecord))]));
                 }
                 catch (Exception ex)
                 {
+                    // The call may have reached Redis: their records are looked up from now on.
+                    foreach (var w in taken)
+                    {
+                        w.MayHaveRecord = true;
+                    }
+
                     queue.Return(taken);
                     LogDrainFailed(_logger, _window.StoreKey, taken.Count, ex.Message);
                     DrainAt(DrainRetry);

@@ -91,14 +91,14 @@ public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, 
 
 /// <summary>Grant queued waiters of a key with several limits, in the order given, each under its id.</summary>
 /// <param name="limits">The key's limits and hash.</param>
-/// <param name="waiters">Each waiter's id and cost per limit, in grant order.</param>
-public sealed class GrantCostWaitersCommand(KeyLimits limits, (RequestId Id, long[] Costs)[] waiters) : ProviderCommand<CostOutcome[]>
+/// <param name="waiters">Each waiter's id, cost per limit, and whether its record is looked up first (it may have been granted before), in grant order.</param>
+public sealed class GrantCostWaitersCommand(KeyLimits limits, (RequestId Id, long[] Costs, bool LookUp)[] waiters) : ProviderCommand<CostOutcome[]>
 {
     /// <summary>The key's limits and hash.</summary>
     public KeyLimits Limits { get; } = limits;
 
-    /// <summary>Each waiter's id and cost per limit, in grant order.</summary>
-    public (RequestId Id, long[] Costs)[] Waiters { get; } = waiters;
+    /// <summary>Each waiter's id, cost per limit, and whether its record is looked up first, in grant order.</summary>
+    public (RequestId Id, long[] Costs, bool LookUp)[] Waiters { get; } = waiters;
 }
 
 /// <summary>Settle a reservation.</summary>

@@ -10,6 +10,7 @@ public sealed class QueuedWaiter
         EnqueuedAt = enqueuedAt;
         LastRenewedAt = enqueuedAt;
         Deadline = deadline;
+        MayHaveRecord = request.MayHaveRecord;
     }
 
     /// <summary>What the caller asked.</summary>
@@ -46,4 +47,10 @@ public sealed class QueuedWaiter
     internal double StartTag { get; set; }
 
     internal LinkedListNode<QueuedWaiter>? Node { get; set; }
+
+    /// <summary>
+    /// Whether the store may hold a grant of it: it reached this activation as a renewal, or it was in
+    /// a store call that failed without an answer. Only then is its record looked up before a grant.
+    /// </summary>
+    public bool MayHaveRecord { get; internal set; }
 }

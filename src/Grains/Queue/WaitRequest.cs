@@ -11,4 +11,5 @@ namespace OrleansLimiter.Grains.Queue;
 /// </param>
 /// <param name="MaxWait">The longest the caller waits from now; null for no deadline.</param>
 /// <param name="Costs">On a key with several limits, the cost per limit (in the key's limit order); null otherwise.</param>
-public sealed record WaitRequest(RequestId Id, string Tenant, WaitPriority Priority, long Cost, TimeSpan? MaxWait, long[]? Costs = null);
+/// <param name="MayHaveRecord">It reached this activation as a renewal: it may have been granted by another, and its record is looked up before it is granted.</param>
+public sealed record WaitRequest(RequestId Id, string Tenant, WaitPriority Priority, long Cost, TimeSpan? MaxWait, long[]? Costs = null, bool MayHaveRecord = false);

@@ -170,7 +170,7 @@ public static class CostScripts
     /// window) or 'b' (token bucket), points, duration (ms); then per limit what the grain last saw of
     /// it (a window's end and remaining; a bucket's full-again instant in ms and 0; 0, 0 for nothing); then B; then per batch: id kind (0 none, 1
     /// first sending, 2 sent again, 3 a queued waiter: looked up first, told again only a grant, recorded
-    /// only when granted), id, n, then per limit the cost every one of the n requests pays, or
+    /// only when granted; 4 a queued waiter that cannot have a record: as 3 without the look-up), id, n, then per limit the cost every one of the n requests pays, or
     /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
     /// a batch whose requests all cost the same travels as L numbers, not n × L.
     /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
@@ -274,7 +274,7 @@ public static class CostScripts
             decisions[batch] = table.concat(mine)
             batchEnds[batch] = endsNow()
             replayed[batch] = '0'
-            if kind ~= '0' and (kind ~= '3' or decisions[batch] == '+') then
+            if kind ~= '0' and ((kind ~= '3' and kind ~= '4') or decisions[batch] == '+') then
               toRecord[#toRecord + 1] = id
               toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
             end

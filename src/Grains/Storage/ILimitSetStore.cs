@@ -81,7 +81,7 @@ public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<C
 /// <param name="Id">The batch's id (<see cref="RequestId.None"/>: not recorded).</param>
 /// <param name="Costs">Per request, its cost per limit.</param>
 /// <param name="Resent">Sent before: its record is looked up first.</param>
-/// <param name="Waiter">A queued waiter's grant: looked up first, told again only a grant, recorded only when granted.</param>
+/// <param name="Waiter">A queued waiter's grant: recorded only when granted; with <paramref name="Resent"/> looked up first and told again only a grant.</param>
 public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false, bool Waiter = false);
 
 /// <summary>One limit as the store reports it: what remains, and when it is whole again (Unix ms).</summary>

@@ -124,7 +124,11 @@ public sealed record StoreGrant(string Key, long Limit, long WindowMilliseconds,
 /// <param name="Id">Its request id (never <see cref="RequestId.None"/>): the grant is recorded under it.</param>
 /// <param name="Cost">Points it asks for.</param>
 /// <param name="LookUpOnly">True to learn only whether it was granted before (a renewal unknown to this activation), never granting it now.</param>
-public readonly record struct StoreWaiter(RequestId Id, long Cost, bool LookUpOnly = false);
+/// <param name="LookUp">
+/// Whether it may have been granted before (it was in a store call without an answer, or reached
+/// this activation as a renewal): only then is its record looked up before it is granted.
+/// </param>
+public readonly record struct StoreWaiter(RequestId Id, long Cost, bool LookUpOnly = false, bool LookUp = true);
 
 /// <summary>What the store did with one waiter.</summary>
 public enum WaiterGrant : byte

@@ -314,8 +314,9 @@ public static class LimiterScripts
     /// KEYS[1] the window hash (records as in <see cref="Consume"/>). ARGV[1] points per window;
     /// ARGV[2] window length (ms); ARGV[3] end (ms) of the window the caller holds, 0 for none;
     /// ARGV[4] points the caller believes remain in it; ARGV[5] record bucket length (ms); ARGV[6] N,
-    /// the number of waiters; then N triples in grant order: kind ('1' grant if it fits, '0' look up
-    /// only), id, cost.
+    /// the number of waiters; then N triples in grant order: kind ('2' look up, then grant if it fits;
+    /// '1' grant if it fits, for a waiter that cannot have a record; '0' look up only), id, cost.
+    /// A look-up is two HGETs: a waiter queued and sent once (the common case) skips them.
     /// Returns { remaining, window end ms, Redis now ms, decisions ('1' granted now, '2' granted
     /// before, '0' not granted; one per waiter), { window end per waiter: the current one, or for
     /// one granted before the one it was granted in }, repair note ('' when the hash was sound) }.
@@ -370,13 +371,13 @@ public static class LimiterScripts
           local kind = ARGV[7 + 3 * i]
           local id = ARGV[8 + 3 * i]
           local cost = tonumber(ARGV[9 + 3 * i])
-          local record = recorded(id)
+          local record = kind ~= '1' and recorded(id)
           local recordEnd = record and string.match(record, '^(%d+):%d+:1+$')
           if recordEnd then
             -- Granted before (its answer was lost, or it reached another activation): told again.
             decisions[#decisions + 1] = '2'
             ends[#ends + 1] = tonumber(recordEnd)
-          elseif kind == '1' and cost <= points then
+          elseif kind ~= '0' and cost <= points then
             points = points - cost
             spent = true
             decisions[#decisions + 1] = '1'

@@ -36,7 +36,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         for (var b = 0; b < same.Length; b++)
         {
             var batch = request.Batches[b];
-            args[a++] = batch.Id.IsNone ? 0 : batch.Waiter ? 3 : batch.Resent ? 2 : 1;
+            args[a++] = batch.Id.IsNone ? 0 : batch.Waiter ? (batch.Resent ? 3 : 4) : batch.Resent ? 2 : 1;
             args[a++] = batch.Id.IsNone ? string.Empty : batch.Id.ToString();
             args[a++] = batch.Costs.Length;
             foreach (var shared in same[b])

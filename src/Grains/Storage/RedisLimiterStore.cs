@@ -130,7 +130,7 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
                 throw new ArgumentException("Every waiter needs a request id: its grant is recorded under it.", nameof(request));
             }
 
-            args.Add(waiter.LookUpOnly ? 0 : 1);
+            args.Add(waiter.LookUpOnly ? 0 : waiter.LookUp ? 2 : 1);
             args.Add(waiter.Id.ToString());
             args.Add(waiter.Cost);
         }

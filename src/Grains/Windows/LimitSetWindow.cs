@@ -122,7 +122,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         {
             await SyncAsync();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Waiter: true))], mirror.Holds(limits) ? mirror.Values : null));
+                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true))], mirror.Holds(limits) ? mirror.Values : null));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
             command.Completion.TrySetResult([.. command.Waiters.Select((_, i) => new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]))]);
         }

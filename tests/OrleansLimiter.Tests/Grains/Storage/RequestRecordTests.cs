@@ -230,6 +230,24 @@ public sealed class RequestRecordTests(LimiterClusterFixture fixture)
     }
 
     /// <summary>Redis Cluster's key slot (CRC16/XMODEM of the key or its hash tag, mod 16384), as the cluster specification defines it.</summary>
+    [Fact]
+    public async Task GrantWaiters_AWaiterThatCannotHaveARecord_IsNotLookedUp_OneThatMay_IsToldItsGrantAgain()
+    {
+        // Queued and sent once (the common case): two HGETs saved per waiter. Sent before in a call
+        // without an answer: looked up, and a grant recorded then is told again, spending nothing.
+        var key = "ratelimit:ids:" + TestKeys.Unique();
+        var fresh = Enumerable.Range(0, 50).Select(_ => new StoreWaiter(RequestId.New(), 1, LookUp: false)).ToArray();
+        var before = await RedisServer.CommandStatsAsync(fixture.Connection);
+        var granted = await _store.GrantWaitersAsync(new StoreGrant(key, 100, 60_000, default, fresh));
+        var after = await RedisServer.CommandStatsAsync(fixture.Connection);
+        var again = await _store.GrantWaitersAsync(new StoreGrant(key, 100, 60_000, default, [fresh[0] with { LookUp = true }]));
+
+        Assert.All(granted.Decisions, d => Assert.Equal(WaiterGrant.Granted, d));
+        Assert.Equal(0, after.GetValueOrDefault("hget") - before.GetValueOrDefault("hget"));
+        Assert.Equal([WaiterGrant.GrantedBefore], again.Decisions);
+        Assert.Equal(50, again.Remaining);
+    }
+
     private static int KeySlot(string key)
     {
         var open = key.IndexOf('{', StringComparison.Ordinal);
