@@ -27,6 +27,9 @@ internal sealed class BenchHarness : IAsyncDisposable
     /// <summary>A provider far below demand: exactness.</summary>
     public const string ExactProvider = "exact";
 
+    /// <summary>A provider with a small, short window that callers waiting at the grain spend early: the fair queue.</summary>
+    public const string QueueProvider = "queue";
+
     private readonly List<SiloProcess> _silos = [];
     private RedisServer? _ownRedis;
     private IHost? _clientHost;
@@ -113,6 +116,8 @@ internal sealed class BenchHarness : IAsyncDisposable
             [$"RateLimiting:Providers:{TwoLimitProvider}:Limits:tokens:Algorithm"] = "TokenBucket",
             [$"RateLimiting:Providers:{ExactProvider}:Points"] = options.ExactPoints.ToString(CultureInfo.InvariantCulture),
             [$"RateLimiting:Providers:{ExactProvider}:Duration"] = options.ExactWindowSeconds.ToString(CultureInfo.InvariantCulture),
+            [$"RateLimiting:Providers:{QueueProvider}:Points"] = options.QueuePoints.ToString(CultureInfo.InvariantCulture),
+            [$"RateLimiting:Providers:{QueueProvider}:Duration"] = options.QueueWindowSeconds.ToString(CultureInfo.InvariantCulture),
         };
         for (var i = 0; i < options.Silos; i++)
         {

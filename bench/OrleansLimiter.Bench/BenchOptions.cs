@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long</c>.</summary>
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S</c>.</summary>
 internal sealed record BenchOptions
 {
     public int[] Levels { get; init; } = [1, 16, 64, 256];
@@ -20,6 +20,19 @@ internal sealed record BenchOptions
     public double ExactWindowSeconds { get; init; } = 2;
 
     public int ExactWindows { get; init; } = 3;
+
+    /// <summary>Callers waiting through AcquireAsync in the fair-queue run (one tenant; then split over three).</summary>
+    public int QueueCallers { get; init; } = 64;
+
+    public long QueuePoints { get; init; } = 100;
+
+    public double QueueWindowSeconds { get; init; } = 1;
+
+    /// <summary>Length of each of the two queue runs: about one measured return of capacity per window.</summary>
+    public double QueueSeconds { get; init; } = 22;
+
+    /// <summary>Only the fair-queue run (<c>--queue-only</c>): for looking into the queue alone.</summary>
+    public bool QueueOnly { get; init; }
 
     public string? RedisUrl { get; init; } = Environment.GetEnvironmentVariable("REDIS_URL");
 
@@ -41,14 +54,16 @@ internal sealed record BenchOptions
                 "--silos" => o with { Silos = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--redis" => o with { RedisUrl = Next() },
                 "--out" => o with { Output = Next() },
-                "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5 },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long"),
+                "--queue-only" => o with { QueueOnly = true },
+                "--queue-seconds" => o with { QueueSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5, QueueSeconds = 40 },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S"),
             };
         }
 
-        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1)
+        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0)
         {
-            throw new ArgumentException("levels, repeats, phase seconds and silos must be positive");
+            throw new ArgumentException("levels, repeats, phase seconds, queue seconds and silos must be positive");
         }
 
         return o;

@@ -18,6 +18,14 @@ var twoLimits = new Mode(Modes.LimiterTwoLimits, new LimiterRunner(harness.Limit
 var single = new Mode(Modes.LimiterWithoutClientCoalescing, LimiterRunner.WithoutClientCoalescing(harness.Grains).DecideAsync);
 
 var commands = new RedisCommandCounter(harness.Redis);
+if (options.QueueOnly)
+{
+    var queueOnly = await new QueueRun(harness.Limiter, harness.Redis, commands, harness.ServiceId).MeasureAsync(options);
+    Console.WriteLine();
+    Console.WriteLine(Report.Queue(options, queueOnly));
+    return queueOnly.All(q => q.Exact.Holds(options.QueuePoints)) ? 0 : 2;
+}
+
 var saturated = new SaturatedRun(commands, options.PhaseSeconds);
 Console.WriteLine("Warming up…");
 foreach (var mode in new[] { direct, noop, limiter, twoLimits, single })
@@ -31,8 +39,9 @@ var directMax = Stats.Median(results.Where(r => r.Mode == Modes.Direct && r.Call
 
 var (pacedLimiter, pacedDirect) = await new PacedLatencyRun(commands).MeasureAsync(options, limiterMax, directMax, limiter, direct);
 var exact = await ExactnessRun.MeasureAsync(harness.Limiter, options);
+var queue = await new QueueRun(harness.Limiter, harness.Redis, commands, harness.ServiceId).MeasureAsync(options);
 
-var report = Report.Build(results, options, limiterMax, directMax, pacedLimiter, pacedDirect, exact);
+var report = Report.Build(results, options, limiterMax, directMax, pacedLimiter, pacedDirect, exact, queue);
 Console.WriteLine();
 Console.WriteLine(report);
 if (options.Output is { } path)
@@ -41,4 +50,4 @@ if (options.Output is { } path)
     Console.WriteLine($"(written to {path})");
 }
 
-return exact.All(w => w.Granted <= options.ExactPoints) ? 0 : 2;
+return exact.All(w => w.Granted <= options.ExactPoints) && queue.All(q => q.Exact.Holds(options.QueuePoints)) ? 0 : 2;

@@ -8,7 +8,7 @@ internal static class Report
 {
     public static string Build(
         List<Measurement> results, BenchOptions options, double limiterMax, double directMax,
-        Measurement pacedLimiter, Measurement pacedDirect, List<ExactWindow> exact)
+        Measurement pacedLimiter, Measurement pacedDirect, List<ExactWindow> exact, List<QueueMeasurement> queue)
     {
         var points = options.ExactPoints;
         var sb = new StringBuilder();
@@ -42,6 +42,33 @@ internal static class Report
             sb.AppendLine(CultureInfo.InvariantCulture, $"| {end:HH:mm:ss.fff}{(complete ? string.Empty : " (cut by the end of the run)")} | {granted} | {points} | {Math.Max(0, granted - points)} | {100.0 * granted / points:0.00}% |");
         }
 
+        sb.AppendLine();
+        sb.Append(Queue(options, queue));
+        return sb.ToString();
+    }
+
+    /// <summary>The fair-queue run's figures.</summary>
+    public static string Queue(BenchOptions options, List<QueueMeasurement> queue)
+    {
+        var sb = new StringBuilder();
+        var points = options.QueuePoints;
+        sb.Append(CultureInfo.InvariantCulture, $"Fair queue ({options.QueueCallers} callers waiting through `AcquireAsync` in a closed loop, {points} points per {options.QueueWindowSeconds}s window, {options.QueueSeconds}s per run). ");
+        sb.Append("First grant: from a spent window's end (Redis's clock, as its grants report it) to the client receiving the next window's first grant (the client's clock; both read this machine's clock); ");
+        sb.AppendLine("Redis opened: when the next window's first grant reached Redis, from the same end.");
+        sb.AppendLine();
+        sb.AppendLine("| run | callers per tenant | grants/s | windows | first grant p50 / p99 / max ms | Redis opened p50 / max ms | Redis cmds/grant | store calls/grant | grants per tenant | Redis spent = told (last window) | most told in a window |");
+        sb.AppendLine("|---|---|---:|---:|---|---|---:|---:|---|---|---:|");
+        foreach (var q in queue)
+        {
+            var (p50, p99, max) = QueueRun.Percentiles(q.Returns.Select(r => r.FirstGrantAfterMs));
+            var (o50, _, oMax) = QueueRun.Percentiles(q.Returns.Select(r => r.OpenedAfterMs));
+            var spent = q.Exact.SpentInRedis is { } s ? $"{s} = {q.Exact.ToldInLastWindow}{(s == q.Exact.ToldInLastWindow ? string.Empty : " **(differs)**")}" : $"(not readable) / {q.Exact.ToldInLastWindow}";
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {q.Name} | {string.Join(" / ", q.CallersPerTenant)} | {q.GrantsPerSecond:0.0} | {q.Returns.Count} | {p50:0.0} / {p99:0.0} / {max:0.0} | {o50:0.0} / {oMax:0.0} | {q.CommandsPerGrant:0.000} | {q.StoreCallsPerGrant:0.000} | {string.Join(" / ", q.GrantedPerTenant)} | {spent} | {q.Exact.MostToldInAWindow} of {points} |");
+        }
+
+        var (a50, a99, aMax) = QueueRun.Percentiles(queue.SelectMany(q => q.Returns).Select(r => r.FirstGrantAfterMs));
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"First grant after capacity returns, both runs ({queue.Sum(q => q.Returns.Count)} windows): p50 {a50:0.0} ms, p99 **{a99:0.0} ms**, max {aMax:0.0} ms; windows over {QueueRun.GoalMs} ms: {queue.Sum(q => q.Returns.Count(r => r.FirstGrantAfterMs > QueueRun.GoalMs))}. Not granted within {options.QueueSeconds}s runs: {queue.Sum(q => q.NotGranted)}.");
         return sb.ToString();
     }
 
