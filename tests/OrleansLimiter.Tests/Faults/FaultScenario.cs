@@ -133,10 +133,17 @@ internal sealed partial class FaultScenario : IAsyncDisposable
     /// <summary>What <c>limiter status --json</c> says of a provider (through the cluster).</summary>
     public async Task<JsonNode> StatusAsync(string provider)
     {
+        // A new client under the load of three workers and two silos on two cores may need more than
+        // the CLI's 5 s to connect: it is asked up to three times.
         var status = await LimiterAsync("status --json");
+        for (var attempt = 2; attempt <= 3 && status.ExitCode != 0; attempt++)
+        {
+            status = await LimiterAsync("status --json");
+        }
+
         if (status.ExitCode != 0)
         {
-            throw new InvalidOperationException("limiter status failed: " + status.Stderr);
+            throw new InvalidOperationException("limiter status failed three times: " + status.Stderr);
         }
 
         return JsonNode.Parse(status.Stdout)!["providers"]!.AsArray().Single(p => (string?)p!["provider"] == provider)!;
