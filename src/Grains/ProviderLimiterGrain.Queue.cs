@@ -36,6 +36,7 @@ public sealed partial class ProviderLimiterGrain
     internal static readonly TimeSpan DrainRetry = TimeSpan.FromSeconds(1);
 
     private readonly Dictionary<RequestId, TaskCompletionSource<WaitReply>> _waiting = [];
+    private readonly GrantWaits _grantWaits = new();
     private FairWaitQueue? _waitQueue;
     private ProviderLimitOptions? _queueOptions;
     private RecentDecisions<WaitReply>? _waitAnswers;
@@ -200,6 +201,21 @@ public sealed partial class ProviderLimiterGrain
         return Reply(WaitOutcome.Cancelled, WaitRejection.None, null);
     }
 
+    /// <inheritdoc/>
+    public ValueTask<WaitQueueState> GetQueueAsync()
+    {
+        EnsureCanonical();
+        var snapshot = _waitQueue?.Snapshot();
+        var lines = snapshot?.Lines ?? [];
+        return ValueTask.FromResult(new WaitQueueState(
+            snapshot?.Depth ?? 0,
+            snapshot?.Cost ?? 0,
+            snapshot?.OldestWait ?? TimeSpan.Zero,
+            [.. lines.OrderByDescending(l => l.OldestWait).Take(WaitQueueState.MaxLines).Select(l => new WaitLineState(l.Tenant, l.Priority, l.Depth, l.Cost, l.OldestWait))],
+            Math.Max(0, lines.Count - WaitQueueState.MaxLines),
+            _grantWaits.Classes(snapshot)));
+    }
+
     /// <summary>After something that may have given capacity back (a reset): grant waiters now.</summary>
     private void WaitersMayProceed()
     {
@@ -340,6 +356,7 @@ public sealed partial class ProviderLimiterGrain
                     }
 
                     granted.Add(taken[i]);
+                    _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
                     Answer(taken[i].Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
                 }
 
@@ -407,6 +424,7 @@ public sealed partial class ProviderLimiterGrain
     {
         foreach (var waiter in queue.TakeTimedOut())
         {
+            _grantWaits.TimedOut(waiter.Priority);
             Answer(waiter.Id, Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
         }
     }

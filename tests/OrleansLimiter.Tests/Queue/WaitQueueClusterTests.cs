@@ -169,6 +169,57 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     /// windows; returns the grants per tenant of each whole window after the first (start-up), after
     /// checking that Redis spent exactly what was granted in the window it holds at the end.
     /// </summary>
+    [Fact]
+    public async Task Queue_IsVisible_PerTenantAndPriority_WithTheWaitsOfTheGranted()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+        WaitTicket[] tickets =
+        [
+            new(RequestId.New(), "team-a", WaitPriority.Normal, 10, MaxWait: null),
+            new(RequestId.New(), "team-a", WaitPriority.Normal, 20, MaxWait: null),
+            new(RequestId.New(), "team-b", WaitPriority.Batch, 10, MaxWait: null),
+            new(RequestId.New(), "team-c", WaitPriority.Interactive, 5, MaxWait: null),
+        ];
+
+        // Each call is held a poll interval and answered still waiting: the waiters stay queued.
+        var first = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t).AsTask()));
+        var waiting = await grain.GetQueueAsync();
+        output.WriteLine(waiting.ToJson().ToJsonString());
+
+        Assert.All(first, r => Assert.Equal(WaitOutcome.StillWaiting, r.Outcome));
+        Assert.Equal(4, waiting.Depth);
+        Assert.Equal(45, waiting.Points);
+        Assert.True(waiting.OldestWait >= TimeSpan.FromMilliseconds(900), $"held a poll interval (1 s), oldest {waiting.OldestWait}");
+        Assert.Equal(0, waiting.LinesOmitted);
+        Assert.Equal(
+            ["team-a/Normal/2/30", "team-b/Batch/1/10", "team-c/Interactive/1/5"],
+            waiting.Lines.Select(l => $"{l.Tenant}/{l.Priority}/{l.Depth}/{l.Points}").Order(StringComparer.Ordinal));
+        Assert.All(waiting.Lines, l => Assert.True(l.OldestWait > TimeSpan.Zero));
+        Assert.Equal(
+            ["Interactive/1/5/0", "Normal/2/30/0", "Batch/1/10/0"],
+            waiting.Classes.Select(c => $"{c.Priority}/{c.Depth}/{c.Points}/{c.Granted}"));
+
+        await grain.ResetAsync();
+        var granted = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t with { IsRenewal = true }).AsTask()));
+        var after = await grain.GetQueueAsync();
+        output.WriteLine(after.ToJson().ToJsonString());
+
+        Assert.All(granted, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
+        Assert.Equal(0, after.Depth);
+        Assert.Empty(after.Lines);
+        Assert.Equal(["Interactive/0/1/0", "Normal/0/2/0", "Batch/0/1/0"], after.Classes.Select(c => $"{c.Priority}/{c.Depth}/{c.Granted}/{c.TimedOut}"));
+        Assert.All(after.Classes, c =>
+        {
+            Assert.True(c.WaitP50 >= TimeSpan.FromMilliseconds(900), $"{c.Priority} waited at least the held call, p50 {c.WaitP50}");
+            Assert.True(c.WaitP99 >= c.WaitP50);
+        });
+        var json = after.ToJson();
+        Assert.Equal(2, (long?)json["byPriority"]!["Normal"]!["granted"]);
+        Assert.True((double?)json["byPriority"]!["Normal"]!["waitP99Ms"] >= 900);
+    }
+
     private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants)
     {
         var grants = new ConcurrentDictionary<(long WindowEnd, string Tenant), long>();
