@@ -32,6 +32,14 @@ public sealed partial class ProviderLimiterGrain
     /// </summary>
     internal static readonly TimeSpan RoundGap = TimeSpan.FromMilliseconds(3);
 
+    /// <summary>
+    /// Longest the next round waits for the tenants granted in the last one to be queued again.
+    /// Callers that work between grants (a scheduled call of 20 ms) are away longer than
+    /// <see cref="RoundGap"/>: rounds that went on without them would hand their share to tenants
+    /// with more callers. Bounded, since a tenant whose caller is done never comes back.
+    /// </summary>
+    internal static readonly TimeSpan RoundGapMax = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How soon a drain that could not reach Redis tries again.</summary>
     internal static readonly TimeSpan DrainRetry = TimeSpan.FromSeconds(1);
 
@@ -371,7 +379,7 @@ public sealed partial class ProviderLimiterGrain
 
                 if (round < MaxCostsPerStoreCall && queue.Count > 0)
                 {
-                    await Task.Delay(RoundGap, _time);
+                    await AwaitReturnAsync(queue, granted);
                 }
             }
         }
@@ -379,6 +387,17 @@ public sealed partial class ProviderLimiterGrain
         {
             _draining = false;
         }
+    }
+
+    /// <summary>Waits <see cref="RoundGap"/>, then until every tenant granted in the last round has a waiter queued again, at most <see cref="RoundGapMax"/> in all.</summary>
+    private async Task AwaitReturnAsync(FairWaitQueue queue, List<QueuedWaiter> granted)
+    {
+        var started = _time.GetTimestamp();
+        do
+        {
+            await Task.Delay(RoundGap, _time);
+        }
+        while (_time.GetElapsedTime(started) < RoundGapMax && granted.Exists(w => !queue.IsWaiting(w.Request.Tenant, w.Priority)));
     }
 
     /// <summary>Sets the drain timer <paramref name="due"/> from now (a little after: Redis's clock is estimated).</summary>

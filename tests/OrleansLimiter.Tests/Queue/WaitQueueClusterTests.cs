@@ -49,6 +49,24 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
+    public async Task ThreeTenantsWith4_8And32Callers_Working20MsBetweenGrants_EachGet28To39PercentOfEveryWindow()
+    {
+        // As the demo's scheduled calls: each caller is away 20 ms after a grant, longer than the
+        // gap between two rounds, so the next round waits for the tenants it would leave out.
+        var shares = await RunTenantsAsync(TestKeys.Unique(), TimeSpan.FromMilliseconds(20), ("four", 4), ("eight", 8), ("thirty-two", 32));
+
+        Assert.True(shares.Count >= 3, $"at least three whole windows measured (got {shares.Count})");
+        foreach (var window in shares)
+        {
+            Assert.Equal(FairPoints, window.Values.Sum());
+            foreach (var (tenant, granted) in window)
+            {
+                Assert.InRange(100.0 * granted / FairPoints, 28, 39);
+            }
+        }
+    }
+
+    [Fact]
     public async Task WeightsTwoOneOne_SharesFollowWithinFivePoints()
     {
         var shares = await RunTenantsAsync(TestKeys.Unique(), ("heavy", 8), ("light-a", 8), ("light-b", 8));
@@ -220,7 +238,10 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         Assert.True((double?)json["byPriority"]!["Normal"]!["waitP99Ms"] >= 900);
     }
 
-    private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants)
+    private Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants) =>
+        RunTenantsAsync(key, TimeSpan.Zero, tenants);
+
+    private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, TimeSpan work, params (string Tenant, int Callers)[] tenants)
     {
         var grants = new ConcurrentDictionary<(long WindowEnd, string Tenant), long>();
         var timedOut = 0;
@@ -237,6 +258,11 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
                     if (result.IsGranted)
                     {
                         grants.AddOrUpdate((result.Last.WindowEnd.ToUnixTimeMilliseconds(), t.Tenant), 1, (_, n) => n + 1);
+                        if (work > TimeSpan.Zero)
+                        {
+                            // The call the grant was for: the caller is away from the queue meanwhile.
+                            await Task.Delay(work);
+                        }
                     }
                     else
                     {
