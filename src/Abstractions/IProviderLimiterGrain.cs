@@ -64,6 +64,9 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// </summary>
     ValueTask<WaitReply> CancelWaitAsync(RequestId id);
 
+    /// <summary>The key's wait queue as it stands: depth and waits per tenant and class (nothing is read from the store).</summary>
+    ValueTask<WaitQueueState> GetQueueAsync();
+
     /// <summary>Every limit of the key as it stands (read from the store without consuming).</summary>
     ValueTask<LimitState[]> GetLimitsAsync();
 

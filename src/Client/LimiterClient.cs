@@ -67,7 +67,7 @@ internal sealed partial class LimiterClient(
         var (key, points) = (options.Key, options.Points);
         Validate(provider, key, points);
         var (longest, tenant, priority) = WaitSettings(options);
-        var measured = _metrics.StartWait(provider, key, points);
+        var measured = _metrics.StartWait(provider, key, points, priority);
         try
         {
             var started = time.GetTimestamp();
@@ -150,6 +150,19 @@ internal sealed partial class LimiterClient(
     /// no queue (local mode, a store without several limits): the caller then waits on its own.
     /// </summary>
     private async Task<GrainWait?> WaitAtGrainAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
+    {
+        _metrics.QueuedAtGrain(provider, first.Priority, +1);
+        try
+        {
+            return await WaitInQueueAsync(provider, key, first, wait, started, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _metrics.QueuedAtGrain(provider, first.Priority, -1);
+        }
+    }
+
+    private async Task<GrainWait?> WaitInQueueAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var id = first.Id;

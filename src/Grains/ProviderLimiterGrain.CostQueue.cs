@@ -141,6 +141,7 @@ public sealed partial class ProviderLimiterGrain
             }
 
             granted.Add(taken[i]);
+            _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
             Answer(taken[i].Id, CostReply(WaitOutcome.Granted, WaitRejection.None, limits, outcomes[i], TimeSpan.Zero));
         }
 

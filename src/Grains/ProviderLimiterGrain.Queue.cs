@@ -32,10 +32,19 @@ public sealed partial class ProviderLimiterGrain
     /// </summary>
     internal static readonly TimeSpan RoundGap = TimeSpan.FromMilliseconds(3);
 
+    /// <summary>
+    /// Longest the next round waits for the tenants granted in the last one to be queued again.
+    /// Callers that work between grants (a scheduled call of 20 ms) are away longer than
+    /// <see cref="RoundGap"/>: rounds that went on without them would hand their share to tenants
+    /// with more callers. Bounded, since a tenant whose caller is done never comes back.
+    /// </summary>
+    internal static readonly TimeSpan RoundGapMax = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How soon a drain that could not reach Redis tries again.</summary>
     internal static readonly TimeSpan DrainRetry = TimeSpan.FromSeconds(1);
 
     private readonly Dictionary<RequestId, TaskCompletionSource<WaitReply>> _waiting = [];
+    private readonly GrantWaits _grantWaits = new();
     private FairWaitQueue? _waitQueue;
     private ProviderLimitOptions? _queueOptions;
     private RecentDecisions<WaitReply>? _waitAnswers;
@@ -200,6 +209,21 @@ public sealed partial class ProviderLimiterGrain
         return Reply(WaitOutcome.Cancelled, WaitRejection.None, null);
     }
 
+    /// <inheritdoc/>
+    public ValueTask<WaitQueueState> GetQueueAsync()
+    {
+        EnsureCanonical();
+        var snapshot = _waitQueue?.Snapshot();
+        var lines = snapshot?.Lines ?? [];
+        return ValueTask.FromResult(new WaitQueueState(
+            snapshot?.Depth ?? 0,
+            snapshot?.Cost ?? 0,
+            snapshot?.OldestWait ?? TimeSpan.Zero,
+            [.. lines.OrderByDescending(l => l.OldestWait).Take(WaitQueueState.MaxLines).Select(l => new WaitLineState(l.Tenant, l.Priority, l.Depth, l.Cost, l.OldestWait))],
+            Math.Max(0, lines.Count - WaitQueueState.MaxLines),
+            _grantWaits.Classes(snapshot)));
+    }
+
     /// <summary>After something that may have given capacity back (a reset): grant waiters now.</summary>
     private void WaitersMayProceed()
     {
@@ -340,6 +364,7 @@ public sealed partial class ProviderLimiterGrain
                     }
 
                     granted.Add(taken[i]);
+                    _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
                     Answer(taken[i].Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
                 }
 
@@ -354,7 +379,7 @@ public sealed partial class ProviderLimiterGrain
 
                 if (round < MaxCostsPerStoreCall && queue.Count > 0)
                 {
-                    await Task.Delay(RoundGap, _time);
+                    await AwaitReturnAsync(queue, granted);
                 }
             }
         }
@@ -362,6 +387,17 @@ public sealed partial class ProviderLimiterGrain
         {
             _draining = false;
         }
+    }
+
+    /// <summary>Waits <see cref="RoundGap"/>, then until every tenant granted in the last round has a waiter queued again, at most <see cref="RoundGapMax"/> in all.</summary>
+    private async Task AwaitReturnAsync(FairWaitQueue queue, List<QueuedWaiter> granted)
+    {
+        var started = _time.GetTimestamp();
+        do
+        {
+            await Task.Delay(RoundGap, _time);
+        }
+        while (_time.GetElapsedTime(started) < RoundGapMax && granted.Exists(w => !queue.IsWaiting(w.Request.Tenant, w.Priority)));
     }
 
     /// <summary>Sets the drain timer <paramref name="due"/> from now (a little after: Redis's clock is estimated).</summary>
@@ -407,6 +443,7 @@ public sealed partial class ProviderLimiterGrain
     {
         foreach (var waiter in queue.TakeTimedOut())
         {
+            _grantWaits.TimedOut(waiter.Priority);
             Answer(waiter.Id, Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
         }
     }

@@ -5,7 +5,7 @@ using OrleansLimiter.Hosting;
 
 namespace OrleansLimiter.Silo;
 
-/// <summary>Adds what an operator wants beside the seed's keys: the silos in the cluster and each provider's window.</summary>
+/// <summary>Adds what an operator wants beside the seed's keys: the silos in the cluster and each provider's window and wait queue.</summary>
 internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonitor<RateLimitingOptions> options, SiloSecurity security) : ILimiterHealthContributor
 {
     public async Task ContributeAsync(JsonObject health, CancellationToken cancellationToken)
@@ -67,6 +67,9 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
                     ["store"] = state.Store,
                     ["silo"] = state.Silo,
                 };
+                // Who waits at the grain, per class and tenant, and how long the granted waited.
+                var queue = await grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider)).GetQueueAsync().AsTask().WaitAsync(cancellationToken);
+                providers[provider]!["queue"] = queue.ToJson();
                 var limits = await grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider)).GetLimitsAsync().AsTask().WaitAsync(cancellationToken);
                 if (limits.Length > 1 || limits is [{ Algorithm: not LimitAlgorithm.FixedWindow }])
                 {

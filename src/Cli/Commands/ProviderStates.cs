@@ -12,6 +12,10 @@ internal static class ProviderStates
         return await Task.WhenAll(providers.Select(p => c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(p.Provider, key)).GetStateAsync().AsTask()));
     }
 
+    /// <summary>Each provider key's wait queue, in the order of <paramref name="states"/>.</summary>
+    public static Task<WaitQueueState[]> ReadQueuesAsync(ClusterConnection c, LimiterState[] states) =>
+        Task.WhenAll(states.Select(s => c.Grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(s.Provider, s.Key)).GetQueueAsync().AsTask()));
+
     public static JsonObject ToJson(LimiterState s) => new()
     {
         ["provider"] = s.Provider,
@@ -40,6 +44,41 @@ internal static class ProviderStates
         ["remaining"] = l.Remaining,
         ["reset"] = l.Reset.ToString("O"),
     })]);
+
+    /// <summary>The windows, then what waits at each provider key: per class (queued, oldest, waits of the latest grants) and per tenant.</summary>
+    public static void Print(LimiterState[] states, WaitQueueState[] queues)
+    {
+        Print(states);
+        Console.WriteLine();
+        Console.WriteLine($"{"provider",-14} {"priority",-12} {"waiting",8} {"oldest",10} {"granted",10} {"timed out",10} {"wait p50",10} {"wait p99",10}");
+        for (var i = 0; i < states.Length; i++)
+        {
+            foreach (var c in queues[i].Classes)
+            {
+                Console.WriteLine($"{states[i].Provider,-14} {c.Priority,-12} {c.Depth,8:N0} {Ms(c.OldestWait),10} {c.Granted,10:N0} {c.TimedOut,10:N0} {Ms(c.WaitP50),10} {Ms(c.WaitP99),10}");
+            }
+        }
+
+        if (queues.Any(q => q.Lines.Length > 0))
+        {
+            Console.WriteLine();
+            Console.WriteLine($"{"provider",-14} {"tenant",-30} {"priority",-12} {"waiting",8} {"oldest",10}");
+            for (var i = 0; i < states.Length; i++)
+            {
+                foreach (var l in queues[i].Lines)
+                {
+                    Console.WriteLine($"{states[i].Provider,-14} {l.Tenant,-30} {l.Priority,-12} {l.Depth,8:N0} {Ms(l.OldestWait),10}");
+                }
+
+                if (queues[i].LinesOmitted > 0)
+                {
+                    Console.WriteLine($"{states[i].Provider,-14} (and {queues[i].LinesOmitted:N0} more tenant lines)");
+                }
+            }
+        }
+    }
+
+    private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture)} ms";
 
     public static void Print(LimiterState[] states)
     {

@@ -10,10 +10,11 @@ internal static class StatusCommand
     {
         var key = CommonOptions.Key();
         var json = CommonOptions.Json();
-        var command = new Command("status", "every provider: Redis key, window open or not, remaining / limit, window end, time left") { key, json };
+        var command = new Command("status", "every provider: Redis key, window open or not, remaining / limit, window end, time left; waiters queued per priority and tenant, and their waits") { key, json };
         command.SetConnectedAction(async (parse, c, _) =>
         {
             var states = await ProviderStates.ReadAsync(c, parse.GetRequiredValue(key));
+            var queues = await ProviderStates.ReadQueuesAsync(c, states);
             if (parse.GetValue(json))
             {
                 // Every limit of each provider key beside the seed's window (requests, tokens, …).
@@ -24,6 +25,7 @@ internal static class StatusCommand
                     {
                         var entry = ProviderStates.ToJson(s);
                         entry["limits"] = ProviderStates.LimitsJson(limits[i]);
+                        entry["queue"] = queues[i].ToJson();
                         return (JsonNode)entry;
                     }).ToArray()),
                 };
@@ -31,7 +33,7 @@ internal static class StatusCommand
                 return ExitCodes.Ok;
             }
 
-            ProviderStates.Print(states);
+            ProviderStates.Print(states, queues);
             return ExitCodes.Ok;
         });
         return command;

@@ -10,7 +10,7 @@ internal static class WatchCommand
         var key = CommonOptions.Key();
         var interval = CommonOptions.Number("--interval", "S", "seconds between refreshes", min: 0.1, defaultValue: 1);
         var count = CommonOptions.WholeNumber("--count", "N", "stop after N refreshes (default: until Ctrl-C)", min: 1, defaultValue: null);
-        var command = new Command("watch", "a live view of every provider's remaining points and refill, refreshed each interval") { key, interval, count };
+        var command = new Command("watch", "a live view of every provider's remaining points, refill and wait queue, refreshed each interval") { key, interval, count };
         command.SetConnectedAction(async (parse, c, cancel) =>
         {
             var k = parse.GetRequiredValue(key);
@@ -19,13 +19,14 @@ internal static class WatchCommand
             for (long i = 0; i < refreshes && !cancel.IsCancellationRequested; i++)
             {
                 var states = await ProviderStates.ReadAsync(c, k);
+                var queues = await ProviderStates.ReadQueuesAsync(c, states);
                 if (!Console.IsOutputRedirected)
                 {
                     Console.Write("\u001b[H\u001b[2J");
                 }
 
                 Console.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss}Z  {c.Target}  (Ctrl-C to stop)");
-                ProviderStates.Print(states);
+                ProviderStates.Print(states, queues);
                 if (i + 1 < refreshes)
                 {
                     await Task.Delay(every, cancel);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
@@ -26,6 +27,9 @@ public sealed class LimiterMetrics : IDisposable
     /// <summary>Up-down counter of scheduled work items waiting for a slot or a permit.</summary>
     public const string QueuedWorkName = "orleanslimiter.queued_work";
 
+    /// <summary>Up-down counter of this process's callers waiting in a provider key's queue at its grain, by provider and priority.</summary>
+    public const string QueuedWaitersName = "orleanslimiter.queued_waiters";
+
     /// <summary>Up-down counter of scheduled work items running.</summary>
     public const string RunningWorkName = "orleanslimiter.running_work";
 
@@ -34,6 +38,13 @@ public sealed class LimiterMetrics : IDisposable
 
     /// <summary>Tag: the limit that decided (<c>requests</c> for the one-number form; the blocking limit of a refused cost).</summary>
     public const string LimitTag = "orleanslimiter.limit";
+
+    /// <summary>
+    /// Tag on <see cref="WaitDurationName"/> and <see cref="QueuedWaitersName"/>: the caller's class
+    /// (<c>Interactive</c>, <c>Normal</c>, <c>Batch</c>). There is no tenant tag: tenants may be one
+    /// per API key or user, a series each; <c>/health</c> and <c>limiter status</c> show them.
+    /// </summary>
+    public const string PriorityTag = "orleanslimiter.priority";
 
     /// <summary>Tag: <c>granted</c>, <c>refused</c>, <c>timed_out</c>, <c>canceled</c> or <c>error</c>.</summary>
     public const string ResultTag = "orleanslimiter.result";
@@ -69,6 +80,7 @@ public sealed class LimiterMetrics : IDisposable
     private readonly Counter<long> _decisions;
     private readonly Histogram<double> _decisionDuration;
     private readonly Histogram<double> _waitDuration;
+    private readonly ConcurrentDictionary<(string Provider, WaitPriority Priority), long> _queuedWaiters = new();
 
     /// <summary>
     /// Creates the instruments on a meter from <paramref name="meterFactory"/> (so that they are scoped to
@@ -83,7 +95,12 @@ public sealed class LimiterMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
         _waitDuration = _meter.CreateHistogram<double>(WaitDurationName, "s", "Duration of a wait for a permit (AcquireAsync, and so ScheduleAsync).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] });
+        _meter.CreateObservableUpDownCounter(QueuedWaitersName, QueuedWaiters, "{waiter}", "This process's callers waiting in a provider key's queue at its grain.");
     }
+
+    /// <summary>One caller of <paramref name="provider"/> starts (+1) or stops (-1) waiting in a grain's queue.</summary>
+    internal void QueuedAtGrain(string provider, WaitPriority priority, int delta) =>
+        _queuedWaiters.AddOrUpdate((provider, priority), delta, (_, n) => n + delta);
 
     /// <summary>Reports the scheduler counters of <paramref name="stats"/> through observable up-down counters.</summary>
     internal void ObserveSchedulers(Func<IReadOnlyDictionary<string, SchedulerStats>> stats)
@@ -149,7 +166,7 @@ public sealed class LimiterMetrics : IDisposable
     }
 
     /// <summary>Starts measuring one AcquireAsync, with its span when something listens to the source.</summary>
-    internal WaitMeasurement StartWait(string provider, string key, long points)
+    internal WaitMeasurement StartWait(string provider, string key, long points, WaitPriority priority = WaitPriority.Normal)
     {
         var activity = ActivitySource.StartActivity("orleanslimiter.acquire", ActivityKind.Internal);
         if (activity is { IsAllDataRequested: true })
@@ -160,7 +177,7 @@ public sealed class LimiterMetrics : IDisposable
             activity.SetTag("orleanslimiter.points", points);
         }
 
-        return new WaitMeasurement(this, provider, Now(), activity);
+        return new WaitMeasurement(this, provider, priority, Now(), activity);
     }
 
     private async ValueTask<ConsumeResult> MeasureAsync(string provider, long started, Task<ConsumeResult> decision)
@@ -200,7 +217,7 @@ public sealed class LimiterMetrics : IDisposable
         DecisionTook(provider, result, started);
     }
 
-    private void Waited(string provider, string result, long started, Activity? activity, int attempts, Exception? error)
+    private void Waited(string provider, WaitPriority priority, string result, long started, Activity? activity, int attempts, Exception? error)
     {
         var tags = Tags(provider, LimitSpec.Requests, result, error);
         if (_decisions.Enabled)
@@ -210,6 +227,7 @@ public sealed class LimiterMetrics : IDisposable
 
         if (_waitDuration.Enabled)
         {
+            tags.Add(PriorityTag, priority.ToString());
             _waitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
         }
 
@@ -259,15 +277,18 @@ public sealed class LimiterMetrics : IDisposable
         return tags;
     }
 
+    private IEnumerable<Measurement<long>> QueuedWaiters() =>
+        _queuedWaiters.Select(p => new Measurement<long>(p.Value, new KeyValuePair<string, object?>(ProviderTag, p.Key.Provider), new KeyValuePair<string, object?>(PriorityTag, p.Key.Priority.ToString())));
+
     private static IEnumerable<Measurement<long>> ByProvider(IReadOnlyDictionary<string, SchedulerStats> stats, Func<SchedulerStats, long> value) =>
         stats.Select(p => new Measurement<long>(value(p.Value), new KeyValuePair<string, object?>(ProviderTag, p.Key)));
 
     /// <summary>One AcquireAsync being measured: its start, and its span if any.</summary>
-    internal readonly struct WaitMeasurement(LimiterMetrics metrics, string provider, long started, Activity? activity)
+    internal readonly struct WaitMeasurement(LimiterMetrics metrics, string provider, WaitPriority priority, long started, Activity? activity)
     {
         public void End(AcquireResult result) =>
-            metrics.Waited(provider, result.IsGranted ? Results.Granted : Results.TimedOut, started, activity, result.Attempts, null);
+            metrics.Waited(provider, priority, result.IsGranted ? Results.Granted : Results.TimedOut, started, activity, result.Attempts, null);
 
-        public void End(Exception error) => metrics.Waited(provider, ResultOf(error), started, activity, 0, error);
+        public void End(Exception error) => metrics.Waited(provider, priority, ResultOf(error), started, activity, 0, error);
     }
 }

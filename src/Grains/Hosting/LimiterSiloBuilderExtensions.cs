@@ -16,11 +16,16 @@ public static class LimiterSiloBuilderExtensions
     /// Adds the provider limiter with windows in Redis. The silo must also register a grain storage
     /// named <see cref="LimitsGrain.StorageName"/> for run-time limit changes. The options come from the
     /// <c>RateLimiting</c> section of <paramref name="configuration"/> and are validated at start-up.
+    /// Redis is connected while the silo starts, before any grain runs.
     /// </summary>
     public static ISiloBuilder AddOrleansLimiter(this ISiloBuilder builder, IConfiguration configuration, string redisConnectionString)
     {
+        ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(redisConnectionString);
-        return builder.AddOrleansLimiter(configuration, _ => ConnectRedis(redisConnectionString));
+
+        var redis = new LimiterRedisConnection(ConfigurationOptions.Parse(redisConnectionString));
+        builder.Services.TryAddSingleton(redis);
+        return builder.AddOrleansLimiter(configuration, _ => redis.Connection);
     }
 
     /// <summary>Adds the provider limiter with windows in Redis, through the given connection.</summary>
@@ -48,7 +53,13 @@ public static class LimiterSiloBuilderExtensions
     public static IConnectionMultiplexer ConnectRedis(string connectionString) => ConnectRedis(ConfigurationOptions.Parse(connectionString));
 
     /// <inheritdoc cref="ConnectRedis(string)"/>
-    public static IConnectionMultiplexer ConnectRedis(ConfigurationOptions config)
+    public static IConnectionMultiplexer ConnectRedis(ConfigurationOptions config) => ConnectionMultiplexer.Connect(ForLimiter(config));
+
+    /// <inheritdoc cref="ConnectRedis(string)"/>
+    internal static async Task<IConnectionMultiplexer> ConnectRedisAsync(ConfigurationOptions config) =>
+        await ConnectionMultiplexer.ConnectAsync(ForLimiter(config)).ConfigureAwait(false);
+
+    private static ConfigurationOptions ForLimiter(ConfigurationOptions config)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.AbortOnConnectFail = false;
@@ -61,7 +72,7 @@ public static class LimiterSiloBuilderExtensions
         config.ConnectTimeout = 2000;
         config.AsyncTimeout = 2000;
         config.SyncTimeout = 2000;
-        return ConnectionMultiplexer.Connect(config);
+        return config;
     }
 
     private static ISiloBuilder Register(ISiloBuilder builder, IConfiguration configuration, Action<IServiceCollection> addStore)
@@ -72,6 +83,7 @@ public static class LimiterSiloBuilderExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<EffectiveLimits>();
         addStore(builder.Services);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ILifecycleParticipant<ISiloLifecycle>, LimiterStoreStartup>());
         return builder;
     }
 }

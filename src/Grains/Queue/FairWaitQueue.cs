@@ -218,6 +218,9 @@ public sealed class FairWaitQueue
         }
     }
 
+    /// <summary>Whether <paramref name="tenant"/> has a waiter queued in class <paramref name="priority"/>.</summary>
+    public bool IsWaiting(string tenant, WaitPriority priority) => _classes[(int)priority].Lines.ContainsKey(tenant);
+
     /// <summary>Removes a queued waiter (its caller gave up); false when it is not queued (unknown, in flight, granted or timed out).</summary>
     public bool Cancel(RequestId id)
     {

@@ -87,6 +87,50 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Status_And_Watch_ShowTheQueue_PerPriorityAndTenant()
+    {
+        var key = TestKeys.Unique();
+        Assert.Equal(0, (await Limiter($"consume e2e --key {key} --points 50")).ExitCode);
+        // A 60 s window spent and a 90 s wait: the three callers are queued (reachable), not refused.
+        var load = Limiter($"load --provider e2e --key {key} --workers 3 --duration 1 --acquire --tenant cli-queue --priority Interactive --max-wait 90 --json");
+
+        JsonNode? queue = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && !load.IsCompleted)
+        {
+            var status = await Limiter($"status --key {key} --json");
+            Assert.Equal(0, status.ExitCode);
+            queue = JsonNode.Parse(status.Stdout)!["providers"]!.AsArray().Single(p => (string?)p!["provider"] == "e2e")!["queue"];
+            if ((int?)queue!["depth"] == 3)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        var watch = await Limiter($"watch --key {key} --count 1");
+        var text = await Limiter($"status --key {key}");
+        output.WriteLine(text.Stdout);
+        Assert.Equal(0, (await Limiter($"reset e2e --key {key}")).ExitCode);
+        Assert.Equal(0, (await load).ExitCode);
+
+        Assert.Equal(3, (int?)queue!["depth"]);
+        Assert.Equal(3, (int?)queue["byPriority"]!["Interactive"]!["depth"]);
+        Assert.True((double?)queue["byPriority"]!["Interactive"]!["oldestWaitMs"] > 0);
+        Assert.Equal(0, (int?)queue["byPriority"]!["Batch"]!["depth"]);
+        var line = Assert.Single(queue["byTenant"]!.AsArray())!;
+        Assert.Equal("cli-queue", (string?)line["tenant"]);
+        Assert.Equal(3, (int?)line["depth"]);
+        foreach (var shown in new[] { watch, text })
+        {
+            Assert.Equal(0, shown.ExitCode);
+            Assert.Matches(@"e2e\s+Interactive\s+3\s", shown.Stdout);
+            Assert.Matches(@"e2e\s+cli-queue\s+Interactive\s+3\s", shown.Stdout);
+        }
+    }
+
+    [Fact]
     public async Task Limits_SetListClear()
     {
         try

@@ -69,6 +69,13 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // Two silos, their client and the tests' callers share this process's thread pool, beside
+        // the test host's own thread blocked in a socket poll. On two busy cores the pool kept only a
+        // few threads and left queued work unrun for up to a second while its threads slept, so a
+        // fair queue test lost half a window's grants; real silos run one per process.
+        ThreadPool.GetMinThreads(out var workers, out var completions);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), completions);
+
         Redis = await RedisServer.StartAsync();
         Connection = await Redis.ConnectAsync();
         Cluster = await LimiterTestCluster.DeployAsync<SiloConfigurator>(2, "limiter-tests-", new Dictionary<string, string?>(Providers)

@@ -49,6 +49,24 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
+    public async Task ThreeTenantsWith4_8And32Callers_Working20MsBetweenGrants_EachGet28To39PercentOfEveryWindow()
+    {
+        // As the demo's scheduled calls: each caller is away 20 ms after a grant, longer than the
+        // gap between two rounds, so the next round waits for the tenants it would leave out.
+        var shares = await RunTenantsAsync(TestKeys.Unique(), TimeSpan.FromMilliseconds(20), ("four", 4), ("eight", 8), ("thirty-two", 32));
+
+        Assert.True(shares.Count >= 3, $"at least three whole windows measured (got {shares.Count})");
+        foreach (var window in shares)
+        {
+            Assert.Equal(FairPoints, window.Values.Sum());
+            foreach (var (tenant, granted) in window)
+            {
+                Assert.InRange(100.0 * granted / FairPoints, 28, 39);
+            }
+        }
+    }
+
+    [Fact]
     public async Task WeightsTwoOneOne_SharesFollowWithinFivePoints()
     {
         var shares = await RunTenantsAsync(TestKeys.Unique(), ("heavy", 8), ("light-a", 8), ("light-b", 8));
@@ -164,14 +182,69 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         Assert.Equal(1000, limits.Single(l => l.Name == "tokens").Remaining);
     }
 
+    [Fact]
+    public async Task Queue_IsVisible_PerTenantAndPriority_WithTheWaitsOfTheGranted()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+        WaitTicket[] tickets =
+        [
+            new(RequestId.New(), "team-a", WaitPriority.Normal, 10, MaxWait: null),
+            new(RequestId.New(), "team-a", WaitPriority.Normal, 20, MaxWait: null),
+            new(RequestId.New(), "team-b", WaitPriority.Batch, 10, MaxWait: null),
+            new(RequestId.New(), "team-c", WaitPriority.Interactive, 5, MaxWait: null),
+        ];
+
+        // Each call is held a poll interval and answered still waiting: the waiters stay queued.
+        var first = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t).AsTask()));
+        var waiting = await grain.GetQueueAsync();
+        output.WriteLine(waiting.ToJson().ToJsonString());
+
+        Assert.All(first, r => Assert.Equal(WaitOutcome.StillWaiting, r.Outcome));
+        Assert.Equal(4, waiting.Depth);
+        Assert.Equal(45, waiting.Points);
+        Assert.True(waiting.OldestWait >= TimeSpan.FromMilliseconds(900), $"held a poll interval (1 s), oldest {waiting.OldestWait}");
+        Assert.Equal(0, waiting.LinesOmitted);
+        Assert.Equal(
+            ["team-a/Normal/2/30", "team-b/Batch/1/10", "team-c/Interactive/1/5"],
+            waiting.Lines.Select(l => $"{l.Tenant}/{l.Priority}/{l.Depth}/{l.Points}").Order(StringComparer.Ordinal));
+        Assert.All(waiting.Lines, l => Assert.True(l.OldestWait > TimeSpan.Zero));
+        Assert.Equal(
+            ["Interactive/1/5/0", "Normal/2/30/0", "Batch/1/10/0"],
+            waiting.Classes.Select(c => $"{c.Priority}/{c.Depth}/{c.Points}/{c.Granted}"));
+
+        await grain.ResetAsync();
+        var granted = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t with { IsRenewal = true }).AsTask()));
+        var after = await grain.GetQueueAsync();
+        output.WriteLine(after.ToJson().ToJsonString());
+
+        Assert.All(granted, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
+        Assert.Equal(0, after.Depth);
+        Assert.Empty(after.Lines);
+        Assert.Equal(["Interactive/0/1/0", "Normal/0/2/0", "Batch/0/1/0"], after.Classes.Select(c => $"{c.Priority}/{c.Depth}/{c.Granted}/{c.TimedOut}"));
+        Assert.All(after.Classes, c =>
+        {
+            Assert.True(c.WaitP50 >= TimeSpan.FromMilliseconds(900), $"{c.Priority} waited at least the held call, p50 {c.WaitP50}");
+            Assert.True(c.WaitP99 >= c.WaitP50);
+        });
+        var json = after.ToJson();
+        Assert.Equal(2, (long?)json["byPriority"]!["Normal"]!["granted"]);
+        Assert.True((double?)json["byPriority"]!["Normal"]!["waitP99Ms"] >= 900);
+    }
+
+    private Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants) =>
+        RunTenantsAsync(key, TimeSpan.Zero, tenants);
+
     /// <summary>
     /// Tenants whose callers each wait for 1 point after another through AcquireAsync, for five
     /// windows; returns the grants per tenant of each whole window after the first (start-up), after
     /// checking that Redis spent exactly what was granted in the window it holds at the end.
     /// </summary>
-    private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants)
+    private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, TimeSpan work, params (string Tenant, int Callers)[] tenants)
     {
         var grants = new ConcurrentDictionary<(long WindowEnd, string Tenant), long>();
+        var firstGrant = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var timedOut = 0;
         using var stop = new CancellationTokenSource();
         var callers = tenants.SelectMany(t =>
@@ -186,6 +259,12 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
                     if (result.IsGranted)
                     {
                         grants.AddOrUpdate((result.Last.WindowEnd.ToUnixTimeMilliseconds(), t.Tenant), 1, (_, n) => n + 1);
+                        firstGrant.TrySetResult();
+                        if (work > TimeSpan.Zero)
+                        {
+                            // The call the grant was for: the caller is away from the queue meanwhile.
+                            await Task.Delay(work);
+                        }
                     }
                     else
                     {
@@ -195,9 +274,16 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
             }));
         }).ToArray();
 
-        await Task.Delay(TimeSpan.FromSeconds(10.5));
+        // Five windows from the first grant, however long the callers took to reach the grain.
+        var started = await Task.WhenAny(firstGrant.Task, Task.Delay(TimeSpan.FromSeconds(10))) == firstGrant.Task;
+        if (started)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(10.5));
+        }
+
         await stop.CancelAsync();
         await Task.WhenAll(callers);
+        Assert.True(started, "a first grant within 10 s");
 
         var windows = grants.Keys.Select(k => k.WindowEnd).Distinct().Order().ToList();
         var hash = (await fixture.Db.HashGetAllAsync("test:fair:" + key)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));

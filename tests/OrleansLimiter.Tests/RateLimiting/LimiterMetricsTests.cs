@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Client;
+using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.Client.Diagnostics;
 
@@ -124,5 +125,63 @@ public sealed class LimiterMetricsTests : IDisposable
         running.Clear();
         running.RecordObservableInstruments();
         Assert.Equal(0, Assert.Single(running.GetMeasurementSnapshot()).Value);
+    }
+}
+
+/// <summary>The meter's view of waiting at the grain, on the two-silo cluster and real Redis.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class LimiterMetricsClusterTests(LimiterClusterFixture fixture)
+{
+    [Fact]
+    public async Task WaitersQueuedAtTheGrain_AndTheirWaits_AreReportedPerProviderAndPriority_WithoutTenants()
+    {
+        var services = new ServiceCollection().AddLogging().AddMetrics();
+        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
+        services.AddOrleansLimiterClient(configure: o => o.Tenant = "tenant-" + Guid.NewGuid().ToString("N"));
+        await using var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<ILimiterClient>();
+        var meters = provider.GetRequiredService<IMeterFactory>();
+        using var queued = new MetricCollector<long>(meters, LimiterMetrics.Name, LimiterMetrics.QueuedWaitersName);
+        using var waits = new MetricCollector<double>(meters, LimiterMetrics.Name, LimiterMetrics.WaitDurationName);
+        var key = TestKeys.Unique();
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("tiny", key));
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+
+        var acquire = client.AcquireAsync("tiny", new AcquireOptions { Key = key, Points = 10, Priority = WaitPriority.Batch, MaxWait = TimeSpan.FromSeconds(90) });
+        var depth = await QueuedAsync(queued, WaitPriority.Batch, until: 1);
+        await grain.ResetAsync();
+        var result = await acquire.WaitAsync(TimeSpan.FromSeconds(10));
+        var after = await QueuedAsync(queued, WaitPriority.Batch, until: 0);
+
+        Assert.Equal(1, depth);
+        Assert.True(result.IsGranted);
+        Assert.Equal(0, after);
+        var wait = Assert.Single(waits.GetMeasurementSnapshot());
+        Assert.Equal("Batch", wait.Tags[LimiterMetrics.PriorityTag]);
+        Assert.Equal(LimiterMetrics.Results.Granted, wait.Tags[LimiterMetrics.ResultTag]);
+        Assert.DoesNotContain(wait.Tags.Values, v => v is string s && s.StartsWith("tenant-", StringComparison.Ordinal));
+        Assert.All(queued.GetMeasurementSnapshot(), m => Assert.Equal([LimiterMetrics.PriorityTag, LimiterMetrics.ProviderTag], m.Tags.Keys.Order(StringComparer.Ordinal)));
+    }
+
+    /// <summary>Observes the up-down counter until it reads <paramref name="until"/> (the client queues and leaves asynchronously), at most 10 s.</summary>
+    private static async Task<long?> QueuedAsync(MetricCollector<long> queued, WaitPriority priority, long until)
+    {
+        long? last = null;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            queued.Clear();
+            queued.RecordObservableInstruments();
+            last = queued.GetMeasurementSnapshot()
+                .SingleOrDefault(m => m.ContainsTags(new KeyValuePair<string, object?>(LimiterMetrics.ProviderTag, "tiny"), new KeyValuePair<string, object?>(LimiterMetrics.PriorityTag, priority.ToString())))?.Value;
+            if (last == until)
+            {
+                return last;
+            }
+
+            await Task.Delay(20);
+        }
+
+        return last;
     }
 }

@@ -37,6 +37,54 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Health_ShowsTheQueue_PerPriorityAndTenant_AndTheWaitsOfTheGranted()
+    {
+        // anthropic's global key is this test's alone in the process cluster: spend its window, then
+        // two callers of one tenant wait in its queue (a 60 s window, a 90 s wait: reachable, so queued).
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume anthropic --points 50000 --json", fixture.ClientEnvironment);
+        Assert.Equal(0, consume.ExitCode);
+        var load = ProcessRunner.RunAsync(RepoPaths.CliDll, "load --provider anthropic --workers 2 --duration 1 --acquire --tenant health-queue --priority Batch --max-wait 90 --json", fixture.ClientEnvironment);
+
+        JsonNode? queue = null;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && !load.IsCompleted)
+        {
+            var health = JsonNode.Parse(await Http.GetStringAsync(new Uri(fixture.Silos[0].BaseAddress, "/health")))!;
+            Assert.Empty(SeedContract.ShapeDifferences(JsonNode.Parse(SeedContract.HealthExample)!, health));
+            queue = health["providers"]!["anthropic"]!["queue"];
+            if ((int?)queue!["depth"] == 2)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        var reset = await ProcessRunner.RunAsync(RepoPaths.CliDll, "reset anthropic", fixture.ClientEnvironment);
+        var loaded = await load;
+        var after = JsonNode.Parse(await Http.GetStringAsync(new Uri(fixture.Silos[1].BaseAddress, "/health")))!["providers"]!["anthropic"]!["queue"]!;
+
+        Assert.Equal(0, reset.ExitCode);
+        Assert.Equal(0, loaded.ExitCode);
+        Assert.Equal(2, (int?)queue!["depth"]);
+        Assert.Equal(2, (long?)queue["points"]);
+        Assert.Equal(2, (int?)queue["byPriority"]!["Batch"]!["depth"]);
+        Assert.Equal(0, (int?)queue["byPriority"]!["Interactive"]!["depth"]);
+        var line = Assert.Single(queue["byTenant"]!.AsArray())!;
+        Assert.Equal("health-queue", (string?)line["tenant"]);
+        Assert.Equal("Batch", (string?)line["priority"]);
+        Assert.Equal(2, (int?)line["depth"]);
+        Assert.True((double?)line["oldestWaitMs"] > 0);
+        Assert.Equal(0, (int?)queue["tenantsOmitted"]);
+
+        // Asked of the other silo: the grain's figures, wherever the grain lives.
+        Assert.Equal(0, (int?)after["depth"]);
+        Assert.True((long?)after["byPriority"]!["Batch"]!["granted"] >= 2);
+        Assert.True((double?)after["byPriority"]!["Batch"]!["waitP99Ms"] > 0);
+        Assert.True((double?)after["byPriority"]!["Batch"]!["waitP99Ms"] >= (double?)after["byPriority"]!["Batch"]!["waitP50Ms"]);
+    }
+
+    [Fact]
     public async Task LocalMode_Health_HasSeedKeysAndTypes_AndSaysLocal()
     {
         await using var silo = SiloProcess.Start("local", new Dictionary<string, string> { ["Logging:LogLevel:Default"] = "Warning" });
