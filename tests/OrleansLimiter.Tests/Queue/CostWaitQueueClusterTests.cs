@@ -78,7 +78,10 @@ public sealed class CostWaitQueueClusterTests(LimiterClusterFixture fixture, ITe
         var fullAgainMs = limits.Single(l => l.Name == "tokens").Reset.ToUnixTimeMilliseconds();
         var spentByRedis = (fullAgainMs - start) / 16.667;
         output.WriteLine($"Redis's bucket full again {fullAgainMs - start} ms after it was created: {spentByRedis:0.00} grants' worth; told granted {all.Length}");
-        Assert.InRange(spentByRedis, all.Length - 0.2, all.Length + 0.2);
+        // Never less than told (that would be an over-grant), and not one whole grant more (a grant
+        // Redis made that nobody was told of moves it by whole grants). A stall of the test host long
+        // enough for the bucket to fill up again moves it by a part of one.
+        Assert.InRange(spentByRedis, all.Length - 0.2, all.Length + 0.9);
     }
 
     [Fact]
