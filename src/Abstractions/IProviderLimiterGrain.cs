@@ -67,6 +67,14 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <summary>The key's wait queue as it stands: depth and waits per tenant and class (nothing is read from the store).</summary>
     ValueTask<WaitQueueState> GetQueueAsync();
 
+    /// <summary>
+    /// The grain as the Orleans Dashboard's grain view shows it (Grain State; type
+    /// <c>OrleansLimiter.Grains.ProviderLimiterGrain</c>, id <c>{provider}/{key}</c>): the key's limits as
+    /// the grain last saw them and its wait queue, without a store call. Named <c>GetState</c> and
+    /// returning a <see cref="Task{TResult}"/> because that is what the dashboard calls.
+    /// </summary>
+    Task<ProviderGrainView> GetState();
+
     /// <summary>Every limit of the key as it stands (read from the store without consuming).</summary>
     ValueTask<LimitState[]> GetLimitsAsync();
 

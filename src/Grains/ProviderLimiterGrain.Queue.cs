@@ -210,6 +210,17 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <inheritdoc/>
+    public async Task<ProviderGrainView> GetState()
+    {
+        var keyLimits = KeyLimitsNow();
+        LimitState[] limits = keyLimits.IsSeedOnly
+            ? _mirror.IsValid ? [keyLimits.Limits[0].State(_mirror.Remaining, _mirror.WindowEndMs)] : []
+            : _limitSet is { } set && set.Mirror.Holds(keyLimits) ? set.Mirror.States() : [];
+        var alone = _mirror.InOutage || (_limitSet?.Outage.HasWriteBack ?? false);
+        return new ProviderGrainView(_provider, _key, limits, alone, await GetQueueAsync());
+    }
+
+    /// <inheritdoc/>
     public ValueTask<WaitQueueState> GetQueueAsync()
     {
         EnsureCanonical();

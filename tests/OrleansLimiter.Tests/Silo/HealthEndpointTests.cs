@@ -60,12 +60,22 @@ public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
             await Task.Delay(100);
         }
 
+        // The dashboard's grain view (Grain State) shows the same queue, and the spent window.
+        // (The dashboard answers its JSON document as a JSON string.)
+        var answer = JsonNode.Parse(await Http.GetStringAsync(new Uri(fixture.Silos[1].BaseAddress,
+            "/dashboard/GrainState?grainType=OrleansLimiter.Grains.ProviderLimiterGrain&grainId=" + Uri.EscapeDataString("anthropic/global"))))!;
+        var view = answer is JsonValue text ? JsonNode.Parse(text.GetValue<string>())! : answer;
+        var state = view["GetState"] ?? throw new InvalidOperationException("no grain state in the dashboard's answer: " + view.ToJsonString());
+
         var reset = await ProcessRunner.RunAsync(RepoPaths.CliDll, "reset anthropic", fixture.ClientEnvironment);
         var loaded = await load;
         var after = JsonNode.Parse(await Http.GetStringAsync(new Uri(fixture.Silos[1].BaseAddress, "/health")))!["providers"]!["anthropic"]!["queue"]!;
 
         Assert.Equal(0, reset.ExitCode);
         Assert.Equal(0, loaded.ExitCode);
+        Assert.Equal("anthropic", (string?)state["Provider"]);
+        Assert.Equal(2, (int?)state["Queue"]!["Depth"]);
+        Assert.Equal(0, (long?)state["Limits"]![0]!["Remaining"]);
         Assert.Equal(2, (int?)queue!["depth"]);
         Assert.Equal(2, (long?)queue["points"]);
         Assert.Equal(2, (int?)queue["byPriority"]!["Batch"]!["depth"]);
