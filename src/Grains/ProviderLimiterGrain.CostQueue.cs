@@ -91,7 +91,7 @@ public sealed partial class ProviderLimiterGrain
     /// One round of grants on a key with several limits: false when nothing more can be granted now
     /// (the drain timer is set for when the first waiter can fit, or for a retry).
     /// </summary>
-    private async Task<(bool More, int Round)> CostRoundAsync(FairWaitQueue queue, KeyLimits limits)
+    private async Task<(bool More, int Round, List<QueuedWaiter> Granted)> CostRoundAsync(FairWaitQueue queue, KeyLimits limits)
     {
         var mirror = LimitSet.Mirror;
         var left = new long[limits.Limits.Length];
@@ -108,7 +108,7 @@ public sealed partial class ProviderLimiterGrain
         if (taken.Count == 0)
         {
             DrainAt(NextFit(queue, limits));
-            return (false, round);
+            return (false, round, []);
         }
 
         CostOutcome[] outcomes;
@@ -127,7 +127,7 @@ public sealed partial class ProviderLimiterGrain
             queue.Return(taken);
             LogDrainFailed(_logger, limits.StoreKey, taken.Count, ex.Message);
             DrainAt(DrainRetry);
-            return (false, round);
+            return (false, round, []);
         }
 
         var granted = new List<QueuedWaiter>(taken.Count);
@@ -152,10 +152,10 @@ public sealed partial class ProviderLimiterGrain
             // Redis held less than the mirror said (others spent): wait until the first can fit, by
             // what Redis just answered (now in the mirror).
             DrainAt(NextFit(queue, limits));
-            return (false, round);
+            return (false, round, []);
         }
 
-        return (true, round);
+        return (true, round, granted);
     }
 
     private static bool Fits(long[] costs, long[] left)

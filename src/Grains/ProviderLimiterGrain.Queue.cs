@@ -322,7 +322,7 @@ public sealed partial class ProviderLimiterGrain
                 var (_, limits) = _limits.Resolve(_provider);
                 if (KeyLimitsNow() is { IsSeedOnly: false } keyLimits)
                 {
-                    var (more, costRound) = await CostRoundAsync(queue, keyLimits);
+                    var (more, costRound, costGranted) = await CostRoundAsync(queue, keyLimits);
                     if (!more)
                     {
                         return;
@@ -330,7 +330,7 @@ public sealed partial class ProviderLimiterGrain
 
                     if (costRound < MaxCostsPerStoreCall && queue.Count > 0)
                     {
-                        await Task.Delay(RoundGap, _time);
+                        await AwaitReturnAsync(queue, costGranted);
                     }
 
                     continue;
