@@ -32,6 +32,18 @@ public static class LimiterScripts
         """;
 
     /// <summary>
+    /// The window hash's two fields as <c>fields</c>; expects <c>key</c> to be set. <c>pcall</c> turns a
+    /// key of another type into a clear error (the scripts' own code) instead of an aborted script.
+    /// </summary>
+    internal const string ReadWindow = """
+        local fields = redis.pcall('HMGET', key, 'points', 'expire')
+        if fields['err'] then
+          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
+        end
+
+        """;
+
+    /// <summary>
     /// Request records, shared by the scripts that decide under request ids; expects <c>key</c> (the
     /// window hash), <c>now</c> and <c>bucket</c> (the record bucket length, ms) to be set.
     /// </summary>
@@ -89,11 +101,7 @@ public static class LimiterScripts
         """ + Records + """
         local toRecord = {}
 
-        -- pcall turns a key of another type into a clear error instead of an aborted script.
-        local fields = redis.pcall('HMGET', key, 'points', 'expire')
-        if fields['err'] then
-          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
-        end
+        """ + ReadWindow + """
 
         local points = finite(fields[1])
         local expire = finite(fields[2])
@@ -265,11 +273,7 @@ public static class LimiterScripts
         local granted = tonumber(ARGV[4])
         local grantEnd = tonumber(ARGV[5])
 
-        """ + Records + """
-        local fields = redis.pcall('HMGET', key, 'points', 'expire')
-        if fields['err'] then
-          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
-        end
+        """ + Records + ReadWindow + """
         local points = finite(fields[1])
         local expire = finite(fields[2])
         local open = points ~= nil and expire ~= nil and expire > now and points >= 0 and points <= limit
@@ -330,11 +334,7 @@ public static class LimiterScripts
         local bucket = tonumber(ARGV[5])
         local n = tonumber(ARGV[6])
 
-        """ + Records + """
-        local fields = redis.pcall('HMGET', key, 'points', 'expire')
-        if fields['err'] then
-          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
-        end
+        """ + Records + ReadWindow + """
 
         local points = finite(fields[1])
         local expire = finite(fields[2])
@@ -407,10 +407,7 @@ public static class LimiterScripts
     /// </summary>
     public const string Read = Prelude + """
         local key = KEYS[1]
-        local fields = redis.pcall('HMGET', key, 'points', 'expire')
-        if fields['err'] then
-          return redis.error_reply('LIMITER_WRONGTYPE ' .. key .. ' holds another type than a hash')
-        end
+        """ + ReadWindow + """
         if fields[1] == false and fields[2] == false then
           return { 0, -1, -1, now }
         end

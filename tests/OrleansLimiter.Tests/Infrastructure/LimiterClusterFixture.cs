@@ -1,3 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrleansLimiter.Client;
+using OrleansLimiter.Client.Hosting;
 using Orleans.TestingHost;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;
@@ -82,6 +85,15 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         {
             ["Test:Redis"] = Redis.ConnectionString,
         });
+    }
+
+    /// <summary>A limiter client of this cluster whose waits belong to <paramref name="tenant"/>, as a worker process's would.</summary>
+    public ILimiterClient CreateClient(string tenant)
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddSingleton<IGrainFactory>(Cluster.Client);
+        services.AddOrleansLimiterClient(configure: o => o.Tenant = tenant);
+        return services.BuildServiceProvider().GetRequiredService<ILimiterClient>();
     }
 
     public async Task DisposeAsync()

@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Microsoft.Extensions.DependencyInjection;
 using OrleansLimiter.Client;
-using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -19,13 +17,7 @@ public sealed class CostWaitQueueClusterTests(LimiterClusterFixture fixture, ITe
 {
     private const string Provider = "fairllm";
 
-    private ILimiterClient CreateClient(string tenant)
-    {
-        var services = new ServiceCollection().AddLogging();
-        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
-        services.AddOrleansLimiterClient(configure: o => o.Tenant = tenant);
-        return services.BuildServiceProvider().GetRequiredService<ILimiterClient>();
-    }
+    private ILimiterClient CreateClient(string tenant) => fixture.CreateClient(tenant);
 
     [Fact]
     public async Task ThreeTenantsWith4_8And32Callers_ShareTheTokenBucketEvenly_AndRedisSpentWhatWasTold()

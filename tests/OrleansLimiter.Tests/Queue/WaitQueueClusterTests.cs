@@ -4,7 +4,6 @@ using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrleansLimiter.Client;
-using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -21,13 +20,7 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
 {
     private const long FairPoints = 300;
 
-    private ILimiterClient CreateClient(string tenant)
-    {
-        var services = new ServiceCollection().AddLogging();
-        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
-        services.AddOrleansLimiterClient(configure: o => o.Tenant = tenant);
-        return services.BuildServiceProvider().GetRequiredService<ILimiterClient>();
-    }
+    private ILimiterClient CreateClient(string tenant) => fixture.CreateClient(tenant);
 
     private IProviderLimiterGrain Grain(string provider, string key) =>
         fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));

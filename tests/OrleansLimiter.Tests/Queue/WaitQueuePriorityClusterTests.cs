@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Microsoft.Extensions.DependencyInjection;
 using OrleansLimiter.Client;
-using OrleansLimiter.Client.Hosting;
 using OrleansLimiter.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -18,13 +16,7 @@ public sealed class WaitQueuePriorityClusterTests(LimiterClusterFixture fixture,
 {
     private const long Points = 300;
 
-    private ILimiterClient CreateClient(string tenant)
-    {
-        var services = new ServiceCollection().AddLogging();
-        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
-        services.AddOrleansLimiterClient(configure: o => o.Tenant = tenant);
-        return services.BuildServiceProvider().GetRequiredService<ILimiterClient>();
-    }
+    private ILimiterClient CreateClient(string tenant) => fixture.CreateClient(tenant);
 
     [Fact]
     public async Task InteractiveBehindAFullBatchQueue_IsGrantedWithinOneRefillPeriod()
