@@ -118,36 +118,14 @@ public sealed partial class ProviderLimiterGrain
         }
         catch (Exception ex)
         {
-            // The call may have reached Redis: their records are looked up from now on.
-            foreach (var w in taken)
-            {
-                w.MayHaveRecord = true;
-            }
-
-            queue.Return(taken);
-            LogDrainFailed(_logger, limits.StoreKey, taken.Count, ex.Message);
-            DrainAt(DrainRetry);
+            RoundFailed(queue, taken, limits.StoreKey, ex);
             return (false, round, []);
         }
 
-        var granted = new List<QueuedWaiter>(taken.Count);
-        var refused = new List<QueuedWaiter>();
-        for (var i = 0; i < taken.Count; i++)
-        {
-            if (outcomes[i].Decisions is not [0])
-            {
-                refused.Add(taken[i]);
-                continue;
-            }
-
-            granted.Add(taken[i]);
-            _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
-            Answer(taken[i].Id, CostReply(WaitOutcome.Granted, WaitRejection.None, limits, outcomes[i], TimeSpan.Zero));
-        }
-
-        queue.Complete(granted);
-        queue.Return(refused);
-        if (refused.Count > 0)
+        var granted = RoundDone(queue, taken, i => outcomes[i].Decisions is [0]
+            ? CostReply(WaitOutcome.Granted, WaitRejection.None, limits, outcomes[i], TimeSpan.Zero)
+            : null);
+        if (granted is null)
         {
             // Redis held less than the mirror said (others spent): wait until the first can fit, by
             // what Redis just answered (now in the mirror).

@@ -319,72 +319,11 @@ public sealed partial class ProviderLimiterGrain
                     return;
                 }
 
-                var (_, limits) = _limits.Resolve(_provider);
-                if (KeyLimitsNow() is { IsSeedOnly: false } keyLimits)
+                var (more, round, granted) = KeyLimitsNow() is { IsSeedOnly: false } keyLimits
+                    ? await CostRoundAsync(queue, keyLimits)
+                    : await SeedRoundAsync(queue);
+                if (!more)
                 {
-                    var (more, costRound, costGranted) = await CostRoundAsync(queue, keyLimits);
-                    if (!more)
-                    {
-                        return;
-                    }
-
-                    if (costRound < MaxCostsPerStoreCall && queue.Count > 0)
-                    {
-                        await AwaitReturnAsync(queue, costGranted);
-                    }
-
-                    continue;
-                }
-
-                var available = _mirror.IsOpen ? _mirror.Remaining : limits.Points;
-                var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
-                var taken = queue.Take(available, round, backfill: true);
-                if (taken.Count == 0)
-                {
-                    DrainAt(_mirror.IsOpen ? TimeSpan.FromMilliseconds(_mirror.WindowEndMs - _mirror.StoreNowMs()) : TimeSpan.Zero);
-                    return;
-                }
-
-                StoreGrantReply reply;
-                try
-                {
-                    reply = await Enqueue(new GrantWaitersCommand([.. taken.Select(w => new StoreWaiter(w.Id, w.Cost, LookUp: w.MayHaveRecord))]));
-                }
-                catch (Exception ex)
-                {
-                    // The call may have reached Redis: their records are looked up from now on.
-                    foreach (var w in taken)
-                    {
-                        w.MayHaveRecord = true;
-                    }
-
-                    queue.Return(taken);
-                    LogDrainFailed(_logger, _window.StoreKey, taken.Count, ex.Message);
-                    DrainAt(DrainRetry);
-                    return;
-                }
-
-                var granted = new List<QueuedWaiter>(taken.Count);
-                var refused = new List<QueuedWaiter>();
-                for (var i = 0; i < taken.Count; i++)
-                {
-                    if (reply.Decisions[i] == WaiterGrant.NotGranted)
-                    {
-                        refused.Add(taken[i]);
-                        continue;
-                    }
-
-                    granted.Add(taken[i]);
-                    _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
-                    Answer(taken[i].Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
-                }
-
-                queue.Complete(granted);
-                queue.Return(refused);
-                if (refused.Count > 0)
-                {
-                    // Redis had less than the mirror said (others consumed): wait for the window's end.
-                    DrainAt(TimeSpan.FromMilliseconds(Math.Max(0, reply.WindowEndMs - reply.NowMs)));
                     return;
                 }
 
@@ -398,6 +337,89 @@ public sealed partial class ProviderLimiterGrain
         {
             _draining = false;
         }
+    }
+
+    /// <summary>
+    /// One round of grants on a key with the seed's one limit: false when nothing more can be granted
+    /// now (the drain timer is set for the window's end, or for a retry).
+    /// </summary>
+    private async Task<(bool More, int Round, List<QueuedWaiter> Granted)> SeedRoundAsync(FairWaitQueue queue)
+    {
+        var (_, limits) = _limits.Resolve(_provider);
+        var available = _mirror.IsOpen ? _mirror.Remaining : limits.Points;
+        var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
+        var taken = queue.Take(available, round, backfill: true);
+        if (taken.Count == 0)
+        {
+            DrainAt(_mirror.IsOpen ? TimeSpan.FromMilliseconds(_mirror.WindowEndMs - _mirror.StoreNowMs()) : TimeSpan.Zero);
+            return (false, round, []);
+        }
+
+        StoreGrantReply reply;
+        try
+        {
+            reply = await Enqueue(new GrantWaitersCommand([.. taken.Select(w => new StoreWaiter(w.Id, w.Cost, LookUp: w.MayHaveRecord))]));
+        }
+        catch (Exception ex)
+        {
+            RoundFailed(queue, taken, _window.StoreKey, ex);
+            return (false, round, []);
+        }
+
+        var granted = RoundDone(queue, taken, i => reply.Decisions[i] == WaiterGrant.NotGranted
+            ? null
+            : Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
+        if (granted is null)
+        {
+            // Redis had less than the mirror said (others consumed): wait for the window's end.
+            DrainAt(TimeSpan.FromMilliseconds(Math.Max(0, reply.WindowEndMs - reply.NowMs)));
+            return (false, round, []);
+        }
+
+        return (true, round, granted);
+    }
+
+    /// <summary>
+    /// A round's store call failed: the call may have reached Redis, so its waiters' records are looked
+    /// up from now on; they go back to their places, and the drain tries again shortly.
+    /// </summary>
+    private void RoundFailed(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> taken, string storeKey, Exception error)
+    {
+        foreach (var waiter in taken)
+        {
+            waiter.MayHaveRecord = true;
+        }
+
+        queue.Return(taken);
+        LogDrainFailed(_logger, storeKey, taken.Count, error.Message);
+        DrainAt(DrainRetry);
+    }
+
+    /// <summary>
+    /// Answers the waiters of a round the store granted (<paramref name="grant"/> gives a waiter's reply,
+    /// null when it was refused) and puts the refused back at their places. Returns the granted, or null
+    /// when any was refused (the store held less than the mirror said).
+    /// </summary>
+    private List<QueuedWaiter>? RoundDone(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> taken, Func<int, WaitReply?> grant)
+    {
+        var granted = new List<QueuedWaiter>(taken.Count);
+        var refused = new List<QueuedWaiter>();
+        for (var i = 0; i < taken.Count; i++)
+        {
+            if (grant(i) is not { } reply)
+            {
+                refused.Add(taken[i]);
+                continue;
+            }
+
+            granted.Add(taken[i]);
+            _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
+            Answer(taken[i].Id, reply);
+        }
+
+        queue.Complete(granted);
+        queue.Return(refused);
+        return refused.Count > 0 ? null : granted;
     }
 
     /// <summary>Waits <see cref="RoundGap"/>, then until every tenant granted in the last round has a waiter queued again, at most <see cref="RoundGapMax"/> in all.</summary>

@@ -115,6 +115,9 @@ public sealed partial class ProviderWindow(
         }
     }
 
+    /// <summary>Redis is reachable and owes nothing: neither the grain decides alone nor does it hold grants to write back.</summary>
+    private bool RedisInUse => mirror.ShouldCallStore(store.IsAvailable) && !mirror.InOutage && !mirror.HasWriteBack;
+
     private async Task GrantWaitersAsync(GrantWaitersCommand command)
     {
         var (name, limits) = resolve();
@@ -122,7 +125,7 @@ public sealed partial class ProviderWindow(
 
         // Waiters are granted by Redis only: while the grain decides alone, or owes Redis a
         // write-back, they keep waiting (the sync timer settles first, then the queue drains).
-        if (!mirror.ShouldCallStore(store.IsAvailable) || mirror.InOutage || mirror.HasWriteBack)
+        if (!RedisInUse)
         {
             throw new LimiterStoreException($"Redis is not in use for '{storeKey}' now; waiters keep waiting.", isUnavailable: true);
         }
@@ -143,7 +146,7 @@ public sealed partial class ProviderWindow(
 
         // Redis's record of the batch is the ledger to undo, and a grant made alone is in Redis only
         // once written back: until then the sender is told to try again (it does, for a while).
-        if (!mirror.ShouldCallStore(store.IsAvailable) || mirror.InOutage || mirror.HasWriteBack)
+        if (!RedisInUse)
         {
             throw new LimiterStoreException($"Redis is not in use for '{storeKey}' now; an abandoned batch is undone once it is.", isUnavailable: true);
         }
