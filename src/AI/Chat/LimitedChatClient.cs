@@ -155,37 +155,26 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
 
     private async Task<Reservation> ReserveAsync(string key, LimitCost estimate, CancellationToken cancellationToken)
     {
+        // Waits in the key's fair queue at its grain (or, without one, retries after each refusal).
         var started = _time.GetTimestamp();
-        for (var attempt = 1; ; attempt++)
+        var reservation = await _limiter.ReserveAsync(_provider, estimate, new AcquireOptions { Key = key, MaxWait = _options.MaxWait }, cancellationToken).ConfigureAwait(false);
+        if (reservation.IsGranted)
         {
-            var reservation = await _limiter.ReserveAsync(_provider, key, estimate, cancellationToken).ConfigureAwait(false);
-            if (reservation.IsGranted)
-            {
-                return reservation;
-            }
-
-            var refusal = reservation.Result;
-            if (refusal.Decision.Outcome == ConsumeOutcome.AboveLimit)
-            {
-                throw new RequestAboveLimitException(_provider, key, estimate, refusal.BlockedBy);
-            }
-
-            var waited = _time.GetElapsedTime(started);
-            var delay = refusal.RetryAfter < _options.MinRetryDelay ? _options.MinRetryDelay : refusal.RetryAfter;
-
-            // Waiting past the maximum would only end in the same exception later.
-            if (waited + delay > _options.MaxWait)
-            {
-                LogTimedOut(_logger, _provider, key, refusal.BlockedBy, attempt, waited, refusal.RetryAfter);
-                throw new RateLimitTimeoutException(
-                    $"No reservation for '{_provider}' (key '{key}', {estimate}) within {_options.MaxWait.TotalSeconds:0.###} s ({attempt} attempts); limit '{refusal.BlockedBy}' can pay in {refusal.RetryAfter.TotalSeconds:0.###} s.",
-                    refusal.RetryAfter,
-                    refusal.BlockedBy);
-            }
-
-            LogWaiting(_logger, _provider, key, refusal.BlockedBy, delay);
-            await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            return reservation;
         }
+
+        var refusal = reservation.Result;
+        if (refusal.Decision.Outcome == ConsumeOutcome.AboveLimit)
+        {
+            throw new RequestAboveLimitException(_provider, key, estimate, refusal.BlockedBy);
+        }
+
+        var waited = _time.GetElapsedTime(started);
+        LogTimedOut(_logger, _provider, key, refusal.BlockedBy, 1, waited, refusal.RetryAfter);
+        throw new RateLimitTimeoutException(
+            $"No reservation for '{_provider}' (key '{key}', {estimate}) within {_options.MaxWait.TotalSeconds:0.###} s; it could be granted in {refusal.RetryAfter.TotalSeconds:0.###} s at the earliest.",
+            refusal.RetryAfter,
+            refusal.BlockedBy);
     }
 
     private LimitedCall Call(string key) => new(_provider, key, _options.TokensLimit, _options.InputTokensLimit, _options.OutputTokensLimit);
@@ -244,8 +233,6 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Call to {Provider} (key {Key}) refused by limit {BlockedBy}; asking again in {Delay}")]
-    private static partial void LogWaiting(ILogger logger, string provider, string key, string? blockedBy, TimeSpan delay);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Call to {Provider} (key {Key}) not sent: limit {BlockedBy} refused it {Attempts} times over {Waited}; it can pay in {RetryAfter}")]
     private static partial void LogTimedOut(ILogger logger, string provider, string key, string? blockedBy, int attempts, TimeSpan waited, TimeSpan retryAfter);

@@ -63,9 +63,6 @@ public sealed class LimitedChatClientOptions
     /// </summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The shortest pause between two asks, so that a refusal with a zero retry-after cannot spin; 50 ms by default.</summary>
-    public TimeSpan MinRetryDelay { get; set; } = TimeSpan.FromMilliseconds(50);
-
     /// <summary>Problems with these settings, each naming the setting.</summary>
     internal IEnumerable<string> Problems()
     {
@@ -106,11 +103,6 @@ public sealed class LimitedChatClientOptions
         if (MaxWait < TimeSpan.Zero)
         {
             yield return $"{nameof(LimitedChatClientOptions)}.{nameof(MaxWait)} must not be negative (was {MaxWait}).";
-        }
-
-        if (MinRetryDelay <= TimeSpan.Zero)
-        {
-            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(MinRetryDelay)} must be above zero (was {MinRetryDelay}).";
         }
 
         if (TokenizerEncoding is not null && TokenCounter.EncodingProblem(TokenizerEncoding) is { } encodingProblem)
