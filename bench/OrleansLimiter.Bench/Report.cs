@@ -54,7 +54,7 @@ internal static class Report
         var points = options.QueuePoints;
         sb.Append(CultureInfo.InvariantCulture, $"Fair queue ({options.QueueCallers} callers waiting through `AcquireAsync` in a closed loop, {points} points per {options.QueueWindowSeconds}s window, {options.QueueSeconds}s per run). ");
         sb.Append("First grant: from a spent window's end (Redis's clock, as its grants report it) to the client receiving the next window's first grant (the client's clock; both read this machine's clock); ");
-        sb.AppendLine("Redis opened: when the next window's first grant reached Redis, from the same end.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Redis opened: when the next window's first grant reached Redis, from the same end. The first {QueueRun.WarmUpWindows} windows of each run are warm-up (shown in the log, not counted).");
         sb.AppendLine();
         sb.AppendLine("| run | callers per tenant | grants/s | windows | first grant p50 / p99 / max ms | Redis opened p50 / max ms | Redis cmds/grant | store calls/grant | grants per tenant | Redis spent = told (last window) | most told in a window |");
         sb.AppendLine("|---|---|---:|---:|---|---|---:|---:|---|---|---:|");

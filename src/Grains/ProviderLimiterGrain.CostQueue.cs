@@ -107,7 +107,7 @@ public sealed partial class ProviderLimiterGrain
         var taken = queue.Take(w => Fits(w.Request.Costs!, left), w => Pay(w.Request.Costs!, left), round, backfill);
         if (taken.Count == 0)
         {
-            DrainAt(NextFit(queue, limits));
+            DrainAt(NextFit(queue, limits) + CostDrainMargin);
             return (false, round, []);
         }
 
@@ -129,7 +129,7 @@ public sealed partial class ProviderLimiterGrain
         {
             // Redis held less than the mirror said (others spent): wait until the first can fit, by
             // what Redis just answered (now in the mirror).
-            DrainAt(NextFit(queue, limits));
+            DrainAt(NextFit(queue, limits) + CostDrainMargin);
             return (false, round, []);
         }
 

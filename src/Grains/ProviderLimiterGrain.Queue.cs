@@ -43,6 +43,15 @@ public sealed partial class ProviderLimiterGrain
     /// <summary>How soon a drain that could not reach Redis tries again.</summary>
     internal static readonly TimeSpan DrainRetry = TimeSpan.FromSeconds(1);
 
+    /// <summary>How far a held call's end is kept from when the window ends (see <c>HoldFor</c>).</summary>
+    internal static readonly TimeSpan HoldClearOfCapacity = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>The least wait before draining again after Redis refused a round because its window had not quite ended (the drain came early).</summary>
+    internal static readonly TimeSpan EarlyDrainRetry = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>Added to when a bucket is computed to fit a waiter's cost (estimated from the mirror's values and rates), so that a drain does not come before it.</summary>
+    internal static readonly TimeSpan CostDrainMargin = TimeSpan.FromMilliseconds(1);
+
     private readonly Dictionary<RequestId, TaskCompletionSource<WaitReply>> _waiting = [];
     private readonly GrantWaits _grantWaits = new();
     private FairWaitQueue? _waitQueue;
@@ -164,7 +173,7 @@ public sealed partial class ProviderLimiterGrain
 
         if (!final.Task.IsCompleted)
         {
-            var hold = PollInterval;
+            var hold = HoldFor(costs is null);
             if (queue.NextDeadline() is { } deadline && deadline < hold)
             {
                 // Wake just after the nearest deadline (a waiter is expired strictly after it).
@@ -351,7 +360,7 @@ public sealed partial class ProviderLimiterGrain
         var taken = queue.Take(available, round, backfill: true);
         if (taken.Count == 0)
         {
-            DrainAt(_mirror.IsOpen ? TimeSpan.FromMilliseconds(_mirror.WindowEndMs - _mirror.StoreNowMs()) : TimeSpan.Zero);
+            DrainAt(_mirror.UntilEnd());
             return (false, round, []);
         }
 
@@ -371,8 +380,10 @@ public sealed partial class ProviderLimiterGrain
             : Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
         if (granted is null)
         {
-            // Redis had less than the mirror said (others consumed): wait for the window's end.
-            DrainAt(TimeSpan.FromMilliseconds(Math.Max(0, reply.WindowEndMs - reply.NowMs)));
+            // Redis had less than the mirror said (others consumed, or the timer fired before Redis's
+            // window ended): wait for the window's end, as the mirror now has it from this reply.
+            var untilEnd = _mirror.WindowEndMs == reply.WindowEndMs ? _mirror.UntilEnd() : TimeSpan.FromMilliseconds(reply.WindowEndMs - reply.NowMs);
+            DrainAt(untilEnd < EarlyDrainRetry ? EarlyDrainRetry : untilEnd);
             return (false, round, []);
         }
 
@@ -433,10 +444,33 @@ public sealed partial class ProviderLimiterGrain
         while (_time.GetElapsedTime(started) < RoundGapMax && granted.Exists(w => !queue.IsWaiting(w.Request.Tenant, w.Priority)));
     }
 
-    /// <summary>Sets the drain timer <paramref name="due"/> from now (a little after: Redis's clock is estimated).</summary>
+    /// <summary>
+    /// How long a waiter's call is held before it is answered "still waiting" (and renewed): a poll
+    /// interval, unless that would end close to when the window ends. Callers queued just after a
+    /// window opened would otherwise all be answered, and renew, at the next window's opening: the
+    /// activation busy with them just when the drain should grant, and a grant finding the call gone
+    /// reaching its caller only with the renewal. Such a hold lasts until shortly after the window's
+    /// end instead.
+    /// </summary>
+    private TimeSpan HoldFor(bool seedLimit)
+    {
+        var hold = PollInterval;
+        if (seedLimit && _mirror.IsOpen && _mirror.UntilEnd() is var untilEnd && (untilEnd - hold).Duration() < HoldClearOfCapacity)
+        {
+            hold = untilEnd + HoldClearOfCapacity;
+        }
+
+        return hold;
+    }
+
+    /// <summary>
+    /// Sets the drain timer <paramref name="due"/> from now. No margin is added: a drain that comes a
+    /// little early is refused by Redis with its exact time left and set again (one store call), while
+    /// every millisecond late is a millisecond of capacity nobody is granted.
+    /// </summary>
     private void DrainAt(TimeSpan due)
     {
-        due = (due < TimeSpan.Zero ? TimeSpan.Zero : due) + TimeSpan.FromMilliseconds(1);
+        due = due < TimeSpan.Zero ? TimeSpan.Zero : due;
         if (_drainTimer is null)
         {
             _drainTimer = this.RegisterGrainTimer(DrainTickAsync, new GrainTimerCreationOptions(due, Timeout.InfiniteTimeSpan) { Interleave = true, KeepAlive = true });

@@ -67,9 +67,10 @@ public sealed partial class ProviderWindow(
         {
             try
             {
+                var started = mirror.CallStarts();
                 var reply = await store.ConsumeAsync(new StoreConsume(
                     storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, [.. mirror.Uncertain], batch.ConvertAll(c => new StoreBatch(c.Id, c.Costs, c.Resent))));
-                Observed(storeKey, reply);
+                Observed(storeKey, reply, started);
                 for (var i = 0; i < batch.Count; i++)
                 {
                     batch[i].Completion.TrySetResult(new WindowDecision(reply.Granted[i], reply.Remaining, reply.WindowEndOf(i), reply.NowMs));
@@ -130,10 +131,11 @@ public sealed partial class ProviderWindow(
             throw new LimiterStoreException($"Redis is not in use for '{storeKey}' now; waiters keep waiting.", isUnavailable: true);
         }
 
+        var started = mirror.CallStarts();
         var reply = await store.GrantWaitersAsync(new StoreGrant(storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, command.Waiters));
         if (reply.Repair.Length == 0)
         {
-            mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs);
+            mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs, started);
         }
 
         command.Completion.TrySetResult(reply);
@@ -220,9 +222,9 @@ public sealed partial class ProviderWindow(
             ? DateTimeOffset.FromUnixTimeMilliseconds(epochMilliseconds)
             : null;
 
-    private void Observed(string storeKey, StoreReply reply)
+    private void Observed(string storeKey, StoreReply reply, long callStarted = 0)
     {
-        if (mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs) is { } ended)
+        if (mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs, callStarted) is { } ended)
         {
             LogOutageEnds(logger, storeKey, ended.DurationMs, ended.WroteBack, ended.Settled);
             OutageEnded?.Invoke();

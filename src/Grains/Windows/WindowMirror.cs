@@ -41,6 +41,7 @@ public sealed class WindowMirror(TimeProvider time)
     private long _windowEndMs;
     private long _storeNowMs;
     private long _storeNowTimestamp;
+    private long _storeCallTimestamp;
     private bool _clockKnown;
     private long _unsynced;
     private bool _inOutage;
@@ -79,6 +80,39 @@ public sealed class WindowMirror(TimeProvider time)
     /// <summary>Whether the mirror's window is still open now.</summary>
     public bool IsOpen => _valid && StoreNowMs() < _windowEndMs;
 
+    /// <summary>A timestamp for a store call about to leave, to pass to <see cref="Observe"/> with its answer.</summary>
+    public long CallStarts() => time.GetTimestamp();
+
+    /// <summary>
+    /// How long until the mirrored window ends by the best estimate of Redis's clock: for timers that
+    /// act when it ends (the wait queue's drain), not for deciding.
+    /// <para>
+    /// <see cref="StoreNowMs"/> is a lower bound: Redis read its clock after the call left and before
+    /// the answer arrived, and reports it floored to the millisecond. Deciding by the lower bound keeps
+    /// the window open as long as Redis may; a timer set by it fires late by the answer's way back
+    /// (~1.5 ms here) plus up to 1 ms of flooring. This estimate puts Redis's reading halfway between
+    /// the call leaving and its answer arriving, and half a millisecond past the reported figure. A
+    /// timer that fires a little before Redis's end costs one store call that Redis refuses with its
+    /// exact time left.
+    /// </para>
+    /// </summary>
+    public TimeSpan UntilEnd()
+    {
+        if (!_valid)
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (!_clockKnown)
+        {
+            return TimeSpan.FromMilliseconds(Math.Max(0, _windowEndMs - StoreNowMs()));
+        }
+
+        var readAt = _storeCallTimestamp == 0 ? _storeNowTimestamp : _storeCallTimestamp + ((_storeNowTimestamp - _storeCallTimestamp) / 2);
+        var now = _storeNowMs + 0.5 + time.GetElapsedTime(readAt).TotalMilliseconds;
+        return TimeSpan.FromMilliseconds(Math.Max(0, _windowEndMs - now));
+    }
+
     /// <summary>
     /// True when the mirror alone proves that none of <paramref name="costs"/> can be granted now: the
     /// window is open and each cost is above what is left. Once the window has ended only Redis (or,
@@ -112,8 +146,12 @@ public sealed class WindowMirror(TimeProvider time)
     /// Takes Redis's answer as the window: the write-back it carried is done, uncertain batches are
     /// settled, and an outage ends.
     /// </summary>
+    /// <param name="remaining">Points left, as Redis answered.</param>
+    /// <param name="windowEndMs">The window's end, as Redis answered.</param>
+    /// <param name="nowMs">Redis's clock when it answered.</param>
+    /// <param name="callStarted">The <see cref="CallStarts"/> of the call answered; 0 when unknown (see <see cref="UntilEnd"/>).</param>
     /// <returns>What the outage cost, when this answer ended one.</returns>
-    public OutageEnded? Observe(long remaining, long windowEndMs, long nowMs)
+    public OutageEnded? Observe(long remaining, long windowEndMs, long nowMs, long callStarted = 0)
     {
         var wroteBack = _unsynced;
         var settled = _uncertain.Count;
@@ -122,6 +160,7 @@ public sealed class WindowMirror(TimeProvider time)
         _windowEndMs = windowEndMs;
         _storeNowMs = nowMs;
         _storeNowTimestamp = time.GetTimestamp();
+        _storeCallTimestamp = callStarted > 0 && callStarted <= _storeNowTimestamp ? callStarted : 0;
         _clockKnown = true;
         _unsynced = 0;
         _uncertain.Clear();

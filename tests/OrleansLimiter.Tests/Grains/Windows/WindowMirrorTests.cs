@@ -54,6 +54,35 @@ public sealed class WindowMirrorTests
     }
 
     [Fact]
+    public void UntilEnd_PutsRedisReadingHalfwayThroughTheCall_WhileDecidingKeepsTheLowerBound()
+    {
+        var redisNow = Now;
+        var started = _mirror.CallStarts();
+        _time.Advance(TimeSpan.FromMilliseconds(4));
+        _mirror.Observe(0, redisNow + 1_000, redisNow, started);
+
+        // Redis read its clock within the 4 ms the call took: deciding counts from the answer's
+        // arrival (the window may be open that long), the drain's timer from halfway (+0.5 ms floor).
+        Assert.Equal(redisNow, _mirror.StoreNowMs());
+        Assert.Equal(TimeSpan.FromMilliseconds(1_000 - 2 - 0.5), _mirror.UntilEnd());
+        _time.Advance(TimeSpan.FromMilliseconds(997.5));
+        Assert.Equal(TimeSpan.Zero, _mirror.UntilEnd());
+        Assert.True(_mirror.IsOpen);
+        Assert.True(_mirror.RefusesAll([1]));
+        _time.Advance(TimeSpan.FromMilliseconds(2.5));
+        Assert.False(_mirror.IsOpen);
+    }
+
+    [Fact]
+    public void UntilEnd_WithoutTheCallsStart_CountsFromTheAnswer()
+    {
+        _mirror.Observe(0, Now + 1_000, Now);
+        _time.Advance(TimeSpan.FromMilliseconds(400));
+
+        Assert.Equal(TimeSpan.FromMilliseconds(600 - 0.5), _mirror.UntilEnd());
+    }
+
+    [Fact]
     public void Outage_DecidesFromMirror_NeverMoreThanLeft_AndCountsUnsynced()
     {
         _mirror.Observe(10, Now + WindowMs, Now);
