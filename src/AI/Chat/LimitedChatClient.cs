@@ -22,6 +22,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     private readonly string _provider;
     private readonly LimitedChatClientOptions _options;
     private readonly TokenCounter _tokens;
+    private readonly InputEstimateCalibration? _calibration;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
@@ -36,6 +37,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         _limiter = limiter;
         _provider = provider;
         _tokens = new TokenCounter(_options.TokenizerEncoding, _options.CharsPerToken, _options.TokensPerMessage, _options.CharacterFloor);
+        _calibration = _options.LearnInputEstimate ? new InputEstimateCalibration() : null;
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<LimitedChatClient>.Instance;
     }
@@ -44,7 +46,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
-        var (key, estimate) = Estimate(list, options);
+        var (key, estimate, counted) = EstimateCall(list, options);
         await using var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
         var call = Call(key);
         ChatResponse response;
@@ -61,7 +63,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             throw;
         }
 
-        await SettleAsync(reservation, response.Usage).ConfigureAwait(false);
+        await SettleAsync(reservation, response.Usage, counted).ConfigureAwait(false);
         return response;
     }
 
@@ -69,7 +71,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
-        var (key, estimate) = Estimate(list, options);
+        var (key, estimate, counted) = EstimateCall(list, options);
         var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
         UsageDetails? usage = null;
         var call = Call(key);
@@ -101,7 +103,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             }
             else
             {
-                await SettleAsync(reservation, usage).ConfigureAwait(false);
+                await SettleAsync(reservation, usage, counted).ConfigureAwait(false);
             }
         }
     }
@@ -109,9 +111,17 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     /// <summary>The limiter key and the estimated cost of a call.</summary>
     internal (string Key, LimitCost Estimate) Estimate(IReadOnlyCollection<ChatMessage> messages, ChatOptions? options)
     {
+        var (key, estimate, _) = EstimateCall(messages, options);
+        return (key, estimate);
+    }
+
+    /// <summary>The limiter key, the estimated cost of a call, and its input tokens as counted (before the calibration raised them).</summary>
+    private (string Key, LimitCost Estimate, long CountedInput) EstimateCall(IReadOnlyCollection<ChatMessage> messages, ChatOptions? options)
+    {
         var modelId = options?.ModelId ?? InnerClient.GetService<ChatClientMetadata>()?.DefaultModelId;
         var key = _options.Key ?? _options.KeySelector?.Invoke(messages, options) ?? modelId ?? LimiterKey.DefaultKey;
-        var input = _tokens.CountInput(messages, options, modelId);
+        var counted = _tokens.CountInput(messages, options, modelId);
+        var input = _calibration?.Apply(counted) ?? counted;
         long output = options?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens;
         var parts = new List<(string, long)> { (LimitSpec.Requests, 1) };
         if (_options.TokensLimit is { } tokens)
@@ -129,7 +139,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             parts.Add((outputLimit, output));
         }
 
-        return (key, LimitCost.Of([.. parts]));
+        return (key, LimitCost.Of([.. parts]), counted);
     }
 
     /// <summary>
@@ -201,13 +211,15 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
     }
 
-    private async Task SettleAsync(Reservation reservation, UsageDetails? usage)
+    private async Task SettleAsync(Reservation reservation, UsageDetails? usage, long countedInput)
     {
         if (usage is null)
         {
             await reservation.DisposeAsync().ConfigureAwait(false);
             return;
         }
+
+        _calibration?.Observe(countedInput, usage.InputTokenCount);
 
         try
         {

@@ -49,6 +49,15 @@ public sealed class LimitedChatClientOptions
     public bool CharacterFloor { get; set; } = true;
 
     /// <summary>
+    /// When true (default), input estimates are raised by the largest ratio of reported to counted
+    /// input tokens among the last 64 calls (at most 1.5×): a provider that counts a few tokens more
+    /// per call than the estimate (its message framing, its own admission estimate) would otherwise
+    /// see every call in flight reserved short, and refuse one when the quota is nearly spent. The
+    /// settle gives back what an estimate held above the usage.
+    /// </summary>
+    public bool LearnInputEstimate { get; set; } = true;
+
+    /// <summary>
     /// Tokens added per message for its role and separators (OpenAI's chat format costs about 3);
     /// 3 by default, so that the estimate errs high and the settle gives the difference back.
     /// </summary>

@@ -146,6 +146,30 @@ public sealed class LimitedChatClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Response_ProviderCountsMoreInput_LaterEstimatesAreRaisedByAsMuch_UnlessTurnedOff()
+    {
+        using var learning = Limited("llm");
+        using var fixedEstimate = Limited("llm", o => o.LearnInputEstimate = false);
+        ChatMessage[] messages = [new(ChatRole.User, Hello)];
+        var options = new ChatOptions { ModelId = "gpt-4o", MaxOutputTokens = 100 };
+        Assert.Equal("requests=1, tokens=107", learning.Estimate(messages, options).Estimate.ToString());
+
+        // The provider counts 9 input tokens where 7 were estimated (its own framing of a message).
+        _model.Usage = new UsageDetails { InputTokenCount = 9, OutputTokenCount = 20, TotalTokenCount = 29 };
+        await learning.GetResponseAsync(messages, options);
+        await fixedEstimate.GetResponseAsync(messages, options);
+
+        Assert.Equal("requests=1, tokens=109", learning.Estimate(messages, options).Estimate.ToString());
+        Assert.Equal("requests=1, tokens=107", fixedEstimate.Estimate(messages, options).Estimate.ToString());
+
+        // The next call holds the raised estimate while it runs; the settle charges the usage alone.
+        _model.Probe = () => Limits("llm", "gpt-4o");
+        await learning.GetResponseAsync(messages, options);
+        Assert.Equal(10_000 - 29 - 29 - 109, _model.TokensDuringCall);
+        Assert.Equal(10_000 - (3 * 29), await TokensRemaining("llm", "gpt-4o"));
+    }
+
+    [Fact]
     public async Task Response_KeyIsTheModelId_OrFixed_OrSelected()
     {
         _model.Usage = new UsageDetails { TotalTokenCount = 10 };
