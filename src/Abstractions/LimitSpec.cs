@@ -46,6 +46,41 @@ public sealed record LimitSpec(
         var allowedBehind = (long)((Int128)(Points - Math.Clamp(cost, 0, Points)) * WindowMilliseconds / Points);
         return TimeSpan.FromMilliseconds(Math.Max(0, endMs - allowedBehind - nowMs));
     }
+
+    /// <summary>
+    /// The least time until this limit can have granted <paramref name="total"/> in all, from its state
+    /// now (<paramref name="available"/>, <paramref name="endMs"/>), which may take several windows or
+    /// more than a bucket holds: a lower bound for a deadline (grants to others only make it later, as
+    /// does a window's rest too small for the next cost). Zero when it fits now.
+    /// </summary>
+    public TimeSpan TimeToGrant(long available, long endMs, long total, long nowMs)
+    {
+        if (total <= 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (Algorithm == LimitAlgorithm.FixedWindow)
+        {
+            if (endMs <= nowMs)
+            {
+                (available, endMs) = (Points, nowMs + WindowMilliseconds);
+            }
+
+            if (total <= available)
+            {
+                return TimeSpan.Zero;
+            }
+
+            var furtherWindows = ((total - Math.Max(0, available)) + Points - 1) / Points;
+            return TimeSpan.FromMilliseconds(endMs - nowMs + ((furtherWindows - 1) * WindowMilliseconds));
+        }
+
+        // A bucket is full at endMs and refills Points per WindowMilliseconds; what it grants beyond
+        // a full bucket has to refill first.
+        var beyondFull = (long)((Int128)(total - Points) * WindowMilliseconds / Points);
+        return TimeSpan.FromMilliseconds(Math.Max(0, Math.Max(endMs, nowMs) - nowMs + beyondFull));
+    }
 }
 
 /// <summary>The limits of one provider key and where they are counted.</summary>

@@ -88,6 +88,43 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
+    /// The earliest a new waiter can be granted after the waiters ahead of it in its own line (its
+    /// tenant's, of its priority: granted first-come first-served), from the mirror: each limit must
+    /// first have granted their costs and its own. A lower bound: other lines and higher classes only
+    /// take more. Zero when the mirror has not seen the key's limits.
+    /// </summary>
+    private TimeSpan EarliestBehindLine(KeyLimits limits, FairWaitQueue queue, WaitRequest request)
+    {
+        var mirror = LimitSet.Mirror;
+        if (!mirror.Holds(limits) || request.Costs is not { } own)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var totals = (long[])own.Clone();
+        foreach (var waiter in queue.Line(request.Tenant, request.Priority))
+        {
+            if (waiter.Request.Costs is { } costs && costs.Length == totals.Length)
+            {
+                for (var i = 0; i < totals.Length; i++)
+                {
+                    totals[i] += costs[i];
+                }
+            }
+        }
+
+        var now = mirror.StoreNowMs();
+        var earliest = TimeSpan.Zero;
+        for (var i = 0; i < totals.Length; i++)
+        {
+            var wait = limits.Limits[i].TimeToGrant(mirror.UpperBound(i), mirror.Values[i].EndMs, totals[i], now);
+            earliest = wait > earliest ? wait : earliest;
+        }
+
+        return earliest;
+    }
+
+    /// <summary>
     /// One round of grants on a key with several limits: false when nothing more can be granted now
     /// (the drain timer is set for when the first waiter can fit, or for a retry).
     /// </summary>

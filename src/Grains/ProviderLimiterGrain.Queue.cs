@@ -114,8 +114,8 @@ public sealed partial class ProviderLimiterGrain
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
             }
 
-            // The queue ahead is not counted for a key with several limits (its waiters pay different
-            // limits); the waiter's own cost against each limit is the lower bound checked above.
+            // The fair queue's forecast counts one number; a key with several limits checks the
+            // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
             forecast = CapacityForecast.Unbounded;
         }
 
@@ -149,6 +149,12 @@ public sealed partial class ProviderLimiterGrain
 
             if (!_waiting.TryGetValue(ticket.Id, out final))
             {
+                if (costs is not null && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
+                {
+                    return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, behind,
+                        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the waiters ahead in its line and the limits' refill, is in {behind.TotalSeconds:0.###} s, after the maximum wait of {wait.TotalSeconds:0.###} s."));
+                }
+
                 // Validates the request (id, tenant, wait, priority) before anything is kept.
                 var queued = queue.Enqueue(request, forecast);
                 if (!queued.IsQueued)

@@ -221,6 +221,10 @@ public sealed class FairWaitQueue
     /// <summary>Whether <paramref name="tenant"/> has a waiter queued in class <paramref name="priority"/>.</summary>
     public bool IsWaiting(string tenant, WaitPriority priority) => _classes[(int)priority].Lines.ContainsKey(tenant);
 
+    /// <summary>The waiters queued in <paramref name="tenant"/>'s line of <paramref name="priority"/>, in the order they are granted.</summary>
+    public IEnumerable<QueuedWaiter> Line(string tenant, WaitPriority priority) =>
+        !string.IsNullOrEmpty(tenant) && Enum.IsDefined(priority) && _classes[(int)priority].Lines.TryGetValue(tenant, out var line) ? line.Waiters : [];
+
     /// <summary>Removes a queued waiter (its caller gave up); false when it is not queued (unknown, in flight, granted or timed out).</summary>
     public bool Cancel(RequestId id)
     {

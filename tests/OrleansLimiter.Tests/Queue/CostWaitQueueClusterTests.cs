@@ -105,6 +105,39 @@ public sealed class CostWaitQueueClusterTests(LimiterClusterFixture fixture, ITe
     }
 
     [Fact]
+    public async Task AWaiterThatCannotBeGrantedInTimeBehindItsLine_IsAnsweredAtOnce_WhileAnotherTenantsQueues()
+    {
+        // The bucket (600 tokens, full again in 1 s) is emptied. A waits for 300 (0.5 s of refill).
+        // B, of the same tenant, asks 300 within 0.7 s: alone it would fit in time, behind A it needs
+        // 1 s. C, of another tenant, asks the same: its line is empty, so it queues.
+        var key = TestKeys.Unique();
+        var line = CreateClient("line");
+        var other = CreateClient("other");
+        var first = await line.ReserveAsync(Provider, LimitCost.Of(("tokens", 600)), new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(1) });
+        Assert.True(first.IsGranted);
+
+        var a = line.ReserveAsync(Provider, LimitCost.Of(("tokens", 300)), new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(5) });
+        await Task.Delay(100);
+        Assert.False(a.IsCompleted, "A waits for the refill");
+
+        var clock = Stopwatch.StartNew();
+        var b = await line.ReserveAsync(Provider, LimitCost.Of(("tokens", 300)), new AcquireOptions { Key = key, MaxWait = TimeSpan.FromMilliseconds(700) });
+        var bMs = clock.Elapsed.TotalMilliseconds;
+        var c = other.ReserveAsync(Provider, LimitCost.Of(("tokens", 300)), new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(5) });
+        output.WriteLine($"B answered in {bMs:0.0} ms, {b.Result.RetryAfter.TotalMilliseconds:0} ms until it could be granted");
+
+        Assert.False(b.IsGranted);
+        Assert.InRange(b.Result.RetryAfter.TotalMilliseconds, 700, 1000);
+        Assert.True(bMs < 100, $"answered at once, not when the wait ran out ({bMs:0.0} ms)");
+
+        // A and C are both granted: 600 tokens, what the bucket refills in 1 s; B spent nothing.
+        Assert.True((await a).IsGranted);
+        Assert.True((await c).IsGranted);
+        var tokens = (await fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(Provider, key)).GetLimitsAsync()).Single(l => l.Name == "tokens");
+        Assert.InRange((tokens.Reset - DateTimeOffset.FromUnixTimeMilliseconds(first.Result.DecidedAtMs)).TotalMilliseconds, 1999, 2001);
+    }
+
+    [Fact]
     public async Task ASettleThatGivesBack_GrantsTheNextWaiterAtOnce()
     {
         // The output window (100 per minute) is spent by one reservation; a second waits. Settling
