@@ -116,9 +116,10 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
         // A call still in flight when a worker stops was served but not counted by the worker.
         Assert.InRange(on.Served, on.WorkersOk, on.WorkersOk + (3 * 4));
         // At this small scale (twelve callers on 6,000 TPM, ~70 calls) what the foreign-spend learner
-        // takes for noise costs a few percent: 84.7–92.9% measured (96.5% with charging off). The 90% is measured at
-        // its own scale (60,000 TPM / 500 RPM) by the demo; the README has both.
-        Assert.True(on.Tokens >= 0.85 * on.Offered, $"with the limiter the workers used {on.Tokens} tokens of the {on.Offered:0} the simulator offered");
+        // takes for noise costs a few percent: 84.7–95.7% measured (96.5% with charging off), so the
+        // floor is 80%. The 90% is measured at its own scale (60,000 TPM / 500 RPM) by the
+        // demo; the README has both.
+        Assert.True(on.Tokens >= 0.80 * on.Offered, $"with the limiter the workers used {on.Tokens} tokens of the {on.Offered:0} the simulator offered");
         Assert.True(on.Tokens <= on.Offered, $"{on.Tokens} tokens served, more than the {on.Offered:0} offered");
 
         Assert.True(off.Refused > 0, "without the limiter the simulator refused nothing");
