@@ -214,7 +214,9 @@ chat_run() {
   workers_429=$(grep -h '^CHAT ' "$RUN_DIR"/chat-"$limiter"-*.log | sed 's/.*rate_limited=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
   echo
   grep -h '^CHAT ' "$RUN_DIR"/chat-"$limiter"-*.log | sed 's/^/  /'
-  say "limiter $limiter: simulator answered $RUN_OK calls and $RUN_429 429s (workers counted $workers_429)"
+  local by_limit
+  by_limit=$(curl -s "$SIM_URL/stats" | sed 's/.*"openai":\(.*\),"anthropic".*/\1/' | grep -o '"refused":{[^}]*}' | head -1 | sed 's/"refused"://')
+  say "limiter $limiter: simulator answered $RUN_OK calls and $RUN_429 429s ${by_limit:-} (workers counted $workers_429)"
 }
 
 chat_demo() {
