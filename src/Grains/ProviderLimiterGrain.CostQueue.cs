@@ -62,8 +62,9 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
-    /// The earliest a waiter's every cost can fit, from the mirror (an upper bound on Redis, so a lower
-    /// bound on the time): zero when the mirror has not seen the key's limits.
+    /// The earliest every limit can have granted <paramref name="costs"/> (a waiter's own, or a line's
+    /// summed), from the mirror (an upper bound on Redis, so a lower bound on the time): zero when the
+    /// mirror has not seen the key's limits.
     /// </summary>
     private TimeSpan EarliestFit(KeyLimits limits, long[] costs)
     {
@@ -79,7 +80,7 @@ public sealed partial class ProviderLimiterGrain
         {
             if (costs[i] > 0 && costs[i] > mirror.UpperBound(i))
             {
-                var wait = limits.Limits[i].RetryAfter(mirror.Values[i].EndMs, costs[i], now);
+                var wait = limits.Limits[i].TimeToGrant(mirror.UpperBound(i), mirror.Values[i].EndMs, costs[i], now);
                 earliest = wait > earliest ? wait : earliest;
             }
         }
@@ -95,8 +96,7 @@ public sealed partial class ProviderLimiterGrain
     /// </summary>
     private TimeSpan EarliestBehindLine(KeyLimits limits, FairWaitQueue queue, WaitRequest request)
     {
-        var mirror = LimitSet.Mirror;
-        if (!mirror.Holds(limits) || request.Costs is not { } own)
+        if (!LimitSet.Mirror.Holds(limits) || request.Costs is not { } own)
         {
             return TimeSpan.Zero;
         }
@@ -113,15 +113,7 @@ public sealed partial class ProviderLimiterGrain
             }
         }
 
-        var now = mirror.StoreNowMs();
-        var earliest = TimeSpan.Zero;
-        for (var i = 0; i < totals.Length; i++)
-        {
-            var wait = limits.Limits[i].TimeToGrant(mirror.UpperBound(i), mirror.Values[i].EndMs, totals[i], now);
-            earliest = wait > earliest ? wait : earliest;
-        }
-
-        return earliest;
+        return EarliestFit(limits, totals);
     }
 
     /// <summary>
