@@ -12,7 +12,7 @@ command -v redis-server >/dev/null 2>&1 || {
 # Garbage collection for tail latency on small machines: workstation GC with a 256 MB gen0 budget
 # (a collection every few seconds at most, each short) instead of server GC. Side by side on the
 # 2-core machine: fair-queue windows whose first grant came over 20 ms, 12 of 680 with server GC,
-# 0 of 220 with this; throughput not lower (docs/performance.md). Set either variable to override.
+# 0 of 312 with this; throughput not lower (docs/performance.md). Set either variable to override.
 export DOTNET_gcServer="${DOTNET_gcServer:-0}" DOTNET_GCgen0size="${DOTNET_GCgen0size:-0x10000000}"
 echo "[bench] building (Release)"
 dotnet build OrleansLimiter.sln -c Release -nologo -v q >/dev/null

@@ -88,7 +88,7 @@ CLUSTER="demo-$RANDOM$RANDOM"
 # Garbage collection for tail latency on small machines: workstation GC with a 256 MB gen0 budget
 # (a collection every few seconds at most, each short) instead of server GC. Side by side on the
 # 2-core machine: fair-queue windows whose first grant came over 20 ms, 12 of 680 with server GC,
-# 0 of 220 with this; throughput not lower (docs/performance.md). Set either variable to override.
+# 0 of 312 with this; throughput not lower (docs/performance.md). Set either variable to override.
 export DOTNET_gcServer="${DOTNET_gcServer:-0}" DOTNET_GCgen0size="${DOTNET_GCgen0size:-0x10000000}"
 export Orleans__ClusterId=$CLUSTER Orleans__ServiceId=$CLUSTER
 export RateLimiting__Providers__demo__Points=$POINTS RateLimiting__Providers__demo__Duration=$WINDOW
