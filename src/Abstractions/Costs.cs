@@ -55,8 +55,35 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
     /// </summary>
     public long[] For(KeyLimits limits) => CostBatch.Of([this]).CostsFor(limits)[0];
 
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the field when the cost is malformed: no
+    /// <see cref="Limits"/> or <see cref="Amounts"/>, a different number of each, or a limit without a name.
+    /// </summary>
+    public void Validate(string? paramName = null)
+    {
+        if (Limits is null)
+        {
+            throw new ArgumentException($"A cost needs its {nameof(Limits)} (limit names); it has none.", paramName);
+        }
+
+        if (Amounts is null)
+        {
+            throw new ArgumentException($"A cost needs its {nameof(Amounts)} (one per limit name); it has none.", paramName);
+        }
+
+        if (Limits.Length != Amounts.Length)
+        {
+            throw new ArgumentException($"A cost needs one amount per limit name: {nameof(Limits)} has {Limits.Length}, {nameof(Amounts)} has {Amounts.Length}.", paramName);
+        }
+
+        if (Array.FindIndex(Limits, string.IsNullOrWhiteSpace) is var empty and >= 0)
+        {
+            throw new ArgumentException($"{nameof(Limits)}[{empty}] of the cost has no name.", paramName);
+        }
+    }
+
     /// <inheritdoc/>
-    public override string ToString() => string.Join(", ", Limits.Zip(Amounts, (l, a) => $"{l}={a}"));
+    public override string ToString() => Limits is null || Amounts is null ? "(malformed cost)" : string.Join(", ", Limits.Zip(Amounts, (l, a) => $"{l}={a}"));
 }
 
 /// <summary>
@@ -69,14 +96,32 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
 /// <param name="Count">How many requests.</param>
 /// <param name="RequestId">As for <see cref="ConsumeBatch"/>: a batch resent under its id gets the decisions already made.</param>
 /// <param name="IsResend">True when sent again after a lost answer.</param>
+/// <param name="IsReservation">
+/// The batch is one reservation, granted under <paramref name="RequestId"/>: where it is granted, what it
+/// reserved of each limit is recorded under that id, and a settle is applied against that record only
+/// (<see cref="IProviderLimiterGrain.SettleAsync"/>). Needs a request id and exactly one request.
+/// </param>
 [GenerateSerializer, Immutable]
 public sealed record CostBatch(
     [property: Id(0)] string[] Limits,
     [property: Id(1)] long[] Amounts,
     [property: Id(2)] int Count,
     [property: Id(3)] RequestId RequestId = default,
-    [property: Id(4)] bool IsResend = false)
+    [property: Id(4)] bool IsResend = false,
+    [property: Id(5)] bool IsReservation = false)
 {
+    /// <summary>A reservation of <paramref name="estimate"/> under <paramref name="reservationId"/>.</summary>
+    public static CostBatch Reservation(LimitCost estimate, RequestId reservationId, bool isResend = false)
+    {
+        ArgumentNullException.ThrowIfNull(estimate);
+        if (reservationId.IsNone)
+        {
+            throw new ArgumentException("A reservation needs an id: its settle is made under it.", nameof(reservationId));
+        }
+
+        return Of([estimate], reservationId, isResend) with { IsReservation = true };
+    }
+
     /// <summary>A batch of <paramref name="costs"/>.</summary>
     public static CostBatch Of(IReadOnlyList<LimitCost> costs, RequestId requestId = default, bool isResend = false)
     {
@@ -85,6 +130,12 @@ public sealed record CostBatch(
         // Built for hundreds of requests per call: plain loops, no per-request allocation. Requests of
         // one caller usually name the same limits in the same order (often the very same array), so
         // the name at the same position is tried first.
+        foreach (var cost in costs)
+        {
+            ArgumentNullException.ThrowIfNull(cost, nameof(costs));
+            cost.Validate(nameof(costs));
+        }
+
         var names = new List<string>(costs.Count == 0 ? 0 : costs[0].Limits.Length);
         foreach (var cost in costs)
         {
@@ -150,6 +201,11 @@ public sealed record CostBatch(
         if (Limits is null || Amounts is null || Count < 0 || Amounts.Length != Count * Limits.Length)
         {
             throw new ArgumentException("A cost batch needs one amount per request and limit name.");
+        }
+
+        if (IsReservation && (Count != 1 || RequestId.IsNone))
+        {
+            throw new ArgumentException($"A reservation is one request under its own id; this batch has {Count} request(s){(RequestId.IsNone ? " and no id" : string.Empty)}.");
         }
 
         var columns = new int[Limits.Length];
@@ -247,19 +303,17 @@ public sealed record CostBatchResult(
         Outcomes[index] == ConsumeOutcome.Granted ? GrantEndsMs : null);
 }
 
-/// <summary>A reservation to settle: the estimate it was granted for and what the call really cost.</summary>
+/// <summary>
+/// A reservation to settle: what the call really cost. What was reserved, and from which window, is
+/// what was recorded where the reservation was granted (<see cref="CostBatch.IsReservation"/>), never
+/// what a caller states.
+/// </summary>
 /// <param name="ReservationId">The reservation's id (the request id it was granted under): settling twice applies once.</param>
-/// <param name="Estimate">What was reserved.</param>
-/// <param name="Actual">What the call cost.</param>
-/// <param name="GrantEndsMs">Each limit's end when the reservation was granted (<see cref="CostDecision.GrantEndsMs"/>).</param>
-/// <param name="GrantedAtMs">When it was granted, by the store's clock.</param>
+/// <param name="Actual">What the call cost, per limit (a limit left out cost nothing, except <c>requests</c>, 1).</param>
 [GenerateSerializer, Immutable]
 public sealed record SettleRequest(
     [property: Id(0)] RequestId ReservationId,
-    [property: Id(1)] LimitCost Estimate,
-    [property: Id(2)] LimitCost Actual,
-    [property: Id(3)] long[] GrantEndsMs,
-    [property: Id(4)] long GrantedAtMs);
+    [property: Id(1)] LimitCost Actual);
 
 /// <summary>How a settle ended.</summary>
 [GenerateSerializer]
@@ -273,6 +327,9 @@ public enum SettleOutcome : byte
 
     /// <summary>Too late (<c>RateLimiting:ReservationTimeout</c>): the reservation stays spent as estimated.</summary>
     Expired = 2,
+
+    /// <summary>No reservation is on record under this id (never granted, or long gone): nothing changed.</summary>
+    Unknown = 3,
 }
 
 /// <summary>What a settle did to one limit.</summary>

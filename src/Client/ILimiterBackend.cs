@@ -15,7 +15,13 @@ internal interface ILimiterBackend
     /// </summary>
     Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken);
 
-    /// <summary>Settles a reservation.</summary>
+    /// <summary>
+    /// Reserves <paramref name="estimate"/> as one request under <paramref name="id"/> (never coalesced
+    /// with others): where it is granted, what it reserved is recorded under the id for its settle.
+    /// </summary>
+    Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken);
+
+    /// <summary>Settles a reservation against what was recorded when it was granted.</summary>
     Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken);
 
     /// <summary>Takes the provider's own report into the shared count (lowered or paused, never raised).</summary>

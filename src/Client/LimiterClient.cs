@@ -44,7 +44,7 @@ internal sealed partial class LimiterClient(
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
         var id = RequestId.New();
-        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.estimate, s.id, s.cancellationToken)).ConfigureAwait(false);
+        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, cancellationToken), static s => s.backend.ReserveAsync(s.provider, s.key, s.estimate, s.id, s.cancellationToken)).ConfigureAwait(false);
         return new Reservation(provider, key, id, estimate, result,
             (request, ct) => backend.SettleAsync(provider, key, request, ct));
     }

@@ -78,7 +78,7 @@ public sealed class Reservation : IAsyncDisposable
             return done;
         }
 
-        var result = await _settle(new SettleRequest(Id, Estimate, actual, Result.Decision.GrantEndsMs ?? [], Result.DecidedAtMs), cancellationToken).ConfigureAwait(false);
+        var result = await _settle(new SettleRequest(Id, actual), cancellationToken).ConfigureAwait(false);
         _settled = result;
         return result;
     }

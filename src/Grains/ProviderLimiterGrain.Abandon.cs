@@ -31,10 +31,12 @@ public sealed partial class ProviderLimiterGrain
             long[] eligible = [.. batch.Costs.Where(c => c >= 1 && c <= limits.Points)];
             try
             {
+                // What was granted of the costs this activation decided, never of the costs this
+                // abandon states (a caller could state more than it was granted).
                 var decision = await decided;
-                if (decision.Granted.Length == eligible.Length)
+                if (decision.GrantedPoints >= 0)
                 {
-                    granted = eligible.Where((_, i) => decision.Granted[i]).Sum();
+                    granted = decision.GrantedPoints;
                     grantedEnd = decision.WindowEndMs;
                 }
             }

@@ -143,7 +143,7 @@ public sealed partial class ProviderLimiterGrain
         CostOutcome[] outcomes;
         try
         {
-            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!, w.MayHaveRecord))]));
+            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!, w.MayHaveRecord, w.Request.Reservation))]));
         }
         catch (Exception ex)
         {

@@ -15,7 +15,7 @@ public sealed partial class ProviderLimiterGrain
         EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
         var limits = KeyLimitsNow();
-        return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend);
+        return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend, batch.IsReservation);
     }
 
     /// <inheritdoc/>
@@ -28,22 +28,25 @@ public sealed partial class ProviderLimiterGrain
             throw new ArgumentException("A settle needs the reservation's id.", nameof(request));
         }
 
+        ArgumentNullException.ThrowIfNull(request.Actual, nameof(request));
         var limits = KeyLimitsNow();
-        var estimate = request.Estimate.For(limits);
         var actual = request.Actual.For(limits);
-        if (request.GrantEndsMs is null || request.GrantEndsMs.Length != limits.Limits.Length)
+        var repeated = _recentSettles.TryGet(request.ReservationId, out var settled);
+        if (!repeated)
         {
-            throw new ArgumentException("The reservation was granted under other limits than the key has now; it stays spent as estimated.", nameof(request));
-        }
-
-        if (!_recentSettles.TryGet(request.ReservationId, out var settled))
-        {
+            // What was reserved, and from which window, is the store's record of the reservation;
+            // nothing of what the caller states beyond its id and its actual use is taken.
             var timeout = (long)_limits.Configured.ReservationTimeout.TotalMilliseconds;
-            settled = Enqueue(new SettleCommand(limits, new CostSettle(limits.StoreKey, limits.Limits, request.ReservationId, request.GrantedAtMs, timeout, estimate, actual, request.GrantEndsMs)));
+            settled = Enqueue(new SettleCommand(limits, new CostSettle(limits.StoreKey, limits.Limits, request.ReservationId, timeout, actual)));
             _recentSettles.Add(request.ReservationId, settled);
         }
 
         var reply = await settled;
+        if (repeated && reply.Outcome == SettleOutcome.Settled)
+        {
+            // Applied once, by the first of these calls: this one changed nothing, and says so.
+            reply = reply with { Outcome = SettleOutcome.Replayed };
+        }
 
         // A refund is capacity back: waiters may fit now.
         WaitersMayProceed();
@@ -103,7 +106,7 @@ public sealed partial class ProviderLimiterGrain
             costs[i][0] = batch.Costs[i];
         }
 
-        var result = await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend);
+        var result = await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend, reservation: false);
         var requests = result.Limits.Length > 0 ? result.Limits[0] : null;
         var firstRefused = Array.FindIndex(result.Outcomes, o => o != ConsumeOutcome.Granted);
         return new ConsumeBatchResult(
@@ -114,7 +117,7 @@ public sealed partial class ProviderLimiterGrain
             limits.Limits[0].Points);
     }
 
-    private async Task<CostBatchResult> DecideCostsAsync(KeyLimits limits, long[][] costs, RequestId id, bool resend)
+    private async Task<CostBatchResult> DecideCostsAsync(KeyLimits limits, long[][] costs, RequestId id, bool resend, bool reservation)
     {
         // A cost above what a limit can ever hold is answered at once and never reaches the store.
         var above = new int[costs.Length];
@@ -136,7 +139,7 @@ public sealed partial class ProviderLimiterGrain
                 ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
                 : LimitSet.Mirror.RefusesAll(limits, eligible) is { } refused
                     ? Task.FromResult(new CostOutcome(refused, LimitSet.Mirror.Values, LimitSet.Mirror.StoreNowMs(), [], false))
-                    : Enqueue(new CostCommand(limits, id, eligible, resend));
+                    : Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1));
             _recentCosts.Add(id, decided);
         }
 

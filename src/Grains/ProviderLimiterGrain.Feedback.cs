@@ -20,6 +20,7 @@ public sealed partial class ProviderLimiterGrain
     internal static readonly TimeSpan ForeignChargeWithoutReports = TimeSpan.FromSeconds(30);
 
     private (KeyLimits Limits, ForeignSpendLearner Learner)? _foreign;
+    private PauseGate? _pauses;
     private IGrainTimer? _foreignTimer;
     private long _lastReportAt;
     private bool _charging;
@@ -44,7 +45,14 @@ public sealed partial class ProviderLimiterGrain
                 continue;
             }
 
-            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, o.PauseMilliseconds, (long)o.Age.TotalMilliseconds));
+            // Reports come from any worker: how long and how often they may pause a limit is bounded.
+            var pause = (_pauses ??= new PauseGate(_time)).Admit(index, o.PauseMilliseconds, limits.Limits[index].WindowMilliseconds);
+            if (pause < o.PauseMilliseconds)
+            {
+                LogPauseBounded(_logger, limits.StoreKey, o.Limit, o.PauseMilliseconds, pause);
+            }
+
+            mapped.Add(new LimitObservation(index, o.Remaining ?? -1, pause, (long)o.Age.TotalMilliseconds));
             observed.Add(i);
         }
 
@@ -210,6 +218,9 @@ public sealed partial class ProviderLimiterGrain
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Information, Message = "Provider report taken into {StoreKey} {Limit}: lowered by {Lowered} (provider remaining {Remaining}, pause {PauseMs} ms)")]
     private static partial void LogProviderLowered(ILogger logger, string storeKey, string limit, long lowered, long remaining, long pauseMs);
+
+    [LoggerMessage(EventId = 213, Level = LogLevel.Information, Message = "Provider report on {StoreKey} {Limit} asked a pause of {AskedMs} ms; {AdmittedMs} ms taken (a pause lasts at most one duration, and is extended at most once)")]
+    private static partial void LogPauseBounded(ILogger logger, string storeKey, string limit, long askedMs, long admittedMs);
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Provider reports on {StoreKey} {Limit} show spending by others of {PerMinute:0.#} per minute (0: none now); it is charged as time passes")]
     private static partial void LogForeignSpend(ILogger logger, string storeKey, string limit, double perMinute);

@@ -126,7 +126,7 @@ public sealed partial class ProviderLimiterGrain
             return await answered;
         }
 
-        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal);
+        var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal, Reservation: ticket.Cost is not null);
         if (!_waiting.TryGetValue(ticket.Id, out var final))
         {
             // A renewal on a key with several limits needs no look-up: its grant goes through the

@@ -76,7 +76,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         // Keys with several limits (or a token bucket) are decided by the limit-set scripts; a store
         // without them (a test double) serves the seed's single limit only.
         _limitSet = store is ILimitSetStore limitSetStore
-            ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), new LimitSetOutage(time), () => limits.Configured.OutagePolicy, logger)
+            ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), new LimitSetOutage(time), () => limits.Configured.OutagePolicy, logger, () => (long)limits.Configured.ReservationTimeout.TotalMilliseconds)
             : null;
         if (_limitSet is not null)
         {
@@ -179,7 +179,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         {
             decided = _mirror.RefusesAll(costs) || costs.Length == 0
                 ? Task.FromResult(_mirror.Refusal(costs.Length))
-                : Enqueue(new ConsumeCommand(batch.RequestId, costs, batch.IsResend));
+                : WithCosts(Enqueue(new ConsumeCommand(batch.RequestId, costs, batch.IsResend)), costs);
             _recent.Add(batch.RequestId, decided);
         }
 
@@ -211,6 +211,9 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _limitSet?.Outage.Forget();
         WaitersMayProceed();
     }
+
+    /// <summary>The decision with the costs it was made for: an abandon gives back what was granted of these, never of costs a later caller states.</summary>
+    private static async Task<WindowDecision> WithCosts(Task<WindowDecision> decision, long[] costs) => (await decision) with { Costs = costs };
 
     private void EnsureCanonical()
     {

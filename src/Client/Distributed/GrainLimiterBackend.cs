@@ -93,6 +93,17 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         return await coalescer.EnqueueAsync(cost).ConfigureAwait(false);
     }
 
+    public async Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken)
+    {
+        // As a consume: honoured until sent; once sent, decided and answered. A reservation travels
+        // alone under its own id, since its record (and so its settle) is made under that id.
+        cancellationToken.ThrowIfCancellationRequested();
+        var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
+        var batch = CostBatch.Reservation(estimate, id);
+        var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
+        return new CostResult(result.Decision(0), result.Limits, result.DecidedAtMs);
+    }
+
     public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

@@ -12,7 +12,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
 {
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<RequestId, SettleResult> _settled = new();
+    private readonly ConcurrentDictionary<string, ReservationBook> _reservations = new(StringComparer.Ordinal);
 
     public string Mode => "local";
 
@@ -38,7 +38,14 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             : new ConsumeResult(false, remaining, end - now, end));
     }
 
-    public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
+        DecideCostsAsync(provider, key, cost, RequestId.None, cancellationToken);
+
+    public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken) =>
+        DecideCostsAsync(provider, key, estimate, id, cancellationToken);
+
+    /// <summary>Decides one request; a granted one under <paramref name="reservationId"/> is recorded as a reservation.</summary>
+    private Task<CostResult> DecideCostsAsync(string provider, string key, LimitCost cost, RequestId reservationId, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (name, configured) = options.CurrentValue.Resolve(provider);
@@ -51,6 +58,11 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             var above = costs.Select((c, i) => c > limits.Limits[i].Points ? i + 1 : 0).FirstOrDefault(i => i > 0);
             var blocked = above > 0 ? above : ledger.TryConsume(costs, now);
             var values = ledger.State(now);
+            if (above == 0 && blocked == 0 && !reservationId.IsNone)
+            {
+                Reservations(limits.StoreKey).Record(reservationId, limits.Limits, costs, [.. values.Select(v => v.EndMs)], now);
+            }
+
             var states = limits.Limits.Select((l, i) => l.State(values[i].Remaining, values[i].EndMs)).ToArray();
             var decision = above > 0
                 ? new CostDecision(ConsumeOutcome.AboveLimit, limits.Limits[above - 1].Name, TimeSpan.MaxValue, null)
@@ -70,30 +82,17 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         lock (ledger)
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (_settled.TryGetValue(request.ReservationId, out var done))
-            {
-                return Task.FromResult(done with { Outcome = SettleOutcome.Replayed });
-            }
-
-            SettleResult result;
-            if (now - request.GrantedAtMs > (long)options.CurrentValue.ReservationTimeout.TotalMilliseconds)
-            {
-                result = new SettleResult(SettleOutcome.Expired, [.. limits.Limits.Select(l => new LimitSettlement(l.Name, 0, 0, 0))], []);
-            }
-            else
-            {
-                var amounts = ledger.Settle(request.Estimate.For(limits), request.Actual.For(limits), request.GrantEndsMs, now);
-                result = new SettleResult(SettleOutcome.Settled, [.. limits.Limits.Select((l, i) => new LimitSettlement(l.Name, amounts[i].Refunded, amounts[i].Charged, amounts[i].Uncharged))], []);
-            }
-
-            _settled[request.ReservationId] = result;
-            return Task.FromResult(result);
+            var timeout = (long)options.CurrentValue.ReservationTimeout.TotalMilliseconds;
+            var (outcome, amounts) = Reservations(limits.StoreKey).Settle(request.ReservationId, ledger, request.Actual.For(limits), now, timeout);
+            return Task.FromResult(new SettleResult(outcome, [.. limits.Limits.Select((l, i) => new LimitSettlement(l.Name, amounts[i].Refunded, amounts[i].Charged, amounts[i].Uncharged))], []));
         }
     }
 
+    private ReservationBook Reservations(string storeKey) => _reservations.GetOrAdd(storeKey, _ => new ReservationBook());
+
     private async Task<ConsumeResult> DecideRequestsAsync(string provider, string key, long points, CancellationToken cancellationToken)
     {
-        var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.New(), cancellationToken).ConfigureAwait(false);
+        var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.None, cancellationToken).ConfigureAwait(false);
         var decision = result.Decision;
         if (decision.Outcome == ConsumeOutcome.AboveLimit)
         {

@@ -74,7 +74,8 @@ public sealed class WriteBackCommand : ProviderCommand<bool>;
 /// <param name="id">The batch's request id.</param>
 /// <param name="costs">Per request, the cost per limit (in the order of <paramref name="limits"/>).</param>
 /// <param name="resent">Whether the batch was sent before.</param>
-public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, bool resent = false) : ProviderCommand<CostOutcome>
+/// <param name="reservation">Whether the batch is one reservation, recorded under its id where it is granted.</param>
+public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, bool resent = false, bool reservation = false) : ProviderCommand<CostOutcome>
 {
     /// <summary>The key's limits and hash.</summary>
     public KeyLimits Limits { get; } = limits;
@@ -87,18 +88,21 @@ public sealed class CostCommand(KeyLimits limits, RequestId id, long[][] costs, 
 
     /// <summary>Whether the batch was sent before.</summary>
     public bool Resent { get; } = resent;
+
+    /// <summary>Whether the batch is one reservation, recorded under its id where it is granted.</summary>
+    public bool Reservation { get; } = reservation;
 }
 
 /// <summary>Grant queued waiters of a key with several limits, in the order given, each under its id.</summary>
 /// <param name="limits">The key's limits and hash.</param>
 /// <param name="waiters">Each waiter's id, cost per limit, and whether its record is looked up first (it may have been granted before), in grant order.</param>
-public sealed class GrantCostWaitersCommand(KeyLimits limits, (RequestId Id, long[] Costs, bool LookUp)[] waiters) : ProviderCommand<CostOutcome[]>
+public sealed class GrantCostWaitersCommand(KeyLimits limits, (RequestId Id, long[] Costs, bool LookUp, bool Reservation)[] waiters) : ProviderCommand<CostOutcome[]>
 {
     /// <summary>The key's limits and hash.</summary>
     public KeyLimits Limits { get; } = limits;
 
-    /// <summary>Each waiter's id, cost per limit, and whether its record is looked up first, in grant order.</summary>
-    public (RequestId Id, long[] Costs, bool LookUp)[] Waiters { get; } = waiters;
+    /// <summary>Each waiter's id, cost per limit, whether its record is looked up first, and whether it is a reservation (recorded for its settle when granted), in grant order.</summary>
+    public (RequestId Id, long[] Costs, bool LookUp, bool Reservation)[] Waiters { get; } = waiters;
 }
 
 /// <summary>Settle a reservation.</summary>

@@ -12,4 +12,5 @@ namespace OrleansLimiter.Grains.Queue;
 /// <param name="MaxWait">The longest the caller waits from now; null for no deadline.</param>
 /// <param name="Costs">On a key with several limits, the cost per limit (in the key's limit order); null otherwise.</param>
 /// <param name="MayHaveRecord">It reached this activation as a renewal: it may have been granted by another, and its record is looked up before it is granted.</param>
-public sealed record WaitRequest(RequestId Id, string Tenant, WaitPriority Priority, long Cost, TimeSpan? MaxWait, long[]? Costs = null, bool MayHaveRecord = false);
+/// <param name="Reservation">A reservation (its ticket states a cost): where it is granted, what it reserved is recorded for its settle.</param>
+public sealed record WaitRequest(RequestId Id, string Tenant, WaitPriority Priority, long Cost, TimeSpan? MaxWait, long[]? Costs = null, bool MayHaveRecord = false, bool Reservation = false);

@@ -170,7 +170,8 @@ public static class CostScripts
     /// window) or 'b' (token bucket), points, duration (ms); then per limit what the grain last saw of
     /// it (a window's end and remaining; a bucket's full-again instant in ms and 0; 0, 0 for nothing); then B; then per batch: id kind (0 none, 1
     /// first sending, 2 sent again, 3 a queued waiter: looked up first, told again only a grant, recorded
-    /// only when granted; 4 a queued waiter that cannot have a record: as 3 without the look-up), id, n, then per limit the cost every one of the n requests pays, or
+    /// only when granted; 4 a queued waiter that cannot have a record: as 3 without the look-up), id, n, '1' for a reservation
+    /// (one request, recorded in <c>{key}:rsv:{id}</c> when granted) or '0', then per limit the cost every one of the n requests pays, or
     /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
     /// a batch whose requests all cost the same travels as L numbers, not n × L.
     /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
@@ -199,6 +200,8 @@ public static class CostScripts
             repair = repair .. names[i] .. ': missing while the grain saw it spent, restored from what it saw; '
           end
         end
+        -- How long a reservation's record is kept: its settle time-out, and a minute more to answer "expired".
+        local reservationTtl = tonumber(ARGV[b]); b = b + 1
         local nBatches = tonumber(ARGV[b]); b = b + 1
         local decisions, replayed, batchEnds = {}, {}, {}
         local toRecord = {}
@@ -211,8 +214,8 @@ public static class CostScripts
           return table.concat(e, ',')
         end
         for batch = 1, nBatches do
-          local kind, id, n = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
-          b = b + 3
+          local kind, id, n, reservation = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3] == '1'
+          b = b + 4
           -- Per limit, the cost every request of the batch pays (sent once), or -1 when it varies:
           -- then each request's costs of the varying limits follow, request by request.
           local varying, nVarying = {}, 0
@@ -278,6 +281,16 @@ public static class CostScripts
               toRecord[#toRecord + 1] = id
               toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
             end
+            if reservation and n == 1 and decisions[batch] == '+' then
+              -- A reservation is recorded where it is granted: what it took of each limit, from which
+              -- window, and when. Its settle reads this, never what a caller says it reserved.
+              local amounts = {}
+              for i = 1, nLimits do amounts[i] = string.format('%.0f', cost[i]) end
+              local rkey = '{' .. key .. '}:rsv:' .. id
+              redis.call('HSET', rkey, 'at', string.format('%.0f', now), 'names', table.concat(names, ','),
+                'amounts', table.concat(amounts, ','), 'ends', batchEnds[batch])
+              redis.call('PEXPIRE', rkey, reservationTtl)
+            end
           end
           b = b + n * nVarying
         end
@@ -288,38 +301,67 @@ public static class CostScripts
         """;
 
     /// <summary>
-    /// Settles a reservation: each limit is adjusted from the estimate to the actual cost, once per
-    /// reservation id. A fixed window gives the unused part back only if the window it was granted in
-    /// still stands, and charges an overrun in the window now open; a bucket gives back (never above
-    /// capacity) and charges (never below empty). What could not be charged is reported.
-    /// KEYS[1] the hash. ARGV[1] record bucket (ms); ARGV[2] L; per limit name, algorithm, points,
-    /// duration; then id, granted-at (Redis ms), time-out (ms); then per limit estimate, actual, and the
-    /// end it had when granted.
-    /// Returns { outcome ('settled', 'replayed' or 'expired'), Redis now ms, { remaining, end } per
-    /// limit, { refunded, charged, uncharged } per limit as a flat list, repair note }.
+    /// Settles a reservation against its record (<c>{key}:rsv:{id}</c>, written where it was granted):
+    /// each limit is adjusted from what the record says was reserved to the actual cost, once. An id
+    /// with no record changes nothing ('unknown'); one settled before is told its first answer
+    /// ('replayed'); one past its time-out stays spent as reserved ('expired'). A fixed window gives
+    /// the unused part back only if the window the record names still stands, and charges an overrun in
+    /// the window now open; a bucket gives back (never above capacity) and charges (never below empty).
+    /// A limit the reservation did not pay (added since) was reserved at 0. What could not be charged
+    /// is reported.
+    /// KEYS[1] the hash; KEYS[2] the reservation's record. ARGV[1] unused; ARGV[2] L; per limit name,
+    /// algorithm, points, duration; then the time-out (ms); then per limit the actual cost.
+    /// Returns { outcome ('settled', 'replayed', 'expired' or 'unknown'), Redis now ms, { remaining, end }
+    /// per limit, { refunded, charged, uncharged } per limit as a flat list, repair note }.
     /// </summary>
-    public const string Settle = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
-        local id, grantedAt, timeout = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-        a = a + 3
-        local sid = 's:' .. id
-        local done = recorded(sid)
-        if done then
-          local outcome, rest = string.match(done, '^(%a+)|(.*)$')
+    public const string Settle = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Limits + """
+        local timeout = tonumber(ARGV[a]); a = a + 1
+        local rkey = KEYS[2]
+        local none = {}
+        for i = 1, nLimits do none[#none + 1] = '0'; none[#none + 1] = '0'; none[#none + 1] = '0' end
+        local record = redis.pcall('HMGET', rkey, 'at', 'names', 'amounts', 'ends', 'settled')
+        if record['err'] or not record[1] then
+          return { 'unknown', string.format('%.0f', now), state(), none, repair }
+        end
+        local function split(text)
+          local parts = {}
+          for v in string.gmatch(text or '', '[^,]+') do parts[#parts + 1] = v end
+          return parts
+        end
+        if record[5] then
+          -- Settled before: its amounts, per limit name, told again under the limits in force now.
+          local outcome, rest = string.match(record[5], '^(%a+)|(.*)$')
+          local told = {}
+          for part in string.gmatch(rest or '', '[^,]+') do
+            local name, refunded, charged, uncharged = string.match(part, '^(.+)=(%d+)/(%d+)/(%d+)$')
+            if name then told[name] = { refunded, charged, uncharged } end
+          end
           local amounts = {}
-          for v in string.gmatch(rest or '', '[^,]+') do amounts[#amounts + 1] = v end
+          for i = 1, nLimits do
+            local t = told[names[i]] or { '0', '0', '0' }
+            amounts[#amounts + 1] = t[1]; amounts[#amounts + 1] = t[2]; amounts[#amounts + 1] = t[3]
+          end
           return { 'replayed', string.format('%.0f', now), state(), amounts, repair }
         end
 
-        local amounts = {}
+        local at = tonumber(record[1])
+        local reservedNames, reservedAmounts, reservedEnds = split(record[2]), split(record[3]), split(record[4])
+        local reserved, reservedEnd = {}, {}
+        for j = 1, #reservedNames do
+          reserved[reservedNames[j]] = tonumber(reservedAmounts[j]) or 0
+          reservedEnd[reservedNames[j]] = tonumber(reservedEnds[j]) or -1
+        end
+
+        local amounts, told = {}, {}
         local outcome = 'settled'
-        if now - grantedAt > timeout then
-          -- Too late: the reservation stays spent as estimated.
+        if at == nil or now - at > timeout then
+          -- Too late: the reservation stays spent as reserved.
           outcome = 'expired'
-          for i = 1, nLimits do amounts[#amounts + 1] = '0'; amounts[#amounts + 1] = '0'; amounts[#amounts + 1] = '0' end
+          amounts = none
+          for i = 1, nLimits do told[#told + 1] = names[i] .. '=0/0/0' end
         else
           for i = 1, nLimits do
-            local estimate, actual, grantEnd = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-            a = a + 3
+            local estimate, actual, grantEnd = reserved[names[i]] or 0, tonumber(ARGV[a + i - 1]), reservedEnd[names[i]] or -1
             local refunded, charged, uncharged = 0, 0, 0
             local delta = actual - estimate
             if algos[i] == 'w' then
@@ -347,14 +389,15 @@ public static class CostScripts
               end
             end
             if refunded ~= 0 or charged ~= 0 then dirty[i] = true end
-            amounts[#amounts + 1] = string.format('%.0f', refunded)
-            amounts[#amounts + 1] = string.format('%.0f', charged)
-            amounts[#amounts + 1] = string.format('%.0f', uncharged)
+            local r, c, u = string.format('%.0f', refunded), string.format('%.0f', charged), string.format('%.0f', uncharged)
+            amounts[#amounts + 1] = r; amounts[#amounts + 1] = c; amounts[#amounts + 1] = u
+            told[#told + 1] = names[i] .. '=' .. r .. '/' .. c .. '/' .. u
           end
           save()
         end
 
-        writeRecords({ sid, outcome .. '|' .. table.concat(amounts, ',') })
+        -- The record keeps its expiry: a settle sent again within it is told this answer.
+        redis.call('HSET', rkey, 'settled', outcome .. '|' .. table.concat(told, ','))
         return { outcome, string.format('%.0f', now), state(), amounts, repair }
         """;
 
@@ -364,7 +407,10 @@ public static class CostScripts
     /// duration; then per limit three numbers (a window: its end in ms, what remained, what the grain
     /// granted in it; a bucket: the instant it is full again in µs, 0, 0; all 0 when nothing was
     /// granted); then U; per uncertain batch: id, n, n × L costs (request by request), the grain's
-    /// decisions ('+' or a limit's letter, as the consume script answers), the limits' ends then joined by ','.
+    /// decisions ('+' or a limit's letter, as the consume script answers), the limits' ends then joined by ',';
+    /// then R and how long a reservation's record is kept (ms); per reservation granted alone: id, when
+    /// (Redis ms, as the grain estimated it), its amounts per limit joined by ',', the limits' ends then
+    /// joined by ','.
     /// First, for each uncertain batch Redis itself decided (its record has no '|w' mark), Redis's
     /// grants are undone — a window only while it is the window they were charged to, a bucket always
     /// (moving its instant back, never before now) — because the grain's decision is what its callers
@@ -422,6 +468,20 @@ public static class CostScripts
         end
         for i = 1, nLimits do
           if undone[i] > 0 then sync = sync .. names[i] .. ': undid ' .. undone[i] .. ' granted by calls whose answer was lost; ' end
+        end
+
+        -- Reservations the grain granted alone: recorded now, as the consume script records its own,
+        -- so that their settles apply. A record already there (the reservation was sent again and
+        -- Redis decided it too) is left as it is.
+        local nReservations = tonumber(ARGV[b]); local reservationTtl = tonumber(ARGV[b + 1]); b = b + 2
+        for r = 1, nReservations do
+          local id, at, amounts, rEnds = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+          b = b + 4
+          local rkey = '{' .. key .. '}:rsv:' .. id
+          if redis.call('EXISTS', rkey) == 0 then
+            redis.call('HSET', rkey, 'at', at, 'names', table.concat(names, ','), 'amounts', amounts, 'ends', rEnds)
+            redis.call('PEXPIRE', rkey, reservationTtl)
+          end
         end
 
         for i = 1, nLimits do

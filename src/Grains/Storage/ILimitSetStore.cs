@@ -12,7 +12,7 @@ public interface ILimitSetStore
     /// <summary>Decides each batch in order; a batch whose id is recorded gets its recorded decisions back.</summary>
     Task<CostReply> ConsumeCostsAsync(CostConsume request);
 
-    /// <summary>Settles a reservation, once per id.</summary>
+    /// <summary>Settles a reservation against its record, once per id: an unknown id changes nothing.</summary>
     Task<SettleReply> SettleAsync(CostSettle request);
 
     /// <summary>Reads every limit without changing anything.</summary>
@@ -34,7 +34,12 @@ public interface ILimitSetStore
 /// <param name="Limits">The key's limits (requests first).</param>
 /// <param name="Hints">Per limit, what the grain decided from.</param>
 /// <param name="Uncertain">Batches decided by the grain after a call carrying them got no answer, or sent again.</param>
-public sealed record LimitSync(string Key, LimitSpec[] Limits, LimitHint[] Hints, IReadOnlyList<UncertainCosts> Uncertain);
+/// <param name="Reservations">Reservations the grain granted alone: their records are written, so that their settles apply (also at another activation).</param>
+/// <param name="ReservationTimeoutMs">How long a reservation waits for its settle (<c>RateLimiting:ReservationTimeout</c>).</param>
+public sealed record LimitSync(string Key, LimitSpec[] Limits, LimitHint[] Hints, IReadOnlyList<UncertainCosts> Uncertain, IReadOnlyList<ReservationGrant>? Reservations = null, long ReservationTimeoutMs = 0);
+
+/// <summary>A reservation granted: what it reserved per limit (in the key's limit order), the limits' ends then, and when (the store's clock, ms).</summary>
+public sealed record ReservationGrant(RequestId Id, long[] Amounts, long[] EndsMs, long AtMs);
 
 /// <summary>
 /// What a grain decided one limit from while Redis was away: for a window, its end (Unix ms), what
@@ -75,14 +80,16 @@ public sealed record ObserveReply(long NowMs, LimitValue[] Limits, long[] Lowere
 /// What the caller last saw of each limit (as the store reported it), or null: a limit the store no
 /// longer holds while the caller saw it spent is restored from it rather than refilled.
 /// </param>
-public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches, LimitValue[]? Seen = null);
+/// <param name="ReservationTimeoutMs">How long a reservation waits for its settle; its record is kept that long (and a minute more, to answer "expired").</param>
+public sealed record CostConsume(string Key, LimitSpec[] Limits, IReadOnlyList<CostStoreBatch> Batches, LimitValue[]? Seen = null, long ReservationTimeoutMs = 600_000);
 
 /// <summary>Requests decided together under one id; each request's costs follow the order of the limits.</summary>
 /// <param name="Id">The batch's id (<see cref="RequestId.None"/>: not recorded).</param>
 /// <param name="Costs">Per request, its cost per limit.</param>
 /// <param name="Resent">Sent before: its record is looked up first.</param>
 /// <param name="Waiter">A queued waiter's grant: recorded only when granted; with <paramref name="Resent"/> looked up first and told again only a grant.</param>
-public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false, bool Waiter = false);
+/// <param name="Reservation">One reservation (one request): when granted, what it reserved is recorded under <paramref name="Id"/> for its settle.</param>
+public readonly record struct CostStoreBatch(RequestId Id, long[][] Costs, bool Resent = false, bool Waiter = false, bool Reservation = false);
 
 /// <summary>One limit as the store reports it: what remains, and when it is whole again (Unix ms).</summary>
 public readonly record struct LimitValue(long Remaining, long EndMs);
@@ -97,8 +104,8 @@ public readonly record struct LimitValue(long Remaining, long EndMs);
 /// <param name="NowMicroseconds">The store's clock in microseconds (buckets count in them).</param>
 public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0);
 
-/// <summary>One call to <see cref="ILimitSetStore.SettleAsync"/>.</summary>
-public sealed record CostSettle(string Key, LimitSpec[] Limits, RequestId Id, long GrantedAtMs, long TimeoutMs, long[] Estimate, long[] Actual, long[] GrantEndsMs);
+/// <summary>One call to <see cref="ILimitSetStore.SettleAsync"/>: reservation <paramref name="Id"/> used <paramref name="Actual"/> (per limit); what it reserved is the store's record.</summary>
+public sealed record CostSettle(string Key, LimitSpec[] Limits, RequestId Id, long TimeoutMs, long[] Actual);
 
 /// <summary>The outcome of <see cref="ILimitSetStore.SettleAsync"/>: per limit (refunded, charged, uncharged).</summary>
 public sealed record SettleReply(SettleOutcome Outcome, long NowMs, LimitValue[] Limits, (long Refunded, long Charged, long Uncharged)[] Amounts, string Repair);

@@ -12,7 +12,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
 {
     private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<RequestId, SettleReply> _settled = new();
+    private readonly ConcurrentDictionary<string, ReservationBook> _reservations = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Key, RequestId Id), long> _waiterGrants = new();
 
     /// <inheritdoc/>
@@ -131,8 +131,13 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
             var ends = new long[decisions.Length][];
             for (var b = 0; b < decisions.Length; b++)
             {
-                decisions[b] = [.. request.Batches[b].Costs.Select(c => ledger.TryConsume(c, now))];
+                var batch = request.Batches[b];
+                decisions[b] = [.. batch.Costs.Select(c => ledger.TryConsume(c, now))];
                 ends[b] = [.. ledger.State(now).Select(s => s.EndMs)];
+                if (batch.Reservation && decisions[b] is [0])
+                {
+                    Reservations(request.Key).Record(batch.Id, request.Limits, batch.Costs[0], ends[b], now);
+                }
             }
 
             return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, new bool[decisions.Length], ends, string.Empty, now * 1000));
@@ -147,23 +152,8 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
         lock (ledger)
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (_settled.TryGetValue(request.Id, out var done))
-            {
-                return Task.FromResult(done with { Outcome = SettleOutcome.Replayed, NowMs = now, Limits = Values(ledger, now) });
-            }
-
-            var reply = now - request.GrantedAtMs > request.TimeoutMs
-                ? new SettleReply(SettleOutcome.Expired, now, Values(ledger, now), new (long, long, long)[request.Limits.Length], string.Empty)
-                : new SettleReply(SettleOutcome.Settled, now, [], ledger.Settle(request.Estimate, request.Actual, request.GrantEndsMs, now), string.Empty);
-            reply = reply with { Limits = Values(ledger, now) };
-            if (_settled.Count > 100_000)
-            {
-                // Retries come within seconds; a long-lived local silo must not keep every id forever.
-                _settled.Clear();
-            }
-
-            _settled[request.Id] = reply;
-            return Task.FromResult(reply);
+            var (outcome, amounts) = Reservations(request.Key).Settle(request.Id, ledger, request.Actual, now, request.TimeoutMs);
+            return Task.FromResult(new SettleReply(outcome, now, Values(ledger, now), amounts, string.Empty));
         }
     }
 
@@ -236,6 +226,8 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
             (_, existing) => existing.Limit == limit && existing.Window.TotalMilliseconds == windowMilliseconds
                 ? existing
                 : new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time));
+
+    private ReservationBook Reservations(string key) => _reservations.GetOrAdd(key, _ => new ReservationBook());
 
     private LimitLedger Ledger(string key, LimitSpec[] limits) =>
         _ledgers.AddOrUpdate(key, _ => new LimitLedger(limits), (_, existing) => existing.Limits.SequenceEqual(limits) ? existing : new LimitLedger(limits));

@@ -256,7 +256,7 @@ public static class LimiterScripts
     /// ledger: what it granted goes back to the window if that window is still open, and the record
     /// is rewritten as refused, so a sending of the batch that arrives later is told it was refused
     /// and a second abandon gives nothing back twice. With no record (never decided here, or a grant
-    /// the caller made alone and wrote back), the caller's own account is used; and a record of "no
+    /// the grain made alone and wrote back), the grain's own account of what it granted is used; and a record of "no
     /// decisions" is left, so that a late first decision of the batch refuses it.
     /// KEYS[1] the window hash (records as in <see cref="Consume"/>). ARGV[1] points per window;
     /// ARGV[2] record bucket length (ms); ARGV[3] the batch's id; ARGV[4] points the caller knows the

@@ -16,11 +16,11 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
         var width = request.Limits.Length;
         var same = new long[request.Batches.Count][];
-        var count = LimitArgCount(request.Limits) + (2 * width) + 1;
+        var count = LimitArgCount(request.Limits) + (2 * width) + 2;
         for (var b = 0; b < same.Length; b++)
         {
             same[b] = SameForAll(request.Batches[b].Costs, width);
-            count += 3 + width + (request.Batches[b].Costs.Length * same[b].Count(c => c < 0));
+            count += 4 + width + (request.Batches[b].Costs.Length * same[b].Count(c => c < 0));
         }
 
         var args = new RedisValue[count];
@@ -32,6 +32,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             args[a++] = seen.Remaining;
         }
 
+        args[a++] = ReservationRecordTtl(request.ReservationTimeoutMs);
         args[a++] = request.Batches.Count;
         for (var b = 0; b < same.Length; b++)
         {
@@ -39,6 +40,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             args[a++] = batch.Id.IsNone ? 0 : batch.Waiter ? (batch.Resent ? 3 : 4) : batch.Resent ? 2 : 1;
             args[a++] = batch.Id.IsNone ? string.Empty : batch.Id.ToString();
             args[a++] = batch.Costs.Length;
+            args[a++] = batch.Reservation && !batch.Id.IsNone && batch.Costs.Length == 1 ? "1" : "0";
             foreach (var shared in same[b])
             {
                 args[a++] = shared;
@@ -101,23 +103,26 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     public async Task<SettleReply> SettleAsync(CostSettle request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var args = LimitArgs(request.Limits, extra: 3 + (3 * request.Limits.Length));
-        args.Add(request.Id.ToString());
-        args.Add(request.GrantedAtMs);
+        if (request.Id.IsNone)
+        {
+            throw new ArgumentException("A settle needs the reservation's id.", nameof(request));
+        }
+
+        var args = LimitArgs(request.Limits, extra: 1 + request.Limits.Length);
         args.Add(request.TimeoutMs);
         for (var i = 0; i < request.Limits.Length; i++)
         {
-            args.Add(request.Estimate[i]);
             args.Add(request.Actual[i]);
-            args.Add(request.GrantEndsMs[i]);
         }
 
-        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Settle, [request.Key], [.. args]).ConfigureAwait(false))!;
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Settle, [request.Key, ReservationKey(request.Key, request.Id)], [.. args]).ConfigureAwait(false))!;
         var outcome = (string?)parts[0] switch
         {
             "settled" => SettleOutcome.Settled,
             "replayed" => SettleOutcome.Replayed,
-            _ => SettleOutcome.Expired,
+            "expired" => SettleOutcome.Expired,
+            "unknown" => SettleOutcome.Unknown,
+            var other => throw new LimiterStoreException($"The settle script answered '{other}' for {request.Key}; nothing is known to have changed."),
         };
         var flat = ((RedisResult[])parts[3]!).Select(Long).ToArray();
         var amounts = new (long, long, long)[request.Limits.Length];
@@ -145,7 +150,8 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             throw new ArgumentException($"A sync needs one hint per limit ({width}); it has {request.Hints.Length}.", nameof(request));
         }
 
-        var args = LimitArgs(request.Limits, extra: (3 * width) + 1 + request.Uncertain.Sum(u => 4 + (u.Costs.Length * width)));
+        var reservations = request.Reservations ?? [];
+        var args = LimitArgs(request.Limits, extra: (3 * width) + 3 + request.Uncertain.Sum(u => 4 + (u.Costs.Length * width)) + (4 * reservations.Count));
         foreach (var hint in request.Hints)
         {
             args.Add(hint.End);
@@ -168,6 +174,16 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
 
             args.Add(string.Concat(batch.Decisions.Select(d => d == 0 ? '+' : (char)('A' + d - 1))));
             args.Add(string.Join(',', batch.Ends.Select(e => e.ToString(CultureInfo.InvariantCulture))));
+        }
+
+        args.Add(reservations.Count);
+        args.Add(ReservationRecordTtl(request.ReservationTimeoutMs));
+        foreach (var reservation in reservations)
+        {
+            args.Add(reservation.Id.ToString());
+            args.Add(reservation.AtMs);
+            args.Add(string.Join(',', reservation.Amounts.Select(e => e.ToString(CultureInfo.InvariantCulture))));
+            args.Add(string.Join(',', reservation.EndsMs.Select(e => e.ToString(CultureInfo.InvariantCulture))));
         }
 
         var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Sync, [request.Key], [.. args]).ConfigureAwait(false))!;
@@ -249,6 +265,12 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     }
 
     private static int LimitArgCount(LimitSpec[] limits) => 2 + (4 * limits.Length);
+
+    /// <summary>The record of reservation <paramref name="id"/> granted on <paramref name="key"/>: in the key's Redis Cluster slot (the hash tag).</summary>
+    public static string ReservationKey(string key, RequestId id) => $"{{{key}}}:rsv:{id}";
+
+    /// <summary>How long a reservation's record is kept: its settle time-out, and long enough past it to answer "expired" rather than "unknown".</summary>
+    private static long ReservationRecordTtl(long timeoutMs) => Math.Max(1, timeoutMs) + ReservationBook.KeptPastTimeoutMs;
 
     /// <summary>Writes the record bucket and the limits (see <see cref="CostScripts"/>) at the start of <paramref name="args"/>; returns the next index.</summary>
     private static int WriteLimitArgs(LimitSpec[] limits, RedisValue[] args)

@@ -26,6 +26,7 @@ namespace OrleansLimiter.Grains.Windows;
 public sealed class LimitSetOutage(TimeProvider time)
 {
     private readonly List<UncertainCosts> _uncertain = [];
+    private readonly List<ReservationGrant> _reservations = [];
     private KeyLimits? _limits;
     private LimitLedger? _ledger;
     private long[] _unsynced = [];
@@ -39,7 +40,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     public bool InOutage => _inOutage;
 
     /// <summary>Whether Redis has to be told something before the activation may go.</summary>
-    public bool HasWriteBack => _limits is not null && (_granted || _uncertain.Count > 0);
+    public bool HasWriteBack => _limits is not null && (_granted || _uncertain.Count > 0 || _reservations.Count > 0);
 
     /// <summary>Whether a sync is due before the next store call: an outage to end, or grants to write back.</summary>
     public bool NeedsSync => _inOutage || HasWriteBack;
@@ -132,6 +133,23 @@ public sealed class LimitSetOutage(TimeProvider time)
     }
 
     /// <summary>
+    /// Remembers a reservation granted alone (<paramref name="outcome"/> of its one request): its record
+    /// is written to Redis with the write-back, so that its settle applies there (and only then: a
+    /// settle is never applied without a record).
+    /// </summary>
+    public void AddReservation(RequestId id, long[] costs, CostOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(costs);
+        ArgumentNullException.ThrowIfNull(outcome);
+        if (id.IsNone || _limits is null || outcome.Decisions is not [0] || outcome.Replayed)
+        {
+            return;
+        }
+
+        _reservations.Add(new ReservationGrant(id, costs, outcome.Ends, outcome.NowMs));
+    }
+
+    /// <summary>
     /// Remembers a batch decided alone (<paramref name="outcome"/>) that Redis may have decided too: its
     /// store call got no answer, or it was sent again (its first call may have reached Redis elsewhere).
     /// </summary>
@@ -151,7 +169,7 @@ public sealed class LimitSetOutage(TimeProvider time)
         _ledger is not null && _limits!.SameAs(limits) ? Values(nowMs) : null;
 
     /// <summary>What Redis is to be told; null when there is nothing to tell (a plain probe then ends the outage).</summary>
-    public LimitSync? WriteBack(long nowMs)
+    public LimitSync? WriteBack(long nowMs, long reservationTimeoutMs = 600_000)
     {
         if (_limits is null || _ledger is null)
         {
@@ -168,7 +186,7 @@ public sealed class LimitSetOutage(TimeProvider time)
                 : new LimitHint(end, 0, 0);
         }
 
-        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. _uncertain]);
+        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. _uncertain], [.. _reservations], reservationTimeoutMs);
     }
 
     /// <summary>Redis answered again and was told everything: the outage ends.</summary>
@@ -197,6 +215,7 @@ public sealed class LimitSetOutage(TimeProvider time)
         _unsynced = [];
         _unsyncedEnd = [];
         _uncertain.Clear();
+        _reservations.Clear();
     }
 
     private void Start(KeyLimits limits, LimitSetMirror mirror, long nowMs)

@@ -20,7 +20,8 @@ namespace OrleansLimiter.Grains.Windows;
 /// <param name="outage">The decisions made without Redis.</param>
 /// <param name="policy">The outage policy in force.</param>
 /// <param name="logger">The grain's logger.</param>
-public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror mirror, LimitSetOutage outage, Func<OutagePolicy> policy, ILogger logger)
+/// <param name="reservationTimeoutMs">How long a reservation waits for its settle (<c>RateLimiting:ReservationTimeout</c>), in force now.</param>
+public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror mirror, LimitSetOutage outage, Func<OutagePolicy> policy, ILogger logger, Func<long>? reservationTimeoutMs = null)
 {
     /// <summary>RetryAfter of a batch the grain may not decide while Redis is away.</summary>
     public static readonly TimeSpan OutageRetryAfter = WindowMirror.OutageRetryAfter;
@@ -60,7 +61,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 await SyncAsync();
                 sent = true;
                 var reply = await store.ConsumeCostsAsync(new CostConsume(
-                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent)), mirror.Holds(limits) ? mirror.Values : null));
+                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
                 for (var i = 0; i < batch.Count; i++)
                 {
@@ -101,6 +102,11 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 outage.AddUncertain(command.Id, command.Costs, outcome);
             }
 
+            if (alone && command.Reservation && command.Costs.Length == 1)
+            {
+                outage.AddReservation(command.Id, command.Costs[0], outcome);
+            }
+
             command.Completion.TrySetResult(outcome);
         }
     }
@@ -122,7 +128,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         {
             await SyncAsync();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true))], mirror.Holds(limits) ? mirror.Values : null));
+                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
             command.Completion.TrySetResult([.. command.Waiters.Select((_, i) => new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]))]);
         }
@@ -138,6 +144,8 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         }
     }
 
+    private long ReservationTimeoutMs => reservationTimeoutMs?.Invoke() ?? 600_000;
+
     private bool MayDecideAlone(KeyLimits limits) => policy() == OutagePolicy.DecideLocally && !limits.Pooled;
 
     /// <summary>Before a store call after an outage: tells Redis what was decided without it, and ends the outage.</summary>
@@ -148,7 +156,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             return;
         }
 
-        if (outage.WriteBack(mirror.StoreNowMs()) is { } sync && outage.Limits is { } limits)
+        if (outage.WriteBack(mirror.StoreNowMs(), ReservationTimeoutMs) is { } sync && outage.Limits is { } limits)
         {
             var reply = await store.SyncLimitsAsync(sync);
             mirror.Observe(limits, reply.Limits, reply.NowMs);
@@ -183,6 +191,8 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
 
     private async Task SettleAsync(SettleCommand command)
     {
+        // Reservations granted alone are recorded by the sync: a settle never runs before it, and
+        // never without Redis (nothing is given back without the record there).
         await SyncAsync();
         var reply = await store.SettleAsync(command.Settle);
         // A refund raises what Redis holds above what the mirror says: take Redis's word for it.

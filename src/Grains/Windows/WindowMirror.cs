@@ -320,8 +320,12 @@ public sealed class WindowMirror(TimeProvider time)
 /// <param name="Remaining">Points left afterwards.</param>
 /// <param name="WindowEndMs">The window's end (epoch ms by Redis's clock); for a refusal, when to ask again.</param>
 /// <param name="NowMs">Redis's clock when it was decided (epoch ms).</param>
-public sealed record WindowDecision(bool[] Granted, long Remaining, long WindowEndMs, long NowMs)
+/// <param name="Costs">The costs decided, as the grain received them first (what an abandon gives back); null when not kept.</param>
+public sealed record WindowDecision(bool[] Granted, long Remaining, long WindowEndMs, long NowMs, long[]? Costs = null)
 {
+    /// <summary>Points granted in all, counted from <see cref="Costs"/>; -1 when they were not kept.</summary>
+    public long GrantedPoints => Costs is { } costs && costs.Length == Granted.Length ? costs.Where((_, i) => Granted[i]).Sum() : -1;
+
     /// <summary>Time until <see cref="WindowEndMs"/>.</summary>
     public TimeSpan RetryAfter => TimeSpan.FromMilliseconds(Math.Max(0, WindowEndMs - NowMs));
 

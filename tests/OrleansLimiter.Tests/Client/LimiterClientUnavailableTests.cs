@@ -22,6 +22,9 @@ public sealed class LimiterClientUnavailableTests
         public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
 
+        public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken) =>
+            throw new SiloUnavailableException("no silo answers");
+
         public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
 

@@ -23,7 +23,7 @@ public sealed class ReservationFaultTests(ITestOutputHelper output)
 
         await using var reservation = await limiter.ReserveAsync("tok", key, LimitCost.Of(("tokens", 800)));
         Assert.True(reservation.IsGranted);
-        var request = new SettleRequest(reservation.Id, reservation.Estimate, LimitCost.Of(("tokens", 150)), reservation.Result.Decision.GrantEndsMs!, reservation.Result.DecidedAtMs);
+        var request = new SettleRequest(reservation.Id, LimitCost.Of(("tokens", 150)));
         var sinceFirst = System.Diagnostics.Stopwatch.StartNew();
         var first = await grain.SettleAsync(request);
         Assert.Equal(SettleOutcome.Settled, first.Outcome);

@@ -121,9 +121,9 @@ public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOut
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var id = RequestId.New();
-        var reserved = await grain.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of(("tokens", 800))], id));
+        var reserved = await grain.TryConsumeCostsAsync(CostBatch.Reservation(LimitCost.Of(("tokens", 800)), id));
         Assert.True(reserved.Decision(0).IsAllowed);
-        var request = new SettleRequest(id, LimitCost.Of(("tokens", 800)), LimitCost.Of(("tokens", 150)), reserved.GrantEndsMs, reserved.DecidedAtMs);
+        var request = new SettleRequest(id, LimitCost.Of(("tokens", 150)));
 
         // The same settle through a fresh activation elsewhere (as after a silo loss) and again here.
         var first = await grain.SettleAsync(request);

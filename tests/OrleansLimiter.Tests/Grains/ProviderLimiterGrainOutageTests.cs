@@ -255,6 +255,50 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     }
 
     [Fact]
+    public async Task AReservationGrantedAlone_IsSettledOnlyOnceRedisHasItsRecord_AndAForgedSettleGivesNothing()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("outcost", key);
+        await ReachRedisAsync(grain);
+        var storeKey = "ratelimit:outcost:" + key;
+        Assert.True((await grain.TryConsumeCostsAsync(Costs(1, 100))).Decision(0).IsAllowed); // the grain has seen every limit
+
+        await using (fixture.Redis.Stop())
+        {
+            var id = RequestId.New();
+            var reserved = await grain.TryConsumeCostsAsync(CostBatch.Reservation(LimitCost.Of(("tokens", 400)), id));
+            Assert.True(reserved.Decision(0).IsAllowed);
+
+            // While Redis is away nothing is given back: the reservation's record is not there yet.
+            await Assert.ThrowsAnyAsync<Exception>(() => grain.SettleAsync(new SettleRequest(id, LimitCost.Of(("tokens", 100)))).AsTask());
+            await Assert.ThrowsAnyAsync<Exception>(() => grain.SettleAsync(new SettleRequest(RequestId.New(), LimitCost.Of(("tokens", 0)))).AsTask());
+
+            // Redis back (empty): the write-back records the reservation, and its settle applies, once.
+            using var redis = await fixture.RestartRedisAsync();
+            SettleResult? settled = null;
+            await WaitUntilAsync(async () =>
+            {
+                try
+                {
+                    settled = await grain.SettleAsync(new SettleRequest(id, LimitCost.Of(("tokens", 100))));
+                    return true;
+                }
+                catch (Exception ex) when (ex is not Xunit.Sdk.XunitException)
+                {
+                    return false;
+                }
+            }, TimeSpan.FromSeconds(10));
+            Assert.Equal(SettleOutcome.Settled, settled!.Outcome);
+            Assert.InRange(settled.Limits.Single(l => l.Name == "tokens").Refunded, 299, 300);
+            Assert.True(await redis.GetDatabase().KeyExistsAsync(OrleansLimiter.Grains.Storage.RedisLimiterStore.ReservationKey(storeKey, id)));
+
+            var forged = await grain.SettleAsync(new SettleRequest(RequestId.New(), LimitCost.Of(("tokens", 0))));
+            Assert.Equal(SettleOutcome.Unknown, forged.Outcome);
+            Assert.Equal(SettleOutcome.Replayed, (await grain.SettleAsync(new SettleRequest(id, LimitCost.Of(("tokens", 0))))).Outcome);
+        }
+    }
+
+    [Fact]
     public async Task SeveralLimits_RedisRestartedEmptyBetweenCalls_EveryLimitRestored_NotRefilled()
     {
         var key = TestKeys.Unique();

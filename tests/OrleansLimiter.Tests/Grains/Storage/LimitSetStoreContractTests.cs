@@ -25,6 +25,8 @@ public abstract class LimitSetStoreContractTests
 
     protected static CostStoreBatch Batch(params long[][] costs) => new(RequestId.None, costs);
 
+    protected static CostStoreBatch Reservation(RequestId id, params long[] costs) => new(id, [costs], Reservation: true);
+
     [Fact]
     public async Task AllOrNothing_ARefusalSpendsOnNoLimit_AndNamesTheLimitThatBlocked()
     {
@@ -104,12 +106,12 @@ public abstract class LimitSetStoreContractTests
     {
         var key = "costs:" + TestKeys.Unique();
         var id = RequestId.New();
-        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 500]])]));
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 500)]));
         Assert.Equal([0], reserve.Decisions[0]);
         var tokensAfterReserve = reserve.Limits[1].Remaining;
 
         // Used 120 of 500 tokens: 380 come back (one request stays spent).
-        var settle = new CostSettle(key, RequestsAndTokens, id, reserve.NowMs, 60_000, [1, 500], [1, 120], reserve.BatchEnds[0]);
+        var settle = new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 120]);
         var first = await Store.SettleAsync(settle);
         Assert.Equal(SettleOutcome.Settled, first.Outcome);
         Assert.InRange(first.Amounts[1].Refunded, 379, 380);
@@ -123,8 +125,8 @@ public abstract class LimitSetStoreContractTests
 
         // An overrun beyond what is left is charged down to zero; the rest is reported.
         var big = RequestId.New();
-        var reserveBig = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(big, [[1, 100]])]));
-        var overrun = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, big, reserveBig.NowMs, 60_000, [1, 100], [3, 5_000], reserveBig.BatchEnds[0]));
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(big, 1, 100)]));
+        var overrun = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, big, 60_000, [3, 5_000]));
         Assert.Equal(2, overrun.Amounts[0].Charged);
         Assert.Equal(0, overrun.Limits[1].Remaining);
         Assert.Equal(4_900, overrun.Amounts[1].Charged + overrun.Amounts[1].Uncharged);
@@ -132,13 +134,60 @@ public abstract class LimitSetStoreContractTests
     }
 
     [Fact]
+    public async Task Settle_OfAnIdNeverReserved_ChangesNothing_AndSaysSo()
+    {
+        // A forged settle: a fresh id, and an actual of 0 against an invented estimate.
+        var key = "costs:" + TestKeys.Unique();
+        var spent = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([4, 900])]));
+        Assert.Equal([0], spent.Decisions[0]);
+
+        var forged = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, RequestId.New(), 60_000, [0, 0]));
+
+        Assert.Equal(SettleOutcome.Unknown, forged.Outcome);
+        Assert.All(forged.Amounts, a => Assert.Equal((0L, 0L, 0L), a));
+        Assert.Equal(6, forged.Limits[0].Remaining);
+        Assert.InRange(forged.Limits[1].Remaining, 100, 140); // what refilled since, never the forged 900
+    }
+
+    [Fact]
+    public async Task Settle_OfABatchGrantedAsAPlainConsume_ChangesNothing()
+    {
+        // A consume under an id is recorded for retries, but is no reservation: nothing to settle.
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 800]])]));
+
+        var settle = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [0, 0]));
+
+        Assert.Equal(SettleOutcome.Unknown, settle.Outcome);
+        Assert.Equal(9, settle.Limits[0].Remaining);
+        Assert.InRange(settle.Limits[1].Remaining, 200, 240);
+    }
+
+    [Fact]
+    public async Task Settle_RefundsAtMostWhatWasReserved()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([3, 700])]));
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 2, 100)]));
+
+        var settle = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [0, 0]));
+
+        Assert.Equal(SettleOutcome.Settled, settle.Outcome);
+        Assert.Equal(2, settle.Amounts[0].Refunded);
+        Assert.InRange(settle.Amounts[1].Refunded, 99, 100);
+        Assert.Equal(7, settle.Limits[0].Remaining); // the 3 requests spent by others stay spent
+    }
+
+    [Fact]
     public async Task Settle_TooLate_LeavesTheReservationSpentAsEstimated()
     {
         var key = "costs:" + TestKeys.Unique();
         var id = RequestId.New();
-        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[5, 0]])]));
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 5, 0)]));
         await PassAsync(TimeSpan.FromMilliseconds(300));
-        var late = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, reserve.NowMs, 100, [5, 0], [1, 0], reserve.BatchEnds[0]));
+        var late = await Store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 100, [1, 0]));
         Assert.Equal(SettleOutcome.Expired, late.Outcome);
         Assert.Equal(5, late.Limits[0].Remaining);
     }
@@ -149,9 +198,9 @@ public abstract class LimitSetStoreContractTests
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 300) };
         var key = "costs:" + TestKeys.Unique();
         var id = RequestId.New();
-        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, limits, [new CostStoreBatch(id, [[8]])]));
+        await Store.ConsumeCostsAsync(new CostConsume(key, limits, [new CostStoreBatch(id, [[8]], Reservation: true)]));
         await PassAsync(TimeSpan.FromMilliseconds(450)); // that window is over; a new one opens on the next call
-        var settled = await Store.SettleAsync(new CostSettle(key, limits, id, reserve.NowMs, 60_000, [8], [1], reserve.BatchEnds[0]));
+        var settled = await Store.SettleAsync(new CostSettle(key, limits, id, 60_000, [1]));
         Assert.Equal(0, settled.Amounts[0].Refunded);
         Assert.Equal(10, settled.Limits[0].Remaining);
     }
@@ -201,6 +250,43 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         await fixture.Db.KeyDeleteAsync(key);
         var fresh = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
         Assert.Equal(9, fresh.Limits[0].Remaining);
+    }
+
+    [Fact]
+    public async Task Reservation_IsRecordedInTheKeysSlot_ExpiringAfterItsTimeOut()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var id = RequestId.New();
+        var reserve = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 300)], ReservationTimeoutMs: 5_000));
+        Assert.Equal([0], reserve.Decisions[0]);
+
+        var record = RedisLimiterStore.ReservationKey(key, id);
+        Assert.Equal(fixture.Connection.HashSlot(key), fixture.Connection.HashSlot(record));
+        var fields = (await fixture.Db.HashGetAllAsync(record)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal("requests,tokens", fields["names"]);
+        Assert.Equal("1,300", fields["amounts"]);
+        Assert.Equal(reserve.NowMs.ToString(System.Globalization.CultureInfo.InvariantCulture), fields["at"]);
+        var ttl = await fixture.Db.KeyTimeToLiveAsync(record);
+        Assert.InRange(ttl!.Value.TotalMilliseconds, 60_000, 5_000 + ReservationBook.KeptPastTimeoutMs);
+    }
+
+    [Fact]
+    public async Task Sync_RecordsTheReservationsAGrainGrantedAlone_SoTheirSettlesApply()
+    {
+        var key = "costs:" + TestKeys.Unique();
+        var now = (await _store.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
+        var windowEnd = now + 30_000;
+        var id = RequestId.New();
+
+        // The grain granted 2 requests and a reservation of 1 request and 400 tokens alone.
+        var sync = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 7, 3), new LimitHint((now + 4_000) * 1000, 0, 0)], [],
+            [new ReservationGrant(id, [1, 400], [windowEnd, now + 4_000], now)], 60_000));
+        Assert.Equal(7, sync.Limits[0].Remaining);
+
+        var settle = await _store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100]));
+        Assert.Equal(SettleOutcome.Settled, settle.Outcome);
+        Assert.InRange(settle.Amounts[1].Refunded, 299, 300);
+        Assert.Equal(0, settle.Amounts[0].Refunded);
     }
 
     [Fact]
