@@ -45,6 +45,14 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:fairllm:Limits:output:Points"] = "100",
         ["RateLimiting:Providers:fairllm:Limits:output:Duration"] = "60",
 
+        // The laws' property tests: two windows an hour long (none ends during a case), so that every
+        // count is exact.
+        ["RateLimiting:Providers:laws:Points"] = "12",
+        ["RateLimiting:Providers:laws:Duration"] = "3600",
+        ["RateLimiting:Providers:laws:KeyPrefix"] = "test:laws",
+        ["RateLimiting:Providers:laws:Limits:tokens:Points"] = "1000",
+        ["RateLimiting:Providers:laws:Limits:tokens:Duration"] = "3600",
+
         // An LLM provider as providers enforce it: requests per window and tokens refilling continuously
         // (100 per second); model keys with limits of their own, two sharing one pool.
         ["RateLimiting:Providers:llm:Points"] = "100",

@@ -1,0 +1,243 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using CsCheck;
+using OrleansLimiter.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OrleansLimiter.Tests.Properties;
+
+/// <summary>
+/// The two laws as properties of the raw grain interface, as any worker can call it, against real
+/// Redis through a two-silo cluster: random sequences of consumes (sent again under their ids, as after
+/// a lost answer), one-number consumes, reservations, settles (real, repeated, forged, of plain consumes'
+/// ids), provider reports and resets, run by one caller or by three at once, on a key with two
+/// windows an hour long. Checked: each window's spent count in Redis equals what callers were told
+/// (granted, less refunded, plus charged, plus what provider reports lowered); a request sent again is
+/// told the decision it was told first; no settle gives back more than its reservation took.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHelper output)
+{
+    private static readonly string[] Names = ["requests", "tokens"];
+    private static readonly long[] Capacity = [12, 1_000];
+
+    private enum Kind
+    {
+        Consume,
+        ConsumeAgain,
+        Points,
+        Reserve,
+        Settle,
+        SettleAgain,
+        SettleForged,
+        SettlePlain,
+        Report,
+        Reset,
+    }
+
+    private sealed record Op(Kind Kind, long Requests, long Tokens, int Index)
+    {
+        public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Kind}({Requests},{Tokens},#{Index})");
+    }
+
+    private static readonly Gen<Op> AnOp = Gen.Select(Gen.Int[0, 9], Gen.Long[0, 3], Gen.Long[0, 300], Gen.Int[0, 50], (k, r, t, i) => new Op((Kind)k, r, t, i));
+
+    [Fact]
+    public Task OneCaller_RandomSequences_SpentEqualsTold() => RunAsync(lanes: 1, PropertyRuns.Cases(25));
+
+    [Fact]
+    public Task ThreeCallersAtOnce_RandomSequences_SpentEqualsTold() => RunAsync(lanes: 3, PropertyRuns.Cases(25));
+
+    private async Task RunAsync(int lanes, int cases)
+    {
+        await PropertyRuns.RunAsync(cases, (seed, iter) =>
+            Check.SampleAsync(AnOp.Array[1, 40], ops => CaseAsync(ops, lanes), seed: seed, iter: iter, threads: 1, print: ops => string.Join(' ', ops.Select(o => o.ToString()))));
+
+        output.WriteLine($"{cases} seeded cases with {lanes} caller(s) held");
+    }
+
+    private async Task CaseAsync(Op[] ops, int lanes)
+    {
+        var key = TestKeys.Unique();
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("laws", key));
+        var state = new CaseState();
+
+        // Resets are ordered against everything else only for one caller; several at once leave them out.
+        var lane = ops.Where(o => lanes == 1 || o.Kind != Kind.Reset).Select((o, i) => (o, i)).GroupBy(x => x.i % lanes, x => x.o);
+        await Task.WhenAll(lane.Select(async ops => { foreach (var op in ops) { await StepAsync(grain, op, state); } }));
+
+        var hash = (await fixture.Db.HashGetAllAsync($"test:laws:{key}")).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));
+        var spent = new[]
+        {
+            hash.TryGetValue("points", out var requests) ? Capacity[0] - requests : 0,
+            hash.TryGetValue("tokens:points", out var tokens) ? Capacity[1] - tokens : 0,
+        };
+        for (var i = 0; i < Names.Length; i++)
+        {
+            if (spent[i] != state.Told[i])
+            {
+                throw new InvalidOperationException($"Redis spent {spent[i]} of '{Names[i]}'; callers were told {state.Told[i]}.");
+            }
+        }
+    }
+
+    private static async Task StepAsync(IProviderLimiterGrain grain, Op op, CaseState state)
+    {
+        var cost = LimitCost.Of(("requests", op.Requests), ("tokens", op.Tokens));
+        switch (op.Kind)
+        {
+            case Kind.Consume:
+            case Kind.ConsumeAgain:
+            {
+                var again = op.Kind == Kind.ConsumeAgain && state.Consumes.Count > 0;
+                var (id, sent) = again ? state.Consumes[op.Index % state.Consumes.Count] : (RequestId.New(), cost);
+                var reply = await grain.TryConsumeCostsAsync(CostBatch.Of([sent], id, isResend: again));
+                var granted = reply.Decision(0).IsAllowed;
+                if (again)
+                {
+                    // Told the first decision, and nothing spent again.
+                    if (state.FirstAnswer[id] != granted)
+                    {
+                        throw new InvalidOperationException($"Consume {id} sent again was told {(granted ? "granted" : "refused")}, first {(state.FirstAnswer[id] ? "granted" : "refused")}.");
+                    }
+
+                    break;
+                }
+
+                state.FirstAnswer[id] = granted;
+                state.Consumes.Add((id, cost));
+                state.Told.Add(granted ? [op.Requests, op.Tokens] : [0, 0]);
+                break;
+            }
+
+            case Kind.Points:
+            {
+                var reply = await grain.TryConsumeBatchAsync(new ConsumeBatch([op.Requests + 1], RequestId.New()));
+                state.Told.Add(reply.Outcomes[0] == ConsumeOutcome.Granted ? [op.Requests + 1, 0] : [0, 0]);
+                break;
+            }
+
+            case Kind.Reserve:
+            {
+                var id = RequestId.New();
+                var reply = await grain.TryConsumeCostsAsync(CostBatch.Reservation(cost, id));
+                if (reply.Decision(0).IsAllowed)
+                {
+                    state.Reserved[id] = [op.Requests, op.Tokens];
+                    state.Told.Add([op.Requests, op.Tokens]);
+                }
+
+                // Known to the other callers only now, with what it reserved.
+                state.Reservations.Add(id);
+
+                break;
+            }
+
+            case Kind.Settle:
+            case Kind.SettleAgain:
+            case Kind.SettleForged:
+            case Kind.SettlePlain:
+            {
+                var id = op.Kind switch
+                {
+                    Kind.Settle when state.Reservations.Count > 0 => state.Reservations[^1],
+                    Kind.SettleAgain when state.Reservations.Count > 0 => state.Reservations[op.Index % state.Reservations.Count],
+                    Kind.SettlePlain when state.Consumes.Count > 0 => state.Consumes[op.Index % state.Consumes.Count].Id,
+                    _ => RequestId.New(),
+                };
+                var reply = await grain.SettleAsync(new SettleRequest(id, cost));
+                if (reply.Outcome == SettleOutcome.Replayed)
+                {
+                    // Told again what the first settle did: nothing changed now.
+                    break;
+                }
+
+                var reserved = state.Reserved.TryGetValue(id, out var r) ? r : [0, 0];
+                var change = new long[2];
+                for (var i = 0; i < Names.Length; i++)
+                {
+                    var amounts = reply.Limits.Single(l => l.Name == Names[i]);
+                    if (amounts.Refunded > reserved[i] || (reply.Outcome != SettleOutcome.Settled && amounts.Refunded + amounts.Charged > 0))
+                    {
+                        throw new InvalidOperationException($"{reply.Outcome} settle of {id} gave back {amounts.Refunded} of '{Names[i]}' (reserved {reserved[i]}) and charged {amounts.Charged}.");
+                    }
+
+                    change[i] = amounts.Charged - amounts.Refunded;
+                }
+
+                state.Told.Add(change);
+                break;
+            }
+
+            case Kind.Report:
+            {
+                // The provider says fewer tokens remain: the shared count goes down (spent by others).
+                var reply = await grain.ObserveProviderAsync([new ProviderObservation("tokens", op.Tokens * 3)]);
+                state.Told.Add([0, reply.Lowered[0]]);
+                break;
+            }
+
+            case Kind.Reset:
+                await grain.ResetAsync();
+                state.Told.Reset();
+                break;
+        }
+    }
+
+    /// <summary>What one case's callers were told, shared by its callers.</summary>
+    private sealed class CaseState
+    {
+        public ConcurrentList<(RequestId Id, LimitCost Cost)> Consumes { get; } = new();
+
+        public ConcurrentDictionary<RequestId, bool> FirstAnswer { get; } = new();
+
+        public ConcurrentList<RequestId> Reservations { get; } = new();
+
+        public ConcurrentDictionary<RequestId, long[]> Reserved { get; } = new();
+
+        public Counts Told { get; } = new();
+    }
+
+    private sealed class Counts
+    {
+        private readonly long[] _counts = new long[Names.Length];
+
+        public long this[int index] { get { lock (_counts) { return _counts[index]; } } }
+
+        public void Add(long[] change)
+        {
+            lock (_counts)
+            {
+                for (var i = 0; i < _counts.Length; i++)
+                {
+                    _counts[i] += change[i];
+                }
+            }
+        }
+
+        public void Reset()
+        {
+            lock (_counts)
+            {
+                Array.Clear(_counts);
+            }
+        }
+    }
+
+    private sealed class ConcurrentList<T>
+    {
+        private readonly List<T> _items = [];
+
+        public int Count { get { lock (_items) { return _items.Count; } } }
+
+        public T this[Index index] { get { lock (_items) { return _items[index]; } } }
+
+        public void Add(T item)
+        {
+            lock (_items)
+            {
+                _items.Add(item);
+            }
+        }
+    }
+}
