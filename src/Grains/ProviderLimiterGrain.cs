@@ -184,6 +184,13 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         }
 
         var decision = await decided;
+        if (decision.Granted.Length != costs.Length)
+        {
+            // The id was decided for a batch of another shape (a sending that differs from the first,
+            // or an abandon that stated other costs): nothing of this one is granted.
+            decision = _mirror.Refusal(costs.Length);
+        }
+
         for (int i = 0, j = 0; i < outcomes.Length; i++)
         {
             if (outcomes[i] != ConsumeOutcome.AboveLimit)

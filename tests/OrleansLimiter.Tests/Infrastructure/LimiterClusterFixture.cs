@@ -52,6 +52,9 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:laws:KeyPrefix"] = "test:laws",
         ["RateLimiting:Providers:laws:Limits:tokens:Points"] = "1000",
         ["RateLimiting:Providers:laws:Limits:tokens:Duration"] = "3600",
+        ["RateLimiting:Providers:lawseed:Points"] = "50",
+        ["RateLimiting:Providers:lawseed:Duration"] = "3600",
+        ["RateLimiting:Providers:lawseed:KeyPrefix"] = "test:lawseed",
 
         // An LLM provider as providers enforce it: requests per window and tokens refilling continuously
         // (100 per second); model keys with limits of their own, two sharing one pool.

@@ -42,6 +42,114 @@ public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHel
 
     private static readonly Gen<Op> AnOp = Gen.Select(Gen.Int[0, 9], Gen.Long[0, 3], Gen.Long[0, 300], Gen.Int[0, 50], (k, r, t, i) => new Op((Kind)k, r, t, i));
 
+    private enum SeedKind
+    {
+        Batch,
+        BatchAgain,
+        Abandon,
+        AbandonInflated,
+        AbandonForged,
+        SettleForged,
+    }
+
+    private sealed record SeedOp(SeedKind Kind, long[] Points, int Index)
+    {
+        public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Kind}([{string.Join(',', Points)}],#{Index})");
+    }
+
+    private static readonly Gen<SeedOp> ASeedOp = Gen.Select(Gen.Int[0, 5], Gen.Long[1, 6].Array[1, 4], Gen.Int[0, 50], (k, p, i) => new SeedOp((SeedKind)k, p, i));
+
+    [Fact]
+    public async Task SeedLimit_BatchesResentAndAbandoned_ForgedAbandonsAndSettles_SpentEqualsTold()
+    {
+        var cases = PropertyRuns.Cases(25);
+        await PropertyRuns.RunAsync(cases, (seed, iter) =>
+            Check.SampleAsync(ASeedOp.Array[1, 30], SeedCaseAsync, seed: seed, iter: iter, threads: 1, print: ops => string.Join(' ', ops.Select(o => o.ToString()))));
+        output.WriteLine($"{cases} seeded cases on the seed's limit held");
+    }
+
+    private async Task SeedCaseAsync(SeedOp[] ops)
+    {
+        var key = TestKeys.Unique();
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("lawseed", key));
+        var batches = new List<(RequestId Id, long[] Points, long Granted)>();
+        long told = 0;
+        foreach (var op in ops)
+        {
+            var earlier = batches.Count > 0 ? batches[op.Index % batches.Count] : default;
+            switch (op.Kind)
+            {
+                case SeedKind.Batch:
+                case SeedKind.BatchAgain when batches.Count == 0:
+                {
+                    var id = RequestId.New();
+                    var reply = await grain.TryConsumeBatchAsync(new ConsumeBatch(op.Points, id));
+                    var granted = op.Points.Where((_, i) => reply.Outcomes[i] == ConsumeOutcome.Granted).Sum();
+                    batches.Add((id, op.Points, granted));
+                    told += granted;
+                    break;
+                }
+
+                case SeedKind.BatchAgain:
+                {
+                    // Sent again after a lost answer: told what it was granted first (or, once abandoned, refused), nothing spent again.
+                    var reply = await grain.TryConsumeBatchAsync(new ConsumeBatch(earlier.Points, earlier.Id, IsResend: true));
+                    var granted = earlier.Points.Where((_, i) => reply.Outcomes[i] == ConsumeOutcome.Granted).Sum();
+                    if (granted != earlier.Granted)
+                    {
+                        throw new InvalidOperationException($"Batch {earlier.Id} sent again was told {granted} granted; it was told {earlier.Granted} (and spends nothing again).");
+                    }
+
+                    break;
+                }
+
+                case SeedKind.Abandon:
+                case SeedKind.AbandonInflated:
+                case SeedKind.AbandonForged:
+                {
+                    // An abandon gives back at most what the batch was granted, whatever costs it states.
+                    var (id, points, granted) = op.Kind == SeedKind.AbandonForged || batches.Count == 0
+                        ? (RequestId.New(), op.Points, 0L)
+                        : earlier;
+                    var stated = op.Kind == SeedKind.AbandonInflated ? [.. points.Select(p => p * 10)] : points;
+                    var reply = await grain.AbandonBatchAsync(new ConsumeBatch(stated, id));
+                    if (reply.Released > granted)
+                    {
+                        throw new InvalidOperationException($"Abandon of {id} released {reply.Released}; it was granted {granted}.");
+                    }
+
+                    told -= reply.Released;
+                    var at = batches.FindIndex(b => b.Id == id);
+                    if (at >= 0)
+                    {
+                        // Whatever is told of it from now on: refused (its grant, if any, went back or its window ended).
+                        batches[at] = (id, points, 0);
+                    }
+
+                    break;
+                }
+
+                case SeedKind.SettleForged:
+                {
+                    var reply = await grain.SettleAsync(new SettleRequest(RequestId.New(), LimitCost.Requests(0)));
+                    if (reply.Outcome != SettleOutcome.Unknown)
+                    {
+                        throw new InvalidOperationException($"A settle of an id never reserved was {reply.Outcome}.");
+                    }
+
+                    break;
+                }
+            }
+        }
+
+        var held = (string?)await fixture.Db.HashGetAsync($"test:lawseed:{key}", "points");
+        var spent = held is null ? 0 : 50 - long.Parse(held, CultureInfo.InvariantCulture);
+        if (spent != told)
+        {
+            throw new InvalidOperationException($"Redis spent {spent}; callers were told {told}.");
+        }
+    }
+
     [Fact]
     public Task OneCaller_RandomSequences_SpentEqualsTold() => RunAsync(lanes: 1, PropertyRuns.Cases(25));
 
