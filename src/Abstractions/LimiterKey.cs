@@ -2,8 +2,8 @@ namespace OrleansLimiter;
 
 /// <summary>
 /// Names of providers and keys, and the grain identity built from them (<c>openai/global</c>).
-/// Names go into Redis keys and log lines, so only a safe character set is accepted: letters,
-/// digits and <c>. _ -</c> for providers, plus <c>: @</c> for keys.
+/// Names go into Redis keys and log lines, so only a safe character set is accepted: ASCII letters
+/// and digits (<c>A-Z a-z 0-9</c>) and <c>. _ -</c> for providers, plus <c>: @</c> for keys.
 /// </summary>
 public static class LimiterKey
 {
@@ -35,7 +35,7 @@ public static class LimiterKey
         return string.Equals(grainKey, Canonical(grainKey), StringComparison.Ordinal);
     }
 
-    /// <summary>Names hold ASCII letters only, so lower-casing them is culture-independent.</summary>
+    /// <summary>Names hold ASCII characters only, so lower-casing them is culture-independent.</summary>
     private static string Canonical(string name) => name.ToLowerInvariant();
 
     /// <summary>Splits a grain key made by <see cref="Format"/>.</summary>
@@ -95,10 +95,13 @@ public static class LimiterKey
 
         foreach (var c in name)
         {
+            // The message spells out the rule above: "letters" alone would suggest 'é' or 'ж' pass.
             var ok = char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' || (allowKeyChars && c is ':' or '@');
             if (!ok)
             {
-                var allowed = allowKeyChars ? "letters, digits and . _ - : @" : "letters, digits and . _ -";
+                var allowed = allowKeyChars
+                    ? "ASCII letters and digits (A-Z, a-z, 0-9) and '.', '_', '-', ':', '@'"
+                    : "ASCII letters and digits (A-Z, a-z, 0-9) and '.', '_', '-'";
                 return $"'{Printable(name)}' contains '{Printable(c.ToString())}'; only {allowed} are allowed.";
             }
         }

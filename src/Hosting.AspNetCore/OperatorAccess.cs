@@ -16,6 +16,9 @@ public static class OperatorAccess
     /// <summary>The request header that carries the admin key.</summary>
     public const string KeyHeader = "X-Admin-Key";
 
+    /// <summary>The setting that holds the admin key.</summary>
+    public const string KeySetting = "Admin:Key";
+
     /// <summary>Whether the caller is on this host.</summary>
     public static bool IsLoopback(HttpContext context)
     {
@@ -41,6 +44,12 @@ public static class OperatorAccess
             ? null
             : Results.Problem($"Missing or wrong {KeyHeader} header.", statusCode: StatusCodes.Status401Unauthorized);
     }
+
+    /// <summary>
+    /// Whether the caller is an operator by the admin endpoints' rule (<see cref="AdminRefusal"/>): it
+    /// sends the key when one is configured, or is on this host when none is.
+    /// </summary>
+    public static bool IsOperator(HttpContext context, string? adminKey) => AdminRefusal(context, adminKey) is null;
 
     /// <summary>Puts <see cref="AdminRefusal"/> in front of every endpoint of <paramref name="builder"/>.</summary>
     public static TBuilder RequireAdminAccess<TBuilder>(this TBuilder builder, string? adminKey)

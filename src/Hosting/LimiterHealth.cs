@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -90,6 +92,45 @@ public static class LimiterHealth
         }
 
         return health;
+    }
+
+    /// <summary>
+    /// Replaces each tenant name in the wait queues (<c>providers.{p}.queue.byTenant[].tenant</c>) by
+    /// <c>tenantSha256</c>, the first 12 hex digits of the SHA-256 of its UTF-8 bytes: a tenant may be
+    /// named by an API key, and the document is public. The hash is stable, so a tenant can still be
+    /// followed from one answer to the next, and an operator can compute it from a name they know.
+    /// </summary>
+    public static void HideTenantNames(JsonObject health)
+    {
+        ArgumentNullException.ThrowIfNull(health);
+        if (health["providers"] is not JsonObject providers)
+        {
+            return;
+        }
+
+        foreach (var (_, provider) in providers)
+        {
+            if (provider?["queue"]?["byTenant"] is not JsonArray lines)
+            {
+                continue;
+            }
+
+            foreach (var line in lines.OfType<JsonObject>())
+            {
+                if (line["tenant"] is JsonValue name && name.TryGetValue<string>(out var tenant))
+                {
+                    line.Remove("tenant");
+                    line.Insert(0, "tenantSha256", TenantHash(tenant));
+                }
+            }
+        }
+    }
+
+    /// <summary>The first 12 hex digits (lower case) of the SHA-256 of <paramref name="tenant"/>'s UTF-8 bytes.</summary>
+    public static string TenantHash(string tenant)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(tenant)))[..12];
     }
 
     private static async Task<JsonObject> ContributeAsync(ILimiterHealthContributor contributor, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
@@ -30,11 +31,21 @@ internal sealed record ShutdownBudget(TimeSpan Total)
     public TimeSpan Membership => Total / 4;
 
     /// <summary>
+    /// What the process needs to end once the watchdog fires (flush the log, run the exit handlers):
+    /// a quarter of the total, at most a second. The watchdog fires this much before <see cref="Total"/>,
+    /// so that the process is gone by then, not merely told to go.
+    /// </summary>
+    public TimeSpan ExitMargin => TimeSpan.FromSeconds(Math.Min(1, Total.TotalSeconds / 4));
+
+    /// <summary>When the watchdog ends the process, counted from SIGTERM: <see cref="Total"/> less <see cref="ExitMargin"/>.</summary>
+    public TimeSpan Watchdog => Total - ExitMargin;
+
+    /// <summary>
     /// The host's own stop deadline (<see cref="HostOptions.ShutdownTimeout"/>), a second before the
     /// watchdog. Kestrel and Orleans take it as their cancellation, and Orleans cancels the grains'
     /// deactivation (their write-back) with it, so it comes as late as the watchdog allows.
     /// </summary>
-    public TimeSpan Host => Total - TimeSpan.FromSeconds(Math.Min(1, Total.TotalSeconds / 4));
+    public TimeSpan Host => Watchdog - TimeSpan.FromSeconds(Math.Min(1, Total.TotalSeconds / 4));
 
     /// <summary>Reads <see cref="Setting"/>; throws <see cref="FormatException"/> naming it when it is not a number of seconds in range.</summary>
     public static ShutdownBudget FromConfiguration(IConfiguration configuration)
@@ -57,28 +68,25 @@ internal sealed record ShutdownBudget(TimeSpan Total)
 }
 
 /// <summary>
-/// Starts counting when the host begins to stop: bounds the membership updates of the stop (through
-/// <see cref="DeadlineMembershipTable"/>) and, as a last resort, ends the process when the graceful stop
-/// overruns <see cref="ShutdownBudget.Total"/>.
+/// Starts counting at SIGTERM (or when the host begins to stop for another reason): bounds the
+/// membership updates of the stop (through <see cref="DeadlineMembershipTable"/>) and, as a last
+/// resort, ends the process when the graceful stop would overrun <see cref="ShutdownBudget.Total"/>.
 /// </summary>
 internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
 {
     /// <summary>The exit code when the watchdog ends the process.</summary>
     public const int OverranExitCode = 4;
 
-    // Static: the watchdog must outlive this object, which the host disposes near the end of the very
-    // stop the watchdog bounds (and a timer nobody references may be collected before it fires).
-    private static ITimer? s_watchdog;
-
     private readonly ShutdownBudget _budget;
     private readonly IOptions<ClusterMembershipOptions> _membershipOptions;
     private readonly IEnumerable<ILoggerProvider> _loggerProviders;
     private readonly ILogger<ShutdownDeadline> _logger;
-    private readonly TimeProvider _time;
 
     // Never disposed: the membership table may still ask for its token while the host disposes services.
     private readonly CancellationTokenSource _membership;
     private readonly CancellationTokenRegistration _stopping;
+    private readonly PosixSignalRegistration _sigterm;
+    private int _begun;
     private int _membershipCutLogged;
 
     public ShutdownDeadline(
@@ -94,12 +102,14 @@ internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
         _membershipOptions = membership;
         _loggerProviders = loggerProviders;
         _logger = logger;
-        _time = time;
         _membership = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
 
         // Registered when the host resolves its services, before any starts: a SIGTERM during the
-        // silo's start is bounded too.
-        _stopping = lifetime.ApplicationStopping.Register(static state => ((ShutdownDeadline)state!).OnStopping(), this);
+        // silo's start is bounded too. The deadline is the orchestrator's, so it counts from the signal
+        // itself, not from when the host gets round to stopping. The host's own SIGTERM handler (which
+        // cancels the default termination and stops the host) still runs: this one only takes the time.
+        _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => Begin());
+        _stopping = lifetime.ApplicationStopping.Register(static state => ((ShutdownDeadline)state!).Begin(), this);
     }
 
     /// <summary>Cancelled when the membership share of the stop has passed; never before the stop.</summary>
@@ -112,7 +122,11 @@ internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        _sigterm.Dispose();
+    }
 
     /// <summary>Called by <see cref="DeadlineMembershipTable"/> the first time it cuts a call short.</summary>
     public void MembershipCut()
@@ -123,8 +137,14 @@ internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
         }
     }
 
-    private void OnStopping()
+    /// <summary>The stop has begun (SIGTERM, or the host stopping, whichever comes first): start counting, once.</summary>
+    private void Begin()
     {
+        if (Interlocked.Exchange(ref _begun, 1) != 0)
+        {
+            return;
+        }
+
         LogStopping(_logger, _budget.Total.TotalSeconds, _budget.Membership.TotalSeconds);
         _membership.CancelAfter(_budget.Membership);
 
@@ -133,25 +153,43 @@ internal sealed partial class ShutdownDeadline : IHostedService, IDisposable
         // one try each is enough: a silo that could not say goodbye is declared dead by the others'
         // probes. The options object is the one Orleans' membership reads on every update.
         _membershipOptions.Value.MaxJoinAttemptTime = TimeSpan.FromMilliseconds(1);
-        s_watchdog = _time.CreateTimer(static state => ((ShutdownDeadline)state!).Overran(), this, _budget.Total, Timeout.InfiniteTimeSpan);
+
+        // A thread of its own, not a timer: timer callbacks run on the thread pool, which a stop blocked
+        // on a hung Redis may starve, and the watchdog is the one thing that must not be late. A running
+        // thread outlives this object, which the host disposes near the end of the very stop it bounds.
+        var watchdog = new Thread(static state => ((ShutdownDeadline)state!).Watch())
+        {
+            IsBackground = true,
+            Name = "shutdown watchdog",
+        };
+        watchdog.Start(this);
     }
 
-    private void Overran()
+    private void Watch()
     {
+        Thread.Sleep(_budget.Watchdog);
         LogOverran(_logger, _budget.Total.TotalSeconds, OverranExitCode);
 
-        // Environment.Exit does not wait for the console logger's queue: flush it so the line above is seen.
-        foreach (var provider in _loggerProviders)
+        // Environment.Exit does not wait for the console logger's queue: flush it so the line above is
+        // seen, but for half the exit margin at most (a console that does not drain must not hold the exit).
+        var flush = new Thread(() =>
         {
-            try
+            foreach (var provider in _loggerProviders)
             {
-                provider.Dispose();
+                try
+                {
+                    provider.Dispose();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
             }
-            catch (ObjectDisposedException)
-            {
-            }
-        }
-
+        })
+        {
+            IsBackground = true,
+        };
+        flush.Start();
+        flush.Join(_budget.ExitMargin / 2);
         Environment.Exit(OverranExitCode);
     }
 

@@ -159,10 +159,10 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
     /// <summary>Most limits one provider key may have, <c>requests</c> included.</summary>
     public const int MaxLimits = 16;
 
-    /// <summary>Why <paramref name="name"/> cannot name a limit, or null: 1 to 40 letters, digits, '-' or '_'; not <c>requests</c> (the provider's own Points/Duration).</summary>
+    /// <summary>Why <paramref name="name"/> cannot name a limit, or null: 1 to 40 ASCII letters, digits, '-' or '_'; not <c>requests</c> (the provider's own Points/Duration).</summary>
     public static string? LimitNameProblem(string? name) =>
         string.IsNullOrEmpty(name) || name.Length > 40 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
-            ? $"must be 1 to 40 letters, digits, '-' or '_' (was '{LimiterKey.Printable(name ?? string.Empty)}')"
+            ? $"must be 1 to 40 letters, digits, '-' or '_', all ASCII (was '{LimiterKey.Printable(name ?? string.Empty)}')"
             : string.Equals(name, LimitSpec.Requests, StringComparison.OrdinalIgnoreCase)
                 ? "is the provider's own limit; set it with Points, Duration and Algorithm beside Limits"
                 : null;

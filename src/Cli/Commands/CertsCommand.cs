@@ -17,13 +17,7 @@ internal static class CertsCommand
             HelpName = "DIR",
             Required = true,
         };
-        var days = new Option<int>("--days")
-        {
-            Description = "how many days the certificates are valid",
-            HelpName = "N",
-            DefaultValueFactory = _ => 365,
-            Validators = { result => { if (result.GetValueOrDefault<int>() is < 1 or > 3650) { result.AddError("--days must be between 1 and 3650"); } } },
-        };
+        var days = CommonOptions.WholeNumber("--days", "N", "how many days the certificates are valid", min: 1, max: 3650, defaultValue: 365);
         var force = new Option<bool>("--force") { Description = "replace certificates already in the directory" };
         var keep = new Option<bool>("--keep-existing") { Description = "do nothing (exit 0) when the directory already holds a complete set" };
         var create = new Command("create", "create a cluster certificate authority and silo and client certificates (PEM)") { output, days, force, keep };

@@ -72,17 +72,21 @@ internal static class CommonOptions
         return option;
     }
 
-    /// <summary>A whole number of at least <paramref name="min"/>; without a default, absent unless given.</summary>
-    public static Option<long> WholeNumber(string name, string helpName, string description, long min, long? defaultValue)
+    /// <summary>
+    /// A whole number from <paramref name="min"/> to <paramref name="max"/>; without a default, absent
+    /// unless given. Every whole-number option has an upper bound, so that no value overflows what it
+    /// is used as (an <see cref="int"/>, a count of tasks) after parsing, where it would not be a usage error.
+    /// </summary>
+    public static Option<long> WholeNumber(string name, string helpName, string description, long min, long max, long? defaultValue)
     {
         var option = new Option<long>(name)
         {
             Description = description,
             HelpName = helpName,
             CustomParser = result => Parse(result, name, (string text, out long value) =>
-                long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min
+                long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max
                     ? null
-                    : $"must be a whole number of at least {min} (was '{text}')."),
+                    : $"must be a whole number of at least {min} and at most {max} (was '{text}')."),
         };
         if (defaultValue is { } value)
         {
@@ -92,16 +96,51 @@ internal static class CommonOptions
         return option;
     }
 
-    /// <summary>A finite number of seconds (or a rate) of at least <paramref name="min"/>.</summary>
-    public static Option<double> Number(string name, string helpName, string description, double min, double defaultValue) => new(name)
+    /// <summary>
+    /// A finite number of seconds (or a rate) from <paramref name="min"/> to <paramref name="max"/>:
+    /// seconds become a <see cref="TimeSpan"/> and a timer, both of which throw on values far out
+    /// (<c>1e300</c>) once the command runs, so the range is checked here, while parsing.
+    /// </summary>
+    public static Option<double> Number(string name, string helpName, string description, double min, double max, double defaultValue) => new(name)
     {
         Description = description,
         HelpName = helpName,
         DefaultValueFactory = _ => defaultValue,
-        CustomParser = result => Parse(result, name, (string text, out double value) =>
-            double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value) && value >= min
+        CustomParser = result => Parse(result, name, (string text, out double value) => NumberProblem(text, min, max, out value)),
+    };
+
+    /// <summary>
+    /// <c>--rate R</c>: 0 (no pacing) or decisions per second from <see cref="MinRate"/> to
+    /// <see cref="MaxRate"/>. The floor keeps each worker's pause (workers / rate seconds) within what a
+    /// timer can wait, for the most workers <c>load</c> allows.
+    /// </summary>
+    public static Option<double> Rate(string description) => new("--rate")
+    {
+        Description = description,
+        HelpName = "R",
+        DefaultValueFactory = _ => 0,
+        CustomParser = result => Parse(result, "--rate", (string text, out double value) =>
+            (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && value == 0) || NumberProblem(text, MinRate, MaxRate, out value) is null
                 ? null
-                : $"must be a number of at least {min.ToString(CultureInfo.InvariantCulture)} (was '{text}')."),
+                : string.Create(CultureInfo.InvariantCulture, $"must be 0 (as fast as answers come) or a number of at least {MinRate} and at most {MaxRate} (was '{text}').")),
+    };
+
+    /// <summary>Slowest pacing <c>--rate</c> takes, in decisions per second.</summary>
+    public const double MinRate = 0.01;
+
+    /// <summary>Fastest pacing <c>--rate</c> takes, in decisions per second (far above what a cluster answers).</summary>
+    public const double MaxRate = 1_000_000_000;
+
+    /// <summary><c>--priority P</c>: a class by name only; a number would be read as a class that does not exist.</summary>
+    public static Option<WaitPriority?> Priority(string description) => new("--priority")
+    {
+        Description = description,
+        HelpName = "P",
+        CustomParser = result => Parse(result, "--priority", (string text, out WaitPriority? value) =>
+        {
+            value = Enum.GetValues<WaitPriority>().Cast<WaitPriority?>().FirstOrDefault(p => p.ToString()!.Equals(text, StringComparison.OrdinalIgnoreCase));
+            return value is null ? $"must be Interactive, Normal or Batch (was '{text}')." : null;
+        }),
     };
 
     /// <summary>
@@ -146,6 +185,11 @@ internal static class CommonOptions
     };
 
     private delegate string? Reader<T>(string text, out T value);
+
+    private static string? NumberProblem(string text, double min, double max, out double value) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && value >= min && value <= max
+            ? null
+            : string.Create(CultureInfo.InvariantCulture, $"must be a number of at least {min} and at most {max} (was '{text}').");
 
     /// <summary>One token in, a value or one error naming the option out.</summary>
     private static T Parse<T>(ArgumentResult result, string name, Reader<T> read)

@@ -72,7 +72,10 @@ internal static class ConnectionOptions
         Recursive = true,
     };
 
-    public static readonly Option<double> Timeout = Recursive(CommonOptions.Number("--timeout", "S", "give up connecting after S seconds", min: 0.5, defaultValue: 5));
+    /// <summary>Longest <c>--timeout</c>, in seconds: an hour.</summary>
+    public const double MaxTimeoutSeconds = 3_600;
+
+    public static readonly Option<double> Timeout = Recursive(CommonOptions.Number("--timeout", "S", "give up connecting after S seconds", min: 0.5, max: MaxTimeoutSeconds, defaultValue: 5));
 
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "client logs on stderr", Recursive = true };
 

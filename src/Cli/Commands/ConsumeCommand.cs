@@ -6,12 +6,15 @@ namespace OrleansLimiter.Cli.Commands;
 /// <summary><c>limiter consume &lt;provider&gt; [--key K] [--points N] [--count C] [--json]</c>: consumes and prints each answer.</summary>
 internal static class ConsumeCommand
 {
+    /// <summary>Most requests one <c>consume</c> makes: every answer is kept for the output.</summary>
+    public const long MaxCount = 1_000_000;
+
     public static Command Create()
     {
         var provider = CommonOptions.ProviderArgument();
         var key = CommonOptions.Key();
         var points = CommonOptions.Points("points each request asks for", defaultValue: 1);
-        var count = CommonOptions.WholeNumber("--count", "C", "how many requests, one after another", min: 1, defaultValue: 1);
+        var count = CommonOptions.WholeNumber("--count", "C", "how many requests, one after another", min: 1, max: MaxCount, defaultValue: 1);
         var cost = CommonOptions.Cost();
         var json = CommonOptions.Json();
         var command = new Command("consume", "consume points (or a cost per limit) and print each answer") { provider, key, points, count, cost, json };

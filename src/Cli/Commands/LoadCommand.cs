@@ -15,14 +15,23 @@ namespace OrleansLimiter.Cli.Commands;
 /// </summary>
 internal static class LoadCommand
 {
+    /// <summary>Most concurrent callers one run starts (each is a task with its own latency list).</summary>
+    public const long MaxWorkers = 10_000;
+
+    /// <summary>Longest <c>--max-wait</c>, in seconds: a day.</summary>
+    public const double MaxWaitSeconds = 86_400;
+
+    /// <summary>The longest one timer waits (<see cref="Task.Delay(TimeSpan)"/> and <c>CancelAfter</c> throw beyond it): about 49.7 days.</summary>
+    private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     public static Command Create()
     {
         var provider = CommonOptions.ProviderOption();
         var key = CommonOptions.Key();
-        var workers = CommonOptions.WholeNumber("--workers", "W", "concurrent callers", min: 1, defaultValue: 16);
+        var workers = CommonOptions.WholeNumber("--workers", "W", "concurrent callers", min: 1, max: MaxWorkers, defaultValue: 16);
         var duration = CommonOptions.Duration("how long to run, in seconds", defaultValue: 10);
         var points = CommonOptions.Points("points each request asks for", defaultValue: 1);
-        var rate = CommonOptions.Number("--rate", "R", "pace all workers together to R decisions/s (0: as fast as answers come)", min: 0, defaultValue: 0);
+        var rate = CommonOptions.Rate("pace all workers together to R decisions/s (0: as fast as answers come)");
         var cost = CommonOptions.Cost();
         var json = CommonOptions.Json();
         var acquire = new Option<bool>("--acquire") { Description = "wait for each grant through AcquireAsync (the key's fair queue) instead of asking once" };
@@ -32,8 +41,8 @@ internal static class LoadCommand
             HelpName = "T",
             Validators = { result => { if (result.GetValueOrDefault<string?>() is { } t && (t.Length is 0 or > 200 || string.IsNullOrWhiteSpace(t))) { result.AddError("--tenant must be 1 to 200 characters"); } } },
         };
-        var priority = new Option<WaitPriority?>("--priority") { Description = "with --acquire: Interactive, Normal or Batch (default Normal)", HelpName = "P" };
-        var maxWait = CommonOptions.Number("--max-wait", "S", "with --acquire: longest wait per request, in seconds", min: 0, defaultValue: 120);
+        var priority = CommonOptions.Priority("with --acquire: Interactive, Normal or Batch (default Normal)");
+        var maxWait = CommonOptions.Number("--max-wait", "S", "with --acquire: longest wait per request, in seconds", min: 0, max: MaxWaitSeconds, defaultValue: 120);
         var command = new Command("load", "W concurrent callers for S seconds; progress on stderr, then granted, refused, errors, decisions/s, p50/p99")
         {
             provider, key, workers, duration, points, rate, cost, json, acquire, tenant, priority, maxWait,
@@ -59,7 +68,7 @@ internal static class LoadCommand
             c,
             parse.GetRequiredValue(provider),
             parse.GetRequiredValue(key),
-            (int)Math.Min(parse.GetValue(workers), int.MaxValue),
+            (int)parse.GetValue(workers),
             TimeSpan.FromSeconds(parse.GetValue(duration)),
             parse.GetValue(points),
             parse.GetValue(rate),
@@ -113,7 +122,7 @@ internal static class LoadCommand
         var latencies = Enumerable.Range(0, workers).Select(_ => new List<long>()).ToArray();
         var started = Stopwatch.GetTimestamp();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        stop.CancelAfter(duration);
+        var ending = EndAfterAsync(stop, duration);
         var interval = rate > 0 ? TimeSpan.FromSeconds(workers / rate) : TimeSpan.Zero;
         var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
@@ -181,7 +190,7 @@ internal static class LoadCommand
             }
         }, CancellationToken.None)).ToArray();
 
-        var all = Task.WhenAll(tasks);
+        var all = Task.WhenAll(tasks.Append(ending));
         while (!all.IsCompleted)
         {
             await Task.WhenAny(all, Task.Delay(1000, CancellationToken.None));
@@ -262,5 +271,27 @@ internal static class LoadCommand
         }
 
         return errors > 0 ? ExitCodes.Failure : ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// Ends the run after <paramref name="duration"/>. <c>--duration</c> allows a year, longer than one
+    /// timer waits (<see cref="LongestTimer"/>), so the time is waited out in steps.
+    /// </summary>
+    private static async Task EndAfterAsync(CancellationTokenSource stop, TimeSpan duration)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            for (var left = duration; left > TimeSpan.Zero; left = duration - Stopwatch.GetElapsedTime(started))
+            {
+                await Task.Delay(left < LongestTimer ? left : LongestTimer, stop.Token);
+            }
+
+            await stop.CancelAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl-C ended the run first.
+        }
     }
 }

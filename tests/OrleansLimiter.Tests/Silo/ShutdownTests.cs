@@ -17,9 +17,10 @@ namespace OrleansLimiter.Tests.Silo;
 /// </summary>
 public sealed class ShutdownTests(ITestOutputHelper output)
 {
-    // The documented bound is 15 s at most; the margin is for a machine shared with other test processes.
-    // It is a correctness bound (an orchestrator's grace period), not a performance goal.
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+    // Shutdown:TimeoutSeconds' default, as stated: the process is gone this long after SIGTERM whatever
+    // Redis does. It is a correctness bound (an orchestrator's grace period), not a performance goal,
+    // so it is asserted as stated, with no allowance.
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(12);
 
     [Fact]
     public async Task SigTerm_WhileRedisIsStopped_SiloExitsWithinTheBound()
@@ -30,7 +31,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         await using (redis.Stop())
         {
             var (elapsed, _) = await TerminateAndMeasureAsync(silo, "Redis stopped");
-            Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F1} s to stop (bound {Bound.TotalSeconds} s).");
+            Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F2} s to stop (Shutdown:TimeoutSeconds {Bound.TotalSeconds} s).");
         }
     }
 
@@ -44,7 +45,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         try
         {
             var (elapsed, _) = await TerminateAndMeasureAsync(silo, "Redis hung (SIGSTOP)");
-            Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F1} s to stop (bound {Bound.TotalSeconds} s).");
+            Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F2} s to stop (Shutdown:TimeoutSeconds {Bound.TotalSeconds} s).");
         }
         finally
         {
@@ -65,7 +66,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
             var (elapsed, code) = await TerminateAndMeasureAsync(silo, "Redis hung, Shutdown:TimeoutSeconds=2");
             Assert.Equal(4, code);
             Assert.Contains("graceful stop overran Shutdown:TimeoutSeconds (2 s); exiting now with code 4", silo.Output, StringComparison.Ordinal);
-            Assert.True(elapsed <= TimeSpan.FromSeconds(10), $"The silo took {elapsed.TotalSeconds:F1} s to stop (deadline 2 s).");
+            Assert.True(elapsed <= TimeSpan.FromSeconds(2), $"The silo took {elapsed.TotalSeconds:F2} s to stop (deadline 2 s).");
         }
         finally
         {
@@ -97,8 +98,8 @@ public sealed class ShutdownTests(ITestOutputHelper output)
             {
                 // Redis does not answer: the grain decides after its store's time-out, from its mirror.
                 alone = (await limiter.TryConsumeAsync("wb", key, 20)).IsAllowed;
-                silo.Terminate();
                 var watch = Stopwatch.StartNew();
+                silo.Terminate();
 
                 // Redis comes back during the stop: what the grain granted alone must reach it before the silo goes.
                 await Task.Delay(TimeSpan.FromSeconds(1));
@@ -123,7 +124,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         Assert.True(alone);
         Assert.Equal(100 - 40 - 20, points);
         Assert.Equal(0, code);
-        Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F1} s to stop (bound {Bound.TotalSeconds} s).");
+        Assert.True(elapsed <= Bound, $"The silo took {elapsed.TotalSeconds:F2} s to stop (Shutdown:TimeoutSeconds {Bound.TotalSeconds} s).");
         Assert.DoesNotContain("graceful stop overran", silo.Output, StringComparison.Ordinal);
     }
 
@@ -177,8 +178,9 @@ public sealed class ShutdownTests(ITestOutputHelper output)
 
     private async Task<(TimeSpan Elapsed, int ExitCode)> TerminateAndMeasureAsync(SiloProcess silo, string redisState)
     {
-        silo.Terminate();
+        // From just before the signal to the process's end: the whole time an orchestrator would count.
         var watch = Stopwatch.StartNew();
+        silo.Terminate();
         var code = await WaitForExitAsync(silo, watch);
         output.WriteLine($"silo exited {watch.Elapsed.TotalSeconds:F1} s after SIGTERM (exit code {code}; {redisState})");
         return (watch.Elapsed, code);
