@@ -17,9 +17,10 @@ namespace OrleansLimiter.Grains.Queue;
 public sealed class OfferBook
 {
     private readonly Dictionary<RequestId, Offer> _offers = [];
-    private readonly PriorityQueue<Offer, long> _lapses = new();
+    private readonly PriorityQueue<Offer, (long Due, long Order)> _lapses = new();
     private readonly TimeProvider _time;
     private readonly long _hold;
+    private long _order;
 
     /// <summary>No offers yet.</summary>
     /// <param name="collectWithin">How long an offer waits for its collect once the caller has it; positive.</param>
@@ -95,7 +96,7 @@ public sealed class OfferBook
             throw new InvalidOperationException($"Waiter {waiter.Id} has an offer outstanding.");
         }
 
-        _lapses.Enqueue(offer, offer.LapsesAt);
+        _lapses.Enqueue(offer, (offer.LapsesAt, _order++));
     }
 
     /// <summary>Whether <paramref name="id"/> has an offer outstanding that is not being collected.</summary>
@@ -117,7 +118,7 @@ public sealed class OfferBook
         {
             offer.Delivered = true;
             offer.LapsesAt = _time.GetTimestamp() + _hold;
-            _lapses.Enqueue(offer, offer.LapsesAt);
+            _lapses.Enqueue(offer, (offer.LapsesAt, _order++));
         }
 
         return true;
@@ -154,13 +155,14 @@ public sealed class OfferBook
         return offer.Waiter;
     }
 
-    /// <summary>Removes and returns the waiters whose offers lapsed (not collected within the hold), each once.</summary>
+    /// <summary>Removes and returns the waiters whose offers lapsed (not collected within the hold), each once, in the order they lapsed (offers made together: in the order made).</summary>
     public IReadOnlyList<QueuedWaiter> TakeLapsed()
     {
         List<QueuedWaiter>? lapsed = null;
         var now = _time.GetTimestamp();
-        while (_lapses.TryPeek(out var offer, out var due) && due <= now)
+        while (_lapses.TryPeek(out var offer, out var key) && key.Due <= now)
         {
+            var due = key.Due;
             _lapses.Dequeue();
             if (offer.LapsesAt == due && !offer.Collecting && _offers.TryGetValue(offer.Waiter.Id, out var current) && ReferenceEquals(current, offer))
             {
@@ -175,8 +177,9 @@ public sealed class OfferBook
     /// <summary>The time until the next offer lapses (zero when one is due), or null when none can.</summary>
     public TimeSpan? NextLapse()
     {
-        while (_lapses.TryPeek(out var offer, out var due))
+        while (_lapses.TryPeek(out var offer, out var key))
         {
+            var due = key.Due;
             if (offer.LapsesAt == due && !offer.Collecting && _offers.TryGetValue(offer.Waiter.Id, out var current) && ReferenceEquals(current, offer))
             {
                 var left = _time.GetElapsedTime(_time.GetTimestamp(), due);

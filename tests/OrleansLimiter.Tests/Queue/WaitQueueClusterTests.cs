@@ -264,8 +264,9 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     {
         // 20 points per 2 s, spent. Twelve waiters of a caller that is gone are queued by raw grain
         // calls and never renewed nor collected: six answered "still waiting" before the window ends,
-        // six whose calls the grain still holds when it opens (offered to a call nobody reads). Thirty
-        // callers of another tenant wait through AcquireAsync, which collects what it is offered.
+        // six whose calls the grain still holds when it opens (the first offers to them answer calls
+        // nobody reads). Thirty callers of another tenant wait through AcquireAsync, which collects
+        // what it is offered.
         const long points = 20;
         var key = TestKeys.Unique();
         var redisKey = "ratelimit:offer:" + key;
@@ -314,7 +315,8 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         Assert.Equal(0, hash["points"]);
         Assert.Equal(points, liveEnds[nextEnd]);
         Assert.All(early, r => Assert.Equal(WaitOutcome.StillWaiting, r.Outcome));
-        Assert.All(held, r => Assert.Equal(WaitOutcome.Offered, r.Outcome));
+        Assert.Contains(held, r => r.Outcome == WaitOutcome.Offered);
+        Assert.All(held, r => Assert.True(r.Outcome is WaitOutcome.Offered or WaitOutcome.StillWaiting, r.Outcome.ToString()));
         Assert.All(collectedLate, r => Assert.Equal(WaitOutcome.Cancelled, r.Outcome));
         Assert.All(records.Decisions, d => Assert.Equal(WaiterGrant.NotGranted, d));
         Assert.All(results, r => Assert.True(r.IsGranted));
