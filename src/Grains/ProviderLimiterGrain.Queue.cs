@@ -668,7 +668,13 @@ public sealed partial class ProviderLimiterGrain
         return Task.CompletedTask;
     }
 
-    /// <summary>Waits <see cref="RoundGap"/>, then until every tenant offered capacity in the last round has a waiter queued again, at most <see cref="RoundGapMax"/> in all.</summary>
+    /// <summary>
+    /// Waits <see cref="RoundGap"/>, then until every tenant offered capacity in the last round, and
+    /// every tenant with an offer still to be collected, has a waiter queued again, at most
+    /// <see cref="RoundGapMax"/> in all. A caller is away from the queue from its offer until its
+    /// grant's answer reaches it: a tenant whose few callers are all collecting would otherwise miss
+    /// rounds, and its share would go to tenants with more callers.
+    /// </summary>
     private async Task AwaitReturnAsync(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> offered)
     {
         var started = _time.GetTimestamp();
@@ -676,7 +682,9 @@ public sealed partial class ProviderLimiterGrain
         {
             await Task.Delay(RoundGap, _time);
         }
-        while (_time.GetElapsedTime(started) < RoundGapMax && offered.Any(w => !queue.IsWaiting(w.Request.Tenant, w.Priority)));
+        while (_time.GetElapsedTime(started) < RoundGapMax && (offered.Any(Away) || Offers.Waiters.Any(Away)));
+
+        bool Away(QueuedWaiter waiter) => !queue.IsWaiting(waiter.Request.Tenant, waiter.Priority);
     }
 
     /// <summary>

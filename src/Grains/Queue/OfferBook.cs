@@ -39,6 +39,9 @@ public sealed class OfferBook
     /// <summary>Offers outstanding (being collected included).</summary>
     public int Count => _offers.Count;
 
+    /// <summary>The waiters with an offer outstanding (being collected included).</summary>
+    public IEnumerable<QueuedWaiter> Waiters => _offers.Values.Select(o => o.Waiter);
+
     /// <summary>Points the outstanding offers hold (on a key with the seed's one limit, each waiter's cost).</summary>
     public long HeldPoints
     {
