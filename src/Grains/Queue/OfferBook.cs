@@ -144,7 +144,7 @@ public sealed class OfferBook
     }
 
     /// <summary>A collect was decided (granted, refused, or failed): the offer ends and holds nothing more.</summary>
-    public void Collected(RequestId id) => _offers.Remove(id);
+    public void Collected(RequestId id) => Remove(id);
 
     /// <summary>Withdraws an offer not being collected (its caller cancelled): its waiter, or null when there is none.</summary>
     public QueuedWaiter? Withdraw(RequestId id)
@@ -154,7 +154,7 @@ public sealed class OfferBook
             return null;
         }
 
-        _offers.Remove(id);
+        Remove(id);
         return offer.Waiter;
     }
 
@@ -196,6 +196,15 @@ public sealed class OfferBook
     }
 
     private bool IsDue(Offer offer) => _time.GetTimestamp() >= offer.LapsesAt;
+
+    private void Remove(RequestId id)
+    {
+        // Lapse times of offers that ended are dropped as they come due; none left, all at once.
+        if (_offers.Remove(id) && _offers.Count == 0)
+        {
+            _lapses.Clear();
+        }
+    }
 
     private sealed class Offer(QueuedWaiter waiter, long lapsesAt, bool delivered)
     {

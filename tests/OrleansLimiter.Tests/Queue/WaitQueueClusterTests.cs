@@ -132,6 +132,50 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
+    public async Task AnOfferCancelledBeforeItIsCollected_IsWithdrawn_AndSpendsNothing()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, TimeSpan.FromSeconds(5));
+
+        var offered = await grain.WaitAsync(ticket);
+        var cancelled = await grain.CancelWaitAsync(ticket.Id);
+        var collected = await grain.CollectWaitAsync(ticket.Id);
+        var renewed = await grain.WaitAsync(ticket with { IsRenewal = true });
+
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, cancelled.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, collected.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, renewed.Outcome);
+        Assert.False(await fixture.Db.KeyExistsAsync("test:tiny:" + key), "nothing was spent");
+    }
+
+    [Fact]
+    public async Task ACollectWhenRedisHoldsLessThanOffered_PutsTheWaiterBackAtItsPlace_AndItIsGrantedLater()
+    {
+        // Another deployment spent the window in Redis; this activation has not seen it, and offers.
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(RequestId.New(), 100)]));
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, MaxWait: null);
+
+        var offered = await grain.WaitAsync(ticket);
+        var refused = await grain.CollectWaitAsync(ticket.Id);
+        var queued = await grain.GetQueueAsync();
+        await grain.ResetAsync();
+        var offeredAgain = await grain.WaitAsync(ticket with { IsRenewal = true });
+        var granted = await grain.CollectWaitAsync(ticket.Id);
+
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
+        Assert.Equal(WaitOutcome.StillWaiting, refused.Outcome);
+        Assert.Equal(1, queued.Depth);
+        Assert.Equal(WaitOutcome.Offered, offeredAgain.Outcome);
+        Assert.Equal(WaitOutcome.Granted, granted.Outcome);
+        Assert.Equal("70", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
     public async Task GrantTold_AgainOnRenewal_SpendsOnce()
     {
         var key = TestKeys.Unique();
