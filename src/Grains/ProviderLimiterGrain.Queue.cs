@@ -58,10 +58,9 @@ public sealed partial class ProviderLimiterGrain
     /// How long an offer waits for its collect once its caller has it (<see cref="OfferBook"/>). A live
     /// caller collects one grain call after the offer reaches it: well under a millisecond on a LAN,
     /// tens of milliseconds through a garbage collection or a starved thread pool, so half a second
-    /// leaves a live caller an order of magnitude to spare. It is also what an offer to a caller that
-    /// is gone keeps from everyone else, once: short against the windows quotas come in (a second to a
-    /// minute), against the 3 s a queued waiter without renewals stays queued, and below the poll
-    /// interval, so a lapse is decided before a live caller would renew anyway.
+    /// leaves a live caller an order of magnitude to spare. It is also how long an offer to a caller
+    /// that is gone keeps capacity from everyone else: short against the windows quotas come in (a
+    /// second to a minute) and against the 3 s a waiter without renewals stays queued.
     /// </summary>
     internal static readonly TimeSpan CollectWithin = TimeSpan.FromMilliseconds(500);
 
