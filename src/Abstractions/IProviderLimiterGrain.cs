@@ -46,21 +46,40 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     ValueTask<ObservationResult> ObserveProviderAsync(ProviderObservation[] observations);
 
     /// <summary>
-    /// Waits in the key's fair queue (tenants by weight, priority classes, deadlines) until granted,
-    /// or until about a second has passed: a <see cref="WaitOutcome.StillWaiting"/> answer is renewed
-    /// by calling again with the same ticket, which keeps its place. Each call returns well within the
-    /// Orleans response time-out. The grain grants waiters itself as capacity returns, and records each
-    /// grant under the ticket's id, so a grant whose answer was lost is told again on renewal, also by
-    /// another activation. A refusal is a value (<see cref="WaitOutcome.Rejected"/>, <see cref="WaitOutcome.TimedOut"/>).
-    /// Keys with the seed's single limit only; other keys answer <see cref="WaitRejection.NotQueued"/>.
+    /// Waits in the key's fair queue (tenants by weight, priority classes, deadlines) until offered
+    /// capacity, or until about a second has passed: a <see cref="WaitOutcome.StillWaiting"/> answer is
+    /// renewed by calling again with the same ticket, which keeps its place. Each call returns well
+    /// within the Orleans response time-out. As capacity returns the grain offers it to waiters in fair
+    /// order (<see cref="WaitOutcome.Offered"/>); nothing is spent until the caller collects the offer
+    /// with <see cref="CollectWaitAsync"/>, so a caller whose process is gone spends nothing. A renewal
+    /// of a waiter granted before (its answer lost) is told the grant again, also by another activation
+    /// (grants are recorded under the ticket's id). A refusal is a value (<see cref="WaitOutcome.Rejected"/>,
+    /// <see cref="WaitOutcome.TimedOut"/>). On a silo whose store holds single limits only, a key with
+    /// several limits answers <see cref="WaitRejection.NotQueued"/>.
     /// </summary>
     /// <exception cref="ArgumentException">The ticket has no id or no tenant.</exception>
     /// <exception cref="ArgumentOutOfRangeException">Points below 1 or above the provider's points per window, a negative wait, or an undefined priority.</exception>
     ValueTask<WaitReply> WaitAsync(WaitTicket ticket);
 
     /// <summary>
-    /// Takes a waiter out of the queue (its caller gave up): answered <see cref="WaitOutcome.Cancelled"/>,
-    /// or <see cref="WaitOutcome.Granted"/> when it was granted before the cancel arrived.
+    /// Collects the capacity offered to waiter <paramref name="id"/> (<see cref="WaitOutcome.Offered"/>):
+    /// spends it in the store, recorded under the id, and answers <see cref="WaitOutcome.Granted"/>; the
+    /// caller may use the capacity only now. When the store holds less than the grain's view said (others
+    /// spent it), the waiter goes back to its place and the answer is <see cref="WaitOutcome.StillWaiting"/>:
+    /// renew with <see cref="WaitAsync"/>. Collecting again (an answer lost) is told the same grant and
+    /// spends nothing more, also at another activation, which looks the id up in the store. An offer
+    /// not collected within its hold (half a second) has lapsed: answered <see cref="WaitOutcome.Cancelled"/>,
+    /// nothing spent. A waiter queued but not offered, or unknown to the activation (and not granted
+    /// in the store), is answered <see cref="WaitOutcome.StillWaiting"/>: renewing queues it.
+    /// Collects that arrive together leave in one store call.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="id"/> is <see cref="RequestId.None"/>.</exception>
+    ValueTask<WaitReply> CollectWaitAsync(RequestId id);
+
+    /// <summary>
+    /// Takes a waiter out of the queue (its caller gave up), withdrawing an offer it has not collected:
+    /// answered <see cref="WaitOutcome.Cancelled"/> with nothing spent, or <see cref="WaitOutcome.Granted"/>
+    /// when it was granted (collected) before the cancel arrived.
     /// </summary>
     ValueTask<WaitReply> CancelWaitAsync(RequestId id);
 

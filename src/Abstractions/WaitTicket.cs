@@ -3,7 +3,7 @@ namespace OrleansLimiter;
 /// <summary>
 /// One caller waiting at a provider key's grain (<see cref="IProviderLimiterGrain.WaitAsync"/>). The
 /// first call queues it; each renewal sends the same ticket (the same <see cref="Id"/>) and keeps its
-/// place; the grant is made, and recorded in the store, under <see cref="Id"/>.
+/// place; an offer is collected, and the grant made and recorded in the store, under <see cref="Id"/>.
 /// </summary>
 /// <param name="Id">The waiter's request id; never <see cref="RequestId.None"/>.</param>
 /// <param name="Tenant">Whom capacity is shared between (a client process, a team, an API key); weights are configured per tenant.</param>
@@ -43,6 +43,14 @@ public enum WaitOutcome : byte
 
     /// <summary>The caller cancelled the wait; it left the queue and nothing was spent.</summary>
     Cancelled = 4,
+
+    /// <summary>
+    /// Capacity is held for the waiter, and nothing is spent yet: the caller collects it at once with
+    /// <see cref="IProviderLimiterGrain.CollectWaitAsync"/> (under the same id), which spends it and
+    /// answers <see cref="Granted"/>. An offer not collected within a short hold (half a second) lapses,
+    /// and the capacity goes to the next waiter; a caller that is gone therefore spends nothing.
+    /// </summary>
+    Offered = 5,
 }
 
 /// <summary>Why a waiter was not queued.</summary>
@@ -65,7 +73,7 @@ public enum WaitRejection : byte
     AboveLimit = 4,
 }
 
-/// <summary>The answer to <see cref="IProviderLimiterGrain.WaitAsync"/> and <see cref="IProviderLimiterGrain.CancelWaitAsync"/>.</summary>
+/// <summary>The answer to <see cref="IProviderLimiterGrain.WaitAsync"/>, <see cref="IProviderLimiterGrain.CollectWaitAsync"/> and <see cref="IProviderLimiterGrain.CancelWaitAsync"/>.</summary>
 /// <param name="Outcome">What happened.</param>
 /// <param name="Rejection">For <see cref="WaitOutcome.Rejected"/>, why.</param>
 /// <param name="Reason">For a rejection, why in words; otherwise null.</param>

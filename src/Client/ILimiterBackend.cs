@@ -35,6 +35,14 @@ internal interface ILimiterBackend
     Task<WaitReply> WaitAsync(string provider, string key, WaitTicket ticket) =>
         Task.FromResult(new WaitReply(WaitOutcome.Rejected, WaitRejection.NotQueued, "No shared wait queue in this mode.", 0, default, TimeSpan.Zero));
 
+    /// <summary>
+    /// Collects the capacity the key's grain offered a waiter (<see cref="WaitOutcome.Offered"/>): spent
+    /// now and answered granted, or still waiting when the store held less. A backend without a shared
+    /// queue never offers; it answers still waiting.
+    /// </summary>
+    Task<WaitReply> CollectWaitAsync(string provider, string key, RequestId id) =>
+        Task.FromResult(new WaitReply(WaitOutcome.StillWaiting, WaitRejection.None, null, 0, default, TimeSpan.Zero));
+
     /// <summary>Takes a waiter out of the key's queue; answers whether it had been granted meanwhile.</summary>
     Task<WaitReply> CancelWaitAsync(string provider, string key, RequestId id) =>
         Task.FromResult(new WaitReply(WaitOutcome.Cancelled, WaitRejection.None, null, 0, default, TimeSpan.Zero));

@@ -146,8 +146,10 @@ internal sealed partial class LimiterClient(
 
     /// <summary>
     /// Waits in the key's queue at its grain: one long poll after another under one request id, so the
-    /// waiter keeps its place and a grant whose answer was lost is told again. Null when the key has
-    /// no queue (local mode, a store without several limits): the caller then waits on its own.
+    /// waiter keeps its place and a grant whose answer was lost is told again. Offered capacity is
+    /// collected at once (the grain spends it only then, so a caller that is gone spends nothing).
+    /// Null when the key has no queue (local mode, a store without several limits): the caller then
+    /// waits on its own.
     /// </summary>
     private async Task<GrainWait?> WaitAtGrainAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
     {
@@ -167,16 +169,20 @@ internal sealed partial class LimiterClient(
         cancellationToken.ThrowIfCancellationRequested();
         var id = first.Id;
         var renewal = false;
+        var collect = false;
         var attempts = 0;
         while (true)
         {
-            attempts++;
+            // Attempts count the waits asked for; collecting an offer is part of the wait that got it.
+            attempts += collect ? 0 : 1;
             var left = wait - time.GetElapsedTime(started);
             WaitReply reply;
             var asked = LimiterMetrics.Now();
             try
             {
-                var call = backend.WaitAsync(provider, key, first with { Id = id, MaxWait = left > TimeSpan.Zero ? left : TimeSpan.Zero, IsRenewal = renewal });
+                var call = collect
+                    ? backend.CollectWaitAsync(provider, key, id)
+                    : backend.WaitAsync(provider, key, first with { Id = id, MaxWait = left > TimeSpan.Zero ? left : TimeSpan.Zero, IsRenewal = renewal });
                 try
                 {
                     reply = await call.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -192,8 +198,9 @@ internal sealed partial class LimiterClient(
             catch (Exception ex) when (LimiterUnavailableException.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
                 _metrics.DecisionTook(provider, LimiterMetrics.Results.Error, asked);
-                // The silo holding the wait died, or the call timed out: renew under the same id (a
-                // new activation looks it up in Redis, so a grant lost with the answer is told again).
+                // The silo holding the wait died, or the call timed out: renew (or collect again) under
+                // the same id (a new activation looks it up in Redis, so a grant lost with the answer
+                // is told again).
                 var backoff = TransientBackoff(provider, key, attempts, started, wait, ex);
 
                 renewal = true;
@@ -207,12 +214,17 @@ internal sealed partial class LimiterClient(
                 case WaitOutcome.Granted:
                     _metrics.DecisionTook(provider, LimiterMetrics.Results.Granted, asked);
                     return new GrainWait(reply, id, attempts, waited);
+                case WaitOutcome.Offered:
+                    // Capacity is held for this waiter, and spent only when collected: collect now.
+                    (collect, renewal) = (true, true);
+                    continue;
                 case WaitOutcome.StillWaiting:
-                    renewal = true;
+                    (collect, renewal) = (false, true);
                     continue;
                 case WaitOutcome.Cancelled:
-                    // Dropped for want of a renewal (this process stalled): queue again, afresh.
-                    (id, renewal) = (RequestId.New(), false);
+                    // Dropped for want of a renewal, or its offer lapsed uncollected (this process
+                    // stalled): queue again, afresh.
+                    (id, renewal, collect) = (RequestId.New(), false, false);
                     continue;
                 case WaitOutcome.Rejected when reply.Rejection == WaitRejection.NotQueued:
                     _notQueued[LimiterKey.Format(provider, key)] = true;

@@ -1,5 +1,4 @@
 using OrleansLimiter.Configuration;
-using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Queue;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
@@ -9,8 +8,9 @@ namespace OrleansLimiter.Grains;
 /// <summary>
 /// The wait queue on keys with several limits (requests, tokens, …): waiters state a cost per limit,
 /// fairness counts each waiter's dominant share (its largest cost relative to that limit), and a round
-/// grants the waiters whose every cost fits in what the mirror says each limit holds, in one store
-/// call that looks each waiter's id up first and records grants only.
+/// offers capacity to the waiters whose every cost fits in what the mirror says each limit holds
+/// (less what outstanding offers hold); each collect spends through the store call that looks the
+/// waiter's id up first (when it may have a record) and records grants only.
 /// </summary>
 public sealed partial class ProviderLimiterGrain
 {
@@ -117,17 +117,19 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
-    /// One round of grants on a key with several limits: false when nothing more can be granted now
-    /// (the drain timer is set for when the first waiter can fit, or for a retry).
+    /// One round of offers on a key with several limits: false when nothing more can be offered now
+    /// (the drain timer is set for when the first waiter can fit).
     /// </summary>
-    private async Task<(bool More, int Round, List<QueuedWaiter> Granted)> CostRoundAsync(FairWaitQueue queue, KeyLimits limits)
+    private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) CostRound(FairWaitQueue queue, KeyLimits limits)
     {
         var mirror = LimitSet.Mirror;
+        var held = Offers.Held(limits.Limits.Length);
         var left = new long[limits.Limits.Length];
         for (var i = 0; i < left.Length; i++)
         {
             // A limit the mirror has not seen: Redis decides (the round is sized by the other limits).
-            left[i] = mirror.Holds(limits) ? mirror.UpperBound(i) : limits.Limits[i].Points;
+            // What outstanding offers hold is not offered again.
+            left[i] = (mirror.Holds(limits) ? mirror.UpperBound(i) : limits.Limits[i].Points) - held[i];
         }
 
         // Backfill only when every limit is a window: a bucket's later waiters would delay the first.
@@ -136,33 +138,19 @@ public sealed partial class ProviderLimiterGrain
         var taken = queue.Take(w => Fits(w.Request.Costs!, left), w => Pay(w.Request.Costs!, left), round, backfill);
         if (taken.Count == 0)
         {
-            DrainAt(NextFit(queue, limits) + CostDrainMargin);
+            // Capacity the mirror shows but offers hold comes back when they are collected, lapse or
+            // are withdrawn, and each of those drains again; capacity still to refill needs the timer.
+            var next = NextFit(queue, limits);
+            if (_offers is not { Count: > 0 } || next > TimeSpan.Zero)
+            {
+                DrainAt(next + CostDrainMargin);
+            }
+
             return (false, round, []);
         }
 
-        CostOutcome[] outcomes;
-        try
-        {
-            outcomes = await Enqueue(new GrantCostWaitersCommand(limits, [.. taken.Select(w => (w.Id, w.Request.Costs!, w.MayHaveRecord, w.Request.Reservation))]));
-        }
-        catch (Exception ex)
-        {
-            RoundFailed(queue, taken, limits.StoreKey, ex);
-            return (false, round, []);
-        }
-
-        var granted = RoundDone(queue, taken, i => outcomes[i].Decisions is [0]
-            ? CostReply(WaitOutcome.Granted, WaitRejection.None, limits, outcomes[i], TimeSpan.Zero)
-            : null);
-        if (granted is null)
-        {
-            // Redis held less than the mirror said (others spent): wait until the first can fit, by
-            // what Redis just answered (now in the mirror).
-            DrainAt(NextFit(queue, limits) + CostDrainMargin);
-            return (false, round, []);
-        }
-
-        return (true, round, granted);
+        Offer(taken);
+        return (true, round, taken);
     }
 
     private static bool Fits(long[] costs, long[] left)

@@ -8,10 +8,12 @@ using OrleansLimiter.Grains.Windows;
 namespace OrleansLimiter.Grains;
 
 /// <summary>
-/// The key's wait queue (docs/fair-queue.md): callers wait here by long polls, and the grain grants
-/// them itself, in the <see cref="FairWaitQueue"/>'s order, as soon as capacity returns — one store
-/// call per round of grants, through the same <see cref="CommandQueue"/> as every other store call.
-/// Keys with the seed's single limit only, in this version.
+/// The key's wait queue (docs/fair-queue.md): callers wait here by long polls, and as soon as capacity
+/// returns the grain offers it to them in the <see cref="FairWaitQueue"/>'s order, without a store
+/// call. Nothing is spent until a caller collects its offer (<see cref="CollectWaitAsync"/>): the
+/// collect spends in the store, through the same <see cref="CommandQueue"/> as every other store call
+/// (collects that arrive together leave in one call), so capacity is spent only for callers that are
+/// there to use it. The grain is reentrant: a collect runs while long polls are held.
 /// </summary>
 public sealed partial class ProviderLimiterGrain
 {
@@ -52,14 +54,31 @@ public sealed partial class ProviderLimiterGrain
     /// <summary>Added to when a bucket is computed to fit a waiter's cost (estimated from the mirror's values and rates), so that a drain does not come before it.</summary>
     internal static readonly TimeSpan CostDrainMargin = TimeSpan.FromMilliseconds(1);
 
-    private readonly Dictionary<RequestId, TaskCompletionSource<WaitReply>> _waiting = [];
+    /// <summary>
+    /// How long an offer waits for its collect once its caller has it (<see cref="OfferBook"/>). A live
+    /// caller collects one grain call after the offer reaches it: well under a millisecond on a LAN,
+    /// tens of milliseconds through a garbage collection or a starved thread pool, so half a second
+    /// leaves a live caller an order of magnitude to spare. It is also how long an offer to a caller
+    /// that is gone keeps capacity from everyone else: short against the windows quotas come in (a
+    /// second to a minute) and against the 3 s a waiter without renewals stays queued.
+    /// </summary>
+    internal static readonly TimeSpan CollectWithin = TimeSpan.FromMilliseconds(500);
+
+    private readonly Dictionary<RequestId, WaiterCalls> _waiting = [];
+    private readonly Dictionary<RequestId, Task<WaitReply>> _collecting = [];
     private readonly GrantWaits _grantWaits = new();
     private FairWaitQueue? _waitQueue;
+    private OfferBook? _offers;
     private ProviderLimitOptions? _queueOptions;
     private RecentDecisions<WaitReply>? _waitAnswers;
     private IGrainTimer? _drainTimer;
     private IGrainTimer? _sweepTimer;
+    private IGrainTimer? _lapseTimer;
     private bool _draining;
+
+    private OfferBook Offers => _offers ??= new OfferBook(CollectWithin, _time);
+
+    private RecentDecisions<WaitReply> WaitAnswers => _waitAnswers ??= new RecentDecisions<WaitReply>(_time, RememberDecisions, capacity: 100_000);
 
     /// <inheritdoc/>
     public async ValueTask<WaitReply> WaitAsync(WaitTicket ticket)
@@ -120,14 +139,15 @@ public sealed partial class ProviderLimiterGrain
         }
 
         var queue = WaitQueue(limits);
-        var answers = _waitAnswers ??= new RecentDecisions<WaitReply>(_time, RememberDecisions, capacity: 100_000);
+        var answers = WaitAnswers;
+        DropLapsed();
         if (answers.TryGet(ticket.Id, out var answered))
         {
             return await answered;
         }
 
         var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal, Reservation: ticket.Cost is not null);
-        if (!_waiting.TryGetValue(ticket.Id, out var final))
+        if (!_waiting.TryGetValue(ticket.Id, out var calls))
         {
             // A renewal on a key with several limits needs no look-up: its grant goes through the
             // store's look-up under its id, which tells a waiter granted before so again.
@@ -135,7 +155,7 @@ public sealed partial class ProviderLimiterGrain
             {
                 // A renewal this activation does not know: the waiter may have been granted by an
                 // activation that is gone (its answer lost with its silo). Redis's record says.
-                var lookUp = await LookUpAsync(ticket);
+                var lookUp = await LookUpAsync(ticket.Id);
                 if (lookUp is not null)
                 {
                     return lookUp;
@@ -147,7 +167,7 @@ public sealed partial class ProviderLimiterGrain
                 }
             }
 
-            if (!_waiting.TryGetValue(ticket.Id, out final))
+            if (!_waiting.TryGetValue(ticket.Id, out calls))
             {
                 if (costs is not null && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
@@ -165,8 +185,8 @@ public sealed partial class ProviderLimiterGrain
                         : CostReply(WaitOutcome.Rejected, rejection, keyLimits, null, queued.EarliestGrant, queued.Reason);
                 }
 
-                final = new TaskCompletionSource<WaitReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiting.Add(ticket.Id, final);
+                calls = new WaiterCalls();
+                _waiting.Add(ticket.Id, calls);
                 _sweepTimer ??= this.RegisterGrainTimer(SweepAsync, new GrainTimerCreationOptions(PollInterval, PollInterval) { Interleave = true, KeepAlive = true });
                 DrainSoon();
             }
@@ -177,7 +197,7 @@ public sealed partial class ProviderLimiterGrain
             queue.Enqueue(request, forecast);
         }
 
-        if (!final.Task.IsCompleted)
+        if (!calls.Final.Task.IsCompleted && !Offers.IsOffered(ticket.Id))
         {
             var hold = HoldFor(costs is null);
             if (queue.NextDeadline() is { } deadline && deadline < hold)
@@ -186,13 +206,30 @@ public sealed partial class ProviderLimiterGrain
                 hold = deadline + TimeSpan.FromMilliseconds(1);
             }
 
-            await Task.WhenAny(final.Task, Task.Delay(hold, _time));
+            // Held, the call is answered the offer as soon as one is made (Offer): its caller has it then.
+            calls.Held++;
+            try
+            {
+                await Task.WhenAny(calls.Final.Task, calls.Offered, Task.Delay(hold, _time));
+            }
+            finally
+            {
+                calls.Held--;
+            }
+
             AnswerTimedOut(queue);
         }
 
-        if (final.Task.IsCompleted)
+        if (calls.Final.Task.IsCompleted)
         {
-            return await final.Task;
+            return await calls.Final.Task;
+        }
+
+        if (Offers.Deliver(ticket.Id))
+        {
+            return costs is null
+                ? Reply(WaitOutcome.Offered, WaitRejection.None, null)
+                : CostReply(WaitOutcome.Offered, WaitRejection.None, keyLimits, null, TimeSpan.Zero);
         }
 
         var earliest = queue.Enqueue(request, forecast).EarliestGrant;
@@ -202,26 +239,91 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <inheritdoc/>
-    public async ValueTask<WaitReply> CancelWaitAsync(RequestId id)
+    public async ValueTask<WaitReply> CollectWaitAsync(RequestId id)
     {
         EnsureCanonical();
-        if (_waitAnswers is not null && _waitAnswers.TryGet(id, out var answered))
+        if (id.IsNone)
+        {
+            throw new ArgumentException("A collect needs the waiter's request id: the grant is made under it.", nameof(id));
+        }
+
+        DropLapsed();
+        if (WaitAnswers.TryGet(id, out var answered))
         {
             return await answered;
         }
 
-        if (_waitQueue is not null && _waitQueue.Cancel(id))
+        if (_collecting.TryGetValue(id, out var collecting))
         {
-            return Answer(id, Reply(WaitOutcome.Cancelled, WaitRejection.None, null));
+            // Collected again while the first collect is with the store: told what it is told.
+            return await collecting;
         }
 
-        if (_waiting.TryGetValue(id, out var final))
+        if (_offers?.Collect(id) is { } waiter)
         {
-            // In flight to the store: its fate is decided there, and told as it is.
-            return await final.Task;
+            return await StartCollect(waiter);
         }
 
-        return Reply(WaitOutcome.Cancelled, WaitRejection.None, null);
+        var keyLimits = KeyLimitsNow();
+        if (_waiting.ContainsKey(id))
+        {
+            // Queued and not offered (a collect that came early, or after its refusal): it keeps its place.
+            return NotCollected(keyLimits, "No capacity is offered to the waiter now; it keeps its place.");
+        }
+
+        if (keyLimits.IsSeedOnly && await LookUpAsync(id) is { } granted)
+        {
+            // Collected at an activation that is gone, its answer lost with it: told again from Redis.
+            return granted;
+        }
+
+        // Unknown here (an activation that is gone offered it, or its answers were forgotten): the
+        // renewal queues it under its id, and on a key with several limits its grant looks the id up
+        // in Redis first, so one granted before is told so.
+        return WaitAnswers.TryGet(id, out answered)
+            ? await answered
+            : NotCollected(keyLimits, "The waiter has no offer here; renew the wait to queue it.");
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<WaitReply> CancelWaitAsync(RequestId id)
+    {
+        EnsureCanonical();
+        DropLapsed();
+        while (true)
+        {
+            if (_waitAnswers is not null && _waitAnswers.TryGet(id, out var answered))
+            {
+                return await answered;
+            }
+
+            if (_waitQueue is not null && _waitQueue.Cancel(id))
+            {
+                return Answer(id, Reply(WaitOutcome.Cancelled, WaitRejection.None, null));
+            }
+
+            if (_offers?.Withdraw(id) is { } offered)
+            {
+                // Offered, not collected: nothing was spent, and what it held goes to the next round.
+                _waitQueue!.Complete([offered]);
+                var cancelled = Answer(id, Reply(WaitOutcome.Cancelled, WaitRejection.None, null));
+                DrainSoon();
+                return cancelled;
+            }
+
+            if (!_collecting.TryGetValue(id, out var collecting))
+            {
+                return Reply(WaitOutcome.Cancelled, WaitRejection.None, null);
+            }
+
+            // Being collected: a grant is told as it is; a waiter the store refused is back at its
+            // place and is taken out on the next pass.
+            var collected = await collecting;
+            if (collected.IsGranted)
+            {
+                return collected;
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -284,13 +386,15 @@ public sealed partial class ProviderLimiterGrain
             : CapacityForecast.FixedWindow(limits.Points, TimeSpan.Zero, limits.Points, window);
     }
 
-    private async Task<WaitReply?> LookUpAsync(WaitTicket ticket)
+    /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/> (seed key): its answer, kept, or null.</summary>
+    private async Task<WaitReply?> LookUpAsync(RequestId id)
     {
         try
         {
-            var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(ticket.Id, ticket.Points, LookUpOnly: true)]));
+            // A look-up spends nothing: the cost is not read.
+            var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(id, 1, LookUpOnly: true)]));
             return reply.Decisions[0] == WaiterGrant.GrantedBefore
-                ? Answer(ticket.Id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs })
+                ? Answer(id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs })
                 : null;
         }
         catch (LimiterStoreException ex) when (ex.IsUnavailable)
@@ -317,10 +421,12 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
-    /// Grants waiters in rounds while capacity lasts: each round takes, in grant order, waiters whose
-    /// costs fit in what the mirror says is left (a whole window once the mirror's has ended: Redis
-    /// opens the next), and sends them in one store call. When nothing more fits, a timer is set for
-    /// the window's end (or a pause's end, as Redis reports it).
+    /// Offers capacity to waiters in rounds while it lasts: each round takes, in grant order, waiters
+    /// whose costs fit in what the mirror says is left less what outstanding offers hold (a whole
+    /// window once the mirror's has ended: Redis opens the next), and offers it to them; their collects
+    /// spend it. When nothing more fits, a timer is set for the window's end (or a pause's end, as
+    /// Redis reports it); capacity held by offers comes back when they are collected, lapse or are
+    /// withdrawn, and each of those drains again.
     /// </summary>
     private async Task DrainAsync()
     {
@@ -334,9 +440,9 @@ public sealed partial class ProviderLimiterGrain
                     return;
                 }
 
-                var (more, round, granted) = KeyLimitsNow() is { IsSeedOnly: false } keyLimits
-                    ? await CostRoundAsync(queue, keyLimits)
-                    : await SeedRoundAsync(queue);
+                var (more, round, offered) = KeyLimitsNow() is { IsSeedOnly: false } keyLimits
+                    ? CostRound(queue, keyLimits)
+                    : SeedRound(queue);
                 if (!more)
                 {
                     return;
@@ -344,7 +450,7 @@ public sealed partial class ProviderLimiterGrain
 
                 if (round < MaxCostsPerStoreCall && queue.Count > 0)
                 {
-                    await AwaitReturnAsync(queue, granted);
+                    await AwaitReturnAsync(queue, offered);
                 }
             }
         }
@@ -355,99 +461,242 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
-    /// One round of grants on a key with the seed's one limit: false when nothing more can be granted
+    /// One round of offers on a key with the seed's one limit: false when nothing more can be offered
     /// now (the drain timer is set for the window's end, or for a retry).
     /// </summary>
-    private async Task<(bool More, int Round, List<QueuedWaiter> Granted)> SeedRoundAsync(FairWaitQueue queue)
+    private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) SeedRound(FairWaitQueue queue)
     {
-        var (_, limits) = _limits.Resolve(_provider);
-        var available = _mirror.IsOpen ? _mirror.Remaining : limits.Points;
         var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
+        if (_mirror.InOutage || _mirror.HasWriteBack)
+        {
+            // Waiters are granted through Redis only: while the grain decides alone, or owes Redis a
+            // write-back, a collect could not spend, so nothing is offered (the sync timer settles first).
+            DrainAt(DrainRetry);
+            return (false, round, []);
+        }
+
+        var (_, limits) = _limits.Resolve(_provider);
+        var available = (_mirror.IsOpen ? _mirror.Remaining : limits.Points) - Offers.HeldPoints;
         var taken = queue.Take(available, round, backfill: true);
         if (taken.Count == 0)
         {
-            DrainAt(_mirror.UntilEnd());
+            // With the mirror's window over, only outstanding offers hold the capacity: their ends drain.
+            if (_mirror.IsOpen || Offers.Count == 0)
+            {
+                DrainAt(_mirror.UntilEnd());
+            }
+
             return (false, round, []);
         }
 
-        StoreGrantReply reply;
+        Offer(taken);
+        return (true, round, taken);
+    }
+
+    /// <summary>
+    /// Offers what they ask for to waiters taken from the queue (in flight there until collected): a
+    /// held call of each is answered the offer at once; one without is answered it on its renewal.
+    /// </summary>
+    private void Offer(IReadOnlyList<QueuedWaiter> taken)
+    {
+        var offers = Offers;
+        foreach (var waiter in taken)
+        {
+            var calls = _waiting.GetValueOrDefault(waiter.Id);
+            offers.Make(waiter, delivered: calls is { Held: > 0 });
+            calls?.SignalOffer();
+        }
+
+        ArmLapseTimer();
+    }
+
+    /// <summary>Collects an offer: the store call's outcome, also to a collect of the same waiter that arrives meanwhile.</summary>
+    private Task<WaitReply> StartCollect(QueuedWaiter waiter)
+    {
+        // The caller asked after it: a refused collect puts it back at its place, not among the abandoned.
+        waiter.LastRenewedAt = _time.GetTimestamp();
+        var done = new TaskCompletionSource<WaitReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _collecting[waiter.Id] = done.Task;
+        _ = CollectAsync(waiter, done);
+        return done.Task;
+    }
+
+    private async Task CollectAsync(QueuedWaiter waiter, TaskCompletionSource<WaitReply> done)
+    {
         try
         {
-            reply = await Enqueue(new GrantWaitersCommand([.. taken.Select(w => new StoreWaiter(w.Id, w.Cost, LookUp: w.MayHaveRecord))]));
+            var reply = await CollectCoreAsync(waiter);
+            _collecting.Remove(waiter.Id);
+            done.SetResult(reply);
         }
         catch (Exception ex)
         {
-            RoundFailed(queue, taken, _window.StoreKey, ex);
-            return (false, round, []);
+            _collecting.Remove(waiter.Id);
+            done.SetException(ex);
+        }
+    }
+
+    /// <summary>
+    /// Spends an offer in the store under the waiter's id (looked up first when it may have a record):
+    /// granted, it is answered for good; refused (Redis held less than the mirror said), it goes back
+    /// to its place and its caller goes on waiting; the store call failed, likewise, its record is
+    /// looked up from then on (the call may have reached Redis).
+    /// </summary>
+    private async Task<WaitReply> CollectCoreAsync(QueuedWaiter waiter)
+    {
+        var queue = _waitQueue!;
+        var keyLimits = KeyLimitsNow();
+        WaitReply? granted;
+        Func<TimeSpan> retry;
+        try
+        {
+            if (keyLimits.IsSeedOnly && waiter.Request.Reservation && _limitSet is not null)
+            {
+                // A reservation on the seed's one limit is granted by the scripts that record it (the
+                // same two hash fields), so that its settle finds what it reserved.
+                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(waiter.Id, [waiter.Cost], waiter.MayHaveRecord, true)])))[0];
+                granted = outcome.Decisions is [0] ? CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero) : null;
+                if (outcome.Limits is [var requests, ..])
+                {
+                    _mirror.Lower(requests.Remaining, requests.EndMs);
+                }
+
+                retry = () => _mirror.IsOpen ? _mirror.UntilEnd() : DrainRetry;
+            }
+            else if (keyLimits.IsSeedOnly)
+            {
+                var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(waiter.Id, waiter.Cost, LookUp: waiter.MayHaveRecord)]));
+                granted = reply.Decisions[0] == WaiterGrant.NotGranted
+                    ? null
+                    : Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs };
+
+                // Refused: others consumed, or the drain came before Redis's window ended; capacity
+                // comes back at the window's end, as the mirror now has it from this reply.
+                retry = () => _mirror.WindowEndMs == reply.WindowEndMs ? _mirror.UntilEnd() : TimeSpan.FromMilliseconds(reply.WindowEndMs - reply.NowMs);
+            }
+            else
+            {
+                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(waiter.Id, waiter.Request.Costs!, waiter.MayHaveRecord, waiter.Request.Reservation)])))[0];
+                granted = outcome.Decisions is [0] ? CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero) : null;
+
+                // Refused: others spent; the first waiter can fit by what Redis just answered (now in the mirror).
+                retry = () => NextFit(queue, keyLimits) + CostDrainMargin;
+            }
+        }
+        catch (Exception ex)
+        {
+            Offers.Collected(waiter.Id);
+            waiter.MayHaveRecord = true;
+            queue.Return([waiter]);
+            LogCollectFailed(_logger, keyLimits.StoreKey, waiter.Id, ex.Message);
+            DrainAt(DrainRetry);
+            return NotCollected(keyLimits, "The store could not be reached; the waiter keeps its place.");
         }
 
-        var granted = RoundDone(queue, taken, i => reply.Decisions[i] == WaiterGrant.NotGranted
-            ? null
-            : Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[i]) with { GrantEndsMs = [reply.WindowEndsMs[i]], DecidedAtMs = reply.NowMs });
+        Offers.Collected(waiter.Id);
         if (granted is null)
         {
-            // Redis had less than the mirror said (others consumed, or the timer fired before Redis's
-            // window ended): wait for the window's end, as the mirror now has it from this reply.
-            var untilEnd = _mirror.WindowEndMs == reply.WindowEndMs ? _mirror.UntilEnd() : TimeSpan.FromMilliseconds(reply.WindowEndMs - reply.NowMs);
-            DrainAt(untilEnd < EarlyDrainRetry ? EarlyDrainRetry : untilEnd);
-            return (false, round, []);
+            queue.Return([waiter]);
+            var due = retry();
+            DrainAt(due < EarlyDrainRetry ? EarlyDrainRetry : due);
+            return NotCollected(keyLimits, "The store held less than offered; the waiter keeps its place.");
         }
 
-        return (true, round, granted);
-    }
-
-    /// <summary>
-    /// A round's store call failed: the call may have reached Redis, so its waiters' records are looked
-    /// up from now on; they go back to their places, and the drain tries again shortly.
-    /// </summary>
-    private void RoundFailed(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> taken, string storeKey, Exception error)
-    {
-        foreach (var waiter in taken)
+        queue.Complete([waiter]);
+        _grantWaits.Granted(waiter.Priority, _time.GetElapsedTime(waiter.EnqueuedAt));
+        Answer(waiter.Id, granted);
+        if (queue.Count > 0)
         {
-            waiter.MayHaveRecord = true;
+            // What the offer held is now spent in the mirror: a drain that found nothing to offer
+            // while offers held capacity sees what is left.
+            DrainSoon();
         }
 
-        queue.Return(taken);
-        LogDrainFailed(_logger, storeKey, taken.Count, error.Message);
-        DrainAt(DrainRetry);
+        return granted;
     }
 
+    /// <summary>A collect that granted nothing: the caller renews its wait.</summary>
+    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => keyLimits.IsSeedOnly
+        ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, reason)
+        : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, TimeSpan.Zero, reason);
+
     /// <summary>
-    /// Answers the waiters of a round the store granted (<paramref name="grant"/> gives a waiter's reply,
-    /// null when it was refused) and puts the refused back at their places. Returns the granted, or null
-    /// when any was refused (the store held less than the mirror said).
+    /// Offers not collected within <see cref="CollectWithin"/> lapse: nothing was spent. A waiter with
+    /// a call held here (its caller alive, renewing) goes back to its place; any other is dropped (its
+    /// caller is gone), answered cancelled, so a late collect or renewal is told so and queues afresh.
+    /// What they held goes to the next round at once.
     /// </summary>
-    private List<QueuedWaiter>? RoundDone(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> taken, Func<int, WaitReply?> grant)
+    private void DropLapsed()
     {
-        var granted = new List<QueuedWaiter>(taken.Count);
-        var refused = new List<QueuedWaiter>();
-        for (var i = 0; i < taken.Count; i++)
+        if (_offers is not { Count: > 0 } offers || _waitQueue is not { } queue)
         {
-            if (grant(i) is not { } reply)
+            return;
+        }
+
+        var lapsed = offers.TakeLapsed();
+        if (lapsed.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var waiter in lapsed)
+        {
+            if (_waiting.TryGetValue(waiter.Id, out var calls) && calls.Held > 0)
             {
-                refused.Add(taken[i]);
-                continue;
+                queue.Return([waiter]);
             }
-
-            granted.Add(taken[i]);
-            _grantWaits.Granted(taken[i].Priority, _time.GetElapsedTime(taken[i].EnqueuedAt));
-            Answer(taken[i].Id, reply);
+            else
+            {
+                queue.Complete([waiter]);
+                Answer(waiter.Id, Reply(WaitOutcome.Cancelled, WaitRejection.None, "The offer was not collected in time: its caller is gone."));
+            }
         }
 
-        queue.Complete(granted);
-        queue.Return(refused);
-        return refused.Count > 0 ? null : granted;
+        LogOffersLapsed(_logger, _window.StoreKey, lapsed.Count);
+        DrainSoon();
     }
 
-    /// <summary>Waits <see cref="RoundGap"/>, then until every tenant granted in the last round has a waiter queued again, at most <see cref="RoundGapMax"/> in all.</summary>
-    private async Task AwaitReturnAsync(FairWaitQueue queue, List<QueuedWaiter> granted)
+    private void ArmLapseTimer()
+    {
+        if (_offers?.NextLapse() is not { } due)
+        {
+            return;
+        }
+
+        if (_lapseTimer is null)
+        {
+            _lapseTimer = this.RegisterGrainTimer(LapseTickAsync, new GrainTimerCreationOptions(due, Timeout.InfiniteTimeSpan) { Interleave = true, KeepAlive = true });
+        }
+        else
+        {
+            _lapseTimer.Change(due, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private Task LapseTickAsync(CancellationToken cancellationToken)
+    {
+        DropLapsed();
+        ArmLapseTimer();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Waits <see cref="RoundGap"/>, then until every tenant offered capacity in the last round, and
+    /// every tenant with an offer still to be collected, has a waiter queued again, at most
+    /// <see cref="RoundGapMax"/> in all. A caller is away from the queue from its offer until its
+    /// grant's answer reaches it: a tenant whose few callers are all collecting would otherwise miss
+    /// rounds, and its share would go to tenants with more callers.
+    /// </summary>
+    private async Task AwaitReturnAsync(FairWaitQueue queue, IReadOnlyList<QueuedWaiter> offered)
     {
         var started = _time.GetTimestamp();
         do
         {
             await Task.Delay(RoundGap, _time);
         }
-        while (_time.GetElapsedTime(started) < RoundGapMax && granted.Exists(w => !queue.IsWaiting(w.Request.Tenant, w.Priority)));
+        while (_time.GetElapsedTime(started) < RoundGapMax && (offered.Any(Away) || Offers.Waiters.Any(Away)));
+
+        bool Away(QueuedWaiter waiter) => !queue.IsWaiting(waiter.Request.Tenant, waiter.Priority);
     }
 
     /// <summary>
@@ -507,6 +756,8 @@ public sealed partial class ProviderLimiterGrain
             _sweepTimer = null;
             _drainTimer?.Dispose();
             _drainTimer = null;
+            _lapseTimer?.Dispose();
+            _lapseTimer = null;
         }
 
         return Task.CompletedTask;
@@ -521,13 +772,13 @@ public sealed partial class ProviderLimiterGrain
         }
     }
 
-    /// <summary>Gives a waiter its final answer: to its held call, and to any renewal for a while after.</summary>
+    /// <summary>Gives a waiter its final answer: to its held call, and to any renewal or collect for a while after.</summary>
     private WaitReply Answer(RequestId id, WaitReply reply)
     {
-        _waitAnswers?.Add(id, Task.FromResult(reply));
-        if (_waiting.Remove(id, out var final))
+        WaitAnswers.Add(id, Task.FromResult(reply));
+        if (_waiting.Remove(id, out var calls))
         {
-            final.TrySetResult(reply);
+            calls.Final.TrySetResult(reply);
         }
 
         return reply;
@@ -536,7 +787,7 @@ public sealed partial class ProviderLimiterGrain
     /// <summary>A reply from the mirror; one not granted says, unless told otherwise, when the window it saw ends.</summary>
     private WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, TimeSpan earliest = default)
     {
-        if (earliest == TimeSpan.Zero && outcome != WaitOutcome.Granted && _mirror.IsOpen)
+        if (earliest == TimeSpan.Zero && outcome is not (WaitOutcome.Granted or WaitOutcome.Offered) && _mirror.IsOpen)
         {
             earliest = TimeSpan.FromMilliseconds(Math.Max(0, _mirror.WindowEndMs - _mirror.StoreNowMs()));
         }
@@ -547,6 +798,32 @@ public sealed partial class ProviderLimiterGrain
     private static WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, long remaining, long windowEndMs, TimeSpan earliest = default) =>
         new(outcome, rejection, reason, remaining, DateTimeOffset.FromUnixTimeMilliseconds(windowEndMs), earliest);
 
-    [LoggerMessage(EventId = 212, Level = LogLevel.Debug, Message = "Granting {Count} waiters of {StoreKey} failed; they keep waiting: {Error}")]
-    private static partial void LogDrainFailed(ILogger logger, string storeKey, int count, string error);
+    [LoggerMessage(EventId = 212, Level = LogLevel.Debug, Message = "Collecting waiter {Id} of {StoreKey} failed; it keeps waiting: {Error}")]
+    private static partial void LogCollectFailed(ILogger logger, string storeKey, RequestId id, string error);
+
+    [LoggerMessage(EventId = 214, Level = LogLevel.Debug, Message = "{Count} offers of {StoreKey} were not collected in time; nothing was spent for them")]
+    private static partial void LogOffersLapsed(ILogger logger, string storeKey, int count);
+
+    /// <summary>A waiter's calls at this activation: its final answer, and the signal of an offer to a held call.</summary>
+    private sealed class WaiterCalls
+    {
+        private TaskCompletionSource _offered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completed with the waiter's final answer (granted, timed out, cancelled).</summary>
+        public TaskCompletionSource<WaitReply> Final { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completed when the waiter is next offered capacity.</summary>
+        public Task Offered => _offered.Task;
+
+        /// <summary>Its calls held here now.</summary>
+        public int Held { get; set; }
+
+        /// <summary>Wakes the held calls (they answer the offer); later calls wait for the next one.</summary>
+        public void SignalOffer()
+        {
+            var offered = _offered;
+            _offered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            offered.TrySetResult();
+        }
+    }
 }

@@ -15,8 +15,9 @@ namespace OrleansLimiter.Grains;
 /// Every command that talks to the store — consume batches, reset, read, write-back — goes through
 /// the queue, one store call at a time, in arrival order: a reset is ordered against the consumes
 /// around it by construction (a consume queued after it never carries the old window). The grain is
-/// reentrant only so that requests arriving while a store call is in flight can join the queue, and
-/// leave together in the next single script call (coalescing).
+/// reentrant so that requests arriving while a store call is in flight can join the queue, and leave
+/// together in the next single script call (coalescing), and so that waiters' long polls are held
+/// while other calls (their collects among them) run.
 /// </para>
 /// <para>
 /// Refusals are answered from the mirror without a store call: it is an upper bound on Redis. A batch

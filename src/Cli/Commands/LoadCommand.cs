@@ -11,7 +11,7 @@ namespace OrleansLimiter.Cli.Commands;
 /// W concurrent callers for S seconds, a live progress line on stderr, then a summary. With
 /// <c>--acquire [--tenant T] [--priority P] [--max-wait S]</c> each caller waits through
 /// <c>AcquireAsync</c> (in the key's fair queue) instead of asking once, and the summary counts
-/// granted and timed-out waits with their p50/p99.
+/// granted and timed-out waits with their p50/p99; <c>--print-grants</c> prints each grant as it comes.
 /// </summary>
 internal static class LoadCommand
 {
@@ -43,9 +43,13 @@ internal static class LoadCommand
         };
         var priority = CommonOptions.Priority("with --acquire: Interactive, Normal or Batch (default Normal)");
         var maxWait = CommonOptions.Number("--max-wait", "S", "with --acquire: longest wait per request, in seconds", min: 0, max: MaxWaitSeconds, defaultValue: 120);
+        var printGrants = new Option<bool>("--print-grants")
+        {
+            Description = "with --acquire: print 'GRANT <window end, Unix ms>' on stdout for each grant as it is received, flushed at once (what a process was told, up to the moment it dies)",
+        };
         var command = new Command("load", "W concurrent callers for S seconds; progress on stderr, then granted, refused, errors, decisions/s, p50/p99")
         {
-            provider, key, workers, duration, points, rate, cost, json, acquire, tenant, priority, maxWait,
+            provider, key, workers, duration, points, rate, cost, json, acquire, tenant, priority, maxWait, printGrants,
         };
         command.Validators.Add(result =>
         {
@@ -63,6 +67,11 @@ internal static class LoadCommand
             {
                 result.AddError("--acquire waits for points; give --points, not --cost");
             }
+
+            if (result.GetResult(printGrants) is { Implicit: false } && (result.GetResult(acquire) is not { Implicit: false } || result.GetResult(json) is { Implicit: false }))
+            {
+                result.AddError("--print-grants goes with --acquire, not with --json");
+            }
         });
         command.SetConnectedAction((parse, c, cancel) => RunAsync(
             c,
@@ -74,6 +83,7 @@ internal static class LoadCommand
             parse.GetValue(rate),
             parse.GetValue(cost),
             parse.GetValue(json),
+            parse.GetValue(printGrants),
             parse.GetValue(acquire) ? new AcquireOptions
             {
                 Key = parse.GetRequiredValue(key),
@@ -86,7 +96,7 @@ internal static class LoadCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, AcquireOptions? acquire, CancellationToken cancel)
+    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, bool printGrants, AcquireOptions? acquire, CancellationToken cancel)
     {
         // Fail fast on an unknown provider, an unknown limit, or a cost above what a limit can ever
         // hold, before starting workers, without spending a permit.
@@ -155,6 +165,13 @@ internal static class LoadCommand
                         // what was granted is counted.
                         var result = await c.Limiter.AcquireAsync(provider, acquire, CancellationToken.None);
                         Interlocked.Increment(ref result.IsGranted ? ref granted : ref timedOut);
+                        if (printGrants && result.IsGranted)
+                        {
+                            // One line per grant, out before the next: a process killed now has told
+                            // exactly the grants it received.
+                            Console.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"GRANT {result.Last.WindowEnd.ToUnixTimeMilliseconds()}"));
+                            Console.Out.Flush();
+                        }
                         waits[w].Add(Stopwatch.GetTimestamp() - t0);
                     }
                     else if (cost is null)

@@ -114,6 +114,9 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
     public Task<WaitReply> WaitAsync(string provider, string key, WaitTicket ticket) =>
         ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key)).WaitAsync(ticket).AsTask();
 
+    public Task<WaitReply> CollectWaitAsync(string provider, string key, RequestId id) =>
+        ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key)).CollectWaitAsync(id).AsTask();
+
     public Task<WaitReply> CancelWaitAsync(string provider, string key, RequestId id) =>
         ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key)).CancelWaitAsync(id).AsTask();
 

@@ -4,7 +4,7 @@ namespace OrleansLimiter.Grains.Commands;
 /// One ordered queue of store commands: executes one at a time, in arrival order, so that a reset
 /// is ordered against the consumes around it and replies are applied in the order the store made
 /// them. Consumes queued back to back leave together (up to <see cref="MaxCostsPerCall"/> costs; a
-/// single batch is never split). Nothing runs unobserved: any failure of an execution is delivered to
+/// single batch is never split), and so do waiters' grants (collects). Nothing runs unobserved: any failure of an execution is delivered to
 /// exactly the commands it carried. Not thread-safe: used on one grain activation's scheduler.
 /// </summary>
 /// <param name="execute">Executes one command, or a group of consumes; completes the commands.</param>
@@ -75,6 +75,33 @@ public sealed class CommandQueue(Func<IReadOnlyList<ProviderCommand>, Task> exec
                 _commands.Dequeue();
                 taken.Add(more);
                 requests += more.Costs.Length;
+            }
+
+            return taken;
+        }
+
+        if (first is GrantWaitersCommand grant)
+        {
+            // Waiters' collects that arrive while a store call is out leave together in the next.
+            var waiters = grant.Waiters.Length;
+            while (_commands.TryPeek(out var next) && next is GrantWaitersCommand more && waiters + more.Waiters.Length <= MaxCostsPerCall)
+            {
+                _commands.Dequeue();
+                taken.Add(more);
+                waiters += more.Waiters.Length;
+            }
+
+            return taken;
+        }
+
+        if (first is GrantCostWaitersCommand costGrant)
+        {
+            var waiters = costGrant.Waiters.Length;
+            while (_commands.TryPeek(out var next) && next is GrantCostWaitersCommand more && more.Limits.SameAs(costGrant.Limits) && waiters + more.Waiters.Length <= MaxCostsPerCall)
+            {
+                _commands.Dequeue();
+                taken.Add(more);
+                waiters += more.Waiters.Length;
             }
 
             return taken;

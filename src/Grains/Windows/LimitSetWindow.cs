@@ -46,7 +46,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         ReadLimitsCommand read => ReadAsync(read),
         ObserveCommand observe => ObserveAsync(observe),
         LimitSetSyncCommand sync => SyncCommandAsync(sync),
-        GrantCostWaitersCommand grant => GrantWaitersAsync(grant),
+        GrantCostWaitersCommand => GrantWaitersAsync(commands.Cast<GrantCostWaitersCommand>().ToList()),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -115,10 +115,11 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     /// Grants queued waiters through Redis only: while Redis is away they keep waiting (a grant made
     /// alone would need a write-back per waiter, and a waiter can wait). Each is looked up under its
     /// id first, so a waiter granted before, by this activation or one that is gone, is told so again.
+    /// Commands that leave together share one store call; each is told its own waiters' outcomes.
     /// </summary>
-    private async Task GrantWaitersAsync(GrantCostWaitersCommand command)
+    private async Task GrantWaitersAsync(List<GrantCostWaitersCommand> commands)
     {
-        var limits = command.Limits;
+        var limits = commands[0].Limits;
         if (!outage.ShouldCallStore(store.IsAvailable))
         {
             throw new LimiterStoreException($"Redis is not in use for '{limits.StoreKey}' now; waiters keep waiting.", isUnavailable: true);
@@ -127,10 +128,17 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         try
         {
             await SyncAsync();
+            var waiters = commands.SelectMany(c => c.Waiters).ToList();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. command.Waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
+                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
-            command.Completion.TrySetResult([.. command.Waiters.Select((_, i) => new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]))]);
+            var from = 0;
+            foreach (var command in commands)
+            {
+                var first = from;
+                command.Completion.TrySetResult([.. command.Waiters.Select((_, i) => new CostOutcome(reply.Decisions[first + i], reply.Limits, reply.NowMs, reply.BatchEnds[first + i], reply.Replayed[first + i]))]);
+                from += command.Waiters.Length;
+            }
         }
         catch (LimiterStoreException ex) when (ex.IsUnavailable)
         {

@@ -53,7 +53,7 @@ public sealed partial class ProviderWindow(
         ResetCommand reset => ResetAsync(reset),
         ReadCommand read => ReadAsync(read),
         WriteBackCommand writeBack => WriteBackAsync(writeBack),
-        GrantWaitersCommand grant => GrantWaitersAsync(grant),
+        GrantWaitersCommand => GrantWaitersAsync(commands.Cast<GrantWaitersCommand>().ToList()),
         AbandonCommand abandon => AbandonAsync(abandon),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
@@ -119,7 +119,8 @@ public sealed partial class ProviderWindow(
     /// <summary>Redis is reachable and owes nothing: neither the grain decides alone nor does it hold grants to write back.</summary>
     private bool RedisInUse => mirror.ShouldCallStore(store.IsAvailable) && !mirror.InOutage && !mirror.HasWriteBack;
 
-    private async Task GrantWaitersAsync(GrantWaitersCommand command)
+    /// <summary>Grants (or looks up) the waiters of commands that leave together, in one store call; each command is told its own.</summary>
+    private async Task GrantWaitersAsync(List<GrantWaitersCommand> commands)
     {
         var (name, limits) = resolve();
         var storeKey = limits.StoreKey(name, key);
@@ -132,13 +133,26 @@ public sealed partial class ProviderWindow(
         }
 
         var started = mirror.CallStarts();
-        var reply = await store.GrantWaitersAsync(new StoreGrant(storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, command.Waiters));
+        var waiters = commands.Count == 1 ? commands[0].Waiters : [.. commands.SelectMany(c => c.Waiters)];
+        var reply = await store.GrantWaitersAsync(new StoreGrant(storeKey, limits.Points, limits.WindowMilliseconds, mirror.Hint, waiters));
         if (reply.Repair.Length == 0)
         {
             mirror.Observe(reply.Remaining, reply.WindowEndMs, reply.NowMs, started);
         }
 
-        command.Completion.TrySetResult(reply);
+        if (commands.Count == 1)
+        {
+            commands[0].Completion.TrySetResult(reply);
+            return;
+        }
+
+        var from = 0;
+        foreach (var command in commands)
+        {
+            var count = command.Waiters.Length;
+            command.Completion.TrySetResult(reply with { Decisions = reply.Decisions[from..(from + count)], WindowEndsMs = reply.WindowEndsMs[from..(from + count)] });
+            from += count;
+        }
     }
 
     private async Task AbandonAsync(AbandonCommand command)

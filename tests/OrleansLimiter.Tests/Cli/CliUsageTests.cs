@@ -77,6 +77,8 @@ public sealed class CliUsageTests(ITestOutputHelper output)
     [InlineData("load --provider openai --tenant team-a", "--tenant, --priority and --max-wait go with --acquire")]
     [InlineData("load --provider openai --acquire --cost tokens=5", "--acquire waits for points")]
     [InlineData("load --provider openai --acquire --max-wait -1", "--max-wait")]
+    [InlineData("load --provider openai --print-grants", "--print-grants goes with --acquire")]
+    [InlineData("load --provider openai --acquire --print-grants --json", "--print-grants goes with --acquire, not with --json")]
     public async Task BadValues_AreUsageErrors_BeforeConnecting(string arguments, string message) =>
         AssertUsageError(await Limiter($"{arguments} --gateway 127.0.0.1:{ClosedPort}"), message);
 

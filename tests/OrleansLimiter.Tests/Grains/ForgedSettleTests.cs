@@ -90,6 +90,33 @@ public sealed class ForgedSettleTests(LimiterClusterFixture fixture, ITestOutput
     }
 
     [Fact]
+    public async Task AReservationGrantedThroughTheQueue_OnTheSeedsLimit_SettlesAgainstItsRecord()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var id = RequestId.New();
+        var ticket = new WaitTicket(id, "team-a", WaitPriority.Normal, 1, TimeSpan.FromSeconds(10), Cost: LimitCost.Requests(5));
+        var reply = await grain.WaitAsync(ticket);
+        while (reply.Outcome == WaitOutcome.StillWaiting)
+        {
+            reply = await grain.WaitAsync(ticket with { IsRenewal = true });
+        }
+
+        Assert.Equal(WaitOutcome.Offered, reply.Outcome);
+        var collected = await grain.CollectWaitAsync(id);
+        Assert.Equal(WaitOutcome.Granted, collected.Outcome);
+        Assert.Equal("95", (string?)await fixture.Db.HashGetAsync($"test:tiny:{key}", "points"));
+
+        // Used 2 of the 5 requests reserved: 3 come back, once; a forged settle gives nothing.
+        var settled = await grain.SettleAsync(new SettleRequest(id, LimitCost.Requests(2)));
+        Assert.Equal(SettleOutcome.Settled, settled.Outcome);
+        Assert.Equal(3, settled.Limits.Single().Refunded);
+        Assert.Equal(SettleOutcome.Replayed, (await grain.SettleAsync(new SettleRequest(id, LimitCost.Requests(0)))).Outcome);
+        Assert.Equal(SettleOutcome.Unknown, (await grain.SettleAsync(new SettleRequest(RequestId.New(), LimitCost.Requests(0)))).Outcome);
+        Assert.Equal("98", (string?)await fixture.Db.HashGetAsync($"test:tiny:{key}", "points"));
+    }
+
+    [Fact]
     public async Task MalformedCosts_AreArgumentErrors_NamingTheField()
     {
         var grain = Grain("llm", TestKeys.Unique());

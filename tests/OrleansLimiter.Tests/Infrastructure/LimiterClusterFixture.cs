@@ -34,6 +34,10 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:fair:KeyPrefix"] = "test:fair",
         ["RateLimiting:Providers:fair:Tenants:heavy:Weight"] = "2",
 
+        // Offers to waiters that never collect: 20 points per 2 s, in the default Redis key.
+        ["RateLimiting:Providers:offer:Points"] = "20",
+        ["RateLimiting:Providers:offer:Duration"] = "2",
+
         // The fair wait queue on a key with several limits: tokens refilling continuously, 600 per
         // second (requests far from binding), and a window of output tokens for the reservation tests.
         ["RateLimiting:Providers:fairllm:Points"] = "1000000",

@@ -102,9 +102,13 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
 
         var first = await grain.WaitAsync(ticket);
         await grain.ResetAsync();
-        var reply = await grain.WaitAsync(ticket with { IsRenewal = true });
+        var offered = await grain.WaitAsync(ticket with { IsRenewal = true });
+        var spentBeforeCollect = await fixture.Db.KeyExistsAsync("test:tiny:" + key);
+        var reply = await grain.CollectWaitAsync(ticket.Id);
 
         Assert.Equal(WaitOutcome.StillWaiting, first.Outcome);
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
+        Assert.False(spentBeforeCollect, "an offer spends nothing");
         Assert.Equal(WaitOutcome.Granted, reply.Outcome);
         Assert.Equal("70", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
     }
@@ -128,6 +132,50 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
+    public async Task AnOfferCancelledBeforeItIsCollected_IsWithdrawn_AndSpendsNothing()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, TimeSpan.FromSeconds(5));
+
+        var offered = await grain.WaitAsync(ticket);
+        var cancelled = await grain.CancelWaitAsync(ticket.Id);
+        var collected = await grain.CollectWaitAsync(ticket.Id);
+        var renewed = await grain.WaitAsync(ticket with { IsRenewal = true });
+
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, cancelled.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, collected.Outcome);
+        Assert.Equal(WaitOutcome.Cancelled, renewed.Outcome);
+        Assert.False(await fixture.Db.KeyExistsAsync("test:tiny:" + key), "nothing was spent");
+    }
+
+    [Fact]
+    public async Task ACollectWhenRedisHoldsLessThanOffered_PutsTheWaiterBackAtItsPlace_AndItIsGrantedLater()
+    {
+        // Another deployment spent the window in Redis; this activation has not seen it, and offers.
+        var key = TestKeys.Unique();
+        var grain = Grain("tiny", key);
+        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(RequestId.New(), 100)]));
+        var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, MaxWait: null);
+
+        var offered = await grain.WaitAsync(ticket);
+        var refused = await grain.CollectWaitAsync(ticket.Id);
+        var queued = await grain.GetQueueAsync();
+        await grain.ResetAsync();
+        var offeredAgain = await grain.WaitAsync(ticket with { IsRenewal = true });
+        var granted = await grain.CollectWaitAsync(ticket.Id);
+
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
+        Assert.Equal(WaitOutcome.StillWaiting, refused.Outcome);
+        Assert.Equal(1, queued.Depth);
+        Assert.Equal(WaitOutcome.Offered, offeredAgain.Outcome);
+        Assert.Equal(WaitOutcome.Granted, granted.Outcome);
+        Assert.Equal("70", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
     public async Task GrantTold_AgainOnRenewal_SpendsOnce()
     {
         var key = TestKeys.Unique();
@@ -135,10 +183,15 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         var ticket = new WaitTicket(RequestId.New(), "once", WaitPriority.Normal, 40, TimeSpan.FromSeconds(5));
 
         var first = await grain.WaitAsync(ticket);
+        var collected = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => grain.CollectWaitAsync(ticket.Id).AsTask()));
         var again = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => grain.WaitAsync(ticket with { IsRenewal = true }).AsTask()));
+        var collectedAgain = await grain.CollectWaitAsync(ticket.Id);
 
-        Assert.Equal(WaitOutcome.Granted, first.Outcome);
+        Assert.Equal(WaitOutcome.Offered, first.Outcome);
+        Assert.All(collected, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
         Assert.All(again, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
+        Assert.Equal(WaitOutcome.Granted, collectedAgain.Outcome);
+        Assert.Equal(collected[0].WindowEnd, collectedAgain.WindowEnd);
         Assert.Equal("60", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
     }
 
@@ -161,13 +214,35 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     }
 
     [Fact]
+    public async Task CollectedAtAnActivationThatIsGone_IsToldAgainByTheCollect_FromTheRecordInRedis()
+    {
+        // The collect's store call was made by an activation that is gone; its answer was lost. The
+        // caller collects again, at an activation that never heard of the waiter.
+        var key = TestKeys.Unique();
+        var id = RequestId.New();
+        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        var before = await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(id, 25)]));
+
+        var again = await Grain("tiny", key).CollectWaitAsync(id);
+        var unknown = await Grain("tiny", key).CollectWaitAsync(RequestId.New());
+
+        Assert.Equal(WaitOutcome.Granted, again.Outcome);
+        Assert.Equal(before.WindowEndMs, again.WindowEnd.ToUnixTimeMilliseconds());
+        Assert.Equal(WaitOutcome.StillWaiting, unknown.Outcome);
+        Assert.Equal("75", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
+    }
+
+    [Fact]
     public async Task KeyWithSeveralLimits_PointsAreQueued_AndPaidInRequests()
     {
         var key = TestKeys.Unique();
-        var reply = await Grain("llm", key).WaitAsync(new WaitTicket(RequestId.New(), "t", WaitPriority.Normal, 3, TimeSpan.FromSeconds(1)));
+        var ticket = new WaitTicket(RequestId.New(), "t", WaitPriority.Normal, 3, TimeSpan.FromSeconds(1));
+        var offered = await Grain("llm", key).WaitAsync(ticket);
+        var reply = await Grain("llm", key).CollectWaitAsync(ticket.Id);
         var acquired = await CreateClient("t").AcquireAsync("llm", new AcquireOptions { Key = key, Points = 2, MaxWait = TimeSpan.FromSeconds(1) });
         var limits = await Grain("llm", key).GetLimitsAsync();
 
+        Assert.Equal(WaitOutcome.Offered, offered.Outcome);
         Assert.Equal(WaitOutcome.Granted, reply.Outcome);
         Assert.NotNull(reply.GrantEndsMs);
         Assert.True(acquired.IsGranted);
@@ -208,10 +283,12 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
             waiting.Classes.Select(c => $"{c.Priority}/{c.Depth}/{c.Points}/{c.Granted}"));
 
         await grain.ResetAsync();
-        var granted = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t with { IsRenewal = true }).AsTask()));
+        var offered = await Task.WhenAll(tickets.Select(t => grain.WaitAsync(t with { IsRenewal = true }).AsTask()));
+        var granted = await Task.WhenAll(tickets.Select(t => grain.CollectWaitAsync(t.Id).AsTask()));
         var after = await grain.GetQueueAsync();
         output.WriteLine(after.ToJson().ToJsonString());
 
+        Assert.All(offered, r => Assert.Equal(WaitOutcome.Offered, r.Outcome));
         Assert.All(granted, r => Assert.Equal(WaitOutcome.Granted, r.Outcome));
         Assert.Equal(0, after.Depth);
         Assert.Empty(after.Lines);
@@ -224,6 +301,71 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         var json = after.ToJson();
         Assert.Equal(2, (long?)json["byPriority"]!["Normal"]!["granted"]);
         Assert.True((double?)json["byPriority"]!["Normal"]!["waitP99Ms"] >= 900);
+    }
+
+    [Fact]
+    public async Task OffersNobodyCollects_LapseUnspent_AndTheWindowGoesToWaitersThatCollect()
+    {
+        // 20 points per 2 s, spent. Twelve waiters of a caller that is gone are queued by raw grain
+        // calls and never renewed nor collected: six answered "still waiting" before the window ends,
+        // six whose calls the grain still holds when it opens (the first offers to them answer calls
+        // nobody reads). Thirty callers of another tenant wait through AcquireAsync, which collects
+        // what it is offered.
+        const long points = 20;
+        var key = TestKeys.Unique();
+        var redisKey = "ratelimit:offer:" + key;
+        var grain = Grain("offer", key);
+        Assert.True((await grain.TryConsumeAsync(points)).IsAllowed);
+        var spentEnd = (long)await fixture.Db.HashGetAsync(redisKey, "expire");
+
+        WaitTicket Gone() => new(RequestId.New(), "gone", WaitPriority.Normal, 1, MaxWait: null);
+        var answeredEarly = Enumerable.Range(0, 6).Select(_ => Gone()).ToArray();
+        var heldAcross = Enumerable.Range(0, 6).Select(_ => Gone()).ToArray();
+        var earlyCalls = answeredEarly.Select(t => grain.WaitAsync(t).AsTask()).ToArray();
+
+        var client = CreateClient("live");
+        var liveEnds = new ConcurrentDictionary<long, long>();
+        var nextWindowSpentByLive = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var live = Enumerable.Range(0, 30).Select(_ => Task.Run(async () =>
+        {
+            var result = await client.AcquireAsync("offer", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(20) });
+            if (result.IsGranted && liveEnds.AddOrUpdate(result.Last.WindowEnd.ToUnixTimeMilliseconds(), 1, (_, n) => n + 1) == points)
+            {
+                nextWindowSpentByLive.TrySetResult(result.Last.WindowEnd.ToUnixTimeMilliseconds());
+            }
+
+            return result;
+        })).ToArray();
+
+        // Less than a poll interval before the window ends: these calls are held when it opens.
+        var pttl = (long)await fixture.Db.ExecuteAsync("PTTL", redisKey);
+        await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, pttl - 900)));
+        var heldCalls = heldAcross.Select(t => grain.WaitAsync(t).AsTask()).ToArray();
+
+        // The next window, read while it is the current one, once the live callers were told 20 of it.
+        var nextEnd = await nextWindowSpentByLive.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var hash = (await fixture.Db.HashGetAllAsync(redisKey)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));
+        var results = await Task.WhenAll(live);
+        var early = await Task.WhenAll(earlyCalls);
+        var held = await Task.WhenAll(heldCalls);
+        var collectedLate = await Task.WhenAll(answeredEarly.Concat(heldAcross).Select(t => grain.CollectWaitAsync(t.Id).AsTask()));
+        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        var records = await store.GrantWaitersAsync(new StoreGrant(redisKey, points, 2_000, default, [.. answeredEarly.Concat(heldAcross).Select(t => new StoreWaiter(t.Id, 1, LookUpOnly: true))]));
+        var after = (await fixture.Db.HashGetAllAsync(redisKey)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));
+        output.WriteLine($"live callers per window: {string.Join(", ", liveEnds.OrderBy(e => e.Key).Select(e => $"{e.Key}: {e.Value}"))}; the gone waiters' calls answered {string.Join(", ", early.Concat(held).GroupBy(r => r.Outcome).Select(g => $"{g.Key} {g.Count()}"))}");
+
+        Assert.True(nextEnd > spentEnd);
+        Assert.Equal(nextEnd, hash["expire"]);
+        Assert.Equal(0, hash["points"]);
+        Assert.Equal(points, liveEnds[nextEnd]);
+        Assert.All(early, r => Assert.Equal(WaitOutcome.StillWaiting, r.Outcome));
+        Assert.Contains(held, r => r.Outcome == WaitOutcome.Offered);
+        Assert.All(held, r => Assert.True(r.Outcome is WaitOutcome.Offered or WaitOutcome.StillWaiting, r.Outcome.ToString()));
+        Assert.All(collectedLate, r => Assert.Equal(WaitOutcome.Cancelled, r.Outcome));
+        Assert.All(records.Decisions, d => Assert.Equal(WaiterGrant.NotGranted, d));
+        Assert.All(results, r => Assert.True(r.IsGranted));
+        Assert.Equal(30 - points, liveEnds.Where(e => e.Key > nextEnd).Sum(e => e.Value));
+        Assert.Equal(points - (30 - points), after["points"]);
     }
 
     private Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, params (string Tenant, int Callers)[] tenants) =>

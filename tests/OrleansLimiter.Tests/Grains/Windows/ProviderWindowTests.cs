@@ -122,12 +122,32 @@ public sealed class ProviderWindowTests
         Assert.Equal(0, _began);
     }
 
+    [Fact]
+    public async Task WaitersCollectedWhileAStoreCallIsOut_LeaveTogetherInTheNextCall_EachToldItsOwn()
+    {
+        _store.Hold = new TaskCompletionSource();
+        var first = _queue.Enqueue(new GrantWaitersCommand([new StoreWaiter(RequestId.New(), 60, LookUp: false)]));
+        var joined = new long[] { 30, 20, 5 }.Select(cost => _queue.Enqueue(new GrantWaitersCommand([new StoreWaiter(RequestId.New(), cost, LookUp: false)]))).ToArray();
+        _store.Hold.SetResult();
+
+        Assert.Equal([WaiterGrant.Granted], (await first).Decisions);
+        var replies = await Task.WhenAll(joined);
+        Assert.Equal([WaiterGrant.Granted], replies[0].Decisions);
+        Assert.Equal([WaiterGrant.NotGranted], replies[1].Decisions);
+        Assert.Equal([WaiterGrant.Granted], replies[2].Decisions);
+        Assert.All(replies, r => Assert.Equal(5, r.Remaining));
+        Assert.Equal([1, 3], _store.Grants.Select(g => g.Waiters.Count));
+        Assert.Equal(5, _window.Mirror.Remaining);
+    }
+
     /// <summary>An in-memory store that can hang, fail without an answer, or answer with an error, and records every call.</summary>
     private sealed class ScriptedStore(TimeProvider time) : ILimiterStore
     {
         private readonly InMemoryLimiterStore _inner = new(time);
 
         public List<StoreConsume> Calls { get; } = [];
+
+        public List<StoreGrant> Grants { get; } = [];
 
         public List<string> Log { get; } = [];
 
@@ -150,7 +170,13 @@ public sealed class ProviderWindowTests
             return await _inner.ConsumeAsync(request);
         }
 
-        public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request) => throw new NotSupportedException("Not used by these tests.");
+        public async Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request)
+        {
+            Grants.Add(request);
+            Log.Add("grant");
+            await Gate();
+            return await _inner.GrantWaitersAsync(request);
+        }
 
         public Task<StoreAbandonReply> AbandonAsync(StoreAbandon request) => throw new NotSupportedException("Not used by these tests.");
 
