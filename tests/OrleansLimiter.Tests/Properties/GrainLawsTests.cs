@@ -11,7 +11,9 @@ namespace OrleansLimiter.Tests.Properties;
 /// Redis through a two-silo cluster: random sequences of consumes (sent again under their ids, as after
 /// a lost answer), one-number consumes, reservations, settles (real, repeated, forged, of plain consumes'
 /// ids), provider reports and resets, run by one caller or by three at once, on a key with two
-/// windows an hour long. Checked: each window's spent count in Redis equals what callers were told
+/// windows an hour long; and on the seed's one limit, batches sent again and abandoned (also stating
+/// other costs than they were sent with), waiters offered capacity that collect it, collect it twice,
+/// cancel, or never collect. Checked: each window's spent count in Redis equals what callers were told
 /// (granted, less refunded, plus charged, plus what provider reports lowered); a request sent again is
 /// told the decision it was told first; no settle gives back more than its reservation took.
 /// </summary>
@@ -50,22 +52,30 @@ public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         AbandonInflated,
         AbandonForged,
         SettleForged,
+        Wait,
+        Collect,
+        CancelWait,
     }
+
+    private int _waiterGrants;
 
     private sealed record SeedOp(SeedKind Kind, long[] Points, int Index)
     {
         public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Kind}([{string.Join(',', Points)}],#{Index})");
     }
 
-    private static readonly Gen<SeedOp> ASeedOp = Gen.Select(Gen.Int[0, 5], Gen.Long[1, 6].Array[1, 4], Gen.Int[0, 50], (k, p, i) => new SeedOp((SeedKind)k, p, i));
+    private static readonly Gen<SeedOp> ASeedOp = Gen.Select(Gen.Int[0, 8], Gen.Long[1, 6].Array[1, 4], Gen.Int[0, 50], (k, p, i) => new SeedOp((SeedKind)k, p, i));
 
     [Fact]
-    public async Task SeedLimit_BatchesResentAndAbandoned_ForgedAbandonsAndSettles_SpentEqualsTold()
+    public async Task SeedLimit_BatchesResentAndAbandoned_Waiters_ForgedAbandonsAndSettles_SpentEqualsTold()
     {
         var cases = PropertyRuns.Cases(25);
         await PropertyRuns.RunAsync(cases, (seed, iter) =>
             Check.SampleAsync(ASeedOp.Array[1, 30], SeedCaseAsync, seed: seed, iter: iter, threads: 1, print: ops => string.Join(' ', ops.Select(o => o.ToString()))));
-        output.WriteLine($"{cases} seeded cases on the seed's limit held");
+        output.WriteLine($"{cases} seeded cases on the seed's limit held; {_waiterGrants} waiters' grants collected");
+
+        // The waiters' steps were exercised, not only generated.
+        Assert.True(_waiterGrants > 0, "No waiter was granted in any case.");
     }
 
     private async Task SeedCaseAsync(SeedOp[] ops)
@@ -73,6 +83,8 @@ public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         var key = TestKeys.Unique();
         var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("lawseed", key));
         var batches = new List<(RequestId Id, long[] Points, long Granted)>();
+        var waiters = new List<(RequestId Id, long Points)>();
+        var collected = new HashSet<RequestId>();
         long told = 0;
         foreach (var op in ops)
         {
@@ -124,6 +136,35 @@ public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHel
                     {
                         // Whatever is told of it from now on: refused (its grant, if any, went back or its window ended).
                         batches[at] = (id, points, 0);
+                    }
+
+                    break;
+                }
+
+                case SeedKind.Wait:
+                {
+                    // A waiter in the queue; one that is offered and never collected spends nothing.
+                    var id = RequestId.New();
+                    var reply = await grain.WaitAsync(new WaitTicket(id, $"t{op.Index % 3}", WaitPriority.Normal, op.Points[0], TimeSpan.FromMilliseconds(100)));
+                    if (reply.Outcome is WaitOutcome.Offered or WaitOutcome.StillWaiting)
+                    {
+                        waiters.Add((id, op.Points[0]));
+                    }
+
+                    break;
+                }
+
+                case SeedKind.Collect:
+                case SeedKind.CancelWait:
+                {
+                    // Collected (perhaps again, or after its offer lapsed), or cancelled (perhaps after
+                    // it was collected): a grant is told once, whichever call tells it.
+                    var (id, points) = waiters.Count > 0 ? waiters[op.Index % waiters.Count] : (RequestId.New(), 1);
+                    var reply = op.Kind == SeedKind.Collect ? await grain.CollectWaitAsync(id) : await grain.CancelWaitAsync(id);
+                    if (reply.Outcome == WaitOutcome.Granted && collected.Add(id))
+                    {
+                        told += points;
+                        Interlocked.Increment(ref _waiterGrants);
                     }
 
                     break;

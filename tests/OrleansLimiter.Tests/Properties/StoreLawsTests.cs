@@ -9,11 +9,12 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Properties;
 
 /// <summary>
-/// The two laws as model-based properties of the Redis scripts: random sequences of consumes,
+/// The two laws as model-based properties of the stores that decide — the Redis scripts, and the
+/// in-memory ledger of a silo without Redis: random sequences of consumes,
 /// reservations and settles — settles of real reservations, repeated, of ids never reserved, of plain
 /// consumes' ids — against one key with two fixed windows (an hour long, so none ends during a case)
 /// and a token bucket refilling over a day, compared after every step with a plain model of each limit.
-/// Checked: what Redis holds equals the model (the bucket within its refill since the case began);
+/// Checked: what the store holds equals the model (the bucket within its refill since the case began);
 /// what Redis spent equals what callers were told (granted, less refunded, plus charged); no settle
 /// gives back more than its reservation took.
 /// </summary>
@@ -53,15 +54,20 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         PlainConsume,
     }
 
-    [Fact]
-    public async Task RandomSequences_RedisEqualsTheModel_SpentEqualsTold_NoRefundBeyondAReservation()
+    [Theory]
+    [InlineData("redis")]
+    [InlineData("memory")]
+    public async Task RandomSequences_TheStoreEqualsTheModel_SpentEqualsTold_NoRefundBeyondAReservation(string store)
     {
         var cases = PropertyRuns.Cases(40);
+        Func<ILimitSetStore> make = store == "redis"
+            ? () => new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance)
+            : () => new InMemoryLimiterStore(TimeProvider.System);
         await PropertyRuns.RunAsync(cases, (seed, iter) =>
-            Gen.Const(0).Select(_ => Task.FromResult((new Actual(fixture), new Model())))
+            Gen.Const(0).Select(_ => Task.FromResult((new Actual(make()), new Model())))
                 .SampleModelBasedAsync(Operations, Equal, seed: seed, iter: iter, threads: 1, printActual: a => a.ToString(), printModel: m => m.ToString()));
 
-        output.WriteLine($"{cases} seeded cases held");
+        output.WriteLine($"{cases} seeded cases held on the {store} store");
     }
 
     private static bool Equal(Actual actual, Model model)
@@ -77,9 +83,9 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
     private static string Show(long[] costs) => string.Join('/', costs);
 
     /// <summary>Redis, through the store, on a key of its own; and what its callers were told.</summary>
-    private sealed class Actual(LimiterClusterFixture fixture)
+    private sealed class Actual(ILimitSetStore store)
     {
-        private readonly RedisLimiterStore _store = new(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+        private readonly ILimitSetStore _store = store;
         private readonly string _key = "laws:" + TestKeys.Unique();
         private readonly Stopwatch _since = Stopwatch.StartNew();
         private readonly List<Guid> _reservations = [];
