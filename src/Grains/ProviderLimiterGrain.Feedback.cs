@@ -219,7 +219,7 @@ public sealed partial class ProviderLimiterGrain
     [LoggerMessage(EventId = 208, Level = LogLevel.Information, Message = "Provider report taken into {StoreKey} {Limit}: lowered by {Lowered} (provider remaining {Remaining}, pause {PauseMs} ms)")]
     private static partial void LogProviderLowered(ILogger logger, string storeKey, string limit, long lowered, long remaining, long pauseMs);
 
-    [LoggerMessage(EventId = 213, Level = LogLevel.Information, Message = "Provider report on {StoreKey} {Limit} asked a pause of {AskedMs} ms; {AdmittedMs} ms taken (a pause lasts at most one duration, and is extended at most once)")]
+    [LoggerMessage(EventId = 213, Level = LogLevel.Information, Message = "Provider report on {StoreKey} {Limit} asked a pause of {AskedMs} ms; {AdmittedMs} ms taken (a pause, with every report extending it, lasts at most one duration from when it began)")]
     private static partial void LogPauseBounded(ILogger logger, string storeKey, string limit, long askedMs, long admittedMs);
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Provider reports on {StoreKey} {Limit} show spending by others of {PerMinute:0.#} per minute (0: none now); it is charged as time passes")]

@@ -16,40 +16,52 @@ public sealed class PauseGateTests
     }
 
     [Fact]
-    public void APauseInForce_IsExtendedOnce_ThenReportsChangeNothingUntilItEnds()
+    public void ReportsInsideAPause_ExtendItUpToOneDurationFromItsStart_NeverBeyond()
     {
         var gate = new PauseGate(_time);
         Assert.Equal(10_000, gate.Admit(0, 10_000, durationMs: 60_000));
+
+        // Several workers meeting the same 429 report it: each may close the limit, within the pause.
         _time.Advance(TimeSpan.FromSeconds(5));
-        Assert.Equal(20_000, gate.Admit(0, 20_000, durationMs: 60_000)); // the one extension: until 25 s
-        for (var i = 0; i < 1_000; i++)
-        {
-            Assert.Equal(0, gate.Admit(0, 60_000, durationMs: 60_000));
-        }
+        Assert.Equal(2_000, gate.Admit(0, 2_000, durationMs: 60_000));
+        Assert.Equal(55_000, gate.Admit(0, 60_000, durationMs: 60_000)); // to 60 s from the start, not 65
+        _time.Advance(TimeSpan.FromSeconds(50));
+        Assert.Equal(5_000, gate.Admit(0, 60_000, durationMs: 60_000));
 
         // Another limit has its own pause.
         Assert.Equal(1_000, gate.Admit(1, 1_000, durationMs: 60_000));
 
-        // Once the extended pause has ended, a new report pauses again.
-        _time.Advance(TimeSpan.FromMilliseconds(19_999));
-        Assert.Equal(0, gate.Admit(0, 60_000, durationMs: 60_000));
+        // Only once that pause has ended can a report begin another.
+        _time.Advance(TimeSpan.FromMilliseconds(4_999));
+        Assert.Equal(1, gate.Admit(0, 60_000, durationMs: 60_000));
         _time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.Equal(60_000, gate.Admit(0, 60_000, durationMs: 60_000));
     }
 
     [Fact]
-    public void AStreamOfReports_IsAdmittedAtMostTwicePerDuration()
+    public void AStreamOfReports_NeverPausesPastOneDurationFromWhenThePauseBegan()
     {
-        // One report every 100 ms for ten minutes on a 60 s limit: a pause and its one extension, then
-        // a new pause only when that has ended — about twice a minute, not 600 times.
+        // One report every 100 ms for ten minutes on a 60 s limit, each asking an hour.
         var gate = new PauseGate(_time);
-        long admitted = 0;
+        var start = _time.GetUtcNow();
+        var pauseBegan = start;
+        var pausedUntil = start;
+        var pauses = 0;
         for (var t = 0; t < 6_000; t++)
         {
-            admitted += gate.Admit(0, 60_000, durationMs: 60_000) > 0 ? 1 : 0;
+            var now = _time.GetUtcNow();
+            var admitted = gate.Admit(0, 3_600_000, durationMs: 60_000);
+            if (now >= pausedUntil)
+            {
+                pauseBegan = now;
+                pauses++;
+            }
+
+            pausedUntil = now + TimeSpan.FromMilliseconds(admitted);
+            Assert.True(pausedUntil <= pauseBegan + TimeSpan.FromSeconds(60), $"paused until {(pausedUntil - start).TotalSeconds} s, the pause began at {(pauseBegan - start).TotalSeconds} s");
             _time.Advance(TimeSpan.FromMilliseconds(100));
         }
 
-        Assert.InRange(admitted, 10, 20);
+        Assert.Equal(10, pauses);
     }
 }
