@@ -20,9 +20,6 @@ public sealed class ReservationBook(int capacity = 100_000)
     private readonly Dictionary<RequestId, Entry> _entries = [];
     private readonly Queue<(RequestId Id, long AtMs)> _byAge = new();
 
-    /// <summary>How many reservations are kept.</summary>
-    public int Count => _entries.Count;
-
     /// <summary>Records a granted reservation: <paramref name="amounts"/> of each of <paramref name="limits"/>, taken at <paramref name="atMs"/> from limits ending at <paramref name="endsMs"/>.</summary>
     public void Record(RequestId id, LimitSpec[] limits, ReadOnlySpan<long> amounts, ReadOnlySpan<long> endsMs, long atMs)
     {
@@ -40,9 +37,6 @@ public sealed class ReservationBook(int capacity = 100_000)
         _entries[id] = new Entry([.. limits.Select(l => l.Name)], amounts.ToArray(), endsMs.ToArray(), atMs);
         _byAge.Enqueue((id, atMs));
     }
-
-    /// <summary>Whether <paramref name="id"/> is a reservation on record (settled or not).</summary>
-    public bool Holds(RequestId id) => _entries.ContainsKey(id);
 
     /// <summary>
     /// Settles reservation <paramref name="id"/> at <paramref name="actual"/> (per limit of

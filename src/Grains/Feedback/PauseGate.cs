@@ -46,8 +46,5 @@ public sealed class PauseGate(TimeProvider time)
         return Math.Max(1, (long)Math.Ceiling((until - now) * 1000.0 / frequency));
     }
 
-    /// <summary>Forgets every pause (the key's limits changed, or it was reset).</summary>
-    public void Clear() => _pauses.Clear();
-
     private static long Ticks(long ms, long frequency) => (long)(ms / 1000.0 * frequency);
 }
