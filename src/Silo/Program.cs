@@ -1,6 +1,8 @@
 using System.Net;
 using Orleans.Configuration;
 using Orleans.Dashboard;
+using OrleansLimiter.Client.Hosting;
+using OrleansLimiter.Gateway;
 using OrleansLimiter.Grains.Hosting;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Hosting;
@@ -127,6 +129,11 @@ static async Task<int> RunAsync(string[] args)
     }
 
     builder.Services.AddSingleton(security);
+    // The provider gateway and the HTTP limiter API, served here beside /health: their calls go to the
+    // grains through this silo's own grain factory. The silo's mode in /health stays its own.
+    builder.Services.AddSingleton<ILimiterHealthSource>(new SiloHealthSource(redis is null ? "local" : "distributed"));
+    builder.Services.AddOrleansLimiterClient(builder.Configuration);
+    builder.Services.AddLimiterGateway(builder.Configuration);
     builder.Services.AddSingleton<ILimiterHealthContributor, SiloHealthContributor>();
     var app = builder.Build();
 
@@ -144,6 +151,8 @@ static async Task<int> RunAsync(string[] args)
     SiloLog.Security(app.Logger, security);
     app.MapLimiterHealth();
     app.MapAdmin();
+    app.MapLimiterGateway();
+    app.MapLimiterApi();
     if (dashboard)
     {
         if (dashboardLoopbackOnly)
