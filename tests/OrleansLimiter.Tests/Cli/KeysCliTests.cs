@@ -7,6 +7,7 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Cli;
 
 /// <summary><c>limiter keys</c> as a real process against the two-silo process cluster.</summary>
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed class KeysCliTests(ProcessClusterFixture fixture, ITestOutputHelper output)
 {

@@ -15,6 +15,7 @@ namespace OrleansLimiter.Tests.Queue;
 /// their number of callers, weights, deadlines answered at once, cancellation, replay by request id,
 /// and the ledger (Redis spent exactly what callers were told was granted).
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using OrleansLimiter.Gateway.Keys;
 using OrleansLimiter.Security;
@@ -5,6 +6,7 @@ using OrleansLimiter.Security;
 namespace OrleansLimiter.Tests.Gateway.Keys;
 
 /// <summary>What a call presents as its key, which listeners count as loopback, and the key format.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class CallerAuthenticatorTests
 {
     [Theory]

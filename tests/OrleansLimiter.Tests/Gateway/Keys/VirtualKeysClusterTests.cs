@@ -7,6 +7,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Gateway.Keys;
 
 /// <summary>The virtual-key table in a real two-silo cluster with Redis grain storage, and a gateway's copy of it.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class VirtualKeysClusterTests(LimiterClusterFixture fixture)
 {
