@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 
 namespace OrleansLimiter.Gateway;
@@ -16,6 +17,9 @@ public static class GatewayEndpointRouteBuilderExtensions
     public static IEndpointRouteBuilder MapLimiterApi(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
+        Api.LimiterApiEndpoints.Map(endpoints);
+        // The API's description at /openapi/v1.json, for client generators and for reading.
+        endpoints.MapOpenApi();
         return endpoints;
     }
 }

@@ -20,6 +20,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<VirtualKeyCache>();
         services.TryAddSingleton<CallerAuthenticator>();
+        services.AddOpenApi();
         return services;
     }
 }
