@@ -8,8 +8,8 @@ public sealed class ReservationTokenTests
     public void Format_RoundTrips_ProviderKeyAndId()
     {
         var id = RequestId.New();
-        var token = ReservationToken.Format("openai", "gpt-4o:team/a", id);
-        Assert.Equal(("openai", "gpt-4o:team/a", id), ReservationToken.TryParse(token));
+        var token = ReservationToken.Format("openai", "gpt-4o:team@a", id);
+        Assert.Equal(("openai", "gpt-4o:team@a", id), ReservationToken.TryParse(token));
     }
 
     [Theory]
