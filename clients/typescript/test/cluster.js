@@ -9,6 +9,8 @@ import path from "node:path";
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 export const siloDll = process.env.LIMITER_SILO_DLL ?? path.join(repo, "src/Silo/bin/Release/net10.0/OrleansLimiter.Silo.dll");
+export const simulatorDll = path.join(repo, "tools/ProviderSimulator/bin/Release/net10.0/OrleansLimiter.ProviderSimulator.dll");
+export const cliDll = path.join(repo, "src/Cli/bin/Release/net10.0/OrleansLimiter.Cli.dll");
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -76,6 +78,7 @@ export async function startCluster({ settings = {}, silos = 1 } = {}) {
   try {
     await waitFor(async () => cluster.redis("PING") === "PONG", "redis-server answering", 10_000, redis);
     const clusterId = `node-${Math.random().toString(16).slice(2, 10)}`;
+    cluster.clusterId = clusterId;
     for (let i = 0; i < silos; i++) {
       const [http, siloPort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
       const env = {
@@ -105,4 +108,29 @@ export async function startCluster({ settings = {}, silos = 1 } = {}) {
 
   cluster.url = cluster.silos[0].url;
   return cluster;
+}
+
+/** Runs the `limiter` CLI against the cluster; answers its standard output. */
+export function limiterCli(cluster, ...args) {
+  const env = { ...process.env, REDIS_URL: cluster.redisUrl, Orleans__ClusterId: cluster.clusterId, Orleans__ServiceId: cluster.clusterId };
+  return execFileSync("dotnet", [cliDll, ...args], { env, encoding: "utf8" });
+}
+
+/** Starts the provider simulator (`settings`: keys of its Simulator section) on a free loopback port. */
+export async function startSimulator(settings = {}) {
+  const port = await freePort();
+  const args = [simulatorDll, "--urls", `http://127.0.0.1:${port}`, ...Object.entries(settings).map(([k, v]) => `--Simulator:${k}=${v}`)];
+  const proc = startGroup("dotnet", args, {});
+  const simulator = {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => killGroup(proc.child),
+    stats: async () => (await fetch(`http://127.0.0.1:${port}/stats`)).json(),
+  };
+  try {
+    await waitFor(async () => (await fetch(`${simulator.url}/stats`)).ok, "simulator /stats", 60_000, proc);
+  } catch (error) {
+    simulator.stop();
+    throw error;
+  }
+  return simulator;
 }
