@@ -139,8 +139,9 @@ quota_demo() {
   echo
   # Fair shares: each worker is a tenant of its own (its process), weight 1, so each should get a
   # third of every window (with 3 workers) whatever its number of callers: 28% to 39% is the issue's
-  # bound, scaled to other numbers of workers. The first window (workers still starting) and the last
-  # (the run stops in it) are partial and not held to it.
+  # bound, scaled to other numbers of workers. A window is held to it when every worker was already
+  # waiting when it opened (each was granted in the window before), and it is not the last (the run
+  # stops in it); the others are partial (workers still starting, or stopping).
   say "per window (what each worker was granted, by the window end Redis reported; share of the window's $POINTS points):"
   grep -h '^WINDOW ' "$RUN_DIR"/worker*.log | sort -k3,3n | awk -v points="$POINTS" -v names="$names" '
     { if (!($3 in seen)) { seen[$3] = 1; ends[++n] = $3 } got[$3, $2] += $4; total[$3] += $4 }
@@ -150,6 +151,7 @@ quota_demo() {
       for (i = 1; i <= n; i++) {
         e = ends[i]; cmd = "date -u -d @" int(e / 1000) " +%H:%M:%S"; cmd | getline t; close(cmd)
         whole = (i > 1 && i < n); line = ""; flag = "ok"
+        for (j = 1; j <= k && whole; j++) { if (!((ends[i - 1], w[j]) in got)) { whole = 0 } }
         if (total[e] > points) { flag = "EXCEEDED"; bad = 1 }
         for (j = 1; j <= k; j++) {
           share = 100 * got[e, w[j]] / points

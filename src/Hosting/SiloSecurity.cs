@@ -40,7 +40,7 @@ public sealed record SiloSecurity(ClusterTls? Tls, bool ListensBeyondLoopback, b
             throw new FormatException(
                 $"Orleans:AdvertisedAddress ({advertised}) makes the silo listen beyond loopback, but no certificates are configured " +
                 $"({ClusterTls.Section}:Certificate, :Key, :CaCertificate), so anyone who reaches its ports could join the cluster or call its grains. " +
-                $"Configure certificates (see README, Security), or set {AllowUnauthenticatedSetting}=true on a network only trusted hosts can reach.");
+                $"Configure certificates (see docs/security.md), or set {AllowUnauthenticatedSetting}=true on a network only trusted hosts can reach.");
         }
 
         var key = configuration["Admin:Key"];

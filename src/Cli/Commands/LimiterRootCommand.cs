@@ -16,6 +16,7 @@ internal static class LimiterRootCommand
             LoadCommand.Create(),
             WatchCommand.Create(),
             LimitsCommand.Create(),
+            KeysCommand.Create(),
             CertsCommand.Create(),
         };
         foreach (var option in ConnectionOptions.All)

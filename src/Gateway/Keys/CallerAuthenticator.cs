@@ -1,3 +1,4 @@
+using OrleansLimiter.Security;
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;

@@ -16,6 +16,7 @@ namespace OrleansLimiter.Tests.AI;
 /// limiter's terms, and the whole loop against the provider simulator (a real process answering with
 /// real headers and 429s): the chat middleware's call, the feedback handler, the cluster sink, the limiter.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class ClusterFeedbackSinkTests
 {
     private static ProviderRateLimitSnapshot Snapshot(int status, ProviderRefusal refusal, RateLimitKind? refused, TimeSpan? retryAfter, params (RateLimitKind Kind, long Remaining)[] limits) =>

@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.AI.Chat;
 
 namespace OrleansLimiter.Tests.AI;
 
 /// <summary>How the chat middleware learns the provider's count of prompts from reported usage.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class InputEstimateCalibrationTests
 {
     [Fact]

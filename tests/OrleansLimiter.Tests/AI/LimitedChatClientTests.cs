@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
@@ -17,6 +18,7 @@ namespace OrleansLimiter.Tests.AI;
 /// The chat middleware against the real limiter in local mode. The inner chat client stands in for
 /// the model only: it answers with fixed text and usage, and records the limiter's state while it runs.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimitedChatClientTests : IDisposable
 {
     private const string Hello = "Hello, world!";

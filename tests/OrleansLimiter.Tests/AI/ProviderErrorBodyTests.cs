@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.AI.Feedback;
 
 namespace OrleansLimiter.Tests.AI;
 
 /// <summary>Classifying error responses by status and documented JSON fields.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ProviderErrorBodyTests
 {
     [Theory]

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -8,6 +9,7 @@ using OrleansLimiter.AI.Feedback;
 namespace OrleansLimiter.Tests.AI;
 
 /// <summary>The HTTP handler raises each response's snapshot to the sink and leaves the response readable.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ProviderFeedbackHandlerTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", CultureInfo.InvariantCulture));

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Globalization;
 using System.Net;
 using OrleansLimiter.AI.Feedback;
@@ -5,6 +6,7 @@ using OrleansLimiter.AI.Feedback;
 namespace OrleansLimiter.Tests.AI;
 
 /// <summary>Reading OpenAI's and Anthropic's rate-limit headers, retry-after and durations; bad values are left out.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ProviderRateLimitHeadersTests
 {
     private static readonly DateTimeOffset Now = DateTimeOffset.Parse("2025-08-21T12:40:00Z", CultureInfo.InvariantCulture);

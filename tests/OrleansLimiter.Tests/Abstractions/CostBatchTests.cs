@@ -1,7 +1,9 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.Configuration;
 
 namespace OrleansLimiter.Tests.Abstractions;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class CostBatchTests
 {
     private static readonly KeyLimits Limits = new("ratelimit:p:k",

@@ -1,7 +1,9 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 
 namespace OrleansLimiter.Tests.Abstractions;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class FixedWindowTests
 {
     private readonly FakeTimeProvider _time = new();

@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.Configuration;
 
 namespace OrleansLimiter.Tests.Abstractions;
 
 /// <summary>The least time a limit needs to grant a total (a line of waiters and one more), for deadlines.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimitSpecTimeToGrantTests
 {
     private const long Now = 1_000_000;

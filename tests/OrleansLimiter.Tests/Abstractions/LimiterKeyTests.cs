@@ -1,5 +1,7 @@
+using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Abstractions;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimiterKeyTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -9,6 +10,7 @@ namespace OrleansLimiter.Tests.Abstractions;
 /// The messages for provider, key and limit names say exactly which characters pass: ASCII letters and
 /// digits, not "letters" (which 'ó' is), and the rule behind them accepts exactly those.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class NameCharacterSetTests
 {
     [Fact]

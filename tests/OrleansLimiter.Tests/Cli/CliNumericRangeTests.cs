@@ -9,6 +9,7 @@ namespace OrleansLimiter.Tests.Cli;
 /// naming the option and its range, never an OverflowException from a TimeSpan (exit 1) nor an attempt
 /// to connect (exit 3). Run against an address where no cluster listens.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class CliNumericRangeTests(ITestOutputHelper output)
 {
     private static readonly int ClosedPort = RedisServer.FreePort();

@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Cli;
 
 /// <summary>The <c>limiter</c> CLI as a real process against the two-silo process cluster.</summary>
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper output)
 {

@@ -7,6 +7,7 @@ namespace OrleansLimiter.Tests.Cli;
 /// Bad command lines, run against addresses where no cluster listens: each must be a usage error
 /// (exit 2) found while parsing, never an attempt to connect reported as an unreachable cluster (exit 3).
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class CliUsageTests(ITestOutputHelper output)
 {
     private static readonly int ClosedPort = RedisServer.FreePort();

@@ -8,6 +8,7 @@ namespace OrleansLimiter.Tests.Cli;
 /// <c>limiter load --duration</c> takes up to a year, longer than one timer can wait (about 49.7 days):
 /// such a run must run, not fail once connected on its own timer.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed class LoadDurationTests(ProcessClusterFixture fixture, ITestOutputHelper output)
 {

@@ -11,6 +11,7 @@ namespace OrleansLimiter.Tests.Cli;
 /// processes at once. Together they never get more tokens than the bucket's capacity plus its refill
 /// over the run, and use nearly all of it.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed class TokenLimitLoadTests(ProcessClusterFixture fixture, ITestOutputHelper output)
 {

@@ -14,6 +14,7 @@ namespace OrleansLimiter.Tests.Client;
 /// ledger equals what callers were told. Replies are lost by <see cref="ReplyLossFilter"/> in the
 /// test cluster's silos, after the grain has run.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class AbandonedBatchTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Client;
 
 /// <summary>The client library against the two-silo cluster and real Redis.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class DistributedLimiterClientTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -11,6 +12,7 @@ namespace OrleansLimiter.Tests.Client;
 /// The client keeps its gateways when the membership table is gone (Redis lost its data): Orleans
 /// would close every connection to a gateway missing from the list it reads.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LastKnownGatewayListTests
 {
     private static readonly Uri A = new("gwy.tcp://127.0.0.1:30001/1");

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -8,6 +9,7 @@ using OrleansLimiter.Client.Hosting;
 namespace OrleansLimiter.Tests.Client;
 
 /// <summary>Bad <c>LimiterClient</c> settings stop the host at start-up with a message naming the setting.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimiterClientOptionsTests
 {
     [Theory]

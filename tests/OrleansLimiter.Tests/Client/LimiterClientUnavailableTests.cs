@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.Client;
@@ -5,6 +6,7 @@ using OrleansLimiter.Client;
 namespace OrleansLimiter.Tests.Client;
 
 /// <summary>A client whose cluster does not answer: Acquire and Schedule fail by their deadline, clearly.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimiterClientUnavailableTests
 {
     private sealed class UnreachableCluster : ILimiterBackend

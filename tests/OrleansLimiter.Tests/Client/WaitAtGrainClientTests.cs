@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -9,6 +10,7 @@ namespace OrleansLimiter.Tests.Client;
 /// The client's side of waiting at the grain, against a scripted cluster: what it is offered it
 /// collects at once under the waiter's id, and only a collect's grant is a grant.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class WaitAtGrainClientTests
 {
     private static readonly WaitReply Offered = Reply(WaitOutcome.Offered);

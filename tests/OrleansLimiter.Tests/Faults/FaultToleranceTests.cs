@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,6 +11,7 @@ namespace OrleansLimiter.Tests.Faults;
 /// Real faults under load: Redis stopped and restarted, Redis restarted empty, the silo hosting the
 /// grain killed with SIGKILL. Each asserts exact totals and prints a one-line summary.
 /// </summary>
+[Trait(Tier.Name, Tier.Fault)]
 public sealed class FaultToleranceTests(ITestOutputHelper output)
 {
     [Fact]

@@ -15,6 +15,7 @@ namespace OrleansLimiter.Tests.Faults;
 /// queued and may still hold their long polls. What it offers them lapses unspent, and the window
 /// goes to callers that collect: Redis spends exactly the grants callers were told.
 /// </summary>
+[Trait(Tier.Name, Tier.Fault)]
 public sealed class KilledWaitersTests(ITestOutputHelper output)
 {
     /// <summary>The scenario's <c>queued</c> provider: 50 points per 2 s.</summary>

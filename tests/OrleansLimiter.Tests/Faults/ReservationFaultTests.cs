@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansLimiter.Client;
 using Xunit.Abstractions;
@@ -8,6 +9,7 @@ namespace OrleansLimiter.Tests.Faults;
 /// A settle retried after the silo that applied it was killed (SIGKILL): the grain's new activation,
 /// on the other silo, finds the settle recorded in Redis and applies nothing again.
 /// </summary>
+[Trait(Tier.Name, Tier.Fault)]
 public sealed class ReservationFaultTests(ITestOutputHelper output)
 {
     [Fact]

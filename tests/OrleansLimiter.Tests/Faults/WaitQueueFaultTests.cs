@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,6 +13,7 @@ namespace OrleansLimiter.Tests.Faults;
 /// and every one is granted or timed out exactly once, no window grants more than its points, and
 /// Redis spent what callers were told.
 /// </summary>
+[Trait(Tier.Name, Tier.Fault)]
 public sealed class WaitQueueFaultTests(ITestOutputHelper output)
 {
     private const long Points = 50;

@@ -9,6 +9,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// reservations it never made: nothing comes back, on a token bucket and on the seed's fixed window,
 /// and a real reservation gives back at most what it reserved. Two silos, real Redis.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class ForgedSettleTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -11,6 +11,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// guards operator actions, and a settle, which any worker makes, is bounded by the reservation's
 /// record all the same.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class ForgedSettleWithAdminKeyTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

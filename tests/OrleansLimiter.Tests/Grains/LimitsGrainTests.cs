@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 
 namespace OrleansLimiter.Tests.Grains;
 
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {
@@ -153,6 +154,7 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputH
 }
 
 /// <summary>The limits grain when its storage fails: nothing changes, in storage or in memory.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class LimitsGrainStorageFailureTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

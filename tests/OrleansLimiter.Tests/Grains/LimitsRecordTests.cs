@@ -12,6 +12,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// The limits grain's stored record damaged or lost behind its back, in real Redis: an unreadable
 /// record is reported and replaced by the next change, a vanished one is written again.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class LimitsRecordTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

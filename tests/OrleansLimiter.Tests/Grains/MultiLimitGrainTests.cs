@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// requests per window and tokens refilling continuously, decided together; per-model keys and pools;
 /// reservations settled once.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class MultiLimitGrainTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

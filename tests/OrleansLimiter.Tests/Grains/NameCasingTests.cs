@@ -7,6 +7,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Grains;
 
 /// <summary>One decision point per provider key, whatever the spelling.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class NameCasingTests(LimiterClusterFixture fixture)
 {

@@ -8,6 +8,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// remaining count lowers the shared count (never raises it), a quota 429 pauses the limit, on the
 /// seed's one-limit keys and on keys with several limits.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class ProviderFeedbackGrainTests(LimiterClusterFixture fixture)
 {

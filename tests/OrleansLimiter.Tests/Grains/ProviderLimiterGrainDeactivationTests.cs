@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// Grants made without Redis are not lost with the activation: a silo shut down while its grain
 /// holds them writes them back first, settling the batch whose call Redis decided late.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class ProviderLimiterGrainDeactivationTests
 {
     [Fact]

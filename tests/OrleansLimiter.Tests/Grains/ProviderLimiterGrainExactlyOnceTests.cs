@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Grains;
 /// The second law on the provider grain: what Redis spent equals what callers were told was granted —
 /// across a reset under live traffic, retries of one request id, and batches split across script calls.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class ProviderLimiterGrainExactlyOnceTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

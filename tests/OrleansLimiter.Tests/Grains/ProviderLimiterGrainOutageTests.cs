@@ -58,16 +58,19 @@ public abstract class OutageClusterFixture : IAsyncLifetime
     }
 }
 
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class DecideLocallyClusterFixture : OutageClusterFixture
 {
     protected override string Policy => "DecideLocally";
 }
 
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class RefuseClusterFixture : OutageClusterFixture
 {
     protected override string Policy => "Refuse";
 }
 
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture fixture, ITestOutputHelper output) : IClassFixture<DecideLocallyClusterFixture>
 {
     private IProviderLimiterGrain Grain(string provider, string key) =>
@@ -377,6 +380,7 @@ public sealed class ProviderLimiterGrainOutageTests(DecideLocallyClusterFixture 
     }
 }
 
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class ProviderLimiterGrainRefusePolicyTests(RefuseClusterFixture fixture) : IClassFixture<RefuseClusterFixture>
 {
     [Fact]

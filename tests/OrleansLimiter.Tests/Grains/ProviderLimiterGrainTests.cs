@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 
 namespace OrleansLimiter.Tests.Grains;
 
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class ProviderLimiterGrainTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -18,6 +18,7 @@ namespace OrleansLimiter.Tests.Hosting;
 /// others a short hash. Served by the same <c>MapLimiterHealth</c> the silo and workers use, with the
 /// caller's address set on the request.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class HealthTenantNamesTests
 {
     private const string Key = "op-key-5d1e";

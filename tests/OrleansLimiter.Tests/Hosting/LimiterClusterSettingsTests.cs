@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Net;
 using Microsoft.Extensions.Configuration;
 using OrleansLimiter.Hosting;
@@ -5,6 +6,7 @@ using OrleansLimiter.Tests.Abstractions.Configuration;
 
 namespace OrleansLimiter.Tests.Hosting;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimiterClusterSettingsTests
 {
     private static LimiterClusterSettings Read(string redis) =>

@@ -9,6 +9,7 @@ using StackExchange.Redis;
 namespace OrleansLimiter.Tests.Hosting;
 
 /// <summary>The health document's Redis figures, on a real redis-server, through a connection without admin mode.</summary>
+[Trait(Tier.Name, Tier.Store)]
 public sealed class LimiterHealthTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -8,6 +9,7 @@ using OrleansLimiter.Hosting;
 namespace OrleansLimiter.Tests.Hosting;
 
 /// <summary>OTLP export is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimiterTelemetryTests
 {
     [Fact]

@@ -17,6 +17,7 @@ namespace OrleansLimiter.Tests.Properties;
 /// (granted, less refunded, plus charged, plus what provider reports lowered); a request sent again is
 /// told the decision it was told first; no settle gives back more than its reservation took.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class GrainLawsTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

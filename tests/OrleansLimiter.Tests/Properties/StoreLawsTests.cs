@@ -18,6 +18,7 @@ namespace OrleansLimiter.Tests.Properties;
 /// what Redis spent equals what callers were told (granted, less refunded, plus charged); no settle
 /// gives back more than its reservation took.
 /// </summary>
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.Grains.Queue;
 
 namespace OrleansLimiter.Tests.Queue;
 
 /// <summary>When capacity returns: whole windows for a fixed window or a pause, a rate for a bucket.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class CapacityForecastTests
 {
     [Theory]

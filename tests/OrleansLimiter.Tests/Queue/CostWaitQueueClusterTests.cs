@@ -12,6 +12,7 @@ namespace OrleansLimiter.Tests.Queue;
 /// share the bucket evenly whatever their number of callers, the bucket's ledger in Redis equals what
 /// callers were told, and what cannot be granted is answered at once.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class CostWaitQueueClusterTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

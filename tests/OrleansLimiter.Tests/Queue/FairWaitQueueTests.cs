@@ -1,9 +1,11 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Grains.Queue;
 
 namespace OrleansLimiter.Tests.Queue;
 
 /// <summary>The wait queue alone: shares between tenants and classes, deadlines, cancellation, bounds; a fake clock.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class FairWaitQueueTests
 {
     private static readonly CapacityForecast Plenty = CapacityForecast.FixedWindow(1_000_000, TimeSpan.FromSeconds(10), 1_000_000, TimeSpan.FromSeconds(10));

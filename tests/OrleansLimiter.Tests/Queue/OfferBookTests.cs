@@ -1,9 +1,11 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Grains.Queue;
 
 namespace OrleansLimiter.Tests.Queue;
 
 /// <summary>Offers alone: the hold, renewals, collects, withdrawals, and the capacity offers hold; a fake clock.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class OfferBookTests
 {
     private static readonly TimeSpan Hold = TimeSpan.FromMilliseconds(500);

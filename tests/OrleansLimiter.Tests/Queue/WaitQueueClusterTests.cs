@@ -15,6 +15,7 @@ namespace OrleansLimiter.Tests.Queue;
 /// their number of callers, weights, deadlines answered at once, cancellation, replay by request id,
 /// and the ledger (Redis spent exactly what callers were told was granted).
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {
@@ -379,7 +380,9 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
     private async Task<List<Dictionary<string, long>>> RunTenantsAsync(string key, TimeSpan work, params (string Tenant, int Callers)[] tenants)
     {
         var grants = new ConcurrentDictionary<(long WindowEnd, string Tenant), long>();
+        var windowsSeen = new ConcurrentDictionary<long, byte>();
         var firstGrant = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sixthWindow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var timedOut = 0;
         using var stop = new CancellationTokenSource();
         var callers = tenants.SelectMany(t =>
@@ -395,6 +398,10 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
                     {
                         grants.AddOrUpdate((result.Last.WindowEnd.ToUnixTimeMilliseconds(), t.Tenant), 1, (_, n) => n + 1);
                         firstGrant.TrySetResult();
+                        if (windowsSeen.TryAdd(result.Last.WindowEnd.ToUnixTimeMilliseconds(), 0) && windowsSeen.Count >= 6)
+                        {
+                            sixthWindow.TrySetResult();
+                        }
                         if (work > TimeSpan.Zero)
                         {
                             // The call the grant was for: the caller is away from the queue meanwhile.
@@ -409,16 +416,15 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
             }));
         }).ToArray();
 
-        // Five windows from the first grant, however long the callers took to reach the grain.
+        // Until the first grant in a sixth window: the first (callers still arriving) and five whole
+        // windows behind it, however long the callers took to reach the grain.
         var started = await Task.WhenAny(firstGrant.Task, Task.Delay(TimeSpan.FromSeconds(10))) == firstGrant.Task;
-        if (started)
-        {
-            await Task.Delay(TimeSpan.FromSeconds(10.5));
-        }
+        var ran = started && await Task.WhenAny(sixthWindow.Task, Task.Delay(TimeSpan.FromSeconds(30))) == sixthWindow.Task;
 
         await stop.CancelAsync();
         await Task.WhenAll(callers);
         Assert.True(started, "a first grant within 10 s");
+        Assert.True(ran, "grants in six windows within 30 s of the first");
 
         var windows = grants.Keys.Select(k => k.WindowEnd).Distinct().Order().ToList();
         var hash = (await fixture.Db.HashGetAllAsync("test:fair:" + key)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));

@@ -11,6 +11,7 @@ namespace OrleansLimiter.Tests.Queue;
 /// behind a full Batch queue is granted at the next capacity, and Batch keeps its guaranteed share
 /// (<c>Queue:BatchShare</c>, 10%) while Interactive saturates the key.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class WaitQueuePriorityClusterTests(LimiterClusterFixture fixture, ITestOutputHelper output)
 {

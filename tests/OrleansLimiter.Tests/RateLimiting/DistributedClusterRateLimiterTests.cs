@@ -6,6 +6,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.RateLimiting;
 
 /// <summary>The RateLimiter contract against the two-silo test cluster and real Redis.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class DistributedClusterRateLimiterTests : ClusterRateLimiterContract
 {

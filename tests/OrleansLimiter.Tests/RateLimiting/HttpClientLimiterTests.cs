@@ -18,6 +18,7 @@ namespace OrleansLimiter.Tests.RateLimiting;
 /// An HttpClient registered with <c>AddOrleansLimiter</c> sending to a small server on 127.0.0.1 that
 /// counts what reaches it: never more requests than the quota allows.
 /// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class HttpClientLimiterTests(LimiterClusterFixture fixture) : IAsyncLifetime
 {

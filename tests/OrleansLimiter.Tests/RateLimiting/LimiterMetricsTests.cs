@@ -11,6 +11,7 @@ using OrleansLimiter.Client.Diagnostics;
 namespace OrleansLimiter.Tests.RateLimiting;
 
 /// <summary>The client's meter and activity source, observed for one client (local mode) with exact counts per tag.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 public sealed class LimiterMetricsTests : IDisposable
 {
     private readonly ServiceProvider _services;
@@ -129,6 +130,7 @@ public sealed class LimiterMetricsTests : IDisposable
 }
 
 /// <summary>The meter's view of waiting at the grain, on the two-silo cluster and real Redis.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class LimiterMetricsClusterTests(LimiterClusterFixture fixture)
 {

@@ -9,6 +9,7 @@ using OrleansLimiter.Client.RateLimiting;
 namespace OrleansLimiter.Tests.RateLimiting;
 
 /// <summary>The RateLimiter contract in local mode, with time under the test's control.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LocalClusterRateLimiterTests : ClusterRateLimiterContract, IDisposable
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));

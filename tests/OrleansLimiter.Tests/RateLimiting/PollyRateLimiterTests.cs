@@ -11,6 +11,7 @@ using Polly.RateLimiting;
 namespace OrleansLimiter.Tests.RateLimiting;
 
 /// <summary>The cluster limiter in a Polly v8 pipeline, as Polly.RateLimiting takes any RateLimiter.</summary>
+[Trait(Tier.Name, Tier.Cluster)]
 [Collection(ClusterCollection.Name)]
 public sealed class PollyRateLimiterTests(LimiterClusterFixture fixture)
 {

@@ -6,6 +6,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Silo;
 
 /// <summary>The silo's /admin endpoints, on a Redis and a silo process of their own (they restart it).</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class AdminEndpointTests : IAsyncLifetime
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(15) };

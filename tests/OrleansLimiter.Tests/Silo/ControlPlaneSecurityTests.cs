@@ -13,6 +13,7 @@ namespace OrleansLimiter.Tests.Silo;
 /// certificates listens on loopback only, and the dashboard's log trace never streams without the key.
 /// Real Redis, real silo processes, the real CLI.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class ControlPlaneSecurityTests : IAsyncLifetime
 {
     private const string AdminKey = "op-key-7f3a";

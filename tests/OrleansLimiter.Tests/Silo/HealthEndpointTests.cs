@@ -6,6 +6,7 @@ using OrleansLimiter.Tests.Infrastructure;
 
 namespace OrleansLimiter.Tests.Silo;
 
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed class HealthEndpointTests(ProcessClusterFixture fixture)
 {

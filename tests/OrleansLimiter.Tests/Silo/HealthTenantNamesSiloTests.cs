@@ -9,6 +9,7 @@ namespace OrleansLimiter.Tests.Silo;
 /// A real silo with <c>Admin:Key</c> and a tenant (named like an API key) waiting in a queue: its
 /// <c>/health</c> names the tenant only to a request that carries the key. Real Redis, the real CLI.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class HealthTenantNamesSiloTests : IAsyncLifetime
 {
     private const string AdminKey = "op-key-91c4";

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -12,6 +13,7 @@ namespace OrleansLimiter.Tests.Silo;
 /// Who may use /admin and a loopback-only dashboard, checked on the same endpoint filter and
 /// middleware the silo uses, with the caller's address set on the request (no traffic beyond loopback).
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class OperatorAccessTests
 {
     private const string Remote = "203.0.113.7";

@@ -15,6 +15,7 @@ namespace OrleansLimiter.Tests.Silo;
 /// SIGTERM ends a silo process within <c>Shutdown:TimeoutSeconds</c> (12 s by default) whatever Redis
 /// is doing: orchestrators kill a process that takes longer, and a killed silo writes nothing back.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class ShutdownTests(ITestOutputHelper output)
 {
     // Shutdown:TimeoutSeconds' default, as stated: the process is gone this long after SIGTERM whatever

@@ -4,6 +4,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Silo;
 
 /// <summary>The silo process refuses bad set-ups at start, with one clear line and no secret in it.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class SiloStartupTests
 {
     private static async Task<(int ExitCode, string Output)> StartExpectingExitAsync(Dictionary<string, string> settings)
@@ -82,6 +83,7 @@ public sealed class SiloStartupTests
 }
 
 /// <summary>Redis passwords are secrets of any characters: they authenticate as given in a URL and are never shown.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class RedisPasswordTests
 {
     // Characters a StackExchange.Redis configuration string splits or quotes on, and URL delimiters.
@@ -159,6 +161,7 @@ public sealed class RedisPasswordTests
 }
 
 /// <summary>Redis over TLS (<c>rediss://</c>), with the server's CA given by configuration.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class RedisTlsTests
 {
     [Fact]

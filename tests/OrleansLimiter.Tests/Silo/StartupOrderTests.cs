@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Silo;
 /// Start-up order (Startup:RedisWaitSeconds): a silo or worker started before Redis waits for it, as
 /// in a compose start where the containers race; a refusal that waiting cannot cure still ends at once.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class StartupOrderTests
 {
     private static readonly TimeSpan RedisLateBy = TimeSpan.FromSeconds(3);

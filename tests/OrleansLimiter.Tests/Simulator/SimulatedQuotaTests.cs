@@ -1,9 +1,11 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.ProviderSimulator.Quota;
 
 namespace OrleansLimiter.Tests.Simulator;
 
 /// <summary>The simulator's token buckets, on a clock the tests move by hand.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class SimulatedQuotaTests
 {
     private readonly FakeTimeProvider _time = new();

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Time.Testing;
@@ -9,6 +10,7 @@ using OrleansLimiter.ProviderSimulator.Quota;
 namespace OrleansLimiter.Tests.Simulator;
 
 /// <summary>The simulator's header formats, prompt estimate and settings checks.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class SimulatorFormattingTests
 {
     [Theory]

@@ -11,6 +11,7 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Simulator;
 
 /// <summary>The provider simulator as a real process, hammered past its limits over HTTP.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed partial class SimulatorProcessTests(ITestOutputHelper output)
 {
     private sealed record Answer(HttpStatusCode Status, HttpResponseHeaders Headers, JsonNode Body);

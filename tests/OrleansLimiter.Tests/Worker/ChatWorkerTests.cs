@@ -12,6 +12,7 @@ namespace OrleansLimiter.Tests.Worker;
 /// Three chat worker processes (<c>Worker:Mode=chat</c>, the official OpenAI client) calling the
 /// provider simulator, with two silos limiting provider <c>openai</c> to the simulator's own RPM and TPM.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed partial class ChatWorkerTests(ITestOutputHelper output)
 {
     private const int Rpm = 60;

@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 namespace OrleansLimiter.Tests.Worker;
 
 /// <summary>Three sample worker processes sharing one quota through the process cluster.</summary>
+[Trait(Tier.Name, Tier.Process)]
 [Collection(ProcessClusterCollection.Name)]
 public sealed partial class WorkerProcessTests(ProcessClusterFixture fixture, ITestOutputHelper output)
 {

@@ -6,6 +6,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Worker;
 
 /// <summary>A worker whose cluster is not there: /health says down (503) and recovers when a silo appears.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class WorkerWithoutClusterTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -7,6 +8,7 @@ using OrleansLimiter.Grains.Hosting;
 
 namespace OrleansLimiter.Tests.Abstractions.Configuration;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class RateLimitingOptionsTests
 {
     private static RateLimitingOptions Bind(Dictionary<string, string?> values)

@@ -1,7 +1,9 @@
+using OrleansLimiter.Tests.Infrastructure;
 using OrleansLimiter.Configuration;
 
 namespace OrleansLimiter.Tests.Abstractions.Configuration;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class RedisConnectionStringTests
 {
     // Every character a configuration string or a URL treats specially.

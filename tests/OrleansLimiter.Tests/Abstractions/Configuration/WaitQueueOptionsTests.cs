@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -9,6 +10,7 @@ using OrleansLimiter.Grains.Queue;
 namespace OrleansLimiter.Tests.Abstractions.Configuration;
 
 /// <summary>Tenant weights and wait-queue settings: defaults, binding, and start-up validation naming the setting.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class WaitQueueOptionsTests
 {
     private static RateLimitingOptions Bind(Dictionary<string, string?> values)

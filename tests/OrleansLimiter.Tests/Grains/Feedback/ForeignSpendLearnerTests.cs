@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Feedback;
@@ -8,6 +9,7 @@ namespace OrleansLimiter.Tests.Grains.Feedback;
 /// The learner against a modelled provider: both counts refill alike and pay for our calls alike, so
 /// only the gap between them is modelled; the provider also loses <c>foreign</c> units a second.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ForeignSpendLearnerTests
 {
     // 6,000 tokens a minute: 100 a second.

@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Grains.Feedback;
 
 namespace OrleansLimiter.Tests.Grains.Feedback;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class PauseGateTests
 {
     private readonly FakeTimeProvider _time = new();

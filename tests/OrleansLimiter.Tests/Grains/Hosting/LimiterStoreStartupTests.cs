@@ -12,6 +12,7 @@ namespace OrleansLimiter.Tests.Grains.Hosting;
 /// blocked a scheduler thread on the Redis connection while the calls queued for that activation
 /// each blocked another thread on its lock).
 /// </summary>
+[Trait(Tier.Name, Tier.Store)]
 public sealed class LimiterStoreStartupTests
 {
     private static readonly IConfiguration Configuration = new ConfigurationBuilder().Build();

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Net;
@@ -12,6 +13,7 @@ namespace OrleansLimiter.Tests.Grains.Hosting;
 /// (a version row; inserts and updates only at the next version), with time under the test's control.
 /// The real thing, under load with real silos and Redis, is in the fault tests.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class MembershipRecoveryTests
 {
     private static readonly SiloAddress A = SiloAddress.New(IPAddress.Loopback, 11111, 1);

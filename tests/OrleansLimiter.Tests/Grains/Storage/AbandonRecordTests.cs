@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Grains.Storage;
 /// back, the record then reads as refused (a late sending is refused, a second abandon gives nothing),
 /// and a batch never decided is refused when it arrives after.
 /// </summary>
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class AbandonRecordTests(LimiterClusterFixture fixture)
 {

@@ -206,6 +206,7 @@ public abstract class LimitSetStoreContractTests
     }
 }
 
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixture) : LimitSetStoreContractTests
 {
@@ -457,6 +458,7 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     }
 }
 
+[Trait(Tier.Name, Tier.Store)]
 public sealed class InMemoryLimitSetStoreContractTests : LimitSetStoreContractTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));

@@ -145,6 +145,7 @@ public abstract class LimiterStoreContractTests
     }
 }
 
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class RedisLimiterStoreContractTests(LimiterClusterFixture fixture) : LimiterStoreContractTests
 {
@@ -154,6 +155,7 @@ public sealed class RedisLimiterStoreContractTests(LimiterClusterFixture fixture
     protected override Task PassAsync(TimeSpan duration) => Task.Delay(duration);
 }
 
+[Trait(Tier.Name, Tier.Store)]
 public sealed class InMemoryLimiterStoreContractTests : LimiterStoreContractTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));

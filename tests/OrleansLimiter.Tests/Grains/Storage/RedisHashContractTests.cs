@@ -11,6 +11,7 @@ namespace OrleansLimiter.Tests.Grains.Storage;
 /// <c>expire</c> (epoch ms), PEXPIREAT at the window end, created on first use, reset by DEL, and
 /// damaged hashes never crash the store nor grant more than a window.
 /// </summary>
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class RedisHashContractTests(LimiterClusterFixture fixture)
 {
@@ -133,6 +134,7 @@ public sealed class RedisHashContractTests(LimiterClusterFixture fixture)
 }
 
 /// <summary>How the consume script uses the caller's <see cref="WindowHint"/> after outages and data loss.</summary>
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
 {

@@ -10,6 +10,7 @@ namespace OrleansLimiter.Tests.Grains.Storage;
 /// activation; batches whose call may or may not have reached Redis settled so that Redis's ledger
 /// equals what callers were told; hostile numbers in the hash.
 /// </summary>
+[Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
 public sealed class RequestRecordTests(LimiterClusterFixture fixture)
 {

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Storage;
@@ -6,6 +7,7 @@ using OrleansLimiter.Grains.Windows;
 namespace OrleansLimiter.Tests.Grains.Windows;
 
 /// <summary>Every rule a grain decides a key with several limits by while Redis is away, with a fake clock.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class LimitSetOutageTests
 {
     // requests: 10 per 10 s window; tokens: a bucket of 1,000 refilling in 10 s (one token per 10 ms).

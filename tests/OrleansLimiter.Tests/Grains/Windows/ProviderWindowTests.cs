@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Configuration;
@@ -11,6 +12,7 @@ namespace OrleansLimiter.Tests.Grains.Windows;
 /// The provider key's store calls and outage handling, with no Orleans and no Redis: a store that
 /// fails on demand, a fake clock, and the same command queue the grain uses.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ProviderWindowTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));

@@ -1,8 +1,10 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Grains.Windows;
 
 namespace OrleansLimiter.Tests.Grains.Windows;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class RecentDecisionsTests
 {
     private readonly FakeTimeProvider _time = new();

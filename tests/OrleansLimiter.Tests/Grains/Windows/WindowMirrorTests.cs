@@ -1,9 +1,11 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Grains.Windows;
 
 namespace OrleansLimiter.Tests.Grains.Windows;
 
 /// <summary>Every rule the grain decides by without Redis, on the plain state machine with a fake clock.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class WindowMirrorTests
 {
     private const long Limit = 100;

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace OrleansLimiter.Gateway.Keys;
+namespace OrleansLimiter.Security;
 
 /// <summary>How virtual keys look and how they are known: <c>olk_</c> and 43 base64url characters (32 random bytes), stored as their SHA-256.</summary>
 public static class VirtualKeyFormat
