@@ -5,11 +5,13 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OrleansLimiter.Client.Hosting;
-using OrleansLimiter.Gateway.Keys;
+using OrleansLimiter.Security;
+using OrleansLimiter.Tests.Infrastructure;
 
 namespace OrleansLimiter.Tests.Api;
 
 /// <summary>The limiter API once a virtual key exists: no key or a wrong one is 401, and a key waits as its own tenant only.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class LimiterApiKeyTests : IAsyncLifetime
 {
     private readonly ApiClusterFixture _cluster = new();

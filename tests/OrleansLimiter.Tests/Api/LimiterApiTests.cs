@@ -1,10 +1,12 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using OrleansLimiter.Gateway.Api;
+using OrleansLimiter.Tests.Infrastructure;
 
 namespace OrleansLimiter.Tests.Api;
 
 /// <summary>The HTTP limiter API on a real silo and Redis: decisions, reservations and their settle, bad input, the OpenAPI document.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class LimiterApiTests(ApiClusterFixture cluster) : IClassFixture<ApiClusterFixture>
 {
     private static string NewKey() => "k" + Guid.NewGuid().ToString("N")[..10];

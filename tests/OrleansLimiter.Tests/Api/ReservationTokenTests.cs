@@ -1,7 +1,9 @@
 using OrleansLimiter.Gateway.Api;
+using OrleansLimiter.Tests.Infrastructure;
 
 namespace OrleansLimiter.Tests.Api;
 
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class ReservationTokenTests
 {
     [Fact]

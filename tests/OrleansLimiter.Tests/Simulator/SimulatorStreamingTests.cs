@@ -6,6 +6,7 @@ using OrleansLimiter.Tests.Infrastructure;
 namespace OrleansLimiter.Tests.Simulator;
 
 /// <summary>The simulator's streamed replies, read event by event as the providers' SDKs read them.</summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class SimulatorStreamingTests
 {
     [Fact]
