@@ -57,7 +57,7 @@ for i in 1 2; do
 done
 wait_http "$SIM_URL/stats"
 for g in "${GATEWAYS[@]}"; do wait_http "$g/health"; done
-KEY=$(dotnet "$CLI" keys create --tenant load 2>/dev/null | tail -n1)
+KEY=$(dotnet "$CLI" keys create --tenant load --timeout 60 2>/dev/null | tail -n1)
 for g in "${GATEWAYS[@]}"; do
   for _ in $(seq 1 100); do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$g/v1/limits")

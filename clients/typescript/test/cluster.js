@@ -113,7 +113,7 @@ export async function startCluster({ settings = {}, silos = 1 } = {}) {
 /** Runs the `limiter` CLI against the cluster; answers its standard output. */
 export function limiterCli(cluster, ...args) {
   const env = { ...process.env, REDIS_URL: cluster.redisUrl, Orleans__ClusterId: cluster.clusterId, Orleans__ServiceId: cluster.clusterId };
-  return execFileSync("dotnet", [cliDll, ...args], { env, encoding: "utf8" });
+  return execFileSync("dotnet", [cliDll, ...args], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** Starts the provider simulator (`settings`: keys of its Simulator section) on a free loopback port. */
