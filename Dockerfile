@@ -1,4 +1,4 @@
-# Multi-stage build of the silo and the sample worker: `docker compose build` uses the two targets.
+# Multi-stage build of the silo, the sample worker and the gateway host: `docker compose build` uses the targets.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 # The build talks to NuGet and nothing else.
 ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -12,15 +12,18 @@ COPY src/Grains/OrleansLimiter.Grains.csproj src/Grains/
 COPY src/Silo/OrleansLimiter.Silo.csproj src/Silo/
 COPY src/Worker/OrleansLimiter.Worker.csproj src/Worker/
 COPY src/Cli/OrleansLimiter.Cli.csproj src/Cli/
+COPY src/Gateway.Host/OrleansLimiter.Gateway.Host.csproj src/Gateway.Host/
 RUN dotnet restore src/Silo/OrleansLimiter.Silo.csproj \
  && dotnet restore src/Worker/OrleansLimiter.Worker.csproj \
- && dotnet restore src/Cli/OrleansLimiter.Cli.csproj
+ && dotnet restore src/Cli/OrleansLimiter.Cli.csproj \
+ && dotnet restore src/Gateway.Host/OrleansLimiter.Gateway.Host.csproj
 # The analyzer exceptions apply to this build too (warnings are errors).
 COPY .editorconfig ./
 COPY src/ src/
 RUN dotnet publish src/Silo/OrleansLimiter.Silo.csproj -c Release -o /out/silo \
  && dotnet publish src/Worker/OrleansLimiter.Worker.csproj -c Release -o /out/worker \
- && dotnet publish src/Cli/OrleansLimiter.Cli.csproj -c Release -o /out/cli
+ && dotnet publish src/Cli/OrleansLimiter.Cli.csproj -c Release -o /out/cli \
+ && dotnet publish src/Gateway.Host/OrleansLimiter.Gateway.Host.csproj -c Release -o /out/gateway
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS silo
 WORKDIR /app
@@ -46,3 +49,16 @@ ENV ASPNETCORE_URLS=http://0.0.0.0:8080 \
     DOTNET_GCgen0size=0x10000000
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "OrleansLimiter.Worker.dll"]
+
+# The standalone gateway host (an Orleans client): listens beyond loopback in its container, so it
+# starts only once a virtual key exists (`limiter keys create` in a silo container); until then it
+# exits with code 3 and compose starts it again.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS gateway
+WORKDIR /app
+COPY --from=build /out/gateway .
+ENV ASPNETCORE_URLS=http://0.0.0.0:4000 \
+    Startup__RedisWaitSeconds=60 \
+    DOTNET_gcServer=0 \
+    DOTNET_GCgen0size=0x10000000
+EXPOSE 4000
+ENTRYPOINT ["dotnet", "OrleansLimiter.Gateway.Host.dll"]

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (redis-server from Debian's packages), builds the
-# solution and runs every test, then the compose deployment end to end (scripts/compose-e2e.sh, which
-# installs and starts Docker when it can), ending with the line "N passed, N failed, N skipped".
+# solution and runs every test (.NET, then Node: clients/typescript and tests/node), then the compose
+# deployment end to end (scripts/compose-e2e.sh), ending with the line "N passed, N failed, N skipped".
 #   --fast        only the unit and store-contract tiers (under 2 minutes after the build)
-#   --tier NAME   one tier: unit, store, cluster, process, fault or compose
+#   --tier NAME   one tier: unit, store, cluster, process, fault, compose or node
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,8 @@ while [ $# -gt 0 ]; do
     --fast) tiers="unit store" ;;
     --tier)
       case ${2:-} in
-        unit|store|cluster|process|fault|compose) tiers=$2; shift ;;
-        *) echo "test.sh: --tier takes unit, store, cluster, process, fault or compose" >&2; exit 2 ;;
+        unit|store|cluster|process|fault|compose|node) tiers=$2; shift ;;
+        *) echo "test.sh: --tier takes unit, store, cluster, process, fault, compose or node" >&2; exit 2 ;;
       esac ;;
     -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (--fast, --tier NAME)" >&2; exit 2 ;;
@@ -26,7 +26,7 @@ done
 filter=
 if [ "$tiers" != all ]; then
   for tier in $tiers; do
-    [ "$tier" = compose ] || filter="${filter:+$filter|}Tier=$tier"
+    [ "$tier" = compose ] || [ "$tier" = node ] || filter="${filter:+$filter|}Tier=$tier"
   done
 fi
 
@@ -61,7 +61,7 @@ fi
 
 results=$(mktemp -d)
 passed=0 failed=0 skipped=0 status=0
-if [ "$tiers" = compose ]; then
+if [ "$tiers" = compose ] || [ "$tiers" = node ]; then
   : > "$results/output.txt"
 else
   log "running tests${filter:+ ($filter)}"
@@ -84,6 +84,41 @@ fi
 
 # The compose deployment end to end (scripts/compose-e2e.sh): one more test, or one skipped when no
 # Docker engine can run on this machine. LIMITER_COMPOSE_E2E=skip skips it on purpose.
+# The Node tests: the TypeScript client (clients/typescript) and the official openai and
+# @anthropic-ai/sdk packages through the gateway (tests/node). Each directory installs its pinned
+# packages from its package-lock.json (npm ci) and starts its own redis-server, silo and simulator
+# processes on 127.0.0.1; Node's test runner reports TAP, whose "# pass/# fail/# skipped" lines are
+# added to the counts.
+run_node_tests() {
+  local dir=$1 name tap
+  name=$(echo "$dir" | tr '/' '-')
+  tap="$results/node-$name.tap"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "node tests in $dir: node/npm are missing (Node >= 20 is needed)"; failed=$((failed + 1)); return
+  fi
+  log "node tests in $dir (npm ci; node --test)"
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >"$results/npm-$name.txt" 2>&1); then
+    cat "$results/npm-$name.txt"; log "npm ci failed in $dir"; failed=$((failed + 1)); return
+  fi
+  (cd "$dir" && node --test --test-concurrency=1 --test-reporter=tap $(ls ./*.test.js test/*.test.js 2>/dev/null)) >"$tap" 2>&1
+  local rc=$? p f s
+  grep -E '^(not )?ok |^# (tests|pass|fail|skipped|cancelled|todo) ' "$tap" | sed 's/^/  /'
+  read -r p f s < <(awk '
+    /^# pass /      { p = $3 }
+    /^# fail /      { f += $3 }
+    /^# cancelled / { f += $3 }
+    /^# skipped /   { s += $3 }
+    /^# todo /      { s += $3 }
+    END { print p+0, f+0, s+0 }' "$tap")
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; log "node tests in $dir failed before reporting (exit $rc)"; tail -n 30 "$tap"; fi
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
+if [ "$tiers" = all ] || [ "$tiers" = node ]; then
+  run_node_tests clients/typescript
+  run_node_tests tests/node
+fi
+
 if [ "$tiers" != all ] && [ "$tiers" != compose ]; then
   :
 elif [ "${LIMITER_COMPOSE_E2E:-run}" = skip ]; then

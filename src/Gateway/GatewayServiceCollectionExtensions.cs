@@ -1,7 +1,10 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.AI.Feedback;
 using OrleansLimiter.Gateway.Keys;
+using OrleansLimiter.Gateway.Proxy;
 
 namespace OrleansLimiter.Gateway;
 
@@ -11,7 +14,8 @@ public static class GatewayServiceCollectionExtensions
     /// <summary>
     /// Adds the virtual keys' cache and the caller authentication, the provider gateway's services and
     /// the limiter API's. The host must also have an <see cref="IGrainFactory"/> (a silo, or an Orleans
-    /// client) and <see cref="Client.ILimiterClient"/> (<c>AddOrleansLimiterClient</c>).
+    /// client) and <see cref="Client.ILimiterClient"/> (<c>AddOrleansLimiterClient</c>). The
+    /// <c>Gateway</c> section is validated at start-up; a failure names the setting.
     /// </summary>
     public static IServiceCollection AddLimiterGateway(this IServiceCollection services, IConfiguration configuration)
     {
@@ -20,6 +24,13 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<VirtualKeyCache>();
         services.TryAddSingleton<CallerAuthenticator>();
+        services.AddOpenApi();
+
+        services.AddHttpForwarder();
+        services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
+        services.TryAddSingleton<ClusterFeedbackSink>();
+        services.TryAddSingleton<ProviderGateway>();
         return services;
     }
 }

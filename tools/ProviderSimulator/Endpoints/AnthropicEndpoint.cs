@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.ProviderSimulator.Headers;
 using OrleansLimiter.ProviderSimulator.Quota;
@@ -9,7 +10,7 @@ namespace OrleansLimiter.ProviderSimulator.Endpoints;
 /// <c>POST /v1/messages</c>, Anthropic-style. A request is charged 1 request, its estimated input
 /// tokens, and <c>max_tokens</c> output tokens at admission (Anthropic estimates OTPM from
 /// <c>max_tokens</c> and adjusts it at the end); the unused output tokens are given back once the
-/// reply is done.
+/// reply is done. With <c>stream</c> the reply comes as Anthropic's server-sent events.
 /// </summary>
 public sealed partial class AnthropicEndpoint(ProviderQuotas quotas, SimulatorStats stats, IOptions<SimulatorOptions> options, TimeProvider time, ILogger<AnthropicEndpoint> logger)
 {
@@ -40,10 +41,6 @@ public sealed partial class AnthropicEndpoint(ProviderQuotas quotas, SimulatorSt
         try
         {
             request = ChatRequest.ParseAnthropic(await SimulatedReply.ReadBodyAsync(context.Request));
-            if (request.Stream)
-            {
-                throw new InvalidChatRequestException("stream", "stream: the simulator answers /v1/messages without streaming only.");
-            }
         }
         catch (InvalidChatRequestException ex)
         {
@@ -73,17 +70,75 @@ public sealed partial class AnthropicEndpoint(ProviderQuotas quotas, SimulatorSt
             quotas.Anthropic.Refund(LimitKind.OutputTokens, maxTokens - outputTokens);
         }
 
-        await SimulatedReply.WriteAsync(response, StatusCodes.Status200OK, new
+        var id = $"msg_sim{Interlocked.Increment(ref _ids).ToString(CultureInfo.InvariantCulture)}";
+        var stopReason = outputTokens == maxTokens ? "max_tokens" : "end_turn";
+        var text = SimulatedReply.Text(outputTokens);
+        if (!request.Stream)
         {
-            Id = $"msg_sim{Interlocked.Increment(ref _ids).ToString(CultureInfo.InvariantCulture)}",
-            Type = "message",
-            Role = "assistant",
-            request.Model,
-            Content = new[] { new { Type = "text", Text = SimulatedReply.Text(outputTokens) } },
-            StopReason = outputTokens == maxTokens ? "max_tokens" : "end_turn",
-            StopSequence = (string?)null,
-            Usage = new { InputTokens = request.PromptTokens, OutputTokens = outputTokens },
+            await SimulatedReply.WriteAsync(response, StatusCodes.Status200OK, new
+            {
+                Id = id,
+                Type = "message",
+                Role = "assistant",
+                request.Model,
+                Content = new[] { new { Type = "text", Text = text } },
+                StopReason = stopReason,
+                StopSequence = (string?)null,
+                Usage = new { InputTokens = request.PromptTokens, OutputTokens = outputTokens },
+            });
+            return;
+        }
+
+        await StreamAsync(response, id, request, text, stopReason, outputTokens);
+    }
+
+    /// <summary>
+    /// The reply as Anthropic streams it: <c>message_start</c> (the message without content, its usage
+    /// the input tokens and a first output token), one text block (<c>content_block_start</c>, a
+    /// <c>ping</c>, <c>content_block_delta</c>s of <c>text_delta</c>, <c>content_block_stop</c>),
+    /// <c>message_delta</c> with the stop reason and the cumulative output tokens, <c>message_stop</c>.
+    /// </summary>
+    private static async Task StreamAsync(HttpResponse response, string id, ChatRequest request, string text, string stopReason, long outputTokens)
+    {
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        await SendAsync(response, "message_start", new
+        {
+            Type = "message_start",
+            Message = new
+            {
+                Id = id,
+                Type = "message",
+                Role = "assistant",
+                request.Model,
+                Content = Array.Empty<object>(),
+                StopReason = (string?)null,
+                StopSequence = (string?)null,
+                Usage = new { InputTokens = request.PromptTokens, OutputTokens = Math.Min(1, outputTokens) },
+            },
         });
+        await SendAsync(response, "content_block_start", new { Type = "content_block_start", Index = 0, ContentBlock = new { Type = "text", Text = string.Empty } });
+        await SendAsync(response, "ping", new { Type = "ping" });
+        foreach (var piece in SimulatedReply.Pieces(text))
+        {
+            await SendAsync(response, "content_block_delta", new { Type = "content_block_delta", Index = 0, Delta = new { Type = "text_delta", Text = piece } });
+        }
+
+        await SendAsync(response, "content_block_stop", new { Type = "content_block_stop", Index = 0 });
+        await SendAsync(response, "message_delta", new
+        {
+            Type = "message_delta",
+            Delta = new { StopReason = stopReason, StopSequence = (string?)null },
+            Usage = new { OutputTokens = outputTokens },
+        });
+        await SendAsync(response, "message_stop", new { Type = "message_stop" });
+    }
+
+    private static async Task SendAsync(HttpResponse response, string name, object data)
+    {
+        await response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data, SimulatedReply.Json)}\n\n", response.HttpContext.RequestAborted);
+        await response.Body.FlushAsync(response.HttpContext.RequestAborted);
     }
 
     private async Task RefuseAsync(HttpResponse response, QuotaDecision decision)

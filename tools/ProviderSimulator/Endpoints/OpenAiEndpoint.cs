@@ -97,7 +97,7 @@ public sealed partial class OpenAiEndpoint(ProviderQuotas quotas, SimulatorStats
         };
 
         await SendAsync(response, Chunk(new { Role = "assistant", Content = string.Empty }, null));
-        foreach (var piece in Pieces(text))
+        foreach (var piece in SimulatedReply.Pieces(text))
         {
             await SendAsync(response, Chunk(new { Content = piece }, null));
         }
@@ -127,16 +127,6 @@ public sealed partial class OpenAiEndpoint(ProviderQuotas quotas, SimulatorStats
 
     private static object Error(string message, string type, string? param, string? code) =>
         new { Error = new { Message = message, Type = type, Param = param, Code = code } };
-
-    private static IEnumerable<string> Pieces(string text)
-    {
-        // A few words per event: enough events to exercise a client's stream reader, few enough to stay cheap.
-        const int Size = 40;
-        for (var i = 0; i < text.Length; i += Size)
-        {
-            yield return text.Substring(i, Math.Min(Size, text.Length - i));
-        }
-    }
 
     private static async Task SendAsync(HttpResponse response, object chunk)
     {

@@ -32,6 +32,17 @@ public static class SimulatedReply
         return text.ToString();
     }
 
+    /// <summary>A streamed reply's text in pieces of a few words: enough events to exercise a client's stream reader, few enough to stay cheap.</summary>
+    public static IEnumerable<string> Pieces(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        const int Size = 40;
+        for (var i = 0; i < text.Length; i += Size)
+        {
+            yield return text.Substring(i, Math.Min(Size, text.Length - i));
+        }
+    }
+
     /// <summary>Whether the request carries an API key (any value): <c>Authorization: Bearer …</c> or <c>x-api-key</c>.</summary>
     public static bool HasApiKey(HttpRequest request)
     {

@@ -1,0 +1,386 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansLimiter.AI.Feedback;
+using OrleansLimiter.Client;
+using OrleansLimiter.Configuration;
+using OrleansLimiter.Gateway.Keys;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace OrleansLimiter.Gateway.Proxy;
+
+/// <summary>
+/// Answers <c>/{provider}/v1/{rest}</c>: authenticates the caller's virtual key, estimates the call,
+/// reserves the estimate in the key's fair queue (tenant, priority, deadline), forwards the call with
+/// YARP to the provider's upstream under the real key, and settles the reservation with the usage the
+/// provider reported (a stream's as far as it got; the estimate when nothing was reported).
+/// </summary>
+public sealed partial class ProviderGateway : IDisposable
+{
+    /// <summary>The header that sets a call's wait class (<c>interactive</c>, <c>normal</c>, <c>batch</c>).</summary>
+    public const string PriorityHeader = "x-limiter-priority";
+
+    /// <summary>The header that sets a call's longest wait for its reservation, in seconds.</summary>
+    public const string MaxWaitHeader = "x-limiter-max-wait";
+
+    private static readonly ForwarderRequestConfig RequestConfig = new() { ActivityTimeout = TimeSpan.FromMinutes(10) };
+
+    private readonly IHttpForwarder _forwarder;
+    private readonly GatewayOptions _options;
+    private readonly IOptionsMonitor<RateLimitingOptions> _limits;
+    private readonly CallerAuthenticator _authenticator;
+    private readonly ILimiterClient _limiter;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CallEstimator _estimator;
+    private readonly Dictionary<string, Upstream> _upstreams = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Creates the gateway over the validated <paramref name="options"/>.</summary>
+    public ProviderGateway(
+        IHttpForwarder forwarder,
+        IOptions<GatewayOptions> options,
+        IOptionsMonitor<RateLimitingOptions> limits,
+        CallerAuthenticator authenticator,
+        ILimiterClient limiter,
+        ClusterFeedbackSink feedback,
+        TimeProvider time,
+        ILoggerFactory loggers)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggers);
+        _forwarder = forwarder;
+        _options = options.Value;
+        _limits = limits;
+        _authenticator = authenticator;
+        _limiter = limiter;
+        _time = time;
+        _logger = loggers.CreateLogger<ProviderGateway>();
+        _estimator = new CallEstimator(_options.DefaultMaxOutputTokens);
+        foreach (var (name, p) in _options.Providers)
+        {
+            var key = string.IsNullOrWhiteSpace(p.ApiKey) ? GatewayOptionsValidator.ReadKeyFile(p.ApiKeyFile!).Key! : p.ApiKey.Trim();
+            var handler = new SocketsHttpHandler
+            {
+                UseProxy = false,
+                AllowAutoRedirect = false,
+                AutomaticDecompression = DecompressionMethods.None,
+                UseCookies = false,
+                EnableMultipleHttp2Connections = true,
+                ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
+                ConnectTimeout = TimeSpan.FromSeconds(15),
+            };
+
+            // The provider's rate-limit headers and 429 bodies go into the shared count, as for the chat middleware.
+            var withFeedback = new ProviderFeedbackHandler(name, feedback, time, loggers.CreateLogger<ProviderFeedbackHandler>()) { InnerHandler = handler };
+            _upstreams[name] = new Upstream(name, Enum.Parse<ProviderApi>(p.Api!, ignoreCase: true), p.Upstream!.TrimEnd('/'), key, new HttpMessageInvoker(withFeedback));
+        }
+    }
+
+    /// <summary>Answers one call to <c>/{provider}/v1/{rest}</c>.</summary>
+    public async Task HandleAsync(HttpContext context, string provider, string? rest)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (!_upstreams.TryGetValue(provider, out var upstream))
+        {
+            await ProviderAnswers.UnknownProviderAsync(context.Response, provider, _upstreams.Keys);
+            return;
+        }
+
+        var api = upstream.Api;
+        CallerAuthentication caller;
+        try
+        {
+            caller = await _authenticator.AuthenticateAsync(context.Request, context.RequestAborted);
+        }
+        catch (LimiterUnavailableException)
+        {
+            await ProviderAnswers.UnavailableAsync(context.Response, api);
+            return;
+        }
+
+        if (caller.Identity is not { } identity)
+        {
+            await ProviderAnswers.UnauthorizedAsync(context.Response, api, caller.Problem ?? "The API key is not valid.");
+            return;
+        }
+
+        if (!TryReadWaitHeaders(context.Request, out var priority, out var maxWait, out var headerProblem))
+        {
+            await ProviderAnswers.BadRequestAsync(context.Response, api, headerProblem!, headerProblem!.StartsWith(PriorityHeader, StringComparison.Ordinal) ? PriorityHeader : MaxWaitHeader);
+            return;
+        }
+
+        var endpoint = GatewayEndpoints.Of(api, context.Request.Method, rest);
+        byte[]? body = null;
+        CallEstimate? estimate = null;
+        if (endpoint != GatewayEndpoint.Other)
+        {
+            body = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes);
+            if (body is null)
+            {
+                await ProviderAnswers.BodyTooLargeAsync(context.Response, api, _options.MaxRequestBodyBytes);
+                return;
+            }
+
+            estimate = _estimator.Estimate(endpoint, body);
+        }
+
+        var (limiterProvider, providerLimits) = _limits.CurrentValue.Resolve(upstream.Name);
+        var key = estimate?.Model is { } model && IsConfiguredKey(providerLimits, model) ? model : LimiterKey.DefaultKey;
+        var names = providerLimits.ForKey(limiterProvider, key).Limits.Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
+        var cost = Cost(estimate, names);
+        Reservation reservation;
+        try
+        {
+            reservation = await _limiter.ReserveAsync(upstream.Name, cost, new AcquireOptions
+            {
+                Key = key,
+                Tenant = identity.Tenant,
+                Priority = priority ?? identity.Priority,
+                MaxWait = maxWait ?? identity.MaxWait ?? (_options.DefaultMaxWaitSeconds is { } s ? TimeSpan.FromSeconds(s) : null),
+            }, context.RequestAborted);
+        }
+        catch (LimiterUnavailableException)
+        {
+            await ProviderAnswers.UnavailableAsync(context.Response, api);
+            return;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller left while waiting: its place in the queue is gone with it.
+            return;
+        }
+
+        ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, reservation.Result.Limits, _time.GetUtcNow());
+        if (!reservation.IsGranted)
+        {
+            if (reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit)
+            {
+                await ProviderAnswers.TooLargeAsync(context.Response, api, estimate?.Model, reservation.Result.BlockedBy, cost);
+            }
+            else
+            {
+                LogRefused(_logger, upstream.Name, key, identity.Tenant, reservation.Result.BlockedBy, reservation.Result.RetryAfter);
+                await ProviderAnswers.TooManyRequestsAsync(context.Response, api, estimate?.Model, reservation.Result.BlockedBy, reservation.Result.RetryAfter);
+            }
+
+            return;
+        }
+
+        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, reservation);
+    }
+
+    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Reservation reservation)
+    {
+        if (body is not null)
+        {
+            // The body was read to estimate the call: the forwarder sends it (or its rewrite) from memory.
+            var sent = estimate?.Body ?? body;
+            context.Request.Body = new MemoryStream(sent, writable: false);
+            context.Request.ContentLength = sent.Length;
+            context.Request.Headers.TransferEncoding = default;
+        }
+
+        var callerBody = context.Response.Body;
+        var meter = new MeteredBodyStream(callerBody, estimate?.DropsUsageChunk == true);
+        context.Response.Body = meter;
+        var call = new LimitedCall(upstream.Name, key, Named(names, "tokens"), Named(names, "input-tokens"), Named(names, "output-tokens"));
+        var transformer = new GatewayTransformer(upstream, rest, reservation, meter, estimate is not null, _time);
+        ForwarderError error;
+        try
+        {
+            using (call.Enter())
+            {
+                error = await _forwarder.SendAsync(context, upstream.BaseAddress, upstream.Invoker, RequestConfig, transformer);
+            }
+
+            if (error == ForwarderError.None)
+            {
+                await meter.CompleteAsync(context.RequestAborted);
+            }
+        }
+        finally
+        {
+            context.Response.Body = callerBody;
+        }
+
+        if (error != ForwarderError.None)
+        {
+            // A stream cut short (upstream or caller gone): what it reported so far still counts.
+            try
+            {
+                await meter.CompleteAsync(CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The caller is gone; only the usage read matters now.
+            }
+
+            LogForwardEnded(_logger, upstream.Name, rest, error);
+        }
+
+        await SettleAsync(reservation, call, estimate is null ? null : meter.Usage, names);
+    }
+
+    private async Task SettleAsync(Reservation reservation, LimitedCall call, ReportedUsage? usage, HashSet<string> names)
+    {
+        try
+        {
+            if (call.ProviderRefused && usage is null)
+            {
+                // A 429 spent nothing at the provider, so the reservation is given back; except for an
+                // exhausted quota, whose report already emptied the shared count to what the provider holds.
+                if (!call.QuotaExhausted)
+                {
+                    await reservation.SettleAsync(LimitCost.Of([.. reservation.Estimate.Limits.Select(l => (l, 0L))]), CancellationToken.None);
+                }
+
+                return;
+            }
+
+            if (usage is null)
+            {
+                // Nothing reported (another path, an error, a stream cut before its usage): the estimate stays spent.
+                await reservation.DisposeAsync();
+                return;
+            }
+
+            await reservation.SettleAsync(Actual(reservation.Estimate, usage), CancellationToken.None);
+        }
+        catch (LimiterUnavailableException ex)
+        {
+            LogSettleFailed(_logger, reservation.Provider, reservation.Key, ex.GetType().Name);
+        }
+    }
+
+    /// <summary>What a call cost by <paramref name="usage"/>; a limit whose count was not reported stays at its estimate.</summary>
+    internal static LimitCost Actual(LimitCost estimate, ReportedUsage usage)
+    {
+        var parts = new (string, long)[estimate.Limits.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            var name = estimate.Limits[i];
+            long? reported = name switch
+            {
+                "tokens" => usage.Total,
+                "input-tokens" => usage.InputTokens,
+                "output-tokens" => usage.OutputTokens,
+                _ => null,
+            };
+            parts[i] = (name, reported ?? estimate.Amounts[i]);
+        }
+
+        return LimitCost.Of(parts);
+    }
+
+    /// <summary>The estimate in the key's limits: one request, and the tokens of each token limit it has.</summary>
+    internal static LimitCost Cost(CallEstimate? estimate, IReadOnlySet<string> limits)
+    {
+        var parts = new List<(string, long)> { (LimitSpec.Requests, 1) };
+        if (estimate is not null)
+        {
+            if (limits.Contains("tokens"))
+            {
+                parts.Add(("tokens", estimate.InputTokens + estimate.OutputTokens));
+            }
+
+            if (limits.Contains("input-tokens"))
+            {
+                parts.Add(("input-tokens", estimate.InputTokens));
+            }
+
+            if (limits.Contains("output-tokens"))
+            {
+                parts.Add(("output-tokens", estimate.OutputTokens));
+            }
+        }
+
+        return LimitCost.Of([.. parts]);
+    }
+
+    /// <summary>Whether <paramref name="model"/> is a key of its own (or of a pool) in the provider's configuration.</summary>
+    private static bool IsConfiguredKey(ProviderLimitOptions limits, string model) =>
+        limits.Keys.ContainsKey(model) && LimiterKey.KeyProblem(model) is null;
+
+    private static string? Named(HashSet<string> names, string name) => names.Contains(name) ? name : null;
+
+    private static bool TryReadWaitHeaders(HttpRequest request, out WaitPriority? priority, out TimeSpan? maxWait, out string? problem)
+    {
+        priority = null;
+        maxWait = null;
+        problem = null;
+        var p = request.Headers[PriorityHeader].ToString();
+        if (p.Length > 0)
+        {
+            if (!Enum.TryParse<WaitPriority>(p, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(p, out _))
+            {
+                problem = $"{PriorityHeader} must be interactive, normal or batch (was '{p}').";
+                return false;
+            }
+
+            priority = parsed;
+        }
+
+        var w = request.Headers[MaxWaitHeader].ToString();
+        if (w.Length > 0)
+        {
+            if (!double.TryParse(w, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) || !double.IsFinite(seconds) || seconds > 86_400)
+            {
+                problem = $"{MaxWaitHeader} must be a number of seconds from 0 to 86400 (was '{w}').";
+                return false;
+            }
+
+            maxWait = TimeSpan.FromSeconds(seconds);
+        }
+
+        return true;
+    }
+
+    /// <summary>The whole body, or null when it is longer than <paramref name="max"/> bytes.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, int max)
+    {
+        if (request.ContentLength > max)
+        {
+            return null;
+        }
+
+        using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 4096);
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > max)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var upstream in _upstreams.Values)
+        {
+            upstream.Invoker.Dispose();
+        }
+    }
+
+    /// <summary>A provider behind the gateway, with its real key and its connection pool.</summary>
+    internal sealed record Upstream(string Name, ProviderApi Api, string BaseAddress, string ApiKey, HttpMessageInvoker Invoker);
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Gateway call to {Provider} (key {Key}, tenant {Tenant}) refused: limit {BlockedBy} cannot pay within the wait; retry after {RetryAfter}")]
+    private static partial void LogRefused(ILogger logger, string provider, string key, string tenant, string? blockedBy, TimeSpan retryAfter);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway call to {Provider} /v1/{Path} ended early: {Error}; settled with the usage reported so far, or as estimated")]
+    private static partial void LogForwardEnded(ILogger logger, string provider, string path, ForwarderError error);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Settling a gateway call to {Provider} (key {Key}) failed ({Error}); its reservation stays as estimated")]
+    private static partial void LogSettleFailed(ILogger logger, string provider, string key, string error);
+}
