@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S</c>.</summary>
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --gateway --gateway-rate N --gateway-seconds S</c>.</summary>
 internal sealed record BenchOptions
 {
     public int[] Levels { get; init; } = [1, 16, 64, 256];
@@ -34,6 +34,15 @@ internal sealed record BenchOptions
     /// <summary>Only the fair-queue run (<c>--queue-only</c>): for looking into the queue alone.</summary>
     public bool QueueOnly { get; init; }
 
+    /// <summary>Only the gateway's added latency (<c>--gateway</c>): paced calls through a silo's gateway and straight to the simulator, side by side.</summary>
+    public bool GatewayOnly { get; init; }
+
+    /// <summary>Calls per second of each of the two paced streams in the gateway run (<c>--gateway-rate</c>).</summary>
+    public int GatewayRate { get; init; } = 200;
+
+    /// <summary>Length of the gateway run's measured part (<c>--gateway-seconds</c>).</summary>
+    public double GatewaySeconds { get; init; } = 15;
+
     public string? RedisUrl { get; init; } = Environment.GetEnvironmentVariable("REDIS_URL");
 
     public string? Output { get; init; }
@@ -55,13 +64,16 @@ internal sealed record BenchOptions
                 "--redis" => o with { RedisUrl = Next() },
                 "--out" => o with { Output = Next() },
                 "--queue-only" => o with { QueueOnly = true },
+                "--gateway" => o with { GatewayOnly = true },
+                "--gateway-rate" => o with { GatewayRate = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--gateway-seconds" => o with { GatewaySeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--queue-seconds" => o with { QueueSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5, QueueSeconds = 40 },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --gateway --gateway-rate N --gateway-seconds S"),
             };
         }
 
-        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0)
+        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0 || o.GatewayRate < 1 || o.GatewaySeconds <= 0)
         {
             throw new ArgumentException("levels, repeats, phase seconds, queue seconds and silos must be positive");
         }

@@ -8,6 +8,19 @@ Console.WriteLine($"OrleansLimiter benchmark: levels {string.Join(",", options.L
 // Thread pool warm enough for 256 callers from the first phase.
 ThreadPool.SetMinThreads(Math.Max(64, Environment.ProcessorCount * 8), 64);
 
+if (options.GatewayOnly)
+{
+    var gateway = await GatewayLatencyRun.MeasureAsync(options);
+    Console.WriteLine();
+    Console.WriteLine(gateway);
+    if (options.Output is { } gatewayOut)
+    {
+        await File.WriteAllTextAsync(gatewayOut, gateway);
+    }
+
+    return 0;
+}
+
 await using var harness = await BenchHarness.StartAsync(options);
 
 // The modes measured side by side.

@@ -151,6 +151,8 @@ public static class RepoPaths
 
     public static string WorkerDll => Program("Worker", "OrleansLimiter.Worker.dll");
 
+    public static string GatewayHostDll => Program("Gateway.Host", "OrleansLimiter.Gateway.Host.dll");
+
     public static string SimulatorDll => Program("ProviderSimulator", "OrleansLimiter.ProviderSimulator.dll", folder: "tools");
 
     /// <summary>

@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http;
-using OrleansLimiter.Client;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace OrleansLimiter.Gateway.Proxy;
@@ -10,7 +9,7 @@ namespace OrleansLimiter.Gateway.Proxy;
 /// caller's key gives way to the provider's real key, the gateway's own headers stay behind; on the way
 /// back the body is metered and the rate-limit headers are the shared count's.
 /// </summary>
-internal sealed class GatewayTransformer(ProviderGateway.Upstream upstream, string rest, Reservation reservation, MeteredBodyStream meter, bool priced, TimeProvider time) : HttpTransformer
+internal sealed class GatewayTransformer(ProviderGateway.Upstream upstream, string rest, IReadOnlyList<LimitState> shared, MeteredBodyStream meter, bool priced, TimeProvider time) : HttpTransformer
 {
     private static readonly string[] CallerOnlyHeaders = ["Authorization", "x-api-key", ProviderGateway.PriorityHeader, ProviderGateway.MaxWaitHeader];
 
@@ -47,7 +46,7 @@ internal sealed class GatewayTransformer(ProviderGateway.Upstream upstream, stri
             }
         }
 
-        ProviderAnswers.WriteRateLimitHeaders(httpContext.Response.Headers, upstream.Api, reservation.Result.Limits, time.GetUtcNow());
+        ProviderAnswers.WriteRateLimitHeaders(httpContext.Response.Headers, upstream.Api, shared, time.GetUtcNow());
         return copy;
     }
 }

@@ -33,6 +33,7 @@ public sealed partial class ProviderGateway : IDisposable
     private readonly IOptionsMonitor<RateLimitingOptions> _limits;
     private readonly CallerAuthenticator _authenticator;
     private readonly ILimiterClient _limiter;
+    private readonly IGrainFactory _grains;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CallEstimator _estimator;
@@ -45,6 +46,7 @@ public sealed partial class ProviderGateway : IDisposable
         IOptionsMonitor<RateLimitingOptions> limits,
         CallerAuthenticator authenticator,
         ILimiterClient limiter,
+        IGrainFactory grains,
         ClusterFeedbackSink feedback,
         TimeProvider time,
         ILoggerFactory loggers)
@@ -56,6 +58,7 @@ public sealed partial class ProviderGateway : IDisposable
         _limits = limits;
         _authenticator = authenticator;
         _limiter = limiter;
+        _grains = grains;
         _time = time;
         _logger = loggers.CreateLogger<ProviderGateway>();
         _estimator = new CallEstimator(_options.DefaultMaxOutputTokens);
@@ -154,7 +157,8 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, reservation.Result.Limits, _time.GetUtcNow());
+        var shared = await SharedCountAsync(upstream.Name, key, names, reservation);
+        ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, shared, _time.GetUtcNow());
         if (!reservation.IsGranted)
         {
             if (reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit)
@@ -163,17 +167,41 @@ public sealed partial class ProviderGateway : IDisposable
             }
             else
             {
-                LogRefused(_logger, upstream.Name, key, identity.Tenant, reservation.Result.BlockedBy, reservation.Result.RetryAfter);
-                await ProviderAnswers.TooManyRequestsAsync(context.Response, api, estimate?.Model, reservation.Result.BlockedBy, reservation.Result.RetryAfter);
+                var (blockedBy, retryAfter) = Blocking(reservation.Result, cost, shared, _time.GetUtcNow());
+                LogRefused(_logger, upstream.Name, key, identity.Tenant, blockedBy, retryAfter);
+                await ProviderAnswers.TooManyRequestsAsync(context.Response, api, estimate?.Model, blockedBy, retryAfter);
             }
 
             return;
         }
 
-        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, reservation);
+        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, reservation, shared);
     }
 
-    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Reservation reservation)
+    /// <summary>
+    /// The key's limits as the reservation left them; when its answer came from the wait queue without
+    /// them, read from the store once (nothing consumed).
+    /// </summary>
+    private async Task<IReadOnlyList<LimitState>> SharedCountAsync(string provider, string key, HashSet<string> names, Reservation reservation)
+    {
+        if (reservation.Result.Limits.Count > 0)
+        {
+            return reservation.Result.Limits;
+        }
+
+        try
+        {
+            return await _grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key)).GetLimitsAsync();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Only the headers go without: the answer itself stands.
+            LogSharedCountUnread(_logger, provider, key, ex.GetType().Name);
+            return [];
+        }
+    }
+
+    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Reservation reservation, IReadOnlyList<LimitState> shared)
     {
         if (body is not null)
         {
@@ -188,8 +216,8 @@ public sealed partial class ProviderGateway : IDisposable
         var meter = new MeteredBodyStream(callerBody, estimate?.DropsUsageChunk == true);
         context.Response.Body = meter;
         var call = new LimitedCall(upstream.Name, key, Named(names, "tokens"), Named(names, "input-tokens"), Named(names, "output-tokens"));
-        var transformer = new GatewayTransformer(upstream, rest, reservation, meter, estimate is not null, _time);
-        ForwarderError error;
+        var transformer = new GatewayTransformer(upstream, rest, shared, meter, estimate is not null, _time);
+        var error = ForwarderError.None;
         try
         {
             using (call.Enter())
@@ -201,6 +229,11 @@ public sealed partial class ProviderGateway : IDisposable
             {
                 await meter.CompleteAsync(context.RequestAborted);
             }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // The caller went away while the last events were written: settled below as any early end.
+            error = ForwarderError.ResponseBodyDestination;
         }
         finally
         {
@@ -220,6 +253,19 @@ public sealed partial class ProviderGateway : IDisposable
             }
 
             LogForwardEnded(_logger, upstream.Name, rest, error);
+        }
+
+        if (error == ForwarderError.None)
+        {
+            try
+            {
+                // The caller has its whole answer now, not after the settle's round trip.
+                await context.Response.CompleteAsync();
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+            {
+                // Gone at the last byte: the usage was read all the same.
+            }
         }
 
         await SettleAsync(reservation, call, estimate is null ? null : meter.Usage, names);
@@ -254,6 +300,24 @@ public sealed partial class ProviderGateway : IDisposable
         {
             LogSettleFailed(_logger, reservation.Provider, reservation.Key, ex.GetType().Name);
         }
+    }
+
+    /// <summary>
+    /// The limit that refused a call and when it can pay: as the refusal says, or, when an answer from
+    /// the wait queue does not say, from the shared count (the limit the cost does not fit in that is
+    /// whole again last); a second at least when even that is unknown.
+    /// </summary>
+    internal static (string? BlockedBy, TimeSpan RetryAfter) Blocking(CostResult refusal, LimitCost cost, IReadOnlyList<LimitState> shared, DateTimeOffset now)
+    {
+        if (refusal.RetryAfter > TimeSpan.Zero && refusal.BlockedBy is not null)
+        {
+            return (refusal.BlockedBy, refusal.RetryAfter);
+        }
+
+        var blocked = shared.FirstOrDefault(l => l.Name == refusal.BlockedBy)
+            ?? shared.Where(l => Array.IndexOf(cost.Limits, l.Name) is var i and >= 0 && cost.Amounts[i] > l.Remaining).MaxBy(l => l.Reset);
+        var retryAfter = refusal.RetryAfter > TimeSpan.Zero ? refusal.RetryAfter : blocked is not null && blocked.Reset > now ? blocked.Reset - now : TimeSpan.FromSeconds(1);
+        return (refusal.BlockedBy ?? blocked?.Name, retryAfter);
     }
 
     /// <summary>What a call cost by <paramref name="usage"/>; a limit whose count was not reported stays at its estimate.</summary>
@@ -380,6 +444,9 @@ public sealed partial class ProviderGateway : IDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway call to {Provider} /v1/{Path} ended early: {Error}; settled with the usage reported so far, or as estimated")]
     private static partial void LogForwardEnded(ILogger logger, string provider, string path, ForwarderError error);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The shared count of {Provider} (key {Key}) could not be read for the rate-limit headers ({Error})")]
+    private static partial void LogSharedCountUnread(ILogger logger, string provider, string key, string error);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Settling a gateway call to {Provider} (key {Key}) failed ({Error}); its reservation stays as estimated")]
     private static partial void LogSettleFailed(ILogger logger, string provider, string key, string error);
