@@ -82,8 +82,6 @@ else
   if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; log "the test run failed before reporting (exit $status)"; fi
 fi
 
-# The compose deployment end to end (scripts/compose-e2e.sh): one more test, or one skipped when no
-# Docker engine can run on this machine. LIMITER_COMPOSE_E2E=skip skips it on purpose.
 # The Node tests: the TypeScript client (clients/typescript) and the official openai and
 # @anthropic-ai/sdk packages through the gateway (tests/node). Each directory installs its pinned
 # packages from its package-lock.json (npm ci) and starts its own redis-server, silo and simulator
@@ -119,6 +117,8 @@ if [ "$tiers" = all ] || [ "$tiers" = node ]; then
   run_node_tests tests/node
 fi
 
+# The compose deployment end to end (scripts/compose-e2e.sh): one more test, or one skipped when no
+# Docker engine can run on this machine. LIMITER_COMPOSE_E2E=skip skips it on purpose.
 if [ "$tiers" != all ] && [ "$tiers" != compose ]; then
   :
 elif [ "${LIMITER_COMPOSE_E2E:-run}" = skip ]; then

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OrleansLimiter.Client.Hosting;
-using OrleansLimiter.Gateway.Keys;
+using OrleansLimiter.Security;
 using OrleansLimiter.Tests.Infrastructure;
 using StackExchange.Redis;
 
