@@ -12,7 +12,7 @@ const concurrency = Number(concurrencyArg ?? 8);
 const defaultHeaders = maxWaitArg ? { "x-limiter-max-wait": String(maxWaitArg) } : {};
 const deadline = Date.now() + seconds * 1000;
 const prompt = "Summarise in a few words why a shared quota needs one counter for every worker. ".repeat(4);
-const seen = { sdk, ok: 0, streamed: 0, rateLimited: 0, errors: 0, inputTokens: 0, outputTokens: 0, lastError: null };
+const seen = { sdk, firstCallAt: null, endedAt: null, ok: 0, streamed: 0, rateLimited: 0, errors: 0, inputTokens: 0, outputTokens: 0, lastError: null };
 
 const openai = sdk === "openai" ? new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000, defaultHeaders }) : null;
 const anthropic = sdk === "anthropic" ? new Anthropic({ baseURL, apiKey, maxRetries: 0, timeout: 120_000, defaultHeaders }) : null;
@@ -47,6 +47,7 @@ function retryAfterMs(error) {
 }
 
 async function lane(index) {
+  seen.firstCallAt ??= Date.now();
   while (Date.now() < deadline) {
     try {
       const [input, output] = await call(index === 0);
@@ -69,4 +70,5 @@ async function lane(index) {
 }
 
 await Promise.all(Array.from({ length: concurrency }, (_, i) => lane(i)));
+seen.endedAt = Date.now();
 console.log(JSON.stringify(seen));
