@@ -7,7 +7,8 @@
 # and the 429s and tokens of both runs side by side. Works against an existing Redis when REDIS_URL is
 # set. Ctrl-C stops everything.
 #
-#   DEMO_MODE (all; quota or chat for one part)
+#   DEMO_MODE (all; quota, chat or gateway for one part)
+#   DEMO_GATEWAY_SECONDS (20: each run of the gateway part, Node workers with the official openai SDK)
 #   DEMO_SECONDS (default 35)  DEMO_POINTS (300)  DEMO_WINDOW (10)  DEMO_WORKERS (3)
 #   DEMO_CALLERS ("4 8 32": callers of worker 1, 2, 3, …; the last number for the workers beyond)
 #   DEMO_CHAT_SECONDS (20 per run)  DEMO_CHAT_TPM (30000)  DEMO_CHAT_RPM (300)  DEMO_CHAT_CALLERS (8 per worker)
@@ -30,7 +31,7 @@ CHAT_TPM=${DEMO_CHAT_TPM:-30000}
 CHAT_RPM=${DEMO_CHAT_RPM:-300}
 CHAT_CALLERS=${DEMO_CHAT_CALLERS:-8}
 CHAT_OTHER=${DEMO_CHAT_OTHER_TENANT:-0}
-case "$MODE" in all|quota|chat) ;; *) echo "DEMO_MODE must be all, quota or chat (was '$MODE')" >&2; exit 2;; esac
+case "$MODE" in all|quota|chat|gateway) ;; *) echo "DEMO_MODE must be all, quota, chat or gateway (was '$MODE')" >&2; exit 2;; esac
 RUN_DIR=$(mktemp -d -t orleanslimiter-demo-XXXX)
 PIDS=()
 REDIS_PID=""
@@ -267,7 +268,28 @@ chat_demo() {
   fi
 }
 
+# Any language: three Node processes with the official openai SDK through the gateway (two silos'
+# HTTP ports), then straight at the simulator, side by side (scripts/gateway-load.sh).
+gateway_demo() {
+  local out
+  say "gateway: three Node workers with the official openai SDK, through the gateway and then straight at the simulator (${DEMO_GATEWAY_SECONDS:-20} s each)"
+  out=$(LOAD_APIS=openai bash scripts/gateway-load.sh "${DEMO_GATEWAY_SECONDS:-20}" 2>&1 | tee /dev/stderr) || { say "RESULT: the gateway run failed"; return 1; }
+  local through straight
+  through=$(awk '/^  through gateway / { print $3 }' <<<"$out")
+  straight=$(awk '/^  straight / { print $2 }' <<<"$out")
+  if [ "$through" = 0 ] && [ "${straight:-0}" -gt 0 ]; then
+    say "RESULT: through the gateway the Node workers got no 429; straight at the provider, $straight"
+  else
+    say "RESULT: unexpected: ${through:-?} 429s through the gateway, ${straight:-?} straight"
+    return 1
+  fi
+}
+
 verdict=0
-if [ "$MODE" != chat ]; then quota_demo || verdict=1; fi
-if [ "$MODE" != quota ]; then chat_demo || verdict=1; fi
+case "$MODE" in
+  quota) quota_demo || verdict=1 ;;
+  chat) chat_demo || verdict=1 ;;
+  gateway) gateway_demo || verdict=1 ;;
+  all) quota_demo || verdict=1; chat_demo || verdict=1; gateway_demo || verdict=1 ;;
+esac
 exit $verdict
