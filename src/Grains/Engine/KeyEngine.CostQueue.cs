@@ -3,7 +3,7 @@ using OrleansLimiter.Grains.Queue;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>
 /// The wait queue on keys with several limits (requests, tokens, …): waiters state a cost per limit,
@@ -12,7 +12,7 @@ namespace OrleansLimiter.Grains;
 /// (less what outstanding offers hold); each collect spends through the store call that looks the
 /// waiter's id up first (when it may have a record) and records grants only.
 /// </summary>
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
     /// <summary>The unit of a dominant share: parts per million of a limit.</summary>
     private const long ShareUnit = 1_000_000;
