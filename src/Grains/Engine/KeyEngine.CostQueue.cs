@@ -118,7 +118,7 @@ public sealed partial class KeyEngine
 
     /// <summary>
     /// One round of offers on a key with several limits: false when nothing more can be offered now
-    /// (the drain timer is set for when the first waiter can fit).
+    /// (the next drain is set for when the first waiter can fit).
     /// </summary>
     private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) CostRound(FairWaitQueue queue, KeyLimits limits)
     {
@@ -139,7 +139,7 @@ public sealed partial class KeyEngine
         if (taken.Count == 0)
         {
             // Capacity the mirror shows but offers hold comes back when they are collected, lapse or
-            // are withdrawn, and each of those drains again; capacity still to refill needs the timer.
+            // are withdrawn, and each of those drains again; capacity still to refill needs a drain then.
             var next = NextFit(queue, limits);
             if (_offers is not { Count: > 0 } || next > TimeSpan.Zero)
             {
@@ -187,7 +187,7 @@ public sealed partial class KeyEngine
         return next == TimeSpan.MaxValue ? DrainRetry : next;
     }
 
-    /// <summary>A reply on a key with several limits: the limits as the grain knows them (for a grant, as Redis answered).</summary>
+    /// <summary>A reply on a key with several limits: the limits as the engine knows them (for a grant, as Redis answered).</summary>
     private WaitReply CostReply(WaitOutcome outcome, WaitRejection rejection, KeyLimits limits, CostOutcome? grant, TimeSpan earliest, string? reason = null, string? blockedBy = null)
     {
         var mirror = LimitSet.Mirror;

@@ -166,7 +166,7 @@ public sealed partial class KeyEngine
             }
             else
             {
-                // Redis away and the grain may not decide alone: nothing decided; ask again shortly.
+                // Redis away and the engine may not decide alone: nothing decided; ask again shortly.
                 retryAfter[r] = (long)LimitSetWindow.OutageRetryAfter.TotalMilliseconds;
             }
         }

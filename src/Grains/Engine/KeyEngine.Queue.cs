@@ -9,11 +9,11 @@ namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>
 /// The key's wait queue (docs/fair-queue.md): callers wait here by long polls, and as soon as capacity
-/// returns the grain offers it to them in the <see cref="FairWaitQueue"/>'s order, without a store
+/// returns the engine offers it to them in the <see cref="FairWaitQueue"/>'s order, without a store
 /// call. Nothing is spent until a caller collects its offer (<see cref="CollectWaitAsync"/>): the
 /// collect spends in the store, through the same <see cref="CommandQueue"/> as every other store call
 /// (collects that arrive together leave in one call), so capacity is spent only for callers that are
-/// there to use it. The grain is reentrant: a collect runs while long polls are held.
+/// there to use it. Its host lets calls interleave: a collect runs while long polls are held.
 /// </summary>
 public sealed partial class KeyEngine
 {
@@ -411,7 +411,7 @@ public sealed partial class KeyEngine
     /// Offers capacity to waiters in rounds while it lasts: each round takes, in grant order, waiters
     /// whose costs fit in what the mirror says is left less what outstanding offers hold (a whole
     /// window once the mirror's has ended: Redis opens the next), and offers it to them; their collects
-    /// spend it. When nothing more fits, a timer is set for the window's end (or a pause's end, as
+    /// spend it. When nothing more fits, the next drain is set for the window's end (or a pause's end, as
     /// Redis reports it); capacity held by offers comes back when they are collected, lapse or are
     /// withdrawn, and each of those drains again.
     /// </summary>
@@ -449,15 +449,15 @@ public sealed partial class KeyEngine
 
     /// <summary>
     /// One round of offers on a key with the seed's one limit: false when nothing more can be offered
-    /// now (the drain timer is set for the window's end, or for a retry).
+    /// now (the next drain is set for the window's end, or for a retry).
     /// </summary>
     private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) SeedRound(FairWaitQueue queue)
     {
         var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
         if (_mirror.InOutage || _mirror.HasWriteBack)
         {
-            // Waiters are granted through Redis only: while the grain decides alone, or owes Redis a
-            // write-back, a collect could not spend, so nothing is offered (the sync timer settles first).
+            // Waiters are granted through Redis only: while the engine decides alone, or owes Redis a
+            // write-back, a collect could not spend, so nothing is offered (the sync settles first).
             DrainAt(DrainRetry);
             return (false, round, []);
         }
@@ -698,7 +698,7 @@ public sealed partial class KeyEngine
     }
 
     /// <summary>
-    /// Sets the drain timer <paramref name="due"/> from now. No margin is added: a drain that comes a
+    /// Sets the next drain <paramref name="due"/> from now. No margin is added: a drain that comes a
     /// little early is refused by Redis with its exact time left and set again (one store call), while
     /// every millisecond late is a millisecond of capacity nobody is granted.
     /// </summary>
