@@ -4,11 +4,14 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 WORKDIR /src
 # Restore from the project files alone first, so a change to the sources does not fetch the packages
-# again. (A project missing here is still restored by publish below, only without this cache.)
+# again: every project the three below build is listed here.
 COPY Directory.Build.props Directory.Packages.props ./
 COPY src/Abstractions/OrleansLimiter.Abstractions.csproj src/Abstractions/
+COPY src/AI/OrleansLimiter.AI.csproj src/AI/
 COPY src/Client/OrleansLimiter.Client.csproj src/Client/
 COPY src/Grains/OrleansLimiter.Grains.csproj src/Grains/
+COPY src/Hosting/OrleansLimiter.Hosting.csproj src/Hosting/
+COPY src/Hosting.AspNetCore/OrleansLimiter.Hosting.AspNetCore.csproj src/Hosting.AspNetCore/
 COPY src/Silo/OrleansLimiter.Silo.csproj src/Silo/
 COPY src/Worker/OrleansLimiter.Worker.csproj src/Worker/
 COPY src/Cli/OrleansLimiter.Cli.csproj src/Cli/

@@ -37,10 +37,10 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         for (var b = 0; b < same.Length; b++)
         {
             var batch = request.Batches[b];
-            args[a++] = batch.Id.IsNone ? 0 : batch.Waiter ? (batch.Resent ? 3 : 4) : batch.Resent ? 2 : 1;
+            args[a++] = (int)ScriptCodes.KindOf(batch);
             args[a++] = batch.Id.IsNone ? string.Empty : batch.Id.ToString();
             args[a++] = batch.Costs.Length;
-            args[a++] = batch.Reservation && !batch.Id.IsNone && batch.Costs.Length == 1 ? "1" : "0";
+            args[a++] = ScriptCodes.Flag(batch.Reservation && !batch.Id.IsNone && batch.Costs.Length == 1);
             foreach (var shared in same[b])
             {
                 args[a++] = shared;
@@ -80,11 +80,11 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             var decided = new int[text.Length];
             for (var r = 0; r < decided.Length; r++)
             {
-                decided[r] = text[r] == '+' ? 0 : text[r] - 64;
+                decided[r] = ScriptCodes.Decision(text[r]);
             }
 
             decisions[b] = decided;
-            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == '1';
+            replayed[b] = b < replayedFlags.Length && replayedFlags[b] == ScriptCodes.Yes;
 
             // A record written under other limits (the configuration changed since): report now's ends.
             batchEnds[b] = Ends((string?)ends[b], width) ?? nowEnds ?? (nowEnds = [.. limits.Select(l => l.EndMs)]);
@@ -172,7 +172,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
                 }
             }
 
-            args.Add(string.Concat(batch.Decisions.Select(d => d == 0 ? '+' : (char)('A' + d - 1))));
+            args.Add(string.Concat(batch.Decisions.Select(ScriptCodes.Decision)));
             args.Add(string.Join(',', batch.Ends.Select(e => e.ToString(CultureInfo.InvariantCulture))));
         }
 

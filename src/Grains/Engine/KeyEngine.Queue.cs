@@ -5,17 +5,17 @@ using OrleansLimiter.Grains.Queue;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>
 /// The key's wait queue (docs/fair-queue.md): callers wait here by long polls, and as soon as capacity
-/// returns the grain offers it to them in the <see cref="FairWaitQueue"/>'s order, without a store
+/// returns the engine offers it to them in the <see cref="FairWaitQueue"/>'s order, without a store
 /// call. Nothing is spent until a caller collects its offer (<see cref="CollectWaitAsync"/>): the
 /// collect spends in the store, through the same <see cref="CommandQueue"/> as every other store call
 /// (collects that arrive together leave in one call), so capacity is spent only for callers that are
-/// there to use it. The grain is reentrant: a collect runs while long polls are held.
+/// there to use it. Its host lets calls interleave: a collect runs while long polls are held.
 /// </summary>
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
     /// <summary>
     /// Longest a <see cref="WaitAsync"/> call is held: below the client's call time-out (2 s), so a
@@ -71,26 +71,22 @@ public sealed partial class ProviderLimiterGrain
     private OfferBook? _offers;
     private ProviderLimitOptions? _queueOptions;
     private RecentDecisions<WaitReply>? _waitAnswers;
-    private IGrainTimer? _drainTimer;
-    private IGrainTimer? _sweepTimer;
-    private IGrainTimer? _lapseTimer;
     private bool _draining;
 
     private OfferBook Offers => _offers ??= new OfferBook(CollectWithin, _time);
 
     private RecentDecisions<WaitReply> WaitAnswers => _waitAnswers ??= new RecentDecisions<WaitReply>(_time, RememberDecisions, capacity: 100_000);
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.WaitAsync"/>
     public async ValueTask<WaitReply> WaitAsync(WaitTicket ticket)
     {
-        EnsureCanonical();
         ArgumentNullException.ThrowIfNull(ticket);
         if (ticket.Id.IsNone)
         {
             throw new ArgumentException("A waiter needs a request id: renewals and grants are made under it.", nameof(ticket));
         }
 
-        var (_, limits) = _limits.Resolve(_provider);
+        var (_, limits) = Resolve();
         var keyLimits = KeyLimitsNow();
         long[]? costs = null;
         var fairCost = ticket.Points;
@@ -187,7 +183,7 @@ public sealed partial class ProviderLimiterGrain
 
                 calls = new WaiterCalls();
                 _waiting.Add(ticket.Id, calls);
-                _sweepTimer ??= this.RegisterGrainTimer(SweepAsync, new GrainTimerCreationOptions(PollInterval, PollInterval) { Interleave = true, KeepAlive = true });
+                WakeEvery(Wake.Sweep, PollInterval);
                 DrainSoon();
             }
         }
@@ -238,10 +234,9 @@ public sealed partial class ProviderLimiterGrain
             : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, EarliestFit(keyLimits, costs));
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.CollectWaitAsync"/>
     public async ValueTask<WaitReply> CollectWaitAsync(RequestId id)
     {
-        EnsureCanonical();
         if (id.IsNone)
         {
             throw new ArgumentException("A collect needs the waiter's request id: the grant is made under it.", nameof(id));
@@ -285,10 +280,9 @@ public sealed partial class ProviderLimiterGrain
             : NotCollected(keyLimits, "The waiter has no offer here; renew the wait to queue it.");
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.CancelWaitAsync"/>
     public async ValueTask<WaitReply> CancelWaitAsync(RequestId id)
     {
-        EnsureCanonical();
         DropLapsed();
         while (true)
         {
@@ -326,7 +320,7 @@ public sealed partial class ProviderLimiterGrain
         }
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.GetState"/>
     public async Task<ProviderGrainView> GetState()
     {
         var keyLimits = KeyLimitsNow();
@@ -337,10 +331,9 @@ public sealed partial class ProviderLimiterGrain
         return new ProviderGrainView(_provider, _key, limits, alone, await GetQueueAsync());
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.GetQueueAsync"/>
     public ValueTask<WaitQueueState> GetQueueAsync()
     {
-        EnsureCanonical();
         var snapshot = _waitQueue?.Snapshot();
         var lines = snapshot?.Lines ?? [];
         return ValueTask.FromResult(new WaitQueueState(
@@ -414,17 +407,11 @@ public sealed partial class ProviderLimiterGrain
         }
     }
 
-    private Task DrainTickAsync(CancellationToken cancellationToken)
-    {
-        DrainSoon();
-        return Task.CompletedTask;
-    }
-
     /// <summary>
     /// Offers capacity to waiters in rounds while it lasts: each round takes, in grant order, waiters
     /// whose costs fit in what the mirror says is left less what outstanding offers hold (a whole
     /// window once the mirror's has ended: Redis opens the next), and offers it to them; their collects
-    /// spend it. When nothing more fits, a timer is set for the window's end (or a pause's end, as
+    /// spend it. When nothing more fits, the next drain is set for the window's end (or a pause's end, as
     /// Redis reports it); capacity held by offers comes back when they are collected, lapse or are
     /// withdrawn, and each of those drains again.
     /// </summary>
@@ -462,20 +449,20 @@ public sealed partial class ProviderLimiterGrain
 
     /// <summary>
     /// One round of offers on a key with the seed's one limit: false when nothing more can be offered
-    /// now (the drain timer is set for the window's end, or for a retry).
+    /// now (the next drain is set for the window's end, or for a retry).
     /// </summary>
     private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) SeedRound(FairWaitQueue queue)
     {
         var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
         if (_mirror.InOutage || _mirror.HasWriteBack)
         {
-            // Waiters are granted through Redis only: while the grain decides alone, or owes Redis a
-            // write-back, a collect could not spend, so nothing is offered (the sync timer settles first).
+            // Waiters are granted through Redis only: while the engine decides alone, or owes Redis a
+            // write-back, a collect could not spend, so nothing is offered (the sync settles first).
             DrainAt(DrainRetry);
             return (false, round, []);
         }
 
-        var (_, limits) = _limits.Resolve(_provider);
+        var (_, limits) = Resolve();
         var available = (_mirror.IsOpen ? _mirror.Remaining : limits.Points) - Offers.HeldPoints;
         var taken = queue.Take(available, round, backfill: true);
         if (taken.Count == 0)
@@ -507,7 +494,7 @@ public sealed partial class ProviderLimiterGrain
             calls?.SignalOffer();
         }
 
-        ArmLapseTimer();
+        ArmLapse();
     }
 
     /// <summary>Collects an offer: the store call's outcome, also to a collect of the same waiter that arrives meanwhile.</summary>
@@ -656,28 +643,20 @@ public sealed partial class ProviderLimiterGrain
         DrainSoon();
     }
 
-    private void ArmLapseTimer()
+    private void ArmLapse()
     {
         if (_offers?.NextLapse() is not { } due)
         {
             return;
         }
 
-        if (_lapseTimer is null)
-        {
-            _lapseTimer = this.RegisterGrainTimer(LapseTickAsync, new GrainTimerCreationOptions(due, Timeout.InfiniteTimeSpan) { Interleave = true, KeepAlive = true });
-        }
-        else
-        {
-            _lapseTimer.Change(due, Timeout.InfiniteTimeSpan);
-        }
+        WakeIn(Wake.Lapse, due);
     }
 
-    private Task LapseTickAsync(CancellationToken cancellationToken)
+    private void LapseTick()
     {
         DropLapsed();
-        ArmLapseTimer();
-        return Task.CompletedTask;
+        ArmLapse();
     }
 
     /// <summary>
@@ -719,29 +698,23 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>
-    /// Sets the drain timer <paramref name="due"/> from now. No margin is added: a drain that comes a
+    /// Sets the next drain <paramref name="due"/> from now. No margin is added: a drain that comes a
     /// little early is refused by Redis with its exact time left and set again (one store call), while
     /// every millisecond late is a millisecond of capacity nobody is granted.
     /// </summary>
     private void DrainAt(TimeSpan due)
     {
         due = due < TimeSpan.Zero ? TimeSpan.Zero : due;
-        if (_drainTimer is null)
-        {
-            _drainTimer = this.RegisterGrainTimer(DrainTickAsync, new GrainTimerCreationOptions(due, Timeout.InfiniteTimeSpan) { Interleave = true, KeepAlive = true });
-        }
-        else
-        {
-            _drainTimer.Change(due, Timeout.InfiniteTimeSpan);
-        }
+        WakeIn(Wake.Drain, due);
     }
 
     /// <summary>Every poll interval while waiters exist: answers the timed out, drops the abandoned.</summary>
-    private Task SweepAsync(CancellationToken cancellationToken)
+    private void Sweep()
     {
         if (_waitQueue is not { } queue)
         {
-            return Task.CompletedTask;
+            Cancel(Wake.Sweep);
+            return;
         }
 
         AnswerTimedOut(queue);
@@ -752,15 +725,10 @@ public sealed partial class ProviderLimiterGrain
 
         if (queue.Count == 0 && queue.InFlight == 0 && !_draining)
         {
-            _sweepTimer?.Dispose();
-            _sweepTimer = null;
-            _drainTimer?.Dispose();
-            _drainTimer = null;
-            _lapseTimer?.Dispose();
-            _lapseTimer = null;
+            Cancel(Wake.Sweep);
+            Cancel(Wake.Drain);
+            Cancel(Wake.Lapse);
         }
-
-        return Task.CompletedTask;
     }
 
     private void AnswerTimedOut(FairWaitQueue queue)

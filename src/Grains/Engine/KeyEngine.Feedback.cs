@@ -5,13 +5,13 @@ using OrleansLimiter.Grains.Feedback;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>
 /// The provider's own reports, taken into the shared count (lowered or paused, never raised), and the
 /// spend by others they show, charged as time passes (see <see cref="ForeignSpendLearner"/>).
 /// </summary>
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
     /// <summary>How often learned foreign spend is charged between reports: a count refilled ahead of the provider's by more than this much of it grants early.</summary>
     internal static readonly TimeSpan ForeignChargeInterval = TimeSpan.FromMilliseconds(200);
@@ -21,14 +21,12 @@ public sealed partial class ProviderLimiterGrain
 
     private (KeyLimits Limits, ForeignSpendLearner Learner)? _foreign;
     private PauseGate? _pauses;
-    private IGrainTimer? _foreignTimer;
     private long _lastReportAt;
     private bool _charging;
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.ObserveProviderAsync"/>
     public async ValueTask<ObservationResult> ObserveProviderAsync(ProviderObservation[] observations)
     {
-        EnsureCanonical();
         ProviderObservation.Validate(observations, nameof(observations));
         var limits = KeyLimitsNow();
         var mapped = new List<LimitObservation>(observations.Length);
@@ -100,7 +98,7 @@ public sealed partial class ProviderLimiterGrain
         _lastReportAt = _time.GetTimestamp();
         if (learner.IsCharging)
         {
-            _foreignTimer ??= this.RegisterGrainTimer(ChargeForeignSpendAsync, new GrainTimerCreationOptions(ForeignChargeInterval, ForeignChargeInterval) { Interleave = true, KeepAlive = false });
+            WakeEvery(Wake.ForeignCharge, ForeignChargeInterval);
         }
 
         return new ObservationResult(lowered, [.. ignored], LimitSetMirror.ToStates(limits, reply.Limits));
@@ -172,13 +170,12 @@ public sealed partial class ProviderLimiterGrain
     }
 
     /// <summary>Charges the foreign spend learned since the last charge; stops once reports stop coming.</summary>
-    private async Task ChargeForeignSpendAsync(CancellationToken cancellationToken)
+    private async Task ChargeForeignSpendAsync()
     {
         if (_foreign is not { } foreign || !foreign.Learner.IsCharging || _time.GetElapsedTime(_lastReportAt) > ForeignChargeWithoutReports)
         {
             _foreign?.Learner.Idle();
-            _foreignTimer?.Dispose();
-            _foreignTimer = null;
+            Cancel(Wake.ForeignCharge);
             return;
         }
 

@@ -2,26 +2,24 @@ using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 // Requests with a cost per limit (requests, tokens, …), reservations and their settles.
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
     private LimitSetWindow LimitSet => _limitSet ?? throw new NotSupportedException("This silo's store holds single limits only.");
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.TryConsumeCostsAsync"/>
     public async ValueTask<CostBatchResult> TryConsumeCostsAsync(CostBatch batch)
     {
-        EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
         var limits = KeyLimitsNow();
         return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend, batch.IsReservation);
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.SettleAsync"/>
     public async ValueTask<SettleResult> SettleAsync(SettleRequest request)
     {
-        EnsureCanonical();
         ArgumentNullException.ThrowIfNull(request);
         if (request.ReservationId.IsNone)
         {
@@ -36,7 +34,7 @@ public sealed partial class ProviderLimiterGrain
         {
             // What was reserved, and from which window, is the store's record of the reservation;
             // nothing of what the caller states beyond its id and its actual use is taken.
-            var timeout = (long)_limits.Configured.ReservationTimeout.TotalMilliseconds;
+            var timeout = (long)Configured.ReservationTimeout.TotalMilliseconds;
             settled = Enqueue(new SettleCommand(limits, new CostSettle(limits.StoreKey, limits.Limits, request.ReservationId, timeout, actual)));
             _recentSettles.Add(request.ReservationId, settled);
         }
@@ -56,10 +54,9 @@ public sealed partial class ProviderLimiterGrain
         return new SettleResult(reply.Outcome, amounts, LimitSetMirror.ToStates(limits, reply.Limits));
     }
 
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.GetLimitsAsync"/>
     public async ValueTask<LimitState[]> GetLimitsAsync()
     {
-        EnsureCanonical();
         var limits = KeyLimitsNow();
         var read = await Enqueue(new ReadLimitsCommand(limits));
         return LimitSetMirror.ToStates(limits, read.Limits);
@@ -68,7 +65,7 @@ public sealed partial class ProviderLimiterGrain
     /// <summary>The key's limits in force now (configuration with run-time changes).</summary>
     private KeyLimits KeyLimitsNow()
     {
-        var (name, options) = _limits.Resolve(_provider);
+        var (name, options) = Resolve();
 
         // Resolved once per change of the options (a run-time change gives new options with the
         // same limits beside requests), not on every call.
@@ -169,7 +166,7 @@ public sealed partial class ProviderLimiterGrain
             }
             else
             {
-                // Redis away and the grain may not decide alone: nothing decided; ask again shortly.
+                // Redis away and the engine may not decide alone: nothing decided; ask again shortly.
                 retryAfter[r] = (long)LimitSetWindow.OutageRetryAfter.TotalMilliseconds;
             }
         }

@@ -1,14 +1,13 @@
 using OrleansLimiter.Grains.Commands;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>Undoing batches whose senders gave up without an answer.</summary>
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
-    /// <inheritdoc/>
+    /// <inheritdoc cref="IProviderLimiterGrain.AbandonBatchAsync"/>
     public async ValueTask<AbandonResult> AbandonBatchAsync(ConsumeBatch batch)
     {
-        EnsureCanonical();
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
         if (batch.RequestId.IsNone)
@@ -24,7 +23,7 @@ public sealed partial class ProviderLimiterGrain
 
         // What this activation granted the batch, if it decided it: a batch still being decided is
         // waited for (the abandon follows it), and from now on a sending of it is told it was refused.
-        var (_, limits) = _limits.Resolve(_provider);
+        var (_, limits) = Resolve();
         long granted = -1, grantedEnd = 0;
         if (_recent.TryGet(batch.RequestId, out var decided))
         {

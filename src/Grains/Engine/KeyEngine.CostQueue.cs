@@ -3,7 +3,7 @@ using OrleansLimiter.Grains.Queue;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
-namespace OrleansLimiter.Grains;
+namespace OrleansLimiter.Grains.Engine;
 
 /// <summary>
 /// The wait queue on keys with several limits (requests, tokens, …): waiters state a cost per limit,
@@ -12,7 +12,7 @@ namespace OrleansLimiter.Grains;
 /// (less what outstanding offers hold); each collect spends through the store call that looks the
 /// waiter's id up first (when it may have a record) and records grants only.
 /// </summary>
-public sealed partial class ProviderLimiterGrain
+public sealed partial class KeyEngine
 {
     /// <summary>The unit of a dominant share: parts per million of a limit.</summary>
     private const long ShareUnit = 1_000_000;
@@ -118,7 +118,7 @@ public sealed partial class ProviderLimiterGrain
 
     /// <summary>
     /// One round of offers on a key with several limits: false when nothing more can be offered now
-    /// (the drain timer is set for when the first waiter can fit).
+    /// (the next drain is set for when the first waiter can fit).
     /// </summary>
     private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) CostRound(FairWaitQueue queue, KeyLimits limits)
     {
@@ -139,7 +139,7 @@ public sealed partial class ProviderLimiterGrain
         if (taken.Count == 0)
         {
             // Capacity the mirror shows but offers hold comes back when they are collected, lapse or
-            // are withdrawn, and each of those drains again; capacity still to refill needs the timer.
+            // are withdrawn, and each of those drains again; capacity still to refill needs a drain then.
             var next = NextFit(queue, limits);
             if (_offers is not { Count: > 0 } || next > TimeSpan.Zero)
             {
@@ -187,7 +187,7 @@ public sealed partial class ProviderLimiterGrain
         return next == TimeSpan.MaxValue ? DrainRetry : next;
     }
 
-    /// <summary>A reply on a key with several limits: the limits as the grain knows them (for a grant, as Redis answered).</summary>
+    /// <summary>A reply on a key with several limits: the limits as the engine knows them (for a grant, as Redis answered).</summary>
     private WaitReply CostReply(WaitOutcome outcome, WaitRejection rejection, KeyLimits limits, CostOutcome? grant, TimeSpan earliest, string? reason = null, string? blockedBy = null)
     {
         var mirror = LimitSet.Mirror;
