@@ -13,6 +13,7 @@ namespace OrleansLimiter.Tests.Gateway;
 /// The provider gateway end to end: real silo and gateway host processes, real Redis, the provider
 /// simulator upstream; ledgers read from Redis and upstream requests counted at the simulator.
 /// </summary>
+[Trait(Tier.Name, Tier.Process)]
 public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper output) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan SettleWait = TimeSpan.FromSeconds(10);

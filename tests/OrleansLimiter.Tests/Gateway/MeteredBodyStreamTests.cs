@@ -1,9 +1,11 @@
+using OrleansLimiter.Tests.Infrastructure;
 using System.Text;
 using OrleansLimiter.Gateway.Proxy;
 
 namespace OrleansLimiter.Tests.Gateway;
 
 /// <summary>The answer's body on its way to the caller: the usage read from JSON and from each provider's events, OpenAI's usage chunk left out only when the caller did not ask for it.</summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class MeteredBodyStreamTests
 {
     private const string OpenAiStream =

@@ -1,3 +1,4 @@
+using OrleansLimiter.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Configuration;
@@ -11,6 +12,7 @@ namespace OrleansLimiter.Tests.Grains.Engine;
 /// demand, and the engine run as its grain runs it (one scheduler; <see cref="KeyEngine.RunDue"/>
 /// whenever the clock moves). Counts are exact: what the store spent equals what callers were granted.
 /// </summary>
+[Trait(Tier.Name, Tier.Unit)]
 public sealed class KeyEngineTests
 {
     private const string Provider = "llm";
