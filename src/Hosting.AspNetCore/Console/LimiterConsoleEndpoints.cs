@@ -46,7 +46,6 @@ public static class LimiterConsoleEndpoints
         ArgumentNullException.ThrowIfNull(app);
         app.UseDashboardAccess(Path, adminKey);
         app.MapGet(Path, () => Asset("index.html", "text/html; charset=utf-8")).ExcludeFromDescription();
-        app.MapGet(Path + "/", () => Asset("index.html", "text/html; charset=utf-8")).ExcludeFromDescription();
         app.MapGet(Path + "/{file}", (string file) => Assets.TryGetValue(file, out var type) ? Asset(file, type) : Results.NotFound()).ExcludeFromDescription();
         app.MapGet(Path + "/api/state", (long? since, QuotaSampler sampler) =>
             Results.Text(sampler.ToJson(since).ToJsonString(), "application/json; charset=utf-8")).ExcludeFromDescription();

@@ -1,0 +1,55 @@
+using OrleansLimiter.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace OrleansLimiter.Tests.Console;
+
+/// <summary>
+/// A redis-server and one real silo process with an admin key, for the console and <c>/metrics</c>:
+/// each test spends a provider of its own, so the counts it reads are its load's alone.
+/// </summary>
+public sealed class ConsoleSiloFixture : IAsyncLifetime
+{
+    public const string AdminKey = "console-test-key-7c1";
+
+    private readonly string _clusterId = "console-" + Guid.NewGuid().ToString("N")[..8];
+
+    public RedisServer Redis { get; private set; } = null!;
+
+    public ConnectionMultiplexer Connection { get; private set; } = null!;
+
+    public SiloProcess Silo { get; private set; } = null!;
+
+    public Dictionary<string, string> ClientEnvironment => new()
+    {
+        ["REDIS_URL"] = Redis.Url,
+        ["Orleans__ClusterId"] = _clusterId,
+        ["Orleans__ServiceId"] = _clusterId,
+    };
+
+    public async Task InitializeAsync()
+    {
+        Redis = await RedisServer.StartAsync();
+        Connection = await Redis.ConnectAsync();
+        Silo = SiloProcess.Start("console-silo", new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = Redis.Url,
+            ["Orleans:ClusterId"] = _clusterId,
+            ["Orleans:ServiceId"] = _clusterId,
+            ["Admin:Key"] = AdminKey,
+            // Windows longer than any test: what a test spent stays spent while it reads it back.
+            ["RateLimiting:Providers:metered:Points"] = "50",
+            ["RateLimiting:Providers:metered:Duration"] = "600",
+            ["RateLimiting:Providers:browsed:Points"] = "100",
+            ["RateLimiting:Providers:browsed:Duration"] = "600",
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        await Silo.WaitHealthyAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Silo.DisposeAsync();
+        await Connection.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+}
