@@ -44,6 +44,32 @@ public sealed class ConsoleSiloFixture : IAsyncLifetime
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await Silo.WaitHealthyAsync();
+        await WaitForMembershipAsync();
+    }
+
+    // A client finds the cluster through the membership table: wait until the silo counts itself active there.
+    private async Task WaitForMembershipAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            try
+            {
+                var health = System.Text.Json.Nodes.JsonNode.Parse(await http.GetStringAsync(new Uri(Silo.BaseAddress, "/health")))!;
+                if ((int?)health["cluster"]?["silos"] == 1)
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException("the console's silo did not join its cluster");
     }
 
     public async Task DisposeAsync()

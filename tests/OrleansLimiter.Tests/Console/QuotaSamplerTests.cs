@@ -50,7 +50,7 @@ public sealed class QuotaSamplerTests
         var key = Key(sampler.ToJson(seen));
         Assert.Equal([seen + 1000], key["series"]!["t"]!.AsArray().Select(n => (long)n!));
         Assert.Equal([70], key["series"]!["remaining"]!["requests"]!.AsArray().Select(n => (long)n!));
-        Assert.Equal([3], key["series"]!["depth"]!["Normal"]!.AsArray().Select(n => (long)n!));
+        Assert.Equal([3], key["series"]!["depth"]!["Normal"]!.AsArray().Select(n => (int)n!));
         Assert.Equal(70, (long)key["limits"]![0]!["remaining"]!);
         Assert.Equal(30, (long)key["limits"]![0]!["used"]!);
         Assert.Equal(3, (int)key["queue"]!["depth"]!);
