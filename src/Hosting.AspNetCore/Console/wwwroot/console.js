@@ -29,7 +29,10 @@
     const width = Math.max(320, state.element.clientWidth - 32);
     const opts = {
       title, width, height,
-      scales: { x: { time: true } },
+      // At least the last minute on the time axis (a first sample alone would stretch it over years);
+      // use against capacity on a fixed 0-100 scale.
+      scales: Object.assign({ x: { time: true, range: (u, min, max) => (max == null ? [min, max] : [Math.min(min ?? max - 60, max - 60), max]) } },
+        name === "queue" ? {} : { y: { range: [0, 100] } }),
       series: [{}].concat(series.map((s, i) => ({ label: s, stroke: colours[i % colours.length], width: 1.5, spanGaps: false }))),
       axes: [{}, { size: 60 }],
     };
