@@ -123,6 +123,9 @@ static async Task<int> RunAsync(string[] args)
 
     builder.AddShutdownDeadline(redisClustering: redis is not null);
     builder.AddLimiterTelemetry("orleanslimiter-silo");
+    // Prometheus' /metrics and the /console of live quota charts (docs/console.md).
+    builder.AddLimiterMetrics();
+    builder.Services.AddLimiterConsole();
     if (redis is not null)
     {
         builder.Services.AddSingleton(new LimiterHealthRedis(redis));
@@ -153,6 +156,8 @@ static async Task<int> RunAsync(string[] args)
     app.MapAdmin();
     app.MapLimiterGateway();
     app.MapLimiterApi();
+    app.MapLimiterMetrics(security.AdminKey);
+    app.MapLimiterConsole(security.AdminKey);
     if (dashboard)
     {
         if (dashboardLoopbackOnly)

@@ -1,0 +1,128 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
+using OrleansLimiter.Configuration;
+using OrleansLimiter.Hosting;
+using OrleansLimiter.Tests.Infrastructure;
+
+namespace OrleansLimiter.Tests.Console;
+
+/// <summary>The console's sampler: 15 minutes per key, the last minute's counts, sampling only while someone looks.</summary>
+[Trait(Tier.Name, Tier.Unit)]
+public sealed class QuotaSamplerTests
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 1, 0, 0, TimeSpan.Zero));
+    private readonly ScriptedReader _reader = new();
+
+    [Fact]
+    public async Task KeepsFifteenMinutes_PerKey_AndDropsOlderSamples()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        var first = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        for (var i = 0; i <= 15 * 60; i++)
+        {
+            _reader.Remaining = 100 - (i % 100);
+            await sampler.SampleAsync(CancellationToken.None);
+            _time.Advance(QuotaSampler.Interval);
+        }
+
+        var t = Key(sampler.ToJson(null))["series"]!["t"]!.AsArray();
+        Assert.Equal(15 * 60 + 1, t.Count);
+        Assert.Equal(first, (long)t[0]!);
+
+        await sampler.SampleAsync(CancellationToken.None);
+        t = Key(sampler.ToJson(null))["series"]!["t"]!.AsArray();
+        Assert.Equal(15 * 60 + 1, t.Count);
+        Assert.Equal(first + 1000, (long)t[0]!);
+    }
+
+    [Fact]
+    public async Task Since_AnswersOnlyTheNewerSamples_WithTheLatestLimitsAndQueue()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        _reader.Remaining = 90;
+        await sampler.SampleAsync(CancellationToken.None);
+        var seen = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        _time.Advance(QuotaSampler.Interval);
+        _reader.Remaining = 70;
+        _reader.Depth = 3;
+        await sampler.SampleAsync(CancellationToken.None);
+
+        var key = Key(sampler.ToJson(seen));
+        Assert.Equal([seen + 1000], key["series"]!["t"]!.AsArray().Select(n => (long)n!));
+        Assert.Equal([70], key["series"]!["remaining"]!["requests"]!.AsArray().Select(n => (long)n!));
+        Assert.Equal([3], key["series"]!["depth"]!["Normal"]!.AsArray().Select(n => (int)n!));
+        Assert.Equal(70, (long)key["limits"]![0]!["remaining"]!);
+        Assert.Equal(30, (long)key["limits"]![0]!["used"]!);
+        Assert.Equal(3, (int)key["queue"]!["depth"]!);
+    }
+
+    [Fact]
+    public async Task LastMinute_SumsTheDrops_AndTheWaitsAnswered_RestartingWhenTheGrainMoved()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        // 100 → 80 → 95 (refilled) → 60: spent 20 + 35; an hour-old sample does not count.
+        foreach (var (remaining, granted) in new[] { (10L, 0L), (100L, 5L), (80L, 7L), (95L, 2L), (60L, 4L) })
+        {
+            _reader.Remaining = remaining;
+            _reader.Granted = granted;
+            await sampler.SampleAsync(CancellationToken.None);
+            _time.Advance(remaining == 10 ? TimeSpan.FromMinutes(1) : TimeSpan.FromSeconds(10));
+        }
+
+        var minute = Key(sampler.ToJson(null))["lastMinute"]!;
+        Assert.Equal(55, (long)minute["spent"]!["requests"]!);
+        // 5 → 7 (+2), 7 → 2 (a new activation: +2), 2 → 4 (+2).
+        Assert.Equal(6, (long)minute["waitsGranted"]!["Normal"]!);
+        Assert.Equal(0, (long)minute["waitsGranted"]!["Batch"]!);
+    }
+
+    [Fact]
+    public void SamplesOnlyWhileSomeoneLooks()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        Assert.False(sampler.Watched);
+
+        _ = sampler.ToJson(null);
+        Assert.True(sampler.Watched);
+        _time.Advance(QuotaSampler.Idle - TimeSpan.FromSeconds(1));
+        Assert.True(sampler.Watched);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(sampler.Watched);
+    }
+
+    [Fact]
+    public async Task Cluster_ShowsTheSilosAndRedis()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        Assert.Null(sampler.ToJson(null)["cluster"]);
+        await sampler.SampleAsync(CancellationToken.None);
+
+        var cluster = sampler.ToJson(null)["cluster"]!;
+        Assert.Equal(["127.0.0.1:11111@1", "127.0.0.1:11112@1"], cluster["silos"]!.AsArray().Select(n => (string)n!));
+        Assert.True((bool)cluster["redis"]!["connected"]!);
+        Assert.Equal(0.5, (double)cluster["redis"]!["latencyMs"]!);
+    }
+
+    private static JsonNode Key(JsonObject state) => Assert.Single(state["keys"]!.AsArray())!;
+
+    private sealed class ScriptedReader : IQuotaReader
+    {
+        public long Remaining { get; set; } = 100;
+
+        public int Depth { get; set; }
+
+        public long Granted { get; set; }
+
+        public Task<QuotaReading> ReadAsync(CancellationToken cancellationToken)
+        {
+            var limit = new LimitState("requests", LimitAlgorithm.FixedWindow, 100, 60, Remaining, DateTimeOffset.UnixEpoch);
+            var classes = Enum.GetValues<WaitPriority>().Select(p => p == WaitPriority.Normal
+                ? new WaitClassState(p, Depth, Depth, TimeSpan.Zero, Granted, 0, TimeSpan.Zero, TimeSpan.Zero)
+                : new WaitClassState(p, 0, 0, TimeSpan.Zero, 0, 0, TimeSpan.Zero, TimeSpan.Zero)).ToArray();
+            var queue = new WaitQueueState(Depth, Depth, TimeSpan.Zero, [], 0, classes);
+            return Task.FromResult(new QuotaReading(
+                [new KeyReading("openai", "global", [limit], queue)],
+                new ClusterReading(["127.0.0.1:11111@1", "127.0.0.1:11112@1"], true, TimeSpan.FromMilliseconds(0.5))));
+        }
+    }
+}
