@@ -29,12 +29,19 @@ if (await RedisStartupWait.WaitAsync(builder.Configuration, cluster) is { } prob
 builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
 builder.AddOrleansLimiterClient();
 builder.AddLimiterTelemetry("orleanslimiter-gateway");
+builder.AddLimiterMetrics();
+builder.Services.AddLimiterConsole();
 builder.Services.AddLimiterGateway(builder.Configuration);
 
 var app = builder.Build();
 app.MapLimiterHealth();
 app.MapLimiterGateway();
 app.MapLimiterApi();
+
+// /metrics and /console under the dashboard's rule: this host only, or Admin:Key.
+var adminKey = builder.Configuration[OperatorAccess.KeySetting];
+app.MapLimiterMetrics(adminKey);
+app.MapLimiterConsole(adminKey);
 
 try
 {
