@@ -112,7 +112,7 @@ for i in 1 2; do
   for _ in $(seq 120); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.5; done
   curl -fs "http://127.0.0.1:$port/health" >/dev/null || { say "silo $i did not start:"; tail -20 "$RUN_DIR/silo$i.log"; exit 1; }
 done
-say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
+say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   console http://127.0.0.1:$HTTP_SILO1/console   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
 
 quota_demo() {
   local counts="" names=""
