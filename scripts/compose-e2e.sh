@@ -264,9 +264,21 @@ finish() {
   exit $code
 }
 
-# The images the Dockerfile builds FROM (not its own stages) and the ones the compose file runs.
+# The images the Dockerfile builds FROM (not its own stages) and the ones the compose file runs by
+# default (services behind a profile, such as observability's, are not started here). The resolved
+# file is read as YAML with the module docker-compose itself depends on.
 stages=$(grep -iE '^FROM .* AS ' Dockerfile | awk '{print $NF}')
-images=$( { grep -iE '^FROM ' Dockerfile | awk '{print $2}'; grep -E '^ *image:' docker-compose.yml | awk '{print $2}'; } |
+compose_images() {
+  local listed
+  # Compose v2 lists the active services' images itself; v1 knows no --images.
+  if listed=$("${COMPOSE[@]}" config --images 2>/dev/null) && [ -n "$listed" ]; then echo "$listed"; return; fi
+  "${COMPOSE[@]}" config | python3 -c '
+import sys, yaml
+for service in yaml.safe_load(sys.stdin)["services"].values():
+    if not service.get("profiles") and service.get("image"):
+        print(service["image"])'
+}
+images=$( { grep -iE '^FROM ' Dockerfile | awk '{print $2}'; compose_images; } |
   grep -vxF -f <(echo "$stages") | sort -u)
 for image in $images; do
   ensure_image "$image" || finish
