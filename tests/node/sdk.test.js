@@ -62,6 +62,18 @@ after(async () => {
 // What a limit of the key holds now; a limit not used yet holds all it has.
 const ledger = (provider, field) => Number(cluster.hgetall(`ratelimit:${provider}:global`)[field] ?? TOKENS);
 
+// The gateway settles a call once its answer is complete, so the ledger reaches what the call reported
+// a moment after the caller has the answer: what the limit holds once it does, or after 5 s.
+async function settled(provider, field, expected) {
+  const deadline = Date.now() + 5_000;
+  let value = ledger(provider, field);
+  while (value !== expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    value = ledger(provider, field);
+  }
+  return value;
+}
+
 const messages = [{ role: "user", content: "tell the limiter how many tokens this prompt has" }];
 
 test("openai: a chat completion, plain and streamed, is charged exactly the usage it reported", async () => {
@@ -69,7 +81,7 @@ test("openai: a chat completion, plain and streamed, is charged exactly the usag
   const before = ledger("sdko", "tokens:points");
   const plain = await openai.chat.completions.create({ model: "gpt-test", messages, max_tokens: 200 });
   assert.equal(plain.usage.completion_tokens, 30);
-  assert.equal(ledger("sdko", "tokens:points"), before - plain.usage.total_tokens);
+  assert.equal(await settled("sdko", "tokens:points", before - plain.usage.total_tokens), before - plain.usage.total_tokens);
 
   const stream = await openai.chat.completions.create({ model: "gpt-test", messages, max_tokens: 200, stream: true, stream_options: { include_usage: true } });
   let text = "";
@@ -80,7 +92,7 @@ test("openai: a chat completion, plain and streamed, is charged exactly the usag
   }
   assert.equal(text.split(" ").length, 30);
   assert.equal(usage.total_tokens, plain.usage.total_tokens);
-  assert.equal(ledger("sdko", "tokens:points"), before - 2 * plain.usage.total_tokens);
+  assert.equal(await settled("sdko", "tokens:points", before - 2 * plain.usage.total_tokens), before - 2 * plain.usage.total_tokens);
 
   // A caller that did not ask for usage gets none, and is charged what the stream reported all the same.
   const quiet = await openai.chat.completions.create({ model: "gpt-test", messages, max_tokens: 200, stream: true });
@@ -90,7 +102,7 @@ test("openai: a chat completion, plain and streamed, is charged exactly the usag
     assert.equal(chunk.usage ?? null, null);
   }
   assert.ok(chunks > 2);
-  assert.equal(ledger("sdko", "tokens:points"), before - 3 * plain.usage.total_tokens);
+  assert.equal(await settled("sdko", "tokens:points", before - 3 * plain.usage.total_tokens), before - 3 * plain.usage.total_tokens);
 });
 
 test("anthropic: a message, plain and streamed, is charged its input and output tokens exactly", async () => {
@@ -98,8 +110,8 @@ test("anthropic: a message, plain and streamed, is charged its input and output 
   const [inputBefore, outputBefore] = [ledger("sdka", "input-tokens:points"), ledger("sdka", "output-tokens:points")];
   const plain = await anthropic.messages.create({ model: "claude-test", max_tokens: 200, messages });
   assert.equal(plain.usage.output_tokens, 30);
-  assert.equal(ledger("sdka", "input-tokens:points"), inputBefore - plain.usage.input_tokens);
-  assert.equal(ledger("sdka", "output-tokens:points"), outputBefore - 30);
+  assert.equal(await settled("sdka", "input-tokens:points", inputBefore - plain.usage.input_tokens), inputBefore - plain.usage.input_tokens);
+  assert.equal(await settled("sdka", "output-tokens:points", outputBefore - 30), outputBefore - 30);
 
   const stream = anthropic.messages.stream({ model: "claude-test", max_tokens: 200, messages });
   let text = "";
@@ -108,8 +120,8 @@ test("anthropic: a message, plain and streamed, is charged its input and output 
   assert.equal(text.split(" ").length, 30);
   assert.equal(final.usage.input_tokens, plain.usage.input_tokens);
   assert.equal(final.usage.output_tokens, 30);
-  assert.equal(ledger("sdka", "input-tokens:points"), inputBefore - 2 * plain.usage.input_tokens);
-  assert.equal(ledger("sdka", "output-tokens:points"), outputBefore - 60);
+  assert.equal(await settled("sdka", "input-tokens:points", inputBefore - 2 * plain.usage.input_tokens), inputBefore - 2 * plain.usage.input_tokens);
+  assert.equal(await settled("sdka", "output-tokens:points", outputBefore - 60), outputBefore - 60);
 });
 
 test("a wrong key is refused 401 in the provider's format, and no call reaches the provider", async () => {

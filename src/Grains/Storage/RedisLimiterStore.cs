@@ -231,8 +231,17 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         }
     }
 
-    /// <summary>Connection lost or no answer in time: Redis is away, as opposed to answering with an error.</summary>
-    private static bool IsUnreachable(Exception ex) => ex is RedisConnectionException or TimeoutException;
+    /// <summary>
+    /// Redis is away, as opposed to answering with an error: the connection lost, no answer in time, or
+    /// a node that cannot take the script now and ran none of it (a replica not yet promoted in a
+    /// failover, a node loading its data, a primary whose replicas are gone, a cluster slot moving).
+    /// </summary>
+    private static bool IsUnreachable(Exception ex) =>
+        ex is RedisConnectionException or TimeoutException
+        || (ex is RedisServerException server && UnavailableReplies.Any(code => server.Message.StartsWith(code, StringComparison.Ordinal)));
+
+    /// <summary>The error codes of a Redis node that cannot serve writes at the moment.</summary>
+    private static readonly string[] UnavailableReplies = ["READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"];
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Repaired damaged window {Key}: {Repair}")]
     private static partial void LogWindowRepaired(ILogger logger, string key, string repair);
