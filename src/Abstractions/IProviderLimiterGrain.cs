@@ -86,6 +86,9 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <summary>The key's wait queue as it stands: depth and waits per tenant and class (nothing is read from the store).</summary>
     ValueTask<WaitQueueState> GetQueueAsync();
 
+    /// <summary>What the key decided since its activation, and the provider's last report of each limit (nothing is read from the store).</summary>
+    ValueTask<KeyActivity> GetActivityAsync();
+
     /// <summary>
     /// The grain as the Orleans Dashboard's grain view shows it (Grain State; type
     /// <c>OrleansLimiter.Grains.ProviderLimiterGrain</c>, id <c>{provider}/{key}</c>): the key's limits as

@@ -131,6 +131,13 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public Task<ProviderGrainView> GetState() => _engine.GetState();
 
     /// <inheritdoc/>
+    public ValueTask<KeyActivity> GetActivityAsync()
+    {
+        EnsureCanonical();
+        return ValueTask.FromResult(_engine.Activity());
+    }
+
+    /// <inheritdoc/>
     public ValueTask<LimitState[]> GetLimitsAsync()
     {
         EnsureCanonical();

@@ -130,7 +130,8 @@ public sealed partial class KeyEngine
         }
 
         var eligible = eligibleCount == costs.Length ? costs : costs.Where((_, r) => above[r] == 0).ToArray();
-        if (!_recentCosts.TryGet(id, out var decided))
+        var replayed = _recentCosts.TryGet(id, out var decided);
+        if (!replayed)
         {
             decided = eligible.Length == 0
                 ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
@@ -169,6 +170,11 @@ public sealed partial class KeyEngine
                 // Redis away and the engine may not decide alone: nothing decided; ask again shortly.
                 retryAfter[r] = (long)LimitSetWindow.OutageRetryAfter.TotalMilliseconds;
             }
+        }
+
+        if (!replayed && !outcome.Replayed)
+        {
+            Decided(outcomes);
         }
 
         // Without a store answer (every request above a limit, or Redis away) the limits are shown as

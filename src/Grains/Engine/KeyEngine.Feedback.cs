@@ -52,7 +52,11 @@ public sealed partial class KeyEngine
 
             mapped.Add(new LimitObservation(index, o.Remaining ?? -1, pause, (long)o.Age.TotalMilliseconds));
             observed.Add(i);
+            Reported(o.Limit, o.Remaining, pause);
         }
+
+        // A report that pauses a limit is the provider's 429.
+        _providerRefusals += observations.Any(o => o.PauseFor is not null) ? 1 : 0;
 
         if (mapped.Count == 0)
         {

@@ -80,6 +80,19 @@ public sealed partial class KeyEngine
     /// <inheritdoc cref="IProviderLimiterGrain.WaitAsync"/>
     public async ValueTask<WaitReply> WaitAsync(WaitTicket ticket)
     {
+        var reply = await WaitCoreAsync(ticket);
+        if (reply.Outcome == WaitOutcome.Rejected && reply.Rejection != WaitRejection.NotQueued)
+        {
+            // Refused outright (above a limit, a deadline it cannot meet, a full queue); grants are
+            // counted where they are made (the collect), timed-out waits by the queue's classes.
+            Decided(granted: false);
+        }
+
+        return reply;
+    }
+
+    private async ValueTask<WaitReply> WaitCoreAsync(WaitTicket ticket)
+    {
         ArgumentNullException.ThrowIfNull(ticket);
         if (ticket.Id.IsNone)
         {
@@ -591,6 +604,7 @@ public sealed partial class KeyEngine
 
         queue.Complete([waiter]);
         _grantWaits.Granted(waiter.Priority, _time.GetElapsedTime(waiter.EnqueuedAt));
+        Decided(granted: true);
         Answer(waiter.Id, granted);
         if (queue.Count > 0)
         {

@@ -69,6 +69,7 @@ public sealed partial class KeyEngine
         _resolve = resolve;
         _configured = configured;
         _time = time;
+        _countingSince = time.GetUtcNow();
         _logger = logger;
         _mirror = new WindowMirror(time);
         _window = new ProviderWindow(key, resolve, () => configured().OutagePolicy, store, _mirror, owner, logger);
@@ -149,6 +150,7 @@ public sealed partial class KeyEngine
         }
 
         var decision = _mirror.RefusesAll([points]) ? _mirror.Refusal(1) : await Enqueue(new ConsumeCommand(RequestId.None, [points]));
+        Decided(decision.Granted[0]);
         return decision.Granted[0]
             ? new ConsumeResult(true, decision.Remaining, TimeSpan.Zero, decision.WindowEnd)
             : new ConsumeResult(false, decision.Remaining, decision.RetryAfter, decision.WindowEnd);
@@ -183,7 +185,8 @@ public sealed partial class KeyEngine
         }
 
         long[] costs = [.. eligible];
-        if (!_recent.TryGet(batch.RequestId, out var decided))
+        var replayed = _recent.TryGet(batch.RequestId, out var decided);
+        if (!replayed)
         {
             decided = _mirror.RefusesAll(costs) || costs.Length == 0
                 ? Task.FromResult(_mirror.Refusal(costs.Length))
@@ -205,6 +208,11 @@ public sealed partial class KeyEngine
             {
                 outcomes[i] = decision.Granted[j++] ? ConsumeOutcome.Granted : ConsumeOutcome.Refused;
             }
+        }
+
+        if (!replayed)
+        {
+            Decided(outcomes);
         }
 
         return new ConsumeBatchResult(outcomes, decision.Remaining, decision.RetryAfter, decision.WindowEnd, limits.Points);

@@ -11,7 +11,8 @@ internal sealed record QuotaReading(IReadOnlyList<KeyReading> Keys, ClusterReadi
 /// <param name="Limits">Each limit as the store holds it; empty when it could not be read.</param>
 /// <param name="Queue">The key's wait queue; null when it could not be read.</param>
 /// <param name="Error">Why the key could not be read, or null.</param>
-internal sealed record KeyReading(string Provider, string Key, IReadOnlyList<LimitState> Limits, WaitQueueState? Queue, string? Error = null);
+/// <param name="Activity">What the key's grain decided since its activation, and the provider's last reports; null when not read.</param>
+internal sealed record KeyReading(string Provider, string Key, IReadOnlyList<LimitState> Limits, WaitQueueState? Queue, string? Error = null, KeyActivity? Activity = null);
 
 /// <summary>The cluster's silos and the Redis the host is connected to.</summary>
 /// <param name="Silos">The active silos' addresses.</param>

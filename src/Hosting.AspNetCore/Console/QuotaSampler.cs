@@ -21,6 +21,9 @@ internal sealed class QuotaSampler
     /// <summary>How long sampling goes on after the last look.</summary>
     public static readonly TimeSpan Idle = TimeSpan.FromMinutes(5);
 
+    /// <summary>The gauge of what the provider last reported a limit holds (served once a report came).</summary>
+    public const string ReportedRemainingName = "orleanslimiter.limit.reported_remaining";
+
     private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
     private static readonly WaitPriority[] Priorities = Enum.GetValues<WaitPriority>();
 
@@ -42,6 +45,9 @@ internal sealed class QuotaSampler
             meter.CreateObservableGauge("orleanslimiter.limit.capacity", () => Limits(l => l.Limit), "{point}", "A provider key's limit: points per window, or a bucket's size.");
             meter.CreateObservableGauge("orleanslimiter.queue.depth", QueueDepths, "{waiter}", "Waiters in a provider key's queue, by class.");
             meter.CreateObservableCounter("orleanslimiter.queue.waits", QueueWaits, "{waiter}", "Waiters answered by a provider key's grain (granted or timed out), by class; counted by its activation.");
+            meter.CreateObservableCounter("orleanslimiter.key.decisions", KeyDecisions, "{request}", "Requests a provider key's grain decided (granted or refused), counted by its activation.");
+            meter.CreateObservableCounter("orleanslimiter.provider.refusals", ProviderRefusals, "{response}", "The provider's 429 answers reported to a provider key, counted by its grain's activation.");
+            meter.CreateObservableGauge(ReportedRemainingName, ReportedRemaining, "{point}", "What the provider last reported a provider key's limit holds.");
             meter.CreateObservableGauge("orleanslimiter.cluster.silos", Silos, "{silo}", "Active silos in the cluster.");
         }
     }
@@ -130,10 +136,12 @@ internal sealed class QuotaSampler
         var limitNames = points.SelectMany(p => p.Reading.Limits.Select(l => l.Name)).Distinct(StringComparer.Ordinal).ToList();
 
         var remaining = new JsonObject();
+        var reported = new JsonObject();
         var spent = new JsonObject();
         foreach (var name in limitNames)
         {
             remaining[name] = new JsonArray([.. shown.Select(p => (JsonNode?)(p.Reading.Limits.FirstOrDefault(l => l.Name == name)?.Remaining))]);
+            reported[name] = new JsonArray([.. shown.Select(p => (JsonNode?)p.Reported(name))]);
             spent[name] = Drops(lastMinute, name);
         }
 
@@ -166,8 +174,18 @@ internal sealed class QuotaSampler
                 ["reset"] = l.Reset.ToUnixTimeMilliseconds(),
             })]),
             ["queue"] = latest.Queue?.ToJson(),
+            ["reports"] = new JsonArray([.. (latest.Activity?.Reports ?? []).Select(r => (JsonNode)new JsonObject
+            {
+                ["limit"] = r.Limit,
+                ["remaining"] = r.Remaining,
+                ["reportedAt"] = r.ReportedAt.ToUnixTimeMilliseconds(),
+                ["pausedUntil"] = r.PausedUntil?.ToUnixTimeMilliseconds(),
+            })]),
             ["lastMinute"] = new JsonObject
             {
+                ["granted"] = Increase(lastMinute, minuteAgo, a => a.Granted),
+                ["refused"] = Increase(lastMinute, minuteAgo, a => a.Refused),
+                ["providerRefusals"] = Increase(lastMinute, minuteAgo, a => a.ProviderRefusals),
                 ["spent"] = spent,
                 ["waitsGranted"] = granted,
                 ["waitsTimedOut"] = timedOut,
@@ -176,6 +194,7 @@ internal sealed class QuotaSampler
             {
                 ["t"] = new JsonArray([.. shown.Select(p => (JsonNode)p.At)]),
                 ["remaining"] = remaining,
+                ["reported"] = reported,
                 ["depth"] = depth,
                 ["waitP99Ms"] = p99,
             },
@@ -211,6 +230,28 @@ internal sealed class QuotaSampler
 
             var value = count(c);
             total += previous is { } p ? (value >= p ? value - p : value) : 0;
+            previous = value;
+        }
+
+        return total;
+    }
+
+    // How much one of a key's activity counts grew over the points: a fall means the key moved and
+    // counts again from zero; a first count begun within the span (a key just in use) counts whole.
+    private static long Increase(List<KeyPoint> points, long fromMs, Func<KeyActivity, long> count)
+    {
+        long total = 0;
+        long? previous = null;
+        foreach (var point in points)
+        {
+            if (point.Reading.Activity is not { } activity)
+            {
+                continue;
+            }
+
+            var value = count(activity);
+            total += previous is { } p ? (value >= p ? value - p : value)
+                : activity.Since.ToUnixTimeMilliseconds() >= fromMs ? value : 0;
             previous = value;
         }
 
@@ -254,6 +295,39 @@ internal sealed class QuotaSampler
                 new Measurement<long>(value(c), Tag("orleanslimiter.provider", k.Provider), Tag("orleanslimiter.key", k.Key), Tag("orleanslimiter.priority", c.Priority.ToString()))));
     }
 
+    private IEnumerable<Measurement<long>> KeyDecisions()
+    {
+        Look();
+        var latest = _latest;
+        return latest is null
+            ? []
+            : latest.Keys.Where(k => k.Activity is not null).SelectMany(k => new[]
+            {
+                new Measurement<long>(k.Activity!.Granted, Tag("orleanslimiter.provider", k.Provider), Tag("orleanslimiter.key", k.Key), Tag("orleanslimiter.result", "granted")),
+                new Measurement<long>(k.Activity!.Refused, Tag("orleanslimiter.provider", k.Provider), Tag("orleanslimiter.key", k.Key), Tag("orleanslimiter.result", "refused")),
+            });
+    }
+
+    private IEnumerable<Measurement<long>> ProviderRefusals()
+    {
+        Look();
+        var latest = _latest;
+        return latest is null
+            ? []
+            : latest.Keys.Where(k => k.Activity is not null).Select(k =>
+                new Measurement<long>(k.Activity!.ProviderRefusals, Tag("orleanslimiter.provider", k.Provider), Tag("orleanslimiter.key", k.Key)));
+    }
+
+    private IEnumerable<Measurement<long>> ReportedRemaining()
+    {
+        Look();
+        var latest = _latest;
+        return latest is null
+            ? []
+            : latest.Keys.SelectMany(k => (k.Activity?.Reports ?? []).Where(r => r.Remaining is not null).Select(r =>
+                new Measurement<long>(r.Remaining!.Value, Tag("orleanslimiter.provider", k.Provider), Tag("orleanslimiter.key", k.Key), Tag("orleanslimiter.limit", r.Limit))));
+    }
+
     private IEnumerable<Measurement<long>> Silos()
     {
         Look();
@@ -265,5 +339,7 @@ internal sealed class QuotaSampler
     private sealed record KeyPoint(long At, KeyReading Reading)
     {
         public long? Remaining(string limit) => Reading.Limits.FirstOrDefault(l => l.Name == limit)?.Remaining;
+
+        public long? Reported(string limit) => Reading.Activity?.Reports.FirstOrDefault(r => r.Limit == limit)?.Remaining;
     }
 }

@@ -39,6 +39,8 @@ public sealed class ConsoleSiloFixture : IAsyncLifetime
             // Windows longer than any test: what a test spent stays spent while it reads it back.
             ["RateLimiting:Providers:metered:Points"] = "50",
             ["RateLimiting:Providers:metered:Duration"] = "600",
+            ["RateLimiting:Providers:counted:Points"] = "50",
+            ["RateLimiting:Providers:counted:Duration"] = "600",
             ["RateLimiting:Providers:browsed:Points"] = "100",
             ["RateLimiting:Providers:browsed:Duration"] = "600",
             ["Logging:LogLevel:Default"] = "Warning",

@@ -72,6 +72,30 @@ public sealed partial class ConsoleSiloTests(ConsoleSiloFixture fixture) : IClas
     }
 
     [Fact]
+    public async Task AKeyInUseButNotConfigured_IsShown_WithTheDecisionsTheLoadCounted()
+    {
+        // A per-user key of a configured provider, never configured itself: 20 requests of 4 points
+        // against the provider's 50 per window, 12 granted and 8 refused.
+        var consume = await ProcessRunner.RunAsync(RepoPaths.CliDll, "consume counted --key user-42 --points 4 --count 20 --json --timeout 30", fixture.ClientEnvironment);
+        Assert.True(consume.ExitCode == 0, consume.Stdout + consume.Stderr);
+        var answers = Answers(JsonNode.Parse(consume.Stdout)!).ToList();
+        var granted = answers.Count(a => (bool?)a["allowed"] == true);
+        Assert.Equal((12, 8), (granted, answers.Count - granted));
+
+        const string User = "orleanslimiter_key=\"user-42\"";
+        var metrics = await ScrapeUntilAsync(m => Value(m, "orleanslimiter_key_decisions_total", "counted", User, "orleanslimiter_result=\"refused\"") == 8);
+        Assert.Equal(12, Value(metrics, "orleanslimiter_key_decisions_total", "counted", User, "orleanslimiter_result=\"granted\""));
+        Assert.Equal(8, Value(metrics, "orleanslimiter_key_decisions_total", "counted", User, "orleanslimiter_result=\"refused\""));
+
+        var state = JsonNode.Parse(await GetAsync("/console/api/state"))!;
+        var key = state["keys"]!.AsArray().Single(k => (string?)k!["provider"] == "counted" && (string?)k["key"] == "user-42")!;
+        Assert.Equal(12, (long)key["lastMinute"]!["granted"]!);
+        Assert.Equal(8, (long)key["lastMinute"]!["refused"]!);
+        Assert.Equal(2, (long)key["limits"]![0]!["remaining"]!);
+        Assert.Equal(2, (long)await fixture.Connection.GetDatabase().HashGetAsync("ratelimit:counted:user-42", "points"));
+    }
+
+    [Fact]
     public async Task GrafanaDashboard_QueriesOnlyMetricsThatAreServed()
     {
         var served = (await ScrapeUntilAsync(m => m.Contains("orleanslimiter_limit_remaining", StringComparison.Ordinal)))
@@ -85,6 +109,8 @@ public sealed partial class ConsoleSiloTests(ConsoleSiloFixture fixture) : IClas
             Prometheus(LimiterMetrics.QueuedWaitersName),
             Prometheus(LimiterMetrics.QueuedWorkName),
             Prometheus(LimiterMetrics.RunningWorkName),
+            // Served once a provider has reported a limit (the chat client's and the gateway's feedback).
+            Prometheus(QuotaSampler.ReportedRemainingName),
         ]);
 
         var queried = GrafanaDashboardTests.Expressions(GrafanaDashboardTests.Load())
@@ -146,13 +172,13 @@ public sealed partial class ConsoleSiloTests(ConsoleSiloFixture fixture) : IClas
         }
     }
 
-    private static double? Value(string metrics, string name, string? provider, string? label = null)
+    private static double? Value(string metrics, string name, string? provider, params string[] labels)
     {
         foreach (var line in metrics.Split('\n'))
         {
             if (line.StartsWith(name + "{", StringComparison.Ordinal)
                 && (provider is null || line.Contains($"orleanslimiter_provider=\"{provider}\"", StringComparison.Ordinal))
-                && (label is null || line.Contains(label, StringComparison.Ordinal)))
+                && labels.All(label => line.Contains(label, StringComparison.Ordinal)))
             {
                 return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
             }

@@ -77,6 +77,49 @@ public sealed class QuotaSamplerTests
     }
 
     [Fact]
+    public async Task LastMinute_CountsTheKeysDecisions_AndShowsTheProvidersReportBesideOurs()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        // Counting since two minutes ago: granted 10 → 25 → 3 (a new activation: +15, +3); refused
+        // 0 → 4 → 1 (+4, +1); 429s 0 → 1 → 1.
+        var since = _time.GetUtcNow().AddMinutes(-2);
+        foreach (var (granted, refused, refusals, reported) in new[] { (10L, 0L, 0L, (long?)null), (25L, 4L, 1L, 40L), (3L, 1L, 1L, 35L) })
+        {
+            _reader.Activity = new KeyActivity(granted, refused, refusals,
+                reported is { } r ? [new ProviderReport("requests", r, _time.GetUtcNow(), refusals > 0 ? _time.GetUtcNow().AddSeconds(2) : null)] : [], since);
+            await sampler.SampleAsync(CancellationToken.None);
+            _time.Advance(TimeSpan.FromSeconds(10));
+        }
+
+        var key = Key(sampler.ToJson(null));
+        var minute = key["lastMinute"]!;
+        Assert.Equal(18, (long)minute["granted"]!);
+        Assert.Equal(5, (long)minute["refused"]!);
+        Assert.Equal(1, (long)minute["providerRefusals"]!);
+        Assert.Equal([null, 40L, 35L], key["series"]!["reported"]!["requests"]!.AsArray().Select(n => (long?)n));
+        var report = Assert.Single(key["reports"]!.AsArray())!;
+        Assert.Equal("requests", (string)report["limit"]!);
+        Assert.Equal(35, (long)report["remaining"]!);
+        Assert.Equal(_time.GetUtcNow().AddSeconds(-8).ToUnixTimeMilliseconds(), (long)report["pausedUntil"]!);
+    }
+
+    [Fact]
+    public async Task LastMinute_AKeyThatBeganCountingWithinIt_CountsFromZero()
+    {
+        var sampler = new QuotaSampler(_reader, _time);
+        // In use from 20 s ago (a key seen at run time): its first sample's 12 and 8 all fall in the minute.
+        _reader.Activity = new KeyActivity(12, 8, 0, [], _time.GetUtcNow().AddSeconds(-20));
+        await sampler.SampleAsync(CancellationToken.None);
+        _time.Advance(QuotaSampler.Interval);
+        _reader.Activity = new KeyActivity(13, 8, 0, [], _time.GetUtcNow().AddSeconds(-21));
+        await sampler.SampleAsync(CancellationToken.None);
+
+        var minute = Key(sampler.ToJson(null))["lastMinute"]!;
+        Assert.Equal(13, (long)minute["granted"]!);
+        Assert.Equal(8, (long)minute["refused"]!);
+    }
+
+    [Fact]
     public void SamplesOnlyWhileSomeoneLooks()
     {
         var sampler = new QuotaSampler(_reader, _time);
@@ -113,6 +156,8 @@ public sealed class QuotaSamplerTests
 
         public long Granted { get; set; }
 
+        public KeyActivity? Activity { get; set; }
+
         public Task<QuotaReading> ReadAsync(CancellationToken cancellationToken)
         {
             var limit = new LimitState("requests", LimitAlgorithm.FixedWindow, 100, 60, Remaining, DateTimeOffset.UnixEpoch);
@@ -121,7 +166,7 @@ public sealed class QuotaSamplerTests
                 : new WaitClassState(p, 0, 0, TimeSpan.Zero, 0, 0, TimeSpan.Zero, TimeSpan.Zero)).ToArray();
             var queue = new WaitQueueState(Depth, Depth, TimeSpan.Zero, [], 0, classes);
             return Task.FromResult(new QuotaReading(
-                [new KeyReading("openai", "global", [limit], queue)],
+                [new KeyReading("openai", "global", [limit], queue, Activity: Activity)],
                 new ClusterReading(["127.0.0.1:11111@1", "127.0.0.1:11112@1"], true, TimeSpan.FromMilliseconds(0.5))));
         }
     }

@@ -1,5 +1,6 @@
 // The OrleansLimiter console: polls /console/api/state every second (only the samples it has not seen)
-// and draws each provider key's limits (used against capacity) and its wait queue with uPlot.
+// and draws each provider key's limits (used against capacity, ours and as the provider last reported it)
+// and its wait queue with uPlot.
 "use strict";
 (function () {
   const historyMs = 15 * 60 * 1000;
@@ -20,11 +21,17 @@
     section.append(el("h2", {}, id), el("div", { class: "error" }), el("div", { class: "figures" }),
       el("div", { class: "limits" }), el("div", { class: "queue" }), el("div", { class: "tenants" }));
     document.getElementById("keys").append(section);
-    return { t: [], remaining: {}, capacity: {}, depth: {}, charts: {}, element: section };
+    return { t: [], remaining: {}, reported: {}, capacity: {}, depth: {}, charts: {}, element: section };
   }
 
   function chart(state, name, title, series, height) {
     if (state.charts[name]) return state.charts[name];
+    if (name !== "queue") {
+      // The limits drawn changed (a limit appeared, or the provider's reports did): one chart replaces the other.
+      for (const [other, plot] of Object.entries(state.charts)) {
+        if (other !== "queue") { plot.destroy(); delete state.charts[other]; }
+      }
+    }
     const host = state.element.querySelector(name === "queue" ? ".queue" : ".limits");
     const width = Math.max(320, state.element.clientWidth - 32);
     const opts = {
@@ -33,7 +40,9 @@
       // use against capacity on a fixed 0-100 scale.
       scales: Object.assign({ x: { time: true, range: (u, min, max) => (max == null ? [min, max] : [Math.min(min ?? max - 60, max - 60), max]) } },
         name === "queue" ? {} : { y: { range: [0, 100] } }),
-      series: [{}].concat(series.map((s, i) => ({ label: s, stroke: colours[i % colours.length], width: 1.5, spanGaps: false }))),
+      series: [{}].concat(series.map((s, i) => typeof s === "string"
+        ? { label: s, stroke: colours[i % colours.length], width: 1.5, spanGaps: false }
+        : { label: s.label, stroke: colours[s.colour % colours.length], width: 1.5, dash: [6, 4], spanGaps: true })),
       axes: [{}, { size: 60 }],
     };
     const plot = new uPlot(opts, [[]].concat(series.map(() => [])), host);
@@ -47,6 +56,9 @@
     for (const [limit, values] of Object.entries(s.remaining)) {
       (state.remaining[limit] ||= new Array(state.t.length - s.t.length).fill(null)).push(...values);
     }
+    for (const [limit, values] of Object.entries(s.reported || {})) {
+      (state.reported[limit] ||= new Array(state.t.length - s.t.length).fill(null)).push(...values);
+    }
     for (const p of priorities) (state.depth[p] ||= new Array(state.t.length - s.t.length).fill(null)).push(...(s.depth[p] || []));
     for (const l of k.limits) state.capacity[l.name] = l.capacity;
     // Keep 15 minutes.
@@ -56,6 +68,7 @@
     if (drop > 0) {
       state.t.splice(0, drop);
       for (const a of Object.values(state.remaining)) a.splice(0, drop);
+      for (const a of Object.values(state.reported)) a.splice(0, drop);
       for (const a of Object.values(state.depth)) a.splice(0, drop);
     }
   }
@@ -71,11 +84,20 @@
       f.append(l.name + ": ", remaining, " of " + l.capacity + " left (" + l.algorithm + ", " + l.durationSeconds + " s)");
       figures.append(f);
     }
+    for (const r of k.reports || []) {
+      const f = el("span", { class: "figure reported" });
+      const ago = Math.max(0, Math.round((Date.now() - r.reportedAt) / 1000));
+      const value = el("b", { "data-reported": k.provider + "/" + k.key + "/" + r.limit }, r.remaining === null ? "—" : String(r.remaining));
+      f.append("provider reports " + r.limit + ": ", value, " left, " + ago + " s ago" + (r.pausedUntil && r.pausedUntil > Date.now() ? " (429, paused)" : ""));
+      figures.append(f);
+    }
     const m = k.lastMinute;
     const granted = priorities.reduce((n, p) => n + (m.waitsGranted[p] || 0), 0);
     const timedOut = priorities.reduce((n, p) => n + (m.waitsTimedOut[p] || 0), 0);
     const spent = Object.entries(m.spent).map(([l, n]) => l + " " + n).join(", ");
-    figures.append(el("span", { class: "figure" }, "last minute: spent " + (spent || "—") + "; waits granted " + granted + ", timed out " + timedOut));
+    const decisions = el("span", { class: "figure", "data-decisions": k.provider + "/" + k.key, "data-granted": String(m.granted), "data-refused": String(m.refused) },
+      "last minute: granted " + m.granted + ", refused " + m.refused + ", provider 429s " + m.providerRefusals + "; spent " + (spent || "—") + "; waits granted " + granted + ", timed out " + timedOut);
+    figures.append(decisions);
     if (k.queue) {
       figures.append(el("span", { class: "figure", "data-depth": k.provider + "/" + k.key }, "queue: " + k.queue.depth + " waiting"));
       const p = k.queue.byPriority;
@@ -96,8 +118,12 @@
 
     const limits = Object.keys(state.remaining);
     if (limits.length > 0) {
-      const used = limits.map(l => state.remaining[l].map(r => (r === null || state.capacity[l] === undefined) ? null : 100 * (state.capacity[l] - r) / state.capacity[l]));
-      chart(state, "limits:" + limits.join(","), "used, % of capacity", limits, 180).setData([state.t].concat(used));
+      const percent = (l, values) => values.map(r => (r === null || r === undefined || state.capacity[l] === undefined) ? null : 100 * (state.capacity[l] - r) / state.capacity[l]);
+      // The provider's own view beside ours, dashed, for each limit it reported.
+      const reported = limits.filter(l => (state.reported[l] || []).some(v => v !== null));
+      const series = limits.concat(reported.map(l => ({ label: l + " (provider)", colour: limits.indexOf(l) })));
+      const data = limits.map(l => percent(l, state.remaining[l])).concat(reported.map(l => percent(l, state.reported[l])));
+      chart(state, "limits:" + limits.join(",") + "|" + reported.join(","), "used, % of capacity (dashed: as the provider reports)", series, 180).setData([state.t].concat(data));
     }
     chart(state, "queue", "waiting, by class", priorities, 120).setData([state.t].concat(priorities.map(p => state.depth[p])));
   }

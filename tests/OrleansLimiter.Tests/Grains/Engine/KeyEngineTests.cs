@@ -181,6 +181,34 @@ public sealed class KeyEngineTests
         Assert.Equal(8, held.Limits[0].Remaining);
     });
 
+    [Fact]
+    public Task Activity_CountsEachDecisionOnce_AndKeepsTheProvidersLastReport() => OneScheduler.Run(async () =>
+    {
+        var engine = Engine(withTokens: true);
+        var id = RequestId.New();
+        // 12 calls of a window of 10: 10 granted, 2 refused; the same batch sent again is told, not counted.
+        var batch = CostBatch.Of([.. Enumerable.Repeat(OneCall, 12)]) with { RequestId = id };
+        var first = await engine.TryConsumeCostsAsync(batch);
+        var again = await engine.TryConsumeCostsAsync(batch with { IsResend = true });
+        Assert.Equal(first.Outcomes, again.Outcomes);
+        // Above what tokens can ever hold: refused without the store.
+        var above = await engine.TryConsumeCostsAsync(CostBatch.Of([LimitCost.Of((LimitSpec.Requests, 1), ("tokens", 1_001))]));
+        Assert.Equal(ConsumeOutcome.AboveLimit, above.Outcomes[0]);
+
+        await engine.ObserveProviderAsync([new ProviderObservation("tokens", 400)]);
+        await engine.ObserveProviderAsync([new ProviderObservation("requests", 0, TimeSpan.FromSeconds(2)), new ProviderObservation("unknown", 5)]);
+
+        var activity = engine.Activity();
+        Assert.Equal(_time.GetUtcNow(), activity.Since);
+        Assert.Equal(10, activity.Granted);
+        Assert.Equal(3, activity.Refused);
+        Assert.Equal(1, activity.ProviderRefusals);
+        var now = _time.GetUtcNow();
+        Assert.Equal(
+            [new ProviderReport("requests", 0, now, now.AddSeconds(2)), new ProviderReport("tokens", 400, now, null)],
+            activity.Reports);
+    });
+
     private KeyEngine Engine(bool withTokens)
     {
         if (withTokens)

@@ -1,0 +1,49 @@
+namespace OrleansLimiter.Grains.Engine;
+
+/// <summary>What the key decided since its activation, and the provider's last reports, for operators.</summary>
+public sealed partial class KeyEngine
+{
+    private readonly Dictionary<string, ProviderReport> _reports = new(StringComparer.Ordinal);
+    private long _granted;
+    private long _refused;
+    private long _providerRefusals;
+    private readonly DateTimeOffset _countingSince;
+
+    /// <inheritdoc cref="IProviderLimiterGrain.GetActivityAsync"/>
+    public KeyActivity Activity() => new(_granted, _refused, _providerRefusals, [.. _reports.Values.OrderBy(r => r.Limit, StringComparer.Ordinal)], _countingSince);
+
+    /// <summary>Counts the outcomes of requests decided now (not those told again from a decision made before).</summary>
+    private void Decided(ReadOnlySpan<ConsumeOutcome> outcomes)
+    {
+        foreach (var outcome in outcomes)
+        {
+            if (outcome == ConsumeOutcome.Granted)
+            {
+                _granted++;
+            }
+            else
+            {
+                _refused++;
+            }
+        }
+    }
+
+    private void Decided(bool granted)
+    {
+        if (granted)
+        {
+            _granted++;
+        }
+        else
+        {
+            _refused++;
+        }
+    }
+
+    /// <summary>Keeps the provider's word on one limit of this key, with the pause admitted for it.</summary>
+    private void Reported(string limit, long? remaining, long pauseMs)
+    {
+        var now = _time.GetUtcNow();
+        _reports[limit] = new ProviderReport(limit, remaining, now, pauseMs > 0 ? now.AddMilliseconds(pauseMs) : null);
+    }
+}
