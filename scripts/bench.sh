@@ -3,6 +3,7 @@
 # Starts its own redis-server and silo(s) unless REDIS_URL is set. Extra arguments go to the driver:
 #   --levels 1,16,64,256  --repeats 3  --phase-seconds 1.5  --silos 1  --out FILE  --long
 #   --gateway [--gateway-rate 200 --gateway-seconds 15]: only the gateway's added latency (docs/gateway.md)
+#   --console [--repeats 5]: only the console's cost, decisions with it closed then open (docs/console.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null 2>&1 || {

@@ -13,6 +13,8 @@
 #   DEMO_CALLERS ("4 8 32": callers of worker 1, 2, 3, …; the last number for the workers beyond)
 #   DEMO_CHAT_SECONDS (20 per run)  DEMO_CHAT_TPM (30000)  DEMO_CHAT_RPM (300)  DEMO_CHAT_CALLERS (8 per worker)
 #   DEMO_CHAT_OTHER_TENANT (0: the share of the simulator's quota another tenant spends, e.g. 0.3)
+#   DEMO_SCREENSHOT (unset; a .png path: a picture of the console at the end of the chat part, taken
+#   with headless Chromium by tests/browser/console.mjs, whose packages `npm ci` installs there)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -113,6 +115,19 @@ for i in 1 2; do
   curl -fs "http://127.0.0.1:$port/health" >/dev/null || { say "silo $i did not start:"; tail -20 "$RUN_DIR/silo$i.log"; exit 1; }
 done
 say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   console http://127.0.0.1:$HTTP_SILO1/console   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
+# The console samples from its first look and keeps 15 minutes: look now, so that it holds the whole run.
+curl -fs "http://127.0.0.1:$HTTP_SILO1/console/api/state" >/dev/null 2>&1 || true
+
+# A picture of the console (DEMO_SCREENSHOT): its charts as they stand, after 3 s more of them.
+screenshot() {
+  [ -n "${DEMO_SCREENSHOT:-}" ] || return 0
+  if [ ! -d tests/browser/node_modules ] || ! command -v "${CHROMIUM_PATH:-chromium}" >/dev/null 2>&1; then
+    say "no screenshot: it needs chromium and tests/browser's packages (cd tests/browser && npm ci)"
+    return 0
+  fi
+  node tests/browser/console.mjs "http://127.0.0.1:$HTTP_SILO1" "" - 3 "$DEMO_SCREENSHOT" >"$RUN_DIR/screenshot.log" 2>&1 \
+    && say "console screenshot saved to $DEMO_SCREENSHOT" || say "the screenshot failed (see $RUN_DIR/screenshot.log)"
+}
 
 quota_demo() {
   local counts="" names=""
@@ -238,6 +253,7 @@ chat_demo() {
   local off_429=$RUN_429 off_tokens=$RUN_TOKENS off_offered=$RUN_OFFERED off_minutes=$RUN_MINUTES off_ok=$RUN_OK
   echo
   chat_run on || return 1
+  screenshot
   local on_429=$RUN_429 on_tokens=$RUN_TOKENS on_offered=$RUN_OFFERED on_minutes=$RUN_MINUTES on_ok=$RUN_OK
 
   echo

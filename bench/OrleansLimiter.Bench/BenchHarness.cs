@@ -45,6 +45,9 @@ internal sealed class BenchHarness : IAsyncDisposable
 
     public ILimiterClient Limiter { get; private set; } = null!;
 
+    /// <summary>The silo processes (their HTTP ports serve the console and <c>/metrics</c>).</summary>
+    public IReadOnlyList<SiloProcess> Silos => _silos;
+
     /// <summary>An admin connection (for <c>INFO commandstats</c>) that also serves the direct-Redis baseline.</summary>
     public ConnectionMultiplexer Redis { get; private set; } = null!;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --gateway --gateway-rate N --gateway-seconds S</c>.</summary>
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --gateway --gateway-rate N --gateway-seconds S</c>.</summary>
 internal sealed record BenchOptions
 {
     public int[] Levels { get; init; } = [1, 16, 64, 256];
@@ -37,6 +37,9 @@ internal sealed record BenchOptions
     /// <summary>Only the gateway's added latency (<c>--gateway</c>): paced calls through a silo's gateway and straight to the simulator, side by side.</summary>
     public bool GatewayOnly { get; init; }
 
+    /// <summary>Only the console's cost: decisions at the most callers with nobody looking, then with the console open.</summary>
+    public bool ConsoleOnly { get; init; }
+
     /// <summary>Calls per second of each of the two paced streams in the gateway run (<c>--gateway-rate</c>).</summary>
     public int GatewayRate { get; init; } = 200;
 
@@ -65,11 +68,12 @@ internal sealed record BenchOptions
                 "--out" => o with { Output = Next() },
                 "--queue-only" => o with { QueueOnly = true },
                 "--gateway" => o with { GatewayOnly = true },
+                "--console" => o with { ConsoleOnly = true },
                 "--gateway-rate" => o with { GatewayRate = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-seconds" => o with { GatewaySeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--queue-seconds" => o with { QueueSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5, QueueSeconds = 40 },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --gateway --gateway-rate N --gateway-seconds S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --gateway --gateway-rate N --gateway-seconds S"),
             };
         }
 

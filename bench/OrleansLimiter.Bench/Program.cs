@@ -39,6 +39,14 @@ if (options.QueueOnly)
     return queueOnly.All(q => q.Exact.Holds(options.QueuePoints)) ? 0 : 2;
 }
 
+if (options.ConsoleOnly)
+{
+    var console = await ConsoleRun.MeasureAsync(harness, limiter, commands, options);
+    Console.WriteLine();
+    Console.WriteLine(console);
+    return 0;
+}
+
 var saturated = new SaturatedRun(commands, options.PhaseSeconds);
 Console.WriteLine("Warming up…");
 foreach (var mode in new[] { direct, noop, limiter, twoLimits, single })
