@@ -69,7 +69,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 say "building (Release)"
-dotnet build OrleansLimiter.sln -c Release -nologo -v q >/dev/null || { say "build failed"; exit 1; }
+dotnet build OrleansLimiter.sln -c Release -nologo -v q >"$RUN_DIR/build.log" 2>&1 \
+  || { say "build failed:"; grep -E ' error ' "$RUN_DIR/build.log" | sort -u | head -20; exit 1; }
 SILO=src/Silo/bin/Release/net10.0/OrleansLimiter.Silo.dll
 WORKER=src/Worker/bin/Release/net10.0/OrleansLimiter.Worker.dll
 SIMULATOR=tools/ProviderSimulator/bin/Release/net10.0/OrleansLimiter.ProviderSimulator.dll
