@@ -5,17 +5,23 @@
 # hosts the provider grain, scale down to 1; and check from outside that every window's grants stayed
 # within its points (the workers' own counts next to the Redis ledger), that the workers were granted
 # again within seconds of each change, and that /admin is closed to the host without the key.
+# Then the gateway profile: two gateways in front of two silos, the provider simulator behind them, and
+# two Node workers (the official openai SDK) spending one small token quota through them; checks that
+# the simulator answered no 429, and that the Redis ledger holds exactly the calls the workers were
+# granted and the tokens they reported, plus what the provider's headers took (as the gateways log it).
 #
 # Installs docker.io / docker-compose from Debian's packages when missing and starts dockerd when no
 # engine answers (stopping it again at the end). When the official base images cannot be pulled it
-# builds local stand-ins under the same names (Debian bookworm via debootstrap, this machine's .NET and
-# CA bundle), cached as images for the next run. Removes its containers, network and volumes at the end.
+# builds local stand-ins under the same names (Debian bookworm via debootstrap, this machine's .NET,
+# Node and CA bundle), cached as images for the next run. Only the base images of the services it starts
+# are prepared. Removes its containers, network and volumes at the end.
 #
 # Exit: 0 passed, 1 failed, 77 skipped (no Docker engine can run here). Last lines: a FAULT summary and
 # "compose-e2e: passed|failed|skipped".
 #
 #   E2E_POINTS (100) and E2E_WINDOW (2 s): the demo quota   E2E_RECOVERY_SECONDS (30): longest allowed
 #   pause in grants after a change   E2E_KEEP_DOCKERD=1: leave a dockerd this script started running
+#   E2E_GATEWAY=0: leave out the gateway part   E2E_GATEWAY_TOKENS (6000): its token quota
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +29,12 @@ PROJECT=orleanslimitere2e
 POINTS=${E2E_POINTS:-100}
 WINDOW=${E2E_WINDOW:-2}
 RECOVERY_LIMIT=${E2E_RECOVERY_SECONDS:-30}
+GATEWAY_PART=${E2E_GATEWAY:-1}
+GATEWAY_TOKENS=${E2E_GATEWAY_TOKENS:-6000}
+GATEWAY_REQUESTS=500
+PROFILES=()
+[ "$GATEWAY_PART" = 1 ] && PROFILES=(gateway)
+PROFILE_ARGS=(); for p in "${PROFILES[@]}"; do PROFILE_ARGS+=(--profile "$p"); done
 KEY="ratelimit:demo:global"
 RUN_DIR=$(mktemp -d -t orleanslimiter-compose-e2e-XXXX)
 STARTED_AT=$SECONDS
@@ -43,7 +55,9 @@ cleanup() {
   trap - EXIT INT TERM
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
   if [ "$UP" = 1 ]; then
-    "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >>"$RUN_DIR/down.log" 2>&1 || say "compose down failed (see $RUN_DIR/down.log)"
+    # What the containers said, for a failed run.
+    [ ${#FAILURES[@]} -gt 0 ] && "${COMPOSE[@]}" "${PROFILE_ARGS[@]}" logs --no-color --timestamps --tail 300 >"$RUN_DIR/containers.log" 2>&1
+    "${COMPOSE[@]}" "${PROFILE_ARGS[@]}" down --volumes --remove-orphans --timeout 5 >>"$RUN_DIR/down.log" 2>&1 || say "compose down failed (see $RUN_DIR/down.log)"
   fi
   if [ -n "$DOCKERD_PID" ] && [ "${E2E_KEEP_DOCKERD:-0}" != 1 ]; then
     kill "$DOCKERD_PID" 2>/dev/null
@@ -235,6 +249,33 @@ EOF
   fi
 }
 
+stand_in_node() { # $1 = node:MAJOR-bookworm-slim
+  local major=${1#node:}; major=${major%%-*}
+  local node_bin npm_dir have
+  node_bin=$(readlink -f "$(command -v node 2>/dev/null)" 2>/dev/null)
+  have=$("$node_bin" --version 2>/dev/null)
+  [ "${have%%.*}" = "v$major" ] || { fail "$1 is needed, and this machine's Node (${have:-none}) is not Node $major to build a stand-in from"; return 1; }
+  npm_dir=$(dirname "$node_bin")/../lib/node_modules/npm
+  [ -f "$npm_dir/bin/npm-cli.js" ] || { fail "$1 is needed, and this machine's Node has no npm beside it ($npm_dir)"; return 1; }
+  build_base || return 1
+  local ctx="$RUN_DIR/ctx-node"; mkdir -p "$ctx/lib"
+  cp "$node_bin" "$ctx/node" && cp -r "$(readlink -f "$npm_dir")" "$ctx/lib/npm" || { fail "copying this machine's Node failed"; return 1; }
+  # As the official image: node, npm and npx on the PATH, the node user (1000), node as the command.
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $BASE
+COPY node /usr/local/bin/node
+COPY lib/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+ && node --version && npm --version
+ENV NODE_VERSION=${have#v}
+LABEL org.opencontainers.image.description="local stand-in for $1, built by scripts/compose-e2e.sh"
+CMD ["node"]
+EOF
+  build_from_context "$1" "$ctx"
+}
+
 ensure_image() {
   local image=$1 started=$SECONDS
   docker image inspect "$image" >/dev/null 2>&1 && return 0
@@ -245,6 +286,7 @@ ensure_image() {
   case "$image" in
     redis:*) stand_in_redis "$image" ;;
     mcr.microsoft.com/dotnet/aspnet:* | mcr.microsoft.com/dotnet/sdk:*) stand_in_dotnet "$image" ;;
+    node:*-bookworm-slim) stand_in_node "$image" ;;
     *) fail "$image cannot be pulled and there is no stand-in for it"; return 1 ;;
   esac || { [ ${#FAILURES[@]} -gt 0 ] || fail "building the stand-in for $image failed (see $RUN_DIR/stand-ins.log)"; return 1; }
   docker image inspect "$image" >/dev/null 2>&1 || { fail "building the stand-in for $image failed (see $RUN_DIR/stand-ins.log)"; return 1; }
@@ -264,22 +306,35 @@ finish() {
   exit $code
 }
 
-# The images the Dockerfile builds FROM (not its own stages) and the ones the compose file runs by
-# default (services behind a profile, such as observability's, are not started here). The resolved
-# file is read as YAML with the module docker-compose itself depends on.
-stages=$(grep -iE '^FROM .* AS ' Dockerfile | awk '{print $NF}')
-compose_images() {
-  local listed
-  # Compose v2 lists the active services' images itself; v1 knows no --images.
-  if listed=$("${COMPOSE[@]}" config --images 2>/dev/null) && [ -n "$listed" ]; then echo "$listed"; return; fi
-  "${COMPOSE[@]}" config | python3 -c '
-import sys, yaml
+# The base images of the services this run starts: those of their Dockerfile targets (every stage up to
+# the target: the classic builder builds them all) and the images they run; services behind a profile
+# this run does not start (observability's) are left out. The resolved file is read as YAML with the
+# module docker-compose itself depends on.
+images=$("${COMPOSE[@]}" config | PROFILES="${PROFILES[*]}" python3 -c '
+import os, re, sys, yaml
+active = set(os.environ["PROFILES"].split())
+images = set()
 for service in yaml.safe_load(sys.stdin)["services"].values():
-    if not service.get("profiles") and service.get("image"):
-        print(service["image"])'
-}
-images=$( { grep -iE '^FROM ' Dockerfile | awk '{print $2}'; compose_images; } |
-  grep -vxF -f <(echo "$stages") | sort -u)
+    if service.get("profiles") and not active.intersection(service["profiles"]):
+        continue
+    build = service.get("build")
+    if not build:
+        images.add(service["image"])
+        continue
+    build = {"context": build} if isinstance(build, str) else build
+    stages = set()
+    with open(os.path.join(build["context"], build.get("dockerfile", "Dockerfile"))) as dockerfile:
+        for line in dockerfile:
+            m = re.match(r"\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+            if not m:
+                continue
+            if m.group(1) not in stages:
+                images.add(m.group(1))
+            if m.group(2):
+                stages.add(m.group(2))
+                if m.group(2) == build.get("target"):
+                    break
+print("\n".join(sorted(images)))') || { fail "could not read the images of docker-compose.yml"; finish; }
 for image in $images; do
   ensure_image "$image" || finish
 done
@@ -295,7 +350,11 @@ say "base images ready ($(elapsed) s)"
 
 export LIMITER_ADMIN_KEY="e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export LIMITER_DEMO_POINTS=$POINTS LIMITER_DEMO_WINDOW=$WINDOW
-"${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
+# Provider openai (the gateway part): fixed windows longer than the run, so that Redis's ledger is the
+# run's exact total; the simulator gets the same numbers per minute and so never holds less.
+OPENAI_WINDOW=600
+export LIMITER_OPENAI_RPM=$GATEWAY_REQUESTS LIMITER_OPENAI_TPM=$GATEWAY_TOKENS LIMITER_OPENAI_WINDOW=$OPENAI_WINDOW LIMITER_OPENAI_ALGORITHM=FixedWindow LIMITER_OPENAI_TOKENS_ALGORITHM=FixedWindow
+"${COMPOSE[@]}" "${PROFILE_ARGS[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
 UP=1
 say "docker compose up --build --scale silo=3 --scale worker=3 (build log: $RUN_DIR/up.log)"
 build_started=$SECONDS
@@ -461,4 +520,86 @@ FACTS=("silos 3→5→4 (killed the grain host)→1 under 3 workers" "$windows w
   "max granted $max_granted/$POINTS, $over over" "$granted_total granted" \
   "granted again ${up5} s after scale-up, ${killed} s after the kill, ${down1} s after scale-down" \
   "/admin $without without key, $with with" "$IMAGES_FACT" "compose up --build ${UP_SECONDS} s")
+[ "$GATEWAY_PART" = 1 ] || finish
+
+# ---------------------------------------------------------------------------------------------------
+# The gateway profile: a virtual key, two gateways in front of two silos, the simulator behind them,
+# then two Node workers with the official openai SDK spending provider openai's token quota (one window
+# longer than the run, so that the whole run is one window of the ledger).
+
+GATEWAY_COMPOSE=("${COMPOSE[@]}" "${PROFILE_ARGS[@]}")
+OPENAI_KEY="ratelimit:openai:global"
+LIMITER_KEY=$(docker exec "$(containers silo | head -n1)" limiter keys create --tenant e2e-node 2>"$RUN_DIR/keys.err" | tail -n1)
+case "$LIMITER_KEY" in olk_*) ;; *) fail "limiter keys create printed no key (see $RUN_DIR/keys.err)"; finish ;; esac
+export LIMITER_KEY NODE_WORKER_SECONDS=${E2E_GATEWAY_SECONDS:-10}
+say "virtual key created; docker compose --profile gateway up --build: simulator, 2 gateways, 2 silos (build log: $RUN_DIR/up-gateway.log)"
+gateway_started=$SECONDS
+if ! "${GATEWAY_COMPOSE[@]}" up -d --build --no-recreate --scale silo=2 --scale worker=0 --scale node-worker=0 >"$RUN_DIR/up-gateway.log" 2>&1; then
+  tail -n 15 "$RUN_DIR/up-gateway.log" | sed 's/^/  /'
+  fail "docker compose --profile gateway up failed"; finish
+fi
+GATEWAY_UP_SECONDS=$((SECONDS - gateway_started))
+wait_silos 2 90
+
+# Both gateways answer the key (they copy the key table at most every second).
+gateway_urls=()
+for g in $(containers gateway); do
+  hp=$(host_port "$g" 4000)
+  code=""
+  for _ in $(seq 120); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H "Authorization: Bearer $LIMITER_KEY" "http://$hp/v1/limits" 2>/dev/null)
+    [ "$code" = 200 ] && break
+    sleep 0.5
+    hp=$(host_port "$g" 4000)
+  done
+  [ "$code" = 200 ] && gateway_urls+=("http://$hp") || fail "gateway $(container_name "$g") did not accept the key within 60 s (last: ${code:-no answer})"
+done
+[ ${#gateway_urls[@]} = 2 ] || { fail "${#gateway_urls[@]} gateway(s) answering, want 2"; finish; }
+sim_hp=$(host_port "$(containers simulator)" 5080)
+curl -fs --max-time 5 "http://$sim_hp/stats" >/dev/null || { fail "the simulator does not answer /stats"; finish; }
+say "2 gateways and the simulator answer ($(elapsed) s); provider openai: $GATEWAY_REQUESTS requests and $GATEWAY_TOKENS tokens per $((OPENAI_WINDOW)) s window"
+
+redis_exec() { docker exec "$(containers redis)" redis-cli --raw "$@"; }
+redis_exec del "$OPENAI_KEY" >/dev/null
+say "two Node workers (openai SDK, 8 concurrent calls, 1 streaming) for $NODE_WORKER_SECONDS s through the gateways"
+"${GATEWAY_COMPOSE[@]}" up -d --no-build --no-deps --scale node-worker=2 node-worker >>"$RUN_DIR/up-gateway.log" 2>&1 || { fail "starting the Node workers failed"; finish; }
+node_workers=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=node-worker")
+for w in $node_workers; do
+  code=$(timeout $((NODE_WORKER_SECONDS + 120)) docker wait "$w")
+  docker logs "$w" >"$RUN_DIR/node-$(container_name "$w").out" 2>"$RUN_DIR/node-$(container_name "$w").err"
+  [ "$code" = 0 ] || fail "Node worker $(container_name "$w") exited with ${code:-no code}"
+done
+
+# The gateway settles a call once its caller has the whole answer: the ledger settles within moments.
+ledger=""
+for _ in $(seq 20); do
+  now_ledger=$(redis_exec hmget "$OPENAI_KEY" points tokens:points | paste -sd' ')
+  [ "$now_ledger" = "$ledger" ] && break
+  ledger=$now_ledger; sleep 0.5
+done
+read -r requests_left tokens_left <<<"$ledger"
+# The provider's rate-limit headers also lower the shared count where they report less left than it holds
+# (provider feedback, docs/gateway.md): the gateways log each change, and the ledger holds them too.
+feedback=$(for g in $(containers gateway); do docker logs "$g" 2>&1; done | grep 'Provider openai report lowered the shared count of global:')
+feedback_requests=$(grep -oE 'requests -[0-9]+' <<<"$feedback" | awk '{ s -= $2 } END { print s + 0 }')
+feedback_tokens=$(grep -oE 'tokens -[0-9]+' <<<"$feedback" | awk '{ s -= $2 } END { print s + 0 }')
+curl -fs --max-time 5 "http://$sim_hp/stats" >"$RUN_DIR/simulator-stats.json"
+read -r node_ok node_streamed node_429 node_errors node_tokens <<<"$(tail -qn1 "$RUN_DIR"/node-*.out | jq -rs \
+  '[(map(.ok) | add), (map(.streamed) | add), (map(.rateLimited) | add), (map(.errors) | add), (map(.inputTokens + .outputTokens) | add)] | @tsv')"
+read -r sim_served sim_429 sim_tokens <<<"$(jq -r '.openai | [.served, .refusedTotal, (.promptTokens + .completionTokens)] | @tsv' "$RUN_DIR/simulator-stats.json")"
+requests_used=$((GATEWAY_REQUESTS - ${requests_left:-$GATEWAY_REQUESTS}))
+tokens_used=$((GATEWAY_TOKENS - ${tokens_left:-$GATEWAY_TOKENS}))
+say "Node workers: ${node_ok:-?} calls answered (${node_streamed:-?} streamed), ${node_429:-?} waits the gateways could not meet (429 from the shared count), ${node_errors:-?} errors, ${node_tokens:-?} tokens reported"
+say "simulator: ${sim_served:-?} calls served, ${sim_429:-?} 429s, ${sim_tokens:-?} tokens; Redis $OPENAI_KEY: $requests_used requests and $tokens_used tokens spent of $GATEWAY_REQUESTS and $GATEWAY_TOKENS, of which the provider's headers took $feedback_requests and $feedback_tokens"
+[ "${node_ok:-0}" -gt 0 ] || fail "the Node workers were granted no call"
+[ "${node_errors:-1}" = 0 ] || fail "the Node workers met ${node_errors:-?} errors (see $RUN_DIR/node-*.out)"
+[ "${sim_429:-1}" = 0 ] || fail "the simulator answered ${sim_429:-?} 429s through the gateways (want 0)"
+[ "${node_429:-0}" -gt 0 ] || fail "the Node workers never reached the quota (no 429 from the gateways): the run shows no limit"
+[ "$sim_served" = "$node_ok" ] || fail "the simulator served $sim_served calls, the workers were answered $node_ok"
+[ "$requests_used" = $((node_ok + feedback_requests)) ] || fail "the ledger spent $requests_used requests, the workers were granted $node_ok calls and the provider's headers took $feedback_requests"
+[ "$tokens_used" = $((node_tokens + feedback_tokens)) ] || fail "the ledger spent $tokens_used tokens, the workers reported $node_tokens and the provider's headers took $feedback_tokens"
+[ "$sim_tokens" = "$node_tokens" ] || fail "the simulator counted $sim_tokens tokens, the workers reported $node_tokens"
+
+FACTS+=("gateway profile: 2 Node workers (openai SDK) through 2 gateways, $node_ok calls granted ($node_streamed streamed), $node_429 answered 429 by the gateways, ${sim_429} provider 429s" \
+  "ledger $requests_used requests, $tokens_used/$GATEWAY_TOKENS tokens = reported $node_tokens + $feedback_tokens from the provider's headers" "gateway profile up --build ${GATEWAY_UP_SECONDS} s")
 finish

@@ -75,49 +75,52 @@ SILO=src/Silo/bin/Release/net10.0/OrleansLimiter.Silo.dll
 WORKER=src/Worker/bin/Release/net10.0/OrleansLimiter.Worker.dll
 SIMULATOR=tools/ProviderSimulator/bin/Release/net10.0/OrleansLimiter.ProviderSimulator.dll
 
-if [ -n "${REDIS_URL:-}" ]; then
-  say "using the Redis in REDIS_URL"
-  CLI_REDIS=(-u "$REDIS_URL")
-else
-  RPORT=$(free_port 6380)
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$RUN_DIR/redis.log" &
-  REDIS_PID=$!
-  export REDIS_URL="redis://127.0.0.1:$RPORT"
-  CLI_REDIS=(-h 127.0.0.1 -p "$RPORT")
-  for _ in $(seq 50); do redis-cli "${CLI_REDIS[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  say "private Redis on 127.0.0.1:$RPORT"
-fi
+# The private Redis and the two silos of the quota and chat parts (the gateway part starts its own).
+start_cluster() {
+  if [ -n "${REDIS_URL:-}" ]; then
+    say "using the Redis in REDIS_URL"
+    CLI_REDIS=(-u "$REDIS_URL")
+  else
+    RPORT=$(free_port 6380)
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$RUN_DIR/redis.log" &
+    REDIS_PID=$!
+    export REDIS_URL="redis://127.0.0.1:$RPORT"
+    CLI_REDIS=(-h 127.0.0.1 -p "$RPORT")
+    for _ in $(seq 50); do redis-cli "${CLI_REDIS[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    say "private Redis on 127.0.0.1:$RPORT"
+  fi
 
-CLUSTER="demo-$RANDOM$RANDOM"
-# Garbage collection for tail latency on small machines: workstation GC with a 256 MB gen0 budget
-# (a collection every few seconds at most, each short) instead of server GC. Side by side on the
-# 2-core machine: fair-queue windows whose first grant came over 20 ms, 12 of 680 with server GC,
-# 0 of 312 with this; throughput not lower (docs/performance.md). Set either variable to override.
-export DOTNET_gcServer="${DOTNET_gcServer:-0}" DOTNET_GCgen0size="${DOTNET_GCgen0size:-0x10000000}"
-export Orleans__ClusterId=$CLUSTER Orleans__ServiceId=$CLUSTER
-export RateLimiting__Providers__demo__Points=$POINTS RateLimiting__Providers__demo__Duration=$WINDOW
-# The chat part's limits, the simulator's own: requests and tokens per minute, refilling continuously.
-export RateLimiting__Providers__openai__Points=$CHAT_RPM RateLimiting__Providers__openai__Duration=60 RateLimiting__Providers__openai__Algorithm=TokenBucket
-export RateLimiting__Providers__openai__Limits__tokens__Points=$CHAT_TPM RateLimiting__Providers__openai__Limits__tokens__Duration=60 RateLimiting__Providers__openai__Limits__tokens__Algorithm=TokenBucket
-KEY="ratelimit:demo:global"
-redis-cli "${CLI_REDIS[@]}" del "$KEY" >/dev/null
+  CLUSTER="demo-$RANDOM$RANDOM"
+  # Garbage collection for tail latency on small machines: workstation GC with a 256 MB gen0 budget
+  # (a collection every few seconds at most, each short) instead of server GC. Side by side on the
+  # 2-core machine: fair-queue windows whose first grant came over 20 ms, 12 of 680 with server GC,
+  # 0 of 312 with this; throughput not lower (docs/performance.md). Set either variable to override.
+  export DOTNET_gcServer="${DOTNET_gcServer:-0}" DOTNET_GCgen0size="${DOTNET_GCgen0size:-0x10000000}"
+  export Orleans__ClusterId=$CLUSTER Orleans__ServiceId=$CLUSTER
+  export RateLimiting__Providers__demo__Points=$POINTS RateLimiting__Providers__demo__Duration=$WINDOW
+  # The chat part's limits, the simulator's own: requests and tokens per minute, refilling continuously.
+  export RateLimiting__Providers__openai__Points=$CHAT_RPM RateLimiting__Providers__openai__Duration=60 RateLimiting__Providers__openai__Algorithm=TokenBucket
+  export RateLimiting__Providers__openai__Limits__tokens__Points=$CHAT_TPM RateLimiting__Providers__openai__Limits__tokens__Duration=60 RateLimiting__Providers__openai__Limits__tokens__Algorithm=TokenBucket
+  KEY="ratelimit:demo:global"
+  redis-cli "${CLI_REDIS[@]}" del "$KEY" >/dev/null
 
-HTTP1=$(free_port 3000)
-for i in 1 2; do
-  http=$(free_port $((HTTP1 + i - 1))); silo=$(free_port $((11110 + i))); gw=$(free_port $((29999 + i)))
-  ASPNETCORE_URLS="http://127.0.0.1:$http" Orleans__SiloPort=$silo Orleans__GatewayPort=$gw Logging__LogLevel__Default=Warning \
-    spawn dotnet "$SILO" >"$RUN_DIR/silo$i.log" 2>&1
-  eval "HTTP_SILO$i=$http"
-done
-say "two silos starting (cluster $CLUSTER)…"
-for i in 1 2; do
-  port_var="HTTP_SILO$i"; port=${!port_var}
-  for _ in $(seq 120); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.5; done
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null || { say "silo $i did not start:"; tail -20 "$RUN_DIR/silo$i.log"; exit 1; }
-done
-say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   console http://127.0.0.1:$HTTP_SILO1/console   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
-# The console samples from its first look and keeps 15 minutes: look now, so that it holds the whole run.
-curl -fs "http://127.0.0.1:$HTTP_SILO1/console/api/state" >/dev/null 2>&1 || true
+  HTTP1=$(free_port 3000)
+  for i in 1 2; do
+    http=$(free_port $((HTTP1 + i - 1))); silo=$(free_port $((11110 + i))); gw=$(free_port $((29999 + i)))
+    ASPNETCORE_URLS="http://127.0.0.1:$http" Orleans__SiloPort=$silo Orleans__GatewayPort=$gw Logging__LogLevel__Default=Warning \
+      spawn dotnet "$SILO" >"$RUN_DIR/silo$i.log" 2>&1
+    eval "HTTP_SILO$i=$http"
+  done
+  say "two silos starting (cluster $CLUSTER)…"
+  for i in 1 2; do
+    port_var="HTTP_SILO$i"; port=${!port_var}
+    for _ in $(seq 120); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.5; done
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null || { say "silo $i did not start:"; tail -20 "$RUN_DIR/silo$i.log"; exit 1; }
+  done
+  say "silos up:  health http://127.0.0.1:$HTTP_SILO1/health   console http://127.0.0.1:$HTTP_SILO1/console   dashboard http://127.0.0.1:$HTTP_SILO1/dashboard/"
+  # The console samples from its first look and keeps 15 minutes: look now, so that it holds the whole run.
+  curl -fs "http://127.0.0.1:$HTTP_SILO1/console/api/state" >/dev/null 2>&1 || true
+}
 
 # A picture of the console (DEMO_SCREENSHOT): its charts as they stand, after 3 s more of them.
 screenshot() {
@@ -290,7 +293,9 @@ chat_demo() {
 gateway_demo() {
   local out
   say "gateway: three Node workers with the official openai SDK, through the gateway and then straight at the simulator (${DEMO_GATEWAY_SECONDS:-20} s each)"
-  out=$(LOAD_APIS=openai bash scripts/gateway-load.sh "${DEMO_GATEWAY_SECONDS:-20}" 2>&1 | tee /dev/stderr) || { say "RESULT: the gateway run failed"; return 1; }
+  LOAD_APIS=openai bash scripts/gateway-load.sh "${DEMO_GATEWAY_SECONDS:-20}" 2>&1 | tee "$RUN_DIR/gateway-load.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || { say "RESULT: the gateway run failed"; return 1; }
+  out=$(cat "$RUN_DIR/gateway-load.log")
   local through straight
   through=$(awk '/^  through gateway / { print $3 }' <<<"$out")
   straight=$(awk '/^  straight / { print $2 }' <<<"$out")
@@ -303,6 +308,7 @@ gateway_demo() {
 }
 
 verdict=0
+[ "$MODE" = gateway ] || start_cluster
 case "$MODE" in
   quota) quota_demo || verdict=1 ;;
   chat) chat_demo || verdict=1 ;;

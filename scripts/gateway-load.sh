@@ -15,7 +15,7 @@ SILO=src/Silo/$BIN/OrleansLimiter.Silo.dll
 SIMULATOR=tools/ProviderSimulator/$BIN/OrleansLimiter.ProviderSimulator.dll
 CLI=src/Cli/$BIN/OrleansLimiter.Cli.dll
 for f in "$SILO" "$SIMULATOR" "$CLI"; do [ -f "$f" ] || { echo "missing $f: run dotnet build OrleansLimiter.sln -c Release" >&2; exit 1; }; done
-[ -d tests/node/node_modules/openai ] || (cd tests/node && npm ci --no-audit --no-fund >/dev/null)
+[ -d tests/node/node_modules/openai ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 say() { printf '\033[1m[load]\033[0m %s\n' "$*"; }
 RUN_DIR=$(mktemp -d /tmp/gateway-load.XXXXXX)

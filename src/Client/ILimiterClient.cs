@@ -101,6 +101,20 @@ public sealed record AcquireOptions
 
     /// <summary>The wait's class; the client's (<see cref="LimiterClientOptions.Priority"/>) when null.</summary>
     public WaitPriority? Priority { get; init; }
+
+    /// <summary>
+    /// The wait's request id, to continue a wait an earlier call made under it (a long poll its caller
+    /// renews, <see cref="Poll"/>): the waiter keeps its place in the key's queue, and a grant made under
+    /// it whose answer was lost is told again rather than granted twice. Null starts a new wait.
+    /// </summary>
+    public RequestId? WaitId { get; init; }
+
+    /// <summary>
+    /// The longest this call waits in the key's queue before answering <see cref="AcquireResult.IsStillWaiting"/>
+    /// (or <see cref="Reservation.IsStillWaiting"/>), the waiter staying queued for a call that continues it
+    /// under <see cref="AcquireResult.WaitId"/> within a few seconds. Null waits the whole of <see cref="MaxWait"/>.
+    /// </summary>
+    public TimeSpan? Poll { get; init; }
 }
 
 /// <summary>The outcome of <see cref="ILimiterClient.AcquireAsync(string, AcquireOptions, CancellationToken)"/>.</summary>
@@ -109,10 +123,12 @@ public sealed record AcquireOptions
 /// <param name="Attempts">How many times the limiter was asked (a renewal of a wait counts).</param>
 /// <param name="Waited">How long the call took.</param>
 /// <param name="Reason">When not granted and the queue said why (full, deadline cannot be met), why; otherwise null.</param>
-public sealed record AcquireResult(bool IsGranted, ConsumeResult Last, int Attempts, TimeSpan Waited, string? Reason = null)
+/// <param name="WaitId">The request id the wait was made under in the key's queue (none when the key has no queue).</param>
+/// <param name="IsStillWaiting">True when the call's <see cref="AcquireOptions.Poll"/> ended first: the wait goes on, continued by a call with <see cref="AcquireOptions.WaitId"/> set to <paramref name="WaitId"/>.</param>
+public sealed record AcquireResult(bool IsGranted, ConsumeResult Last, int Attempts, TimeSpan Waited, string? Reason = null, RequestId WaitId = default, bool IsStillWaiting = false)
 {
     /// <summary>True when the maximum wait ran out before a grant.</summary>
-    public bool IsTimedOut => !IsGranted;
+    public bool IsTimedOut => !IsGranted && !IsStillWaiting;
 }
 
 /// <summary>Per-call settings of <see cref="ILimiterClient.ScheduleAsync{T}"/>.</summary>

@@ -67,14 +67,15 @@ internal sealed partial class LimiterClient(
         var (key, points) = (options.Key, options.Points);
         Validate(provider, key, points);
         var (longest, tenant, priority) = WaitSettings(options);
+        var (first, poll) = FirstTicket(options, tenant, priority, points, longest, null);
         var measured = _metrics.StartWait(provider, key, points, priority);
         try
         {
             var started = time.GetTimestamp();
             var result = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
-                ? (await WaitAtGrainAsync(provider, key, new WaitTicket(RequestId.New(), tenant, priority, points, longest), longest, started, cancellationToken).ConfigureAwait(false))?.ToAcquireResult()
+                ? (await WaitAtGrainAsync(provider, key, first, longest, poll, started, cancellationToken).ConfigureAwait(false))?.ToAcquireResult()
                 : null;
-            result ??= await AcquireCoreAsync(provider, key, points, longest, started, cancellationToken).ConfigureAwait(false);
+            result ??= await AcquireCoreAsync(provider, key, points, longest, poll, started, cancellationToken).ConfigureAwait(false);
             measured.End(result);
             return result;
         }
@@ -93,9 +94,10 @@ internal sealed partial class LimiterClient(
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
         var (longest, tenant, priority) = WaitSettings(options);
+        var (first, poll) = FirstTicket(options, tenant, priority, 1, longest, estimate);
         var started = time.GetTimestamp();
         if (_options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
-            && await WaitAtGrainAsync(provider, key, new WaitTicket(RequestId.New(), tenant, priority, 1, longest, Cost: estimate), longest, started, cancellationToken).ConfigureAwait(false) is { } waited)
+            && await WaitAtGrainAsync(provider, key, first, longest, poll, started, cancellationToken).ConfigureAwait(false) is { } waited)
         {
             var reply = waited.Reply;
             var limits = (IReadOnlyList<LimitState>?)reply.Limits ?? [];
@@ -103,7 +105,7 @@ internal sealed partial class LimiterClient(
                 ? new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, reply.GrantEndsMs)
                 : new CostDecision(reply.Rejection == WaitRejection.AboveLimit ? ConsumeOutcome.AboveLimit : ConsumeOutcome.Refused, reply.BlockedBy, reply.EarliestGrant, null);
             return new Reservation(provider, key, waited.Id, estimate, new CostResult(decision, limits, reply.DecidedAtMs),
-                (request, ct) => backend.SettleAsync(provider, key, request, ct));
+                (request, ct) => backend.SettleAsync(provider, key, request, ct), isStillWaiting: reply.Outcome == WaitOutcome.StillWaiting);
         }
 
         // No queue: ask, and after each refusal wait until the blocking limit can pay.
@@ -114,6 +116,11 @@ internal sealed partial class LimiterClient(
             if (reservation.IsGranted || reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit || time.GetElapsedTime(started) + delay > longest)
             {
                 return reservation;
+            }
+
+            if (time.GetElapsedTime(started) + delay > poll)
+            {
+                return reservation.StillWaiting();
             }
 
             await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
@@ -145,18 +152,39 @@ internal sealed partial class LimiterClient(
     }
 
     /// <summary>
+    /// The first ticket of a wait: a new request id, or the one of the wait the call continues (a
+    /// renewal, so that the grain keeps its place and tells a grant made under it again); and how long
+    /// this call waits before answering that the wait goes on.
+    /// </summary>
+    private static (WaitTicket First, TimeSpan Poll) FirstTicket(AcquireOptions options, string tenant, WaitPriority priority, long points, TimeSpan longest, LimitCost? cost)
+    {
+        if (options.WaitId is { IsNone: true })
+        {
+            throw new ArgumentException("The wait id to continue must not be empty.", nameof(options));
+        }
+
+        if (options.Poll is { } p && p <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), p, "The poll must be longer than zero.");
+        }
+
+        var first = new WaitTicket(options.WaitId ?? RequestId.New(), tenant, priority, points, longest, IsRenewal: options.WaitId is not null, Cost: cost);
+        return (first, options.Poll is { } poll && poll < longest ? poll : TimeSpan.MaxValue);
+    }
+
+    /// <summary>
     /// Waits in the key's queue at its grain: one long poll after another under one request id, so the
     /// waiter keeps its place and a grant whose answer was lost is told again. Offered capacity is
     /// collected at once (the grain spends it only then, so a caller that is gone spends nothing).
     /// Null when the key has no queue (local mode, a store without several limits): the caller then
     /// waits on its own.
     /// </summary>
-    private async Task<GrainWait?> WaitAtGrainAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
+    private async Task<GrainWait?> WaitAtGrainAsync(string provider, string key, WaitTicket first, TimeSpan wait, TimeSpan poll, long started, CancellationToken cancellationToken)
     {
         _metrics.QueuedAtGrain(provider, first.Priority, +1);
         try
         {
-            return await WaitInQueueAsync(provider, key, first, wait, started, cancellationToken).ConfigureAwait(false);
+            return await WaitInQueueAsync(provider, key, first, wait, poll, started, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -164,11 +192,11 @@ internal sealed partial class LimiterClient(
         }
     }
 
-    private async Task<GrainWait?> WaitInQueueAsync(string provider, string key, WaitTicket first, TimeSpan wait, long started, CancellationToken cancellationToken)
+    private async Task<GrainWait?> WaitInQueueAsync(string provider, string key, WaitTicket first, TimeSpan wait, TimeSpan poll, long started, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var id = first.Id;
-        var renewal = false;
+        var renewal = first.IsRenewal;
         var collect = false;
         var attempts = 0;
         while (true)
@@ -218,6 +246,10 @@ internal sealed partial class LimiterClient(
                     // Capacity is held for this waiter, and spent only when collected: collect now.
                     (collect, renewal) = (true, true);
                     continue;
+                case WaitOutcome.StillWaiting when waited >= poll:
+                    // This call's poll is over: the waiter stays queued (for a few seconds without a
+                    // renewal) for the call that continues it under the same id.
+                    return new GrainWait(reply, id, attempts, waited);
                 case WaitOutcome.StillWaiting:
                     (collect, renewal) = (false, true);
                     continue;
@@ -243,8 +275,10 @@ internal sealed partial class LimiterClient(
         public AcquireResult ToAcquireResult()
         {
             var last = new ConsumeResult(Reply.IsGranted, Reply.Remaining, Reply.IsGranted ? TimeSpan.Zero : Reply.EarliestGrant, Reply.WindowEnd);
+            var stillWaiting = Reply.Outcome == WaitOutcome.StillWaiting;
             return new AcquireResult(Reply.IsGranted, last, Attempts, Waited,
-                Reply.IsGranted ? null : Reply.Reason ?? (Reply.Outcome == WaitOutcome.TimedOut ? "The maximum wait ran out in the queue." : null));
+                Reply.IsGranted || stillWaiting ? null : Reply.Reason ?? (Reply.Outcome == WaitOutcome.TimedOut ? "The maximum wait ran out in the queue." : null),
+                Id, stillWaiting);
         }
     }
 
@@ -262,7 +296,7 @@ internal sealed partial class LimiterClient(
         }
     }
 
-    private async Task<AcquireResult> AcquireCoreAsync(string provider, string key, long points, TimeSpan wait, long started, CancellationToken cancellationToken)
+    private async Task<AcquireResult> AcquireCoreAsync(string provider, string key, long points, TimeSpan wait, TimeSpan poll, long started, CancellationToken cancellationToken)
     {
         var attempts = 0;
         while (true)
@@ -307,6 +341,11 @@ internal sealed partial class LimiterClient(
             if (delay < _options.MinRetryDelay)
             {
                 delay = _options.MinRetryDelay;
+            }
+
+            if (waited + delay > poll)
+            {
+                return new AcquireResult(false, result, attempts, waited, IsStillWaiting: true);
             }
 
             await Task.Delay(delay < left ? delay : left, time, cancellationToken).ConfigureAwait(false);

@@ -28,8 +28,9 @@ public sealed class Reservation : IAsyncDisposable
     private readonly Func<SettleRequest, CancellationToken, Task<SettleResult>> _settle;
     private SettleResult? _settled;
 
-    internal Reservation(string provider, string key, RequestId id, LimitCost estimate, CostResult result, Func<SettleRequest, CancellationToken, Task<SettleResult>> settle)
+    internal Reservation(string provider, string key, RequestId id, LimitCost estimate, CostResult result, Func<SettleRequest, CancellationToken, Task<SettleResult>> settle, bool isStillWaiting = false)
     {
+        IsStillWaiting = isStillWaiting;
         Provider = provider;
         Key = key;
         Id = id;
@@ -55,6 +56,15 @@ public sealed class Reservation : IAsyncDisposable
 
     /// <summary>Whether the estimate was granted (only a granted reservation is settled).</summary>
     public bool IsGranted => Result.IsAllowed;
+
+    /// <summary>
+    /// True when the call's <see cref="AcquireOptions.Poll"/> ended before a grant or the end of its wait:
+    /// the estimate is still queued under <see cref="Id"/>, continued by a call with <see cref="AcquireOptions.WaitId"/>.
+    /// </summary>
+    public bool IsStillWaiting { get; }
+
+    /// <summary>This reservation, not granted, marked as still waiting (its call's poll ended first).</summary>
+    internal Reservation StillWaiting() => new(Provider, Key, Id, Estimate, Result, _settle, isStillWaiting: true);
 
     /// <summary>The settle's answer, once settled.</summary>
     public SettleResult? Settled => _settled;

@@ -28,6 +28,8 @@ export interface Decision {
   /** Why a wait was not granted (queue full, deadline cannot be met, …). */
   reason: string | null;
   waitedMs: number | null;
+  /** For acquire: the id the wait had in the key's queue (renewals continue it under this id). */
+  waitId: string | null;
 }
 
 export type Priority = "interactive" | "normal" | "batch";

@@ -25,6 +25,7 @@ function toDecision(body) {
     reservationId: body.reservationId ?? null,
     reason: body.reason ?? null,
     waitedMs: body.waitedMs ?? null,
+    waitId: body.waitId ?? null,
   };
 }
 
@@ -100,15 +101,31 @@ export class RateLimiter {
 
   /**
    * Waits in the key's fair queue for at most `maxWaitMs` (the key's or host's default when absent),
-   * renewing the long poll while the server says so. With a `cost`, a grant is a Reservation.
+   * renewing the long poll while the server says so. A renewal sends the wait's `waitId`, so the
+   * waiter keeps its place; a renewal whose answer was lost (the connection failed, or the host
+   * answered 503) is sent again under it, and a grant made meanwhile is told again, never granted
+   * twice. With a `cost`, a grant is a Reservation.
    */
   async acquire(provider, key = DEFAULT_KEY, options = {}) {
     const { points, cost, tenant, priority, maxWaitMs, signal } = options;
     const started = Date.now();
+    let waitId;
+    let lostInARow = 0;
     for (;;) {
       const left = maxWaitMs === undefined ? undefined : Math.max(0, maxWaitMs - (Date.now() - started));
-      const body = await this.#post(`/v1/limits/${enc(provider)}/${enc(key)}/acquire`,
-        { ...amountOf(cost ?? points), tenant, priority, maxWaitMs: left }, { signal, long: true });
+      let body;
+      try {
+        body = await this.#post(`/v1/limits/${enc(provider)}/${enc(key)}/acquire`,
+          { ...amountOf(cost ?? points), tenant, priority, maxWaitMs: left, waitId }, { signal, long: true });
+      } catch (error) {
+        const lost = error instanceof TypeError || (error instanceof RateLimiterError && error.status === 503);
+        const over = left === undefined ? ++lostInARow > 8 : maxWaitMs - (Date.now() - started) <= 0;
+        if (!waitId || !lost || signal?.aborted || over) throw error;
+        await pause(250, signal);
+        continue;
+      }
+      lostInARow = 0;
+      waitId = body.waitId ?? waitId;
       const decision = toDecision(body);
       if (decision.allowed || !body.renew) {
         decision.waitedMs = Date.now() - started;

@@ -15,6 +15,10 @@ before(async () => {
       "RateLimiting:Providers:tok:Duration": 60,
       "RateLimiting:Providers:tok:Limits:tokens:Points": 10000,
       "RateLimiting:Providers:tok:Limits:tokens:Duration": 60,
+      // Two points per 4 s and a 1 s long poll: a wait for the next window is several calls.
+      "RateLimiting:Providers:renew:Points": 2,
+      "RateLimiting:Providers:renew:Duration": 4,
+      "Gateway:ApiPollSeconds": 1,
     },
   });
 });
@@ -103,6 +107,36 @@ test("acquire waits in the queue: granted, or refused at once when the window ca
   const reservation = await limiter.acquire("tok", `acq2-${Date.now()}`, { cost: { tokens: 500 }, maxWaitMs: 1000 });
   assert.ok(reservation instanceof Reservation);
   assert.equal((await reservation.settle({ tokens: 500 })).outcome, "settled");
+});
+
+test("acquire renews under its waitId, and a grant whose answer was lost is told again, not granted twice", async () => {
+  const key = `renew-${Date.now()}`;
+  const calls = [];
+  let dropped = 0;
+  // Loses the answer of the first grant, as a connection failing after the host answered would.
+  const lossy = async (url, init) => {
+    calls.push(JSON.parse(init.body));
+    const response = await fetch(url, init);
+    const text = await response.text();
+    if (dropped === 0 && url.endsWith("/acquire") && JSON.parse(text).allowed === true) {
+      dropped++;
+      throw new TypeError("fetch failed");
+    }
+    return new Response(text, { status: response.status, headers: response.headers });
+  };
+  const limiter = new RateLimiter({ url: cluster.url, fetch: lossy });
+  assert.equal((await limiter.tryConsume("renew", key, 2)).allowed, true);
+
+  const granted = await limiter.acquire("renew", key, { points: 1, maxWaitMs: 10_000 });
+  assert.equal(granted.allowed, true);
+  assert.equal(dropped, 1);
+  assert.match(granted.waitId, /^wt_[0-9a-f]{32}$/);
+  // The first call made the wait; every later one continued it under the same id (the lost grant's too).
+  assert.ok(calls.length >= 4, `${calls.length} calls`);
+  assert.equal(calls[1].waitId, undefined);
+  assert.ok(calls.slice(2).every((c) => c.waitId === granted.waitId), JSON.stringify(calls.map((c) => c.waitId)));
+  // One point spent in the new window: the grant told again spent nothing.
+  assert.equal(cluster.hgetall(`ratelimit:renew:${key}`).points, "1");
 });
 
 test("bad input is a RateLimiterError naming the field", async () => {

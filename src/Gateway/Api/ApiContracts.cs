@@ -14,7 +14,8 @@ public sealed record ConsumeRequest(long? Points, Dictionary<string, long>? Cost
 /// <param name="Tenant">The tenant the wait counts for; only the development default may name one other than its key's.</param>
 /// <param name="Priority"><c>interactive</c>, <c>normal</c> or <c>batch</c>; the key's default when absent.</param>
 /// <param name="MaxWaitMs">The longest wait from now; the key's default (or the host's) when absent. A call waits at most <c>pollMs</c> of it; the client renews for the rest.</param>
-public sealed record AcquireRequest(long? Points, Dictionary<string, long>? Cost, string? Tenant, string? Priority, long? MaxWaitMs);
+/// <param name="WaitId">The <c>waitId</c> of an earlier answer (or one the caller made, <c>wt_</c> and 32 hex digits): this call continues that wait.</param>
+public sealed record AcquireRequest(long? Points, Dictionary<string, long>? Cost, string? Tenant, string? Priority, long? MaxWaitMs, string? WaitId = null);
 
 /// <summary>Body of <c>reserve</c>: an estimate to settle later; asked once, or queued when <c>maxWaitMs</c> is given.</summary>
 /// <param name="Cost">The estimate per limit (prompt tokens plus the most output).</param>
@@ -22,7 +23,8 @@ public sealed record AcquireRequest(long? Points, Dictionary<string, long>? Cost
 /// <param name="Tenant">As acquire.</param>
 /// <param name="Priority">As acquire.</param>
 /// <param name="MaxWaitMs">When given, waits in the fair queue for at most this long (at most <c>pollMs</c> per call).</param>
-public sealed record ReserveRequest(Dictionary<string, long>? Cost, long? Points, string? Tenant, string? Priority, long? MaxWaitMs);
+/// <param name="WaitId">As acquire.</param>
+public sealed record ReserveRequest(Dictionary<string, long>? Cost, long? Points, string? Tenant, string? Priority, long? MaxWaitMs, string? WaitId = null);
 
 /// <summary>Body of <c>settle</c>: what the call really cost, per limit.</summary>
 /// <param name="Actual">E.g. <c>{"tokens":950}</c>; a limit left out keeps its estimate.</param>
@@ -47,8 +49,9 @@ public sealed record LimitView(string Name, string Algorithm, long Limit, double
 /// <param name="ReservationId">For a granted reserve (or an acquire with a cost): the opaque id to settle.</param>
 /// <param name="Reason">For a wait that was not granted, why (queue full, deadline cannot be met, …).</param>
 /// <param name="WaitedMs">For acquire and a queued reserve: how long this call waited.</param>
-/// <param name="Renew">For acquire and a queued reserve: true when the caller's wait is longer than this call could wait; call again with what is left.</param>
-/// <param name="RenewAfterMs">When <paramref name="Renew"/>: how long to pause before calling again (the queue cannot grant sooner).</param>
+/// <param name="Renew">For acquire and a queued reserve: true when the caller's wait is longer than this call could wait; call again with what is left, and <paramref name="WaitId"/>.</param>
+/// <param name="RenewAfterMs">When <paramref name="Renew"/>: how long to pause before calling again (0 while the waiter holds its place in the queue).</param>
+/// <param name="WaitId">For acquire and a queued reserve that waited in the key's queue: the wait's id (<c>wt_…</c>). A call that sends it continues the wait: it keeps its place, and a grant made under it is told again, never granted twice.</param>
 public sealed record LimitDecision(
     bool Allowed,
     long Remaining,
@@ -60,7 +63,8 @@ public sealed record LimitDecision(
     string? Reason = null,
     long? WaitedMs = null,
     bool? Renew = null,
-    long? RenewAfterMs = null);
+    long? RenewAfterMs = null,
+    string? WaitId = null);
 
 /// <summary>What a settle did to one limit.</summary>
 /// <param name="Name">The limit.</param>

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.Client;
 using OrleansLimiter.Gateway.Keys;
+using OrleansLimiter.Gateway.Proxy;
 
 namespace OrleansLimiter.Gateway.Api;
 
@@ -16,13 +17,10 @@ namespace OrleansLimiter.Gateway.Api;
 /// </summary>
 internal static partial class LimiterApiEndpoints
 {
-    /// <summary>
-    /// The longest one acquire (or queued reserve) call waits before answering <c>renew</c>: below the
-    /// usual proxy and client idle timeouts (60 s and more), so a long wait is a chain of long polls.
-    /// </summary>
-    public static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(25);
-
     private const string CallerItem = "OrleansLimiter.Caller";
+
+    /// <summary>How a wait id reads on the wire: <c>wt_</c> and the request id's 32 hex digits.</summary>
+    private const string WaitIdPrefix = "wt_";
 
     public static void Map(IEndpointRouteBuilder endpoints)
     {
@@ -122,25 +120,25 @@ internal static partial class LimiterApiEndpoints
         return Results.Ok(FromCost(await limiter.TryConsumeAsync(provider, key, cost, http.RequestAborted), cost, null));
     }
 
-    private static async Task<IResult> AcquireAsync(string provider, string key, HttpContext http, ILimiterClient limiter, TimeProvider time, IOptions<LimiterClientOptions> defaults)
+    private static async Task<IResult> AcquireAsync(string provider, string key, HttpContext http, ILimiterClient limiter, TimeProvider time, IOptions<LimiterClientOptions> defaults, IOptions<GatewayOptions> gateway)
     {
         ApiInput.Names(provider, key);
         var body = await ApiInput.ReadObjectAsync(http.Request, http.RequestAborted);
         var (points, cost) = PointsOrCost(body);
-        var (options, asked) = WaitOptions(body, Caller(http), key, points ?? 1, defaults.Value.DefaultMaxWait);
+        var options = WaitOptions(body, Caller(http), key, points ?? 1, defaults.Value.DefaultMaxWait, gateway.Value.ApiPoll);
         var started = time.GetTimestamp();
         if (cost is not null)
         {
             var reservation = await limiter.ReserveAsync(provider, cost, options, http.RequestAborted);
-            return Results.Ok(Waited(FromReservation(reservation), asked, time.GetElapsedTime(started)));
+            return Results.Ok(Waited(FromReservation(reservation), reservation.IsStillWaiting, reservation.Id, time.GetElapsedTime(started)));
         }
 
         var result = await limiter.AcquireAsync(provider, options, http.RequestAborted);
         var decision = FromPoints(result.Last) with { Reason = result.Reason };
-        return Results.Ok(Waited(decision, asked, time.GetElapsedTime(started)));
+        return Results.Ok(Waited(decision, result.IsStillWaiting, result.WaitId, time.GetElapsedTime(started)));
     }
 
-    private static async Task<IResult> ReserveAsync(string provider, string key, HttpContext http, ILimiterClient limiter, TimeProvider time, IOptions<LimiterClientOptions> defaults)
+    private static async Task<IResult> ReserveAsync(string provider, string key, HttpContext http, ILimiterClient limiter, TimeProvider time, IOptions<LimiterClientOptions> defaults, IOptions<GatewayOptions> gateway)
     {
         ApiInput.Names(provider, key);
         var body = await ApiInput.ReadObjectAsync(http.Request, http.RequestAborted);
@@ -149,14 +147,14 @@ internal static partial class LimiterApiEndpoints
         if (!body.TryGetProperty("maxWaitMs", out var wait) || wait.ValueKind == JsonValueKind.Null)
         {
             // Asked once; tenant and priority only matter to a wait, but a wrong claim is still refused.
-            _ = WaitOptions(body, Caller(http), key, 1, TimeSpan.Zero);
+            _ = WaitOptions(body, Caller(http), key, 1, TimeSpan.Zero, gateway.Value.ApiPoll);
             return Results.Ok(FromReservation(await limiter.ReserveAsync(provider, key, estimate, http.RequestAborted)));
         }
 
-        var (options, asked) = WaitOptions(body, Caller(http), key, 1, defaults.Value.DefaultMaxWait);
+        var options = WaitOptions(body, Caller(http), key, 1, defaults.Value.DefaultMaxWait, gateway.Value.ApiPoll);
         var started = time.GetTimestamp();
         var reservation = await limiter.ReserveAsync(provider, estimate, options, http.RequestAborted);
-        return Results.Ok(Waited(FromReservation(reservation), asked, time.GetElapsedTime(started)));
+        return Results.Ok(Waited(FromReservation(reservation), reservation.IsStillWaiting, reservation.Id, time.GetElapsedTime(started)));
     }
 
     private static async Task<IResult> SettleAsync(string id, HttpContext http, IGrainFactory grains)
@@ -179,12 +177,12 @@ internal static partial class LimiterApiEndpoints
             [.. result.State.Select(View)]));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> ListAsync(HttpContext http, IGrainFactory grains, IOptions<GatewayOptions> gateway)
     {
         var providers = await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).GetProvidersAsync().AsTask().WaitAsync(http.RequestAborted);
         return Results.Ok(new LimitsAnswer(
             Caller(http).Tenant,
-            (long)LongPoll.TotalMilliseconds,
+            (long)gateway.Value.ApiPoll.TotalMilliseconds,
             [.. providers.Select(p => new ProviderLimitsView(p.Provider, p.KeyPrefix,
                 [
                     new ConfiguredLimitView(LimitSpec.Requests, null, p.Points, p.DurationSeconds, p.ChangedAtRunTime),
@@ -209,8 +207,10 @@ internal static partial class LimiterApiEndpoints
     /// The wait's settings: the tenant is the key's. A key may not wait as another tenant, since fair
     /// shares between tenants are only worth anything if a tenant cannot borrow another's name; the
     /// development default (no key, loopback only) may name any tenant, to try the queue locally.
+    /// The whole wait is the queue's deadline; this call waits one poll of it, and a call with the
+    /// answer's <c>waitId</c> continues it in the same place.
     /// </summary>
-    private static (AcquireOptions Options, TimeSpan Asked) WaitOptions(JsonElement body, CallerIdentity caller, string key, long points, TimeSpan fallbackWait)
+    private static AcquireOptions WaitOptions(JsonElement body, CallerIdentity caller, string key, long points, TimeSpan fallbackWait, TimeSpan poll)
     {
         var tenant = ApiInput.String(body, "tenant");
         if (tenant is not null && caller.KeyId is not null && !tenant.Equals(caller.Tenant, StringComparison.Ordinal))
@@ -220,30 +220,47 @@ internal static partial class LimiterApiEndpoints
 
         var priority = ApiInput.Priority(body) ?? caller.Priority;
         var asked = ApiInput.Wait(body) ?? caller.MaxWait ?? fallbackWait;
-        var options = new AcquireOptions
+        return new AcquireOptions
         {
             Key = key,
             Points = points,
             Tenant = tenant ?? caller.Tenant,
             Priority = priority,
-            MaxWait = asked > LongPoll ? LongPoll : asked,
+            MaxWait = asked,
+            Poll = poll,
+            WaitId = WaitIdOf(body),
         };
-        return (options, asked);
     }
 
-    /// <summary>Adds the wait's figures, and whether the caller should renew (its wait is longer than one poll).</summary>
-    private static LimitDecision Waited(LimitDecision decision, TimeSpan asked, TimeSpan waited)
+    private static RequestId? WaitIdOf(JsonElement body)
     {
-        var renew = !decision.Allowed && asked > LongPoll && waited < asked
-            && decision.Reason?.Contains("above", StringComparison.OrdinalIgnoreCase) != true;
-        return decision with
+        var text = ApiInput.String(body, "waitId");
+        if (text is null)
         {
-            WaitedMs = (long)waited.TotalMilliseconds,
-            Renew = renew,
-            // The queue answered at once that it cannot grant within one poll: pause until it could.
-            RenewAfterMs = renew ? Math.Max(0, decision.RetryAfterMs - (long)LongPoll.TotalMilliseconds) : null,
-        };
+            return null;
+        }
+
+        if (!text.StartsWith(WaitIdPrefix, StringComparison.Ordinal)
+            || !Guid.TryParseExact(text.AsSpan(WaitIdPrefix.Length), "N", out var id) || id == Guid.Empty)
+        {
+            throw new ApiInputException("waitId", $"'waitId' must be the waitId of an earlier answer ('{WaitIdPrefix}' and 32 hex digits).");
+        }
+
+        return new RequestId(id);
     }
+
+    /// <summary>
+    /// Adds the wait's figures and id, and whether the caller should renew: the call's poll ended with
+    /// the wait still going on, the waiter holding its place in the key's queue (renew at once), or, on
+    /// a key without a queue, waiting until the limit could pay.
+    /// </summary>
+    private static LimitDecision Waited(LimitDecision decision, bool stillWaiting, RequestId waitId, TimeSpan waited) => decision with
+    {
+        WaitedMs = (long)waited.TotalMilliseconds,
+        Renew = stillWaiting,
+        RenewAfterMs = stillWaiting ? (waitId.IsNone ? decision.RetryAfterMs : 0) : null,
+        WaitId = waitId.IsNone ? null : WaitIdPrefix + waitId.Value.ToString("N"),
+    };
 
     private static LimitDecision FromPoints(ConsumeResult result) => new(
         result.IsAllowed,

@@ -31,6 +31,16 @@ public sealed class GatewayOptions
 
     /// <summary>Largest request body read to estimate a call, in bytes; 32 MiB by default. A larger body is answered 413.</summary>
     public int MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>
+    /// The longest one call of the limiter API's acquire (or a queued reserve) waits before answering
+    /// <c>renew</c>, in seconds; 25 by default: below the usual proxy and client idle timeouts (60 s and
+    /// more), so a long wait is a chain of long polls, the waiter keeping its place in the queue between them.
+    /// </summary>
+    public double ApiPollSeconds { get; set; } = 25;
+
+    /// <summary><see cref="ApiPollSeconds"/> as a duration.</summary>
+    internal TimeSpan ApiPoll => TimeSpan.FromSeconds(ApiPollSeconds);
 }
 
 /// <summary>One provider behind the gateway (<c>Gateway:Providers:{provider}</c>).</summary>

@@ -27,6 +27,11 @@ internal sealed class GatewayOptionsValidator(IOptions<RateLimitingOptions> limi
             yield return $"Gateway:DefaultMaxWaitSeconds must be from 0 to 86400 (was {wait}).";
         }
 
+        if (!double.IsFinite(options.ApiPollSeconds) || options.ApiPollSeconds < 0.1 || options.ApiPollSeconds > 55)
+        {
+            yield return $"Gateway:ApiPollSeconds must be from 0.1 to 55 (was {options.ApiPollSeconds}).";
+        }
+
         if (options.MaxRequestBodyBytes < 1024)
         {
             yield return $"Gateway:MaxRequestBodyBytes must be at least 1024 (was {options.MaxRequestBodyBytes}).";

@@ -5,7 +5,7 @@ using StackExchange.Redis;
 
 namespace OrleansLimiter.Tests.Api;
 
-/// <summary>A Redis server and one silo serving the limiter API on loopback, with no virtual key (the development default).</summary>
+/// <summary>A Redis server and one silo serving the limiter API on loopback, with no virtual key (the development default) and a 1 s long poll.</summary>
 public sealed class ApiClusterFixture : IAsyncLifetime
 {
     public RedisServer Redis { get; private set; } = null!;
@@ -28,6 +28,10 @@ public sealed class ApiClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:tok:Duration"] = "60",
         ["RateLimiting:Providers:tok:Limits:tokens:Points"] = "10000",
         ["RateLimiting:Providers:tok:Limits:tokens:Duration"] = "60",
+        ["RateLimiting:Providers:renew:Points"] = "2",
+        ["RateLimiting:Providers:renew:Duration"] = "5",
+        // A long poll of 1 s, so that a wait of a few seconds is several calls.
+        ["Gateway:ApiPollSeconds"] = "1",
         ["Logging:LogLevel:Default"] = "Warning",
     };
 

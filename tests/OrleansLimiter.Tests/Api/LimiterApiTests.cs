@@ -115,6 +115,72 @@ public sealed class LimiterApiTests(ApiClusterFixture cluster) : IClassFixture<A
         Assert.Equal("9500", (string?)await cluster.Db.HashGetAsync($"ratelimit:tok:{key}", "tokens:points"));
     }
 
+    [Fact]
+    public async Task Acquire_RenewalKeepsItsPlace_AndAGrantWhoseAnswerWasLostIsToldAgain()
+    {
+        // Provider renew: 2 points per 5 s window; each acquire call waits at most 1 s (the poll).
+        var key = NewKey();
+        var path = $"/v1/limits/renew/{key}/acquire";
+        var (_, spent) = await cluster.PostAsync($"/v1/limits/renew/{key}/consume", new { points = 2 });
+        Assert.True((bool)spent["allowed"]!);
+
+        // A waits for 1 point: its first call's poll ends before the window does, with the wait's id.
+        var (_, first) = await cluster.PostAsync(path, new { points = 1, maxWaitMs = 20_000 });
+        Assert.False((bool)first["allowed"]!);
+        Assert.True((bool)first["renew"]!);
+        Assert.Equal(0, (long)first["renewAfterMs"]!);
+        var waitId = (string)first["waitId"]!;
+        Assert.StartsWith("wt_", waitId, StringComparison.Ordinal);
+
+        // B asks for the 2 points of a whole window after A's first call, and is queued before A renews.
+        var b = FollowRenewalsAsync(path, points: 2, waitId: null);
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        var a = await FollowRenewalsAsync(path, points: 1, waitId);
+
+        // A kept its place ahead of B: granted in the next window, under the same id; B needs a window of its own.
+        Assert.True((bool)a.Last["allowed"]!);
+        Assert.Equal(waitId, (string?)a.Last["waitId"]);
+        Assert.Equal("1", (string?)await cluster.Db.HashGetAsync($"ratelimit:renew:{key}", "points"));
+        var aWindowEnd = DateTimeOffset.Parse((string)a.Last["resetAt"]!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(aWindowEnd.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            (string?)await cluster.Db.HashGetAsync($"ratelimit:renew:{key}", "expire"));
+
+        // A's last call again, as a client does whose answer was lost: told the same grant, nothing spent.
+        var (_, again) = await cluster.PostAsync(path, a.LastBody);
+        Assert.True((bool)again["allowed"]!);
+        Assert.Equal((string?)a.Last["resetAt"], (string?)again["resetAt"]);
+        Assert.Equal("1", (string?)await cluster.Db.HashGetAsync($"ratelimit:renew:{key}", "points"));
+
+        var bAnswer = await b;
+        Assert.True((bool)bAnswer.Last["allowed"]!);
+        Assert.True(bAnswer.Calls >= 2, $"B was granted in {bAnswer.Calls} call(s): it should have waited a window through renewals.");
+        var bWindowEnd = DateTimeOffset.Parse((string)bAnswer.Last["resetAt"]!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(bWindowEnd > aWindowEnd, $"B was granted in the window ending {bWindowEnd:O}, A in the one ending {aWindowEnd:O}: A lost its place.");
+        Assert.Equal("0", (string?)await cluster.Db.HashGetAsync($"ratelimit:renew:{key}", "points"));
+    }
+
+    /// <summary>Calls acquire, then again with the answer's <c>waitId</c> while it says <c>renew</c>, as the TypeScript client does.</summary>
+    private async Task<(JsonNode Last, object LastBody, int Calls)> FollowRenewalsAsync(string path, long points, string? waitId)
+    {
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(20);
+        var calls = 0;
+        while (true)
+        {
+            object body = waitId is null
+                ? new { points, maxWaitMs = 20_000 }
+                : new { points, maxWaitMs = (long)Math.Max(0, (deadline - DateTimeOffset.UtcNow).TotalMilliseconds), waitId };
+            var (status, answer) = await cluster.PostAsync(path, body);
+            calls++;
+            Assert.Equal(HttpStatusCode.OK, status);
+            if ((bool)answer["allowed"]! || (bool?)answer["renew"] != true)
+            {
+                return (answer, body, calls);
+            }
+
+            waitId = (string)answer["waitId"]!;
+        }
+    }
+
     [Theory]
     [InlineData("/v1/limits/e2e/k/consume", "{\"points\":\"x\"}", "points")]
     [InlineData("/v1/limits/e2e/k/consume", "{\"points\":0}", "points")]
@@ -126,6 +192,7 @@ public sealed class LimiterApiTests(ApiClusterFixture cluster) : IClassFixture<A
     [InlineData("/v1/limits/e2e/k/consume", "{\"points\":6}", "points")]
     [InlineData("/v1/limits/e2e/k/acquire", "{\"priority\":\"urgent\"}", "priority")]
     [InlineData("/v1/limits/e2e/k/acquire", "{\"maxWaitMs\":-1}", "maxWaitMs")]
+    [InlineData("/v1/limits/e2e/k/acquire", "{\"waitId\":\"rsv_0\"}", "waitId")]
     [InlineData("/v1/limits/tok/k/reserve", "{}", "cost")]
     [InlineData("/v1/limits/e2e/k%20k/consume", "{}", "key")]
     [InlineData("/v1/limits/mistral/k/consume", "{}", "provider")]
@@ -143,6 +210,7 @@ public sealed class LimiterApiTests(ApiClusterFixture cluster) : IClassFixture<A
     {
         var limits = JsonNode.Parse(await cluster.Http.GetStringAsync(cluster.Url("/v1/limits")))!;
         Assert.Equal("default", (string?)limits["tenant"]);
+        Assert.Equal(1000, (long)limits["pollMs"]!);
         var tok = limits["providers"]!.AsArray().Single(p => (string?)p!["provider"] == "tok")!;
         Assert.Equal(["requests", "tokens"], tok["limits"]!.AsArray().Select(l => (string)l!["name"]!));
 

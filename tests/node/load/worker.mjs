@@ -2,10 +2,12 @@
 // official SDK for `seconds` (lane 0 streams), each retrying after a 429 as the answer says. Prints
 // one JSON line: what it saw.
 //   node worker.mjs <openai|anthropic> <baseURL> <apiKey> <seconds> <concurrency> [maxWaitSeconds]
+// An apiKey of "-" is read from LIMITER_KEY (docker-compose's node-worker: the key stays out of its command).
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 
-const [sdk, baseURL, apiKey, secondsArg, concurrencyArg, maxWaitArg] = process.argv.slice(2);
+const [sdk, baseURL, apiKeyArg, secondsArg, concurrencyArg, maxWaitArg] = process.argv.slice(2);
+const apiKey = apiKeyArg === "-" ? process.env.LIMITER_KEY : apiKeyArg;
 const seconds = Number(secondsArg ?? 60);
 const concurrency = Number(concurrencyArg ?? 8);
 // Asks the gateway to wait in the fair queue rather than answer 429 (ignored by a provider).
