@@ -19,6 +19,7 @@ internal static class Checker
         var grants = new List<(string Provider, string Limit, long End, long Amount, long At)>();
         var settled = new Dictionary<(string Id, string Limit), long>();
         var pending = new List<(string Id, string Provider, string Limit, long End, long Delta)>();
+        var refunds = new List<(string Provider, string Limit, long End, long Refunded)>();
         var errors = new Dictionary<string, long>();
         foreach (var file in Directory.EnumerateFiles(dir, "*.rec"))
         {
@@ -33,9 +34,10 @@ internal static class Checker
                     case "P" when f.Length == 6:
                         pending.Add((f[1], f[2], f[3], L(f[4]), L(f[5])));
                         break;
-                    case "S" when f.Length == 6:
+                    case "S" when f.Length == 7:
                         settled[(f[1], f[3])] = L(f[5]);
                         grants.Add((f[2], f[3], L(f[4]), L(f[5]), 0));
+                        refunds.Add((f[2], f[3], L(f[4]), L(f[6])));
                         break;
                     case "E" when f.Length == 3:
                         errors[f[1]] = errors.GetValueOrDefault(f[1]) + 1;
@@ -48,7 +50,7 @@ internal static class Checker
         }
 
         var events = ReadLines(Path.Combine(dir, "events.log")).Select(l => l.Split(' ')).ToList();
-        var limitChanges = events.Where(e => e[0] == "L").Select(e => (Start: L(e[1]), End: L(e[2]), Points: L(e[3]))).ToList();
+        var limitChanges = events.Where(e => e[0] == "L").Select(e => (Start: L(e[1]), End: L(e[2]), Points: L(e[3]))).OrderBy(c => c.Start).ToList();
         var clientsKilled = events.Count(e => e[0] == "X");
         var faults = events.Where(e => e[0] == "F").GroupBy(e => e[2]).ToDictionary(g => g.Key, g => g.Count());
 
@@ -56,26 +58,74 @@ internal static class Checker
         var failures = new List<string>();
         report.AppendLine("limit            window end (UTC)           granted  allowed  spent-in-Redis  over-grant  lost");
 
-        // Fixed windows far below demand: grants per window against the most the window may hold.
-        foreach (var provider in new[] { "fw", "fq" })
+        // Fixed windows far below demand: what each window granted, net of refunds, against the most it
+        // may hold. Overruns charged by settles are left out (they only make a window hold less), and so
+        // is a refund a settle may have made while its process was killed (it would let it grant more).
+        var resets = events.Where(e => e[0] == "R").Select(e => (Start: L(e[1]), End: L(e[2]))).ToList();
+        foreach (var (provider, limit, seconds) in new[]
         {
-            long windows = 0, maxGranted = 0, overGrant = 0;
-            foreach (var window in grants.Where(g => g.Provider == provider && g.Limit == "requests").GroupBy(g => g.End).OrderBy(g => g.Key))
+            ("fw", "requests", SoakLimits.FixedWindowSeconds),
+            ("fq", "requests", SoakLimits.QueueSeconds),
+            ("rs", "requests", SoakLimits.TightSeconds),
+            ("rs", "tokens", SoakLimits.TightSeconds),
+        })
+        {
+            long Allowed(long end) => (provider, limit) switch
             {
-                var granted = window.Sum(g => g.Amount);
-                var allowed = provider == "fq" ? SoakLimits.QueuePoints : AllowedFixedWindow(limitChanges, window.Key);
-                var over = Math.Max(0, granted - allowed);
-                windows++;
-                maxGranted = Math.Max(maxGranted, granted);
-                overGrant += over;
-                report.AppendLine(CultureInfo.InvariantCulture, $"{provider + " requests",-16} {Time(window.Key),-26} {granted,7}  {allowed,7}  {"-",14}  {over,10}  {"-",4}");
-                if (over > 0)
+                ("fw", _) => AllowedFixedWindow(limitChanges, end),
+                ("fq", _) => SoakLimits.QueuePoints,
+                ("rs", "requests") => SoakLimits.TightRequests,
+                _ => SoakLimits.TightTokens,
+            };
+
+            var duration = (long)(seconds * 1000);
+            var net = grants.Where(g => g.Provider == provider && g.Limit == limit && g.At != 0).GroupBy(g => g.End).ToDictionary(g => g.Key, g => g.Sum(x => x.Amount));
+            foreach (var refund in refunds.Where(r => r.Provider == provider && r.Limit == limit))
+            {
+                net[refund.End] = net.GetValueOrDefault(refund.End) - refund.Refunded;
+            }
+
+            var maySlack = pending.Where(p => p.Provider == provider && p.Limit == limit && p.Delta < 0 && !settled.ContainsKey((p.Id, p.Limit)))
+                .GroupBy(p => p.End).ToDictionary(g => g.Key, g => g.Sum(p => -p.Delta));
+
+            // A window opens when the one before it has ended, or at a reset. Two windows of one limit
+            // that overlap in time without a reset between them are one window granted twice: they
+            // are checked together against one window's limit.
+            var groups = new List<List<long>>();
+            foreach (var end in net.Keys.OrderBy(e => e))
+            {
+                var opened = end - duration;
+                var overlaps = groups.Count > 0 && opened < groups[^1][^1] - 100;
+                var byReset = resets.Any(r => opened >= r.Start - 100 && opened <= r.End + 10_000);
+                if (overlaps && !byReset)
                 {
-                    failures.Add($"{provider} requests: window ending {Time(window.Key)} granted {granted}, at most {allowed} allowed: over-grant {over}");
+                    groups[^1].Add(end);
+                }
+                else
+                {
+                    groups.Add([end]);
                 }
             }
 
-            Console.WriteLine($"check: {provider} requests: {windows} windows, most granted in one {maxGranted}, over-grant {overGrant}");
+            long maxGranted = 0, overGrant = 0, overlapping = 0;
+            foreach (var group in groups)
+            {
+                var granted = group.Sum(e => net[e]);
+                var allowed = group.Max(Allowed) + group.Sum(e => maySlack.GetValueOrDefault(e));
+                var over = Math.Max(0, granted - allowed);
+                maxGranted = Math.Max(maxGranted, granted);
+                overGrant += over;
+                overlapping += group.Count > 1 ? 1 : 0;
+                var label = group.Count == 1 ? Time(group[0]) : $"{Time(group[0])} +{group.Count - 1} overlapping";
+                report.AppendLine(CultureInfo.InvariantCulture, $"{provider + " " + limit,-16} {label,-26} {granted,7}  {allowed,7}  {"-",14}  {over,10}  {"-",4}");
+                if (over > 0)
+                {
+                    var which = group.Count == 1 ? $"window ending {Time(group[0])}" : $"{group.Count} overlapping windows ending {string.Join(", ", group.Select(Time))}";
+                    failures.Add($"{provider} {limit}: {which} granted {granted}, at most {allowed} allowed: over-grant {over}");
+                }
+            }
+
+            Console.WriteLine($"check: {provider} {limit}: {groups.Count} windows ({overlapping} made of overlapping windows), most granted in one {maxGranted}, over-grant {overGrant}");
         }
 
         // The token bucket: in any interval [t1, t2] of decisions, grants <= capacity + rate * (t2 - t1).

@@ -46,6 +46,9 @@ internal static class LoadClient
             callers.Add(QueueAsync(limiter, record, Tenants[i], Next(), stop.Token));
         }
 
+        callers.Add(TightReservationsAsync(limiter, record, Next(), stop.Token));
+        callers.Add(TightReservationsAsync(limiter, record, Next(), stop.Token));
+
         callers.Add(BucketAsync(limiter, record, Next(), stop.Token));
         callers.Add(BucketAsync(limiter, record, Next(), stop.Token));
         callers.Add(ReportsAsync(limiter, record, Next(), stop.Token));
@@ -122,7 +125,7 @@ internal static class LoadClient
                     // The call "runs", then reports what it used: from a fifth of the estimate to half again.
                     await PauseAsync(random.Next(0, 200), CancellationToken.None);
                     var actual = Math.Max(1, (long)(estimate * (0.2 + random.NextDouble() * 1.3)));
-                    await SettleAsync(record, reservation, actual);
+                    await SettleAsync(record, "led", reservation, actual);
                 }
             }
 
@@ -130,11 +133,38 @@ internal static class LoadClient
         }
     }
 
-    private static async Task SettleAsync(RecordWriter record, Reservation reservation, long actual)
+    /// <summary>Reservations on tight windows of requests and tokens, settled with refunds and overruns.</summary>
+    private static async Task TightReservationsAsync(ILimiterClient limiter, RecordWriter record, Random random, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var estimate = random.Next(100, (int)SoakLimits.MaxTightReservationTokens + 1);
+            Reservation? reservation = null;
+            await CallAsync(record, "rs", async () =>
+            {
+                reservation = await limiter.ReserveAsync("rs", LimiterKey.DefaultKey, LimitCost.Of(("tokens", estimate)));
+                if (reservation.IsGranted)
+                {
+                    RecordGrant(record, "rs", reservation.Result, ("requests", 1), ("tokens", estimate));
+                }
+            });
+
+            if (reservation is { IsGranted: true })
+            {
+                await PauseAsync(random.Next(0, 300), CancellationToken.None);
+                var actual = Math.Max(1, (long)(estimate * (0.2 + random.NextDouble() * 1.3)));
+                await SettleAsync(record, "rs", reservation, actual);
+            }
+
+            await PauseAsync(random.Next(10, 40), stop);
+        }
+    }
+
+    private static async Task SettleAsync(RecordWriter record, string provider, Reservation reservation, long actual)
     {
         var id = reservation.Id.ToString();
         var tokensEnd = End(reservation.Result, "tokens");
-        record.SettlePending(id, "led", "tokens", tokensEnd, actual - reservation.Estimate.Amounts[0]);
+        record.SettlePending(id, provider, "tokens", tokensEnd, actual - reservation.Estimate.Amounts[0]);
 
         // A settle is refused while Redis is away ("try again"): it is sent again for up to 30 s,
         // under the same reservation id, which applies it once.
@@ -146,19 +176,19 @@ internal static class LoadClient
                 var settled = await reservation.SettleAsync(LimitCost.Of(("tokens", actual)));
                 foreach (var limit in settled.Limits)
                 {
-                    record.Settled(id, "led", limit.Name, End(reservation.Result, limit.Name), limit.Charged - limit.Refunded);
+                    record.Settled(id, provider, limit.Name, End(reservation.Result, limit.Name), limit.Charged - limit.Refunded, limit.Refunded);
                 }
 
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException && DateTime.UtcNow < deadline)
             {
-                record.Error("led-settle", ex);
+                record.Error(provider + "-settle", ex);
                 await Task.Delay(250);
             }
             catch (Exception ex)
             {
-                record.Error("led-settle", ex);
+                record.Error(provider + "-settle", ex);
                 return;
             }
         }

@@ -8,7 +8,7 @@ namespace OrleansLimiter.Soak;
 /// <list type="bullet">
 /// <item><c>G provider limit windowEndMs amount atMs</c>: a grant of <c>amount</c> on one limit.</item>
 /// <item><c>P id provider limit windowEndMs delta</c>: a settle about to be sent (charged minus refunded if applied in full).</item>
-/// <item><c>S id provider limit windowEndMs delta</c>: a settle's answer: what it charged minus what it refunded.</item>
+/// <item><c>S id provider limit windowEndMs delta refunded</c>: a settle's answer: what it charged minus what it refunded, and what it refunded.</item>
 /// <item><c>E provider error</c>: a call that ended in an exception.</item>
 /// </list>
 /// </summary>
@@ -28,8 +28,8 @@ internal sealed class RecordWriter : IDisposable
     public void SettlePending(string id, string provider, string limit, long windowEndMs, long delta) =>
         Line($"P {id} {provider} {limit} {windowEndMs} {delta}");
 
-    public void Settled(string id, string provider, string limit, long windowEndMs, long delta) =>
-        Line($"S {id} {provider} {limit} {windowEndMs} {delta}");
+    public void Settled(string id, string provider, string limit, long windowEndMs, long delta, long refunded) =>
+        Line($"S {id} {provider} {limit} {windowEndMs} {delta} {refunded}");
 
     public void Error(string provider, Exception error) => Line($"E {provider} {error.GetType().Name}");
 

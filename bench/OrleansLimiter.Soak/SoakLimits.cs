@@ -6,7 +6,9 @@ namespace OrleansLimiter.Soak;
 /// The providers the soak spends, each chosen for what it proves: <c>fw</c> and <c>fq</c> are
 /// fixed windows far below demand (over-grant per window), <c>tb</c> a token bucket far below demand
 /// (over-grant over any interval), <c>led</c> a ledger of requests and tokens in one window longer
-/// than any run, never exhausted (what Redis spent against what callers were told, exactly).
+/// than any run, never exhausted (what Redis spent against what callers were told, exactly);
+/// <c>rs</c> reservations on fixed windows of requests and tokens far below demand, settled with
+/// refunds and overruns (over-grant per window, net of refunds).
 /// </summary>
 internal static class SoakLimits
 {
@@ -16,6 +18,10 @@ internal static class SoakLimits
     public const double QueueSeconds = 2;
     public const long BucketTokens = 2000;
     public const double BucketSeconds = 20;
+    public const long TightRequests = 30;
+    public const long TightTokens = 4000;
+    public const double TightSeconds = 2;
+    public const long MaxTightReservationTokens = 400;
     public const long LedgerRequests = 1_000_000_000;
     public const long LedgerTokens = 1_000_000_000_000;
     public const double LedgerSeconds = 86_400;
@@ -46,6 +52,10 @@ internal static class SoakLimits
         ["RateLimiting:Providers:tb:Limits:tokens:Points"] = S(BucketTokens),
         ["RateLimiting:Providers:tb:Limits:tokens:Duration"] = S(BucketSeconds),
         ["RateLimiting:Providers:tb:Limits:tokens:Algorithm"] = "TokenBucket",
+        ["RateLimiting:Providers:rs:Points"] = S(TightRequests),
+        ["RateLimiting:Providers:rs:Duration"] = S(TightSeconds),
+        ["RateLimiting:Providers:rs:Limits:tokens:Points"] = S(TightTokens),
+        ["RateLimiting:Providers:rs:Limits:tokens:Duration"] = S(TightSeconds),
         ["RateLimiting:Providers:led:Points"] = S(LedgerRequests),
         ["RateLimiting:Providers:led:Duration"] = S(LedgerSeconds),
         ["RateLimiting:Providers:led:Limits:tokens:Points"] = S(LedgerTokens),

@@ -36,6 +36,7 @@ internal sealed class SoakRun : IAsyncDisposable
     private IHost? _probeHost;
     private RecordWriter? _probeRecord;
     private int _clientIncarnations;
+    private Task _operator = Task.CompletedTask;
 
     private SoakRun(SoakArguments arguments, string dir, RedisServer redis)
     {
@@ -104,11 +105,15 @@ internal sealed class SoakRun : IAsyncDisposable
             await InjectAsync(fault);
             var injected = watch.Elapsed;
             var recovered = await RecoverAsync();
-            _injected[fault.Kind] = _injected.GetValueOrDefault(fault.Kind) + 1;
-            Event($"F {fault.Number} {fault.Kind} {started} {NowMs()}");
+            if (fault.Kind is not (FaultKind.LimitsSet or FaultKind.Reset))
+            {
+                Injected(fault, started);
+            }
+
             Log($"fault {fault.Number}: {fault} ({injected.TotalSeconds:0.0} s; every provider answered {recovered.TotalSeconds:0.0} s after)");
         }
 
+        await _operator;
         Log($"faults done: {_injected.Values.Sum()} faults of {_injected.Count} kinds ({string.Join(", ", _injected.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}); stopping the load");
         await StopClientsAsync();
 
@@ -188,32 +193,17 @@ internal sealed class SoakRun : IAsyncDisposable
             }
 
             case FaultKind.LimitsSet:
-            {
                 // In force from the moment the command starts (it may land before it answers) on the
                 // silo that takes it, and within 5 s on the others: the checker allows either limit.
-                var start = NowMs();
-                var result = await CliAsync($"limits set fw --points {fault.Value} --duration {SoakLimits.FixedWindowSeconds.ToString(CultureInfo.InvariantCulture)}");
-                Event($"L {start} {NowMs()} {fault.Value}");
-                if (result.ExitCode != 0)
-                {
-                    Log($"limits set exited {result.ExitCode}: {result.Stderr.Trim()}");
-                }
-
+                await OperatorAsync(
+                    fault,
+                    $"limits set fw --points {fault.Value} --duration {SoakLimits.FixedWindowSeconds.ToString(CultureInfo.InvariantCulture)}",
+                    (start, end) => $"L {start} {end} {fault.Value}");
                 break;
-            }
 
             case FaultKind.Reset:
-            {
-                var start = NowMs();
-                var result = await CliAsync("reset fw");
-                Event($"R {start} {NowMs()}");
-                if (result.ExitCode != 0)
-                {
-                    Log($"reset exited {result.ExitCode}: {result.Stderr.Trim()}");
-                }
-
+                await OperatorAsync(fault, "reset fw", (start, end) => $"R {start} {end}");
                 break;
-            }
 
             case FaultKind.NetworkFault:
                 try
@@ -233,6 +223,43 @@ internal sealed class SoakRun : IAsyncDisposable
             default:
                 throw new InvalidOperationException($"no injection for {fault.Kind}");
         }
+    }
+
+    /// <summary>
+    /// Starts an operator's CLI command and goes on with the schedule while it connects (seconds on a
+    /// loaded machine): an operator's change lands in the middle of whatever fault comes next. One
+    /// command at a time, so the checker knows the order of the limits in force.
+    /// </summary>
+    private async Task OperatorAsync(Fault fault, string arguments, Func<long, long, string> eventLine)
+    {
+        await _operator;
+        _operator = Task.Run(async () =>
+        {
+            var start = NowMs();
+            var result = await CliAsync(arguments);
+
+            // Written whether it answered or not: a command that timed out may still have landed.
+            Event(eventLine(start, NowMs()));
+            if (result.ExitCode == 0)
+            {
+                Injected(fault, start);
+                Log($"fault {fault.Number} landed: limiter {arguments} ({(NowMs() - start) / 1000.0:0.0} s)");
+            }
+            else
+            {
+                Log($"fault {fault.Number} not counted: limiter {arguments} exited {result.ExitCode}: {result.Stderr.Trim()}");
+            }
+        });
+    }
+
+    private void Injected(Fault fault, long started)
+    {
+        lock (_injected)
+        {
+            _injected[fault.Kind] = _injected.GetValueOrDefault(fault.Kind) + 1;
+        }
+
+        Event($"F {fault.Number} {fault.Kind} {started} {NowMs()}");
     }
 
     /// <summary>
@@ -270,7 +297,7 @@ internal sealed class SoakRun : IAsyncDisposable
     {
         var watch = Stopwatch.StartNew();
         var limiter = _probeHost!.Services.GetRequiredService<ILimiterClient>();
-        foreach (var provider in new[] { "fw", "fq", "tb", "led" })
+        foreach (var provider in new[] { "fw", "fq", "tb", "led", "rs" })
         {
             while (true)
             {
@@ -510,7 +537,13 @@ internal sealed class SoakRun : IAsyncDisposable
 
     private static long NowMs() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
-    private void Event(string line) => _events.WriteLine(line);
+    private void Event(string line)
+    {
+        lock (_events)
+        {
+            _events.WriteLine(line);
+        }
+    }
 
     private void Log(string line) => Console.WriteLine($"soak {_clock.Elapsed.TotalSeconds,6:0.0}s  {line}");
 
