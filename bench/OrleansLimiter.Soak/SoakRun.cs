@@ -271,6 +271,7 @@ internal sealed class SoakRun : IAsyncDisposable
         var deadline = _clock.Elapsed + TimeSpan.FromSeconds(60);
         while (true)
         {
+            await RestartExitedSilosAsync();
             var healthy = new List<int>();
             for (var slot = 0; slot < SiloCount; slot++)
             {
@@ -333,6 +334,7 @@ internal sealed class SoakRun : IAsyncDisposable
 
         while (watch.Elapsed < TimeSpan.FromSeconds(60))
         {
+            await RestartExitedSilosAsync();
             var connected = true;
             for (var slot = 0; slot < SiloCount; slot++)
             {
@@ -372,6 +374,23 @@ internal sealed class SoakRun : IAsyncDisposable
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// A silo that exited by itself (e.g. it started while Redis was away, and silos fail fast then)
+    /// is started again: the schedule, not chance, decides how many silos are down.
+    /// </summary>
+    private async Task RestartExitedSilosAsync()
+    {
+        for (var slot = 0; slot < SiloCount; slot++)
+        {
+            if (_silos[slot] is { HasExited: true } silo)
+            {
+                Log($"silo{slot + 1} exited by itself ({await silo.WaitForExitAsync(TimeSpan.FromSeconds(5))}): started again");
+                await KeepSiloLogAsync(slot);
+                StartSilo(slot);
+            }
         }
     }
 
