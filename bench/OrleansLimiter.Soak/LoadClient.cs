@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,10 +36,12 @@ internal static class LoadClient
         var limiter = host.Services.GetRequiredService<ILimiterClient>();
         Console.WriteLine($"[{name}] connected");
 
-        // Each caller draws from its own generator, seeded from the run's seed and the caller's place.
+        // Each caller draws from its own generator, seeded from the run's seed, the process's number
+        // (c1, c2, ...) and the caller's place: never from HashCode, which is seeded per process.
         var callers = new List<Task>();
+        var incarnation = int.TryParse(name.TrimStart('c'), NumberStyles.Integer, CultureInfo.InvariantCulture, out var number) ? number : 0;
         var n = 0;
-        Random Next() => new(HashCode.Combine(arguments.Seed, name, n++));
+        Random Next() => new(unchecked((arguments.Seed * 1_000_003) + (incarnation * 1_009) + n++));
         for (var i = 0; i < 3; i++)
         {
             callers.Add(FixedWindowAsync(limiter, record, Next(), stop.Token));
