@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (redis-server from Debian's packages), builds the
 # solution and runs every test (.NET, then Node: clients/typescript and tests/node), then the compose
-# deployment end to end (scripts/compose-e2e.sh), ending with the line "N passed, N failed, N skipped".
+# deployment end to end (scripts/compose-e2e.sh) and a 3-minute chaos soak (scripts/soak.sh), ending with
+# the line "N passed, N failed, N skipped".
 #   --fast        only the unit and store-contract tiers (under 2 minutes after the build)
-#   --tier NAME   one tier: unit, store, cluster, process, fault, compose or node
+#   --tier NAME   one tier: unit, store, cluster, process, fault, compose, node or soak
+# LIMITER_SOAK_SEED=S replays a soak's schedule; LIMITER_SOAK_MINUTES=M changes its length.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +15,10 @@ while [ $# -gt 0 ]; do
     --fast) tiers="unit store" ;;
     --tier)
       case ${2:-} in
-        unit|store|cluster|process|fault|compose|node) tiers=$2; shift ;;
-        *) echo "test.sh: --tier takes unit, store, cluster, process, fault, compose or node" >&2; exit 2 ;;
+        unit|store|cluster|process|fault|compose|node|soak) tiers=$2; shift ;;
+        *) echo "test.sh: --tier takes unit, store, cluster, process, fault, compose, node or soak" >&2; exit 2 ;;
       esac ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (--fast, --tier NAME)" >&2; exit 2 ;;
   esac
   shift
@@ -26,7 +28,7 @@ done
 filter=
 if [ "$tiers" != all ]; then
   for tier in $tiers; do
-    [ "$tier" = compose ] || [ "$tier" = node ] || filter="${filter:+$filter|}Tier=$tier"
+    [ "$tier" = compose ] || [ "$tier" = node ] || [ "$tier" = soak ] || filter="${filter:+$filter|}Tier=$tier"
   done
 fi
 
@@ -67,7 +69,7 @@ fi
 
 results=$(mktemp -d)
 passed=0 failed=0 skipped=0 status=0
-if [ "$tiers" = compose ] || [ "$tiers" = node ]; then
+if [ "$tiers" = compose ] || [ "$tiers" = node ] || [ "$tiers" = soak ]; then
   : > "$results/output.txt"
 else
   log "running tests${filter:+ ($filter)}"
@@ -138,6 +140,21 @@ else
     77) skipped=$((skipped + 1)) ;;
     *) failed=$((failed + 1)) ;;
   esac
+fi
+
+# The chaos soak (scripts/soak.sh, docs/faults.md "The chaos soak"): one more test, passed when the
+# checker finds no over-grant and no lost permits beyond the stated bound. Its seed is printed first,
+# so a failure can be replayed with LIMITER_SOAK_SEED.
+if [ "$tiers" = all ] || [ "$tiers" = soak ]; then
+  soak_seed=${LIMITER_SOAK_SEED:-$(( $(date +%s) % 1000000 ))}
+  soak_minutes=${LIMITER_SOAK_MINUTES:-3}
+  log "chaos soak: seed $soak_seed, $soak_minutes minutes (scripts/soak.sh --minutes $soak_minutes --seed $soak_seed)"
+  bash scripts/soak.sh --no-build --minutes "$soak_minutes" --seed "$soak_seed" --dir "$results/soak" 2>&1 | tee "$results/soak.txt" | grep -E '^(soak|check): '
+  if [ "${PIPESTATUS[0]}" = 0 ]; then
+    passed=$((passed + 1)); log "chaos soak passed (seed $soak_seed)"
+  else
+    failed=$((failed + 1)); log "chaos soak FAILED (seed $soak_seed; records in $results/soak)"
+  fi
 fi
 
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then failed=1; log "no test ran"; fi
