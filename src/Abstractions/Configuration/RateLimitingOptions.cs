@@ -41,8 +41,9 @@ public sealed class RateLimitingOptions
     /// How long a provider key's grain stays in a silo's memory with no call (<c>RateLimiting:KeyIdleTimeout</c>,
     /// seconds; 15 minutes by default, Orleans's collection age). An idle key is then deactivated:
     /// it writes back what it owes Redis and frees its memory; its counts stay in Redis, and its
-    /// next call activates it again from there. Many short-lived keys (per user, per API key) want
-    /// it short; a silo's memory then holds only the keys in use lately.
+    /// next call activates it again from there. Orleans looks for idle activations on its collection
+    /// quantum's ticks, so a key goes between the timeout and about twice it. Many short-lived keys
+    /// (per user, per API key) want it short; a silo's memory then holds only the keys in use lately.
     /// </summary>
     public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(15);
 

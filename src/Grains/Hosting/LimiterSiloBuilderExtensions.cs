@@ -80,8 +80,9 @@ public static class LimiterSiloBuilderExtensions
     /// <summary>
     /// Deactivates a provider key's grain once it has had no call for <paramref name="idle"/>
     /// (<c>RateLimiting:KeyIdleTimeout</c>). Orleans collects idle activations on the ticks of its
-    /// collection quantum (one minute by default), so a key could stay up to a quantum longer than
-    /// asked: the quantum is shortened to a quarter of the timeout when it is longer.
+    /// collection quantum (one minute by default) and reschedules one found not yet idle long
+    /// enough, so a key stays up to about twice the timeout; the quantum is shortened to a quarter
+    /// of the timeout when it is longer, so that a short timeout is not rounded up to minutes.
     /// </summary>
     internal static void CollectIdleKeys(GrainCollectionOptions collection, TimeSpan idle)
     {
