@@ -4,6 +4,8 @@
 #   --levels 1,16,64,256  --repeats 3  --phase-seconds 1.5  --silos 1  --out FILE  --long
 #   --gateway [--gateway-rate 200 --gateway-seconds 15]: only the gateway's added latency (docs/gateway.md)
 #   --console [--repeats 5]: only the console's cost, decisions with it closed then open (docs/console.md)
+#   --keys N [--key-idle-seconds 30]: only the many-keys run: a key drawn from N per decision, limiter vs
+#     direct Redis over N keys, memory per key in the silo and in Redis, keys deactivating when idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null 2>&1 || {

@@ -30,6 +30,9 @@ internal sealed class BenchHarness : IAsyncDisposable
     /// <summary>A provider with a small, short window that callers waiting at the grain spend early: the fair queue.</summary>
     public const string QueueProvider = "queue";
 
+    /// <summary>Many keys, each limited by the provider's <c>KeyDefaults</c> (never exhausted): the keys run.</summary>
+    public const string KeysProvider = "keys";
+
     private readonly List<SiloProcess> _silos = [];
     private RedisServer? _ownRedis;
     private IHost? _clientHost;
@@ -42,6 +45,9 @@ internal sealed class BenchHarness : IAsyncDisposable
     public string ServiceId { get; } = "bench-" + Guid.NewGuid().ToString("N")[..8];
 
     public IGrainFactory Grains { get; private set; } = null!;
+
+    /// <summary>The silo processes (for <c>/admin</c> calls).</summary>
+    public IReadOnlyList<SiloProcess> Silos => _silos;
 
     public ILimiterClient Limiter { get; private set; } = null!;
 
@@ -121,7 +127,16 @@ internal sealed class BenchHarness : IAsyncDisposable
             [$"RateLimiting:Providers:{ExactProvider}:Duration"] = options.ExactWindowSeconds.ToString(CultureInfo.InvariantCulture),
             [$"RateLimiting:Providers:{QueueProvider}:Points"] = options.QueuePoints.ToString(CultureInfo.InvariantCulture),
             [$"RateLimiting:Providers:{QueueProvider}:Duration"] = options.QueueWindowSeconds.ToString(CultureInfo.InvariantCulture),
+            [$"RateLimiting:Providers:{KeysProvider}:Points"] = "1000000000000",
+            [$"RateLimiting:Providers:{KeysProvider}:Duration"] = "600",
+            [$"RateLimiting:Providers:{KeysProvider}:KeyDefaults:Points"] = "1000000000000",
+            [$"RateLimiting:Providers:{KeysProvider}:KeyDefaults:Duration"] = "600",
         };
+        if (options.Keys > 0)
+        {
+            settings["RateLimiting:KeyIdleTimeout"] = options.KeyIdleSeconds.ToString(CultureInfo.InvariantCulture);
+        }
+
         for (var i = 0; i < options.Silos; i++)
         {
             _silos.Add(SiloProcess.Start($"silo{i + 1}", settings));

@@ -17,7 +17,8 @@ internal static class ConsoleRun
         var saturated = new SaturatedRun(commands, options.PhaseSeconds);
         var callers = options.MaxCallers;
         Console.WriteLine($"Console cost: {options.Repeats} phases of {options.PhaseSeconds:0.#} s at {callers} callers with the console closed, then {options.Repeats} with it open");
-        await saturated.RunAsync("warmup", callers, limiter.Decide, TimeSpan.FromSeconds(1));
+        // Long enough for the JIT's tiers and the thread pool to settle: the closed phases come first.
+        await saturated.RunAsync("warmup", callers, limiter.Decide, TimeSpan.FromSeconds(8));
 
         var closed = new List<Measurement>();
         for (var i = 0; i < options.Repeats; i++)

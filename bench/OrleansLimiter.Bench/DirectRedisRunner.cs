@@ -18,10 +18,16 @@ internal sealed class DirectRedisRunner(IConnectionMultiplexer redis, string key
 
     private readonly RedisLimiterStore _store = new(redis, NullLogger<RedisLimiterStore>.Instance);
 
-    /// <summary>One decision of cost 1: the benchmark's only call into the store.</summary>
-    public async Task<bool> ConsumeAsync()
+    /// <summary>One decision of cost 1 on the runner's key.</summary>
+    public Task<bool> ConsumeAsync() => DecideAsync(key);
+
+    /// <summary>One decision of cost 1 on the runner's key followed by <paramref name="suffix"/> (many keys, one hash each).</summary>
+    public Task<bool> ConsumeOnAsync(string suffix) => DecideAsync(key + suffix);
+
+    /// <summary>The benchmark's only call into the store.</summary>
+    private async Task<bool> DecideAsync(string storeKey)
     {
-        var reply = await _store.ConsumeAsync(new StoreConsume(key, Points, WindowMilliseconds, default, [], [new StoreBatch(RequestId.None, OneCost)]));
+        var reply = await _store.ConsumeAsync(new StoreConsume(storeKey, Points, WindowMilliseconds, default, [], [new StoreBatch(RequestId.None, OneCost)]));
         return reply.Granted[0][0];
     }
 }

@@ -31,6 +31,19 @@ var twoLimits = new Mode(Modes.LimiterTwoLimits, new LimiterRunner(harness.Limit
 var single = new Mode(Modes.LimiterWithoutClientCoalescing, LimiterRunner.WithoutClientCoalescing(harness.Grains).DecideAsync);
 
 var commands = new RedisCommandCounter(harness.Redis);
+if (options.Keys > 0)
+{
+    var keys = await new KeysRun(harness, new SaturatedRun(commands, options.PhaseSeconds), options).MeasureAsync();
+    Console.WriteLine();
+    Console.WriteLine(keys);
+    if (options.Output is { } keysOut)
+    {
+        await File.WriteAllTextAsync(keysOut, keys);
+    }
+
+    return 0;
+}
+
 if (options.QueueOnly)
 {
     var queueOnly = await new QueueRun(harness.Limiter, harness.Redis, commands, harness.ServiceId).MeasureAsync(options);

@@ -41,7 +41,8 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         // One decision point per provider key, whatever the spelling: a grain addressed by another
         // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
         _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(provider, key)}'; use LimiterKey.Format.";
-        _engine = new KeyEngine(provider, key, () => limits.Resolve(provider), () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger);
+        var keyLimits = new OneKeyLimits(limits, provider, key);
+        _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger);
         _engine.Rescheduled += Arm;
     }
 

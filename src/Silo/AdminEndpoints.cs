@@ -12,6 +12,9 @@ internal static class AdminEndpoints
 {
     public sealed record LimitChange(long Points, double Duration);
 
+    /// <summary>The managed heap after a full collection, and the process's working set, in bytes.</summary>
+    public sealed record SiloMemory(long HeapBytes, long WorkingSetBytes);
+
     public static void MapAdmin(this WebApplication app)
     {
         var adminKey = app.Configuration["Admin:Key"];
@@ -33,6 +36,19 @@ internal static class AdminEndpoints
 
         group.MapDelete("/providers/{provider}/limits", async (string provider, IGrainFactory grains) =>
             await Guarded(adminKey, async () => Results.Ok(new { cleared = await grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey).ClearLimitAsync(provider) })));
+
+        // What this silo's memory holds once garbage is gone: the figure to divide by active keys.
+        // A full, compacting, blocking collection first (a pause of tens of milliseconds with many
+        // keys active), so it is a POST and an operator's call, never a probe's.
+        group.MapPost("/memory", () =>
+        {
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
+            return Results.Ok(new SiloMemory(GC.GetTotalMemory(forceFullCollection: false), process.WorkingSet64));
+        });
     }
 
     /// <summary>

@@ -24,6 +24,14 @@ public sealed class ProviderLimitOptions
     /// <summary>Keys (models) with limits of their own or a shared pool, by key.</summary>
     public Dictionary<string, KeyLimitOptions> Keys { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The limits of every key not named under <see cref="Keys"/> (<c>RateLimiting:Providers:{p}:KeyDefaults</c>):
+    /// per-user or per-API-key limits without configuring each key. Each setting left out is the
+    /// provider's; null when every unconfigured key has the provider's limits. Never a pool: each
+    /// such key counts in its own hash.
+    /// </summary>
+    public KeyLimitOptions? KeyDefaults { get; set; }
+
     /// <summary>Tenants with a weight of their own in the wait queues, by name (<c>Tenants:{tenant}:Weight</c>); any other tenant weighs 1.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -75,24 +83,50 @@ public sealed class ProviderLimitOptions
         KeyPrefix = KeyPrefix,
         Limits = limits,
         Keys = Keys,
+        KeyDefaults = KeyDefaults,
         Tenants = Tenants,
         Queue = Queue,
     };
 
     /// <summary>
+    /// These options as <paramref name="key"/> sees them: its own <c>requests</c> settings (or
+    /// <see cref="KeyDefaults"/> for a key not configured) in place of the provider's, so that a key
+    /// decided by the seed's single window counts against its own points and duration. The provider's
+    /// options themselves when the key sets none of them.
+    /// </summary>
+    public ProviderLimitOptions ForOneKey(string key)
+    {
+        var (own, _) = OwnSettings(key);
+        if (own is null || (own.Points is null && own.Duration is null && own.Algorithm is null))
+        {
+            return this;
+        }
+
+        var copy = Copy(own.Points ?? Points, own.Duration ?? Duration, Limits);
+        copy.Algorithm = own.Algorithm ?? Algorithm;
+        return copy;
+    }
+
+    /// <summary>The settings <paramref name="key"/> has beside the provider's (its pool's, when it shares one), and the key it is counted under.</summary>
+    private (KeyLimitOptions? Own, string Counted) OwnSettings(string key)
+    {
+        var own = Keys.TryGetValue(key, out var k) ? k : KeyDefaults;
+        if (own?.Pool is { Length: > 0 } pool)
+        {
+            return (Keys.TryGetValue(pool, out var pooled) ? pooled : KeyDefaults, pool);
+        }
+
+        return (own, key);
+    }
+
+    /// <summary>
     /// The limits of <paramref name="key"/>: <c>requests</c> first, then the other limits by name, with
-    /// the key's own settings over the provider's; and the Redis key they are counted in (the pool's,
-    /// for a key that shares one).
+    /// the key's own settings (or <see cref="KeyDefaults"/> for a key not configured) over the
+    /// provider's; and the Redis key they are counted in (the pool's, for a key that shares one).
     /// </summary>
     public KeyLimits ForKey(string provider, string key)
     {
-        var own = Keys.TryGetValue(key, out var k) ? k : null;
-        var counted = key;
-        if (own?.Pool is { Length: > 0 } pool)
-        {
-            counted = pool;
-            own = Keys.TryGetValue(pool, out var pooled) ? pooled : null;
-        }
+        var (own, counted) = OwnSettings(key);
 
         var requests = new LimitSpec(
             LimitSpec.Requests,

@@ -31,6 +31,22 @@ public sealed class RateLimitingOptions
     /// </summary>
     public TimeSpan ReservationTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Fewest seconds <see cref="KeyIdleTimeout"/> may be.</summary>
+    public const double MinKeyIdleTimeoutSeconds = 1;
+
+    /// <summary>Most seconds <see cref="KeyIdleTimeout"/> may be (one day).</summary>
+    public const double MaxKeyIdleTimeoutSeconds = 86_400;
+
+    /// <summary>
+    /// How long a provider key's grain stays in a silo's memory with no call (<c>RateLimiting:KeyIdleTimeout</c>,
+    /// seconds; 15 minutes by default, Orleans's collection age). An idle key is then deactivated:
+    /// it writes back what it owes Redis and frees its memory; its counts stay in Redis, and its
+    /// next call activates it again from there. Orleans looks for idle activations on its collection
+    /// quantum's ticks, so a key goes between the timeout and about twice it. Many short-lived keys
+    /// (per user, per API key) want it short; a silo's memory then holds only the keys in use lately.
+    /// </summary>
+    public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(15);
+
     /// <summary>Settings that could not be read from configuration; reported by the validator.</summary>
     internal List<string> BindingProblems { get; } = [];
 

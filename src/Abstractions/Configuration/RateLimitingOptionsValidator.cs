@@ -110,6 +110,36 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 }
             }
 
+            if (limits.KeyDefaults is { } defaults)
+            {
+                var defaultsPath = $"{Section}:{provider}:KeyDefaults";
+                if (defaults.Points is { } dp && LimitBounds.PointsProblem(dp) is { } dpProblem)
+                {
+                    yield return $"{defaultsPath}:Points {dpProblem}";
+                }
+
+                if (defaults.Duration is { } dd && LimitBounds.DurationProblem(dd) is { } ddProblem)
+                {
+                    yield return $"{defaultsPath}:Duration {ddProblem}";
+                }
+
+                foreach (var problem in LimitProblems(defaults.Limits, $"{defaultsPath}:Limits"))
+                {
+                    yield return problem;
+                }
+
+                if (defaults.Pool is not null)
+                {
+                    yield return $"{defaultsPath}:Pool is not a setting of KeyDefaults: every key not configured counts in its own hash. " +
+                                 $"To share one count, name the keys under Keys:{{key}}:Pool.";
+                }
+
+                if (limits.Limits.Keys.Concat(defaults.Limits.Keys).Distinct(StringComparer.OrdinalIgnoreCase).Count() + 1 > MaxLimits)
+                {
+                    yield return $"{defaultsPath} has more than {MaxLimits} limits.";
+                }
+            }
+
             foreach (var problem in QueueProblems(limits, $"{Section}:{provider}"))
             {
                 yield return problem;

@@ -54,6 +54,20 @@ public static class RateLimitingServiceCollectionExtensions
             }
         }
 
+        if (section["KeyIdleTimeout"] is { } idle)
+        {
+            if (double.TryParse(idle, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) &&
+                seconds is >= RateLimitingOptions.MinKeyIdleTimeoutSeconds and <= RateLimitingOptions.MaxKeyIdleTimeoutSeconds)
+            {
+                options.KeyIdleTimeout = TimeSpan.FromSeconds(seconds);
+            }
+            else
+            {
+                options.BindingProblems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{RateLimitingOptions.SectionName}:KeyIdleTimeout must be a number of seconds from {RateLimitingOptions.MinKeyIdleTimeoutSeconds} to {RateLimitingOptions.MaxKeyIdleTimeoutSeconds} (was '{idle}')."));
+            }
+        }
+
         foreach (var provider in section.GetSection("Providers").GetChildren())
         {
             var limits = options.Providers.TryGetValue(provider.Key, out var existing) ? existing : new ProviderLimitOptions();
@@ -85,10 +99,14 @@ public static class RateLimitingServiceCollectionExtensions
                         }
 
                         break;
+                    case "KEYDEFAULTS":
+                        limits.KeyDefaults ??= new KeyLimitOptions();
+                        BindKey(options, limits.KeyDefaults, setting, $"{path}:KeyDefaults");
+                        break;
                     default:
                         if (!BindLimitSetting(options, setting, path, out var points, out var duration, out var algorithm))
                         {
-                            options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, Tenants or Queue.");
+                            options.BindingProblems.Add($"{path}:{setting.Key} is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, KeyDefaults, Tenants or Queue.");
                         }
 
                         limits.Points = points ?? limits.Points;

@@ -19,11 +19,14 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     public Task<ConsumeResult> TryConsumeAsync(string provider, string key, long points, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (name, limits) = options.CurrentValue.Resolve(provider);
-        if (!limits.ForKey(name, key).IsSeedOnly)
+        var (name, configured) = options.CurrentValue.Resolve(provider);
+        if (!configured.ForKey(name, key).IsSeedOnly)
         {
             return DecideRequestsAsync(provider, key, points, cancellationToken);
         }
+
+        // The key's own points and duration (or the provider's KeyDefaults), as a silo decides them.
+        var limits = configured.ForOneKey(key);
 
         if (points > limits.Points)
         {
@@ -112,7 +115,8 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         var ignored = new List<string>();
         if (limits.IsSeedOnly)
         {
-            var window = _windows.GetOrAdd(configured.StoreKey(name, key), _ => new FixedWindow(configured.Points, configured.Window, time));
+            var own = configured.ForOneKey(key);
+            var window = _windows.GetOrAdd(configured.StoreKey(name, key), _ => new FixedWindow(own.Points, own.Window, time));
             var state = window.Peek();
             for (var i = 0; i < observations.Length; i++)
             {

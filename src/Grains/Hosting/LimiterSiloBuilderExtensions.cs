@@ -2,6 +2,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;
@@ -75,6 +77,23 @@ public static class LimiterSiloBuilderExtensions
         return config;
     }
 
+    /// <summary>
+    /// Deactivates a provider key's grain once it has had no call for <paramref name="idle"/>
+    /// (<c>RateLimiting:KeyIdleTimeout</c>). Orleans collects idle activations on the ticks of its
+    /// collection quantum (one minute by default) and reschedules one found not yet idle long
+    /// enough, so a key stays up to about twice the timeout; the quantum is shortened to a quarter
+    /// of the timeout when it is longer, so that a short timeout is not rounded up to minutes.
+    /// </summary>
+    internal static void CollectIdleKeys(GrainCollectionOptions collection, TimeSpan idle)
+    {
+        collection.ClassSpecificCollectionAge[typeof(ProviderLimiterGrain).FullName!] = idle;
+        var quantum = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond / 4, idle.Ticks / 4));
+        if (collection.CollectionQuantum > quantum)
+        {
+            collection.CollectionQuantum = quantum;
+        }
+    }
+
     private static ISiloBuilder Register(ISiloBuilder builder, IConfiguration configuration, Action<IServiceCollection> addStore)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -82,6 +101,8 @@ public static class LimiterSiloBuilderExtensions
         builder.Services.AddRateLimitingOptions(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<EffectiveLimits>();
+        builder.Services.AddOptions<GrainCollectionOptions>()
+            .Configure<IOptions<RateLimitingOptions>>((collection, rateLimiting) => CollectIdleKeys(collection, rateLimiting.Value.KeyIdleTimeout));
         addStore(builder.Services);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ILifecycleParticipant<ISiloLifecycle>, LimiterStoreStartup>());
         return builder;

@@ -10,7 +10,9 @@ public sealed class GrantWaits
     /// <summary>Grants kept per class for the percentiles.</summary>
     public const int Sample = 1024;
 
-    private readonly long[][] _ticks = [new long[Sample], new long[Sample], new long[Sample]];
+    // Each class's sample is made on its first grant: most keys never hold a waiter, and three
+    // samples up front cost every active key 24 KB (three arrays of 1,024 ticks).
+    private readonly long[]?[] _ticks = new long[]?[3];
     private readonly long[] _granted = new long[3];
     private readonly long[] _timedOut = new long[3];
 
@@ -18,7 +20,7 @@ public sealed class GrantWaits
     public void Granted(WaitPriority priority, TimeSpan waited)
     {
         var c = (int)priority;
-        _ticks[c][_granted[c] % Sample] = waited.Ticks;
+        (_ticks[c] ??= new long[Sample])[_granted[c] % Sample] = waited.Ticks;
         _granted[c]++;
     }
 
@@ -30,7 +32,7 @@ public sealed class GrantWaits
     {
         var c = (int)p;
         var lines = snapshot?.Lines.Where(l => l.Priority == p).ToList() ?? [];
-        var sample = _ticks[c].AsSpan(0, (int)Math.Min(_granted[c], Sample)).ToArray();
+        var sample = _ticks[c] is { } ticks ? ticks.AsSpan(0, (int)Math.Min(_granted[c], Sample)).ToArray() : [];
         Array.Sort(sample);
         return new WaitClassState(
             p,

@@ -21,6 +21,10 @@ public sealed class LocalLimiterClientTests : IDisposable
         {
             ["RateLimiting:Providers:tiny:Points"] = "5",
             ["RateLimiting:Providers:tiny:Duration"] = "10",
+            ["RateLimiting:Providers:peruser:Points"] = "100",
+            ["RateLimiting:Providers:peruser:KeyDefaults:Points"] = "3",
+            ["RateLimiting:Providers:peruser:KeyDefaults:Duration"] = "10",
+            ["RateLimiting:Providers:peruser:Keys:global:Points"] = "50",
             ["LimiterClient:MaxConcurrency"] = "2",
             ["RateLimiting:Providers:llm:Points"] = "10",
             ["RateLimiting:Providers:llm:Duration"] = "60",
@@ -38,6 +42,26 @@ public sealed class LocalLimiterClientTests : IDisposable
 
     [Fact]
     public void Mode_IsLocal_WithoutCluster() => Assert.Equal("local", _client.Mode);
+
+    [Fact]
+    public async Task KeyDefaults_LimitEveryKeyNotConfigured_InItsOwnWindow()
+    {
+        foreach (var user in new[] { "user-1", "user-2" })
+        {
+            var granted = 0;
+            for (var i = 0; i < 5; i++)
+            {
+                granted += (await _client.TryConsumeAsync("peruser", user)).IsAllowed ? 1 : 0;
+            }
+
+            Assert.Equal(3, granted);
+        }
+
+        var global = await _client.TryConsumeAsync("peruser");
+        Assert.Equal(49, global.Remaining);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, (await _client.TryConsumeAsync("peruser", "user-1")).Remaining);
+    }
 
     [Fact]
     public async Task TryConsume_GrantsPointsThenRefuses_RefillsAfterWindow()
@@ -128,7 +152,7 @@ public sealed class LocalLimiterClientTests : IDisposable
     public async Task UnknownProvider_NamesConfiguredOnes()
     {
         var error = await Assert.ThrowsAsync<UnknownProviderException>(() => _client.TryConsumeAsync("mistral").AsTask());
-        Assert.Contains("anthropic, llm, openai, tiny", error.Message, StringComparison.Ordinal);
+        Assert.Contains("anthropic, llm, openai, peruser, tiny", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -75,6 +75,22 @@ public sealed class LimiterClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:llm:Keys:class-a:Limits:output-tokens:Duration"] = "60",
         ["RateLimiting:Providers:llm:Keys:model-a1:Pool"] = "class-a",
         ["RateLimiting:Providers:llm:Keys:model-a2:Pool"] = "class-a",
+
+        // Per-user keys without configuring each: 7 requests per hour for any key not configured, a
+        // configured key keeping its own 3, the provider's 1000 for neither; a second provider whose
+        // defaults add a token bucket.
+        ["RateLimiting:Providers:perkey:Points"] = "1000",
+        ["RateLimiting:Providers:perkey:Duration"] = "3600",
+        ["RateLimiting:Providers:perkey:KeyPrefix"] = "test:perkey",
+        ["RateLimiting:Providers:perkey:KeyDefaults:Points"] = "7",
+        ["RateLimiting:Providers:perkey:Keys:vip:Points"] = "3",
+        ["RateLimiting:Providers:perkeyllm:Points"] = "1000",
+        ["RateLimiting:Providers:perkeyllm:Duration"] = "3600",
+        ["RateLimiting:Providers:perkeyllm:KeyPrefix"] = "test:perkeyllm",
+        ["RateLimiting:Providers:perkeyllm:KeyDefaults:Points"] = "5",
+        ["RateLimiting:Providers:perkeyllm:KeyDefaults:Limits:tokens:Points"] = "100",
+        ["RateLimiting:Providers:perkeyllm:KeyDefaults:Limits:tokens:Duration"] = "3600",
+        ["RateLimiting:Providers:perkeyllm:KeyDefaults:Limits:tokens:Algorithm"] = "TokenBucket",
     };
 
     public RedisServer Redis { get; private set; } = null!;

@@ -54,6 +54,8 @@ public sealed class RateLimitingOptionsTests
     [InlineData("RateLimiting:Providers:openai:KeyPrefix", "rate limit", "RateLimiting:Providers:openai:KeyPrefix must be")]
     [InlineData("RateLimiting:Providers:anthropic:KeyPrefix", "ratelimit:openai", "also used by provider")]
     [InlineData("RateLimiting:Providers:bad name:Points", "5", "provider name 'bad name' contains ' '")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefaults:Points", "0", "RateLimiting:Providers:openai:KeyDefaults:Points must be at least 1")]
+    [InlineData("RateLimiting:KeyIdleTimeout", "0", "RateLimiting:KeyIdleTimeout must be a number of seconds from 1 to 86400 (was '0')")]
     public async Task BadValue_StopsTheSiloAtStartup_NamingTheSetting(string setting, string value, string expected)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [setting] = value }).Build();
@@ -95,6 +97,13 @@ public sealed class RateLimitingOptionsTests
     [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points", "-1", "RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points must be at least 1")]
     [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Color", "red", "RateLimiting:Providers:openai:Keys:gpt-4o:Color is not a setting")]
     [InlineData("RateLimiting:ReservationTimeout", "0", "RateLimiting:ReservationTimeout must be a number of seconds from 1 to 86400")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefaults:Duration", "NaN", "RateLimiting:Providers:openai:KeyDefaults:Duration must be a number of seconds from 0.001")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefaults:Limits:tokens:Points", "0", "RateLimiting:Providers:openai:KeyDefaults:Limits:tokens:Points must be at least 1")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefaults:Pool", "shared", "RateLimiting:Providers:openai:KeyDefaults:Pool is not a setting of KeyDefaults")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefaults:Point", "5", "RateLimiting:Providers:openai:KeyDefaults:Point is not a setting")]
+    [InlineData("RateLimiting:Providers:openai:KeyDefault:Points", "5", "RateLimiting:Providers:openai:KeyDefault is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, KeyDefaults, Tenants or Queue.")]
+    [InlineData("RateLimiting:KeyIdleTimeout", "a minute", "RateLimiting:KeyIdleTimeout must be a number of seconds from 1 to 86400 (was 'a minute')")]
+    [InlineData("RateLimiting:KeyIdleTimeout", "86401", "RateLimiting:KeyIdleTimeout must be a number of seconds from 1 to 86400")]
     public void BadLimitSetting_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
@@ -146,5 +155,52 @@ public sealed class RateLimitingOptionsTests
         Assert.True(claude.Pooled);
         Assert.Equal(["requests", "input-tokens"], claude.Limits.Select(l => l.Name));
         Assert.True(anthropic.ForKey(anthropicName, "global").IsSeedOnly);
+    }
+
+    [Fact]
+    public void KeyDefaults_ApplyToEveryKeyNotConfigured_OverTheProvider_ConfiguredKeysKeepTheirOwn()
+    {
+        var options = Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Points"] = "50000",
+            ["RateLimiting:Providers:openai:Limits:tokens:Points"] = "2000000",
+            ["RateLimiting:Providers:openai:Keys:global:Points"] = "40000",
+            ["RateLimiting:Providers:openai:KeyDefaults:Points"] = "100",
+            ["RateLimiting:Providers:openai:KeyDefaults:Duration"] = "60",
+            ["RateLimiting:Providers:openai:KeyDefaults:Limits:tokens:Points"] = "20000",
+            ["RateLimiting:Providers:anthropic:KeyDefaults:Points"] = "30",
+        });
+        var (name, openai) = options.Resolve("openai");
+        var user = openai.ForKey(name, "user-4711");
+        Assert.Equal(["requests:100:60000", "tokens:20000:60000"], user.Limits.Select(l => $"{l.Name}:{l.Points}:{l.WindowMilliseconds}"));
+        Assert.Equal("ratelimit:openai:user-4711", user.StoreKey);
+        Assert.False(user.Pooled);
+        Assert.Equal(["requests:40000", "tokens:2000000"], openai.ForKey(name, "global").Limits.Select(l => $"{l.Name}:{l.Points}"));
+
+        // A key decided by the seed's single window sees its own points and duration in place of the provider's.
+        var (anthropicName, anthropic) = options.Resolve("anthropic");
+        Assert.True(anthropic.ForKey(anthropicName, "user-1").IsSeedOnly);
+        Assert.Equal(30, anthropic.ForOneKey("user-1").Points);
+        Assert.Equal(50_000, anthropic.Points);
+        var plain = new ProviderLimitOptions();
+        Assert.Same(plain, plain.ForOneKey("any"));
+    }
+
+    [Fact]
+    public void KeyIdleTimeout_IsTheProviderGrainsCollectionAge_WithAQuantumShortEnoughToHonourIt()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(15), Bind([]).KeyIdleTimeout);
+        var idle = Bind(new() { ["RateLimiting:KeyIdleTimeout"] = "20" }).KeyIdleTimeout;
+        Assert.Equal(TimeSpan.FromSeconds(20), idle);
+
+        var collection = new Orleans.Configuration.GrainCollectionOptions();
+        LimiterSiloBuilderExtensions.CollectIdleKeys(collection, idle);
+        Assert.Equal(idle, collection.ClassSpecificCollectionAge[typeof(OrleansLimiter.Grains.ProviderLimiterGrain).FullName!]);
+        Assert.Equal(TimeSpan.FromSeconds(5), collection.CollectionQuantum);
+
+        // The default leaves Orleans's one-minute quantum alone.
+        var defaults = new Orleans.Configuration.GrainCollectionOptions();
+        LimiterSiloBuilderExtensions.CollectIdleKeys(defaults, TimeSpan.FromMinutes(15));
+        Assert.Equal(TimeSpan.FromMinutes(1), defaults.CollectionQuantum);
     }
 }

@@ -23,6 +23,9 @@ public abstract class LimitSetStoreContractTests
 
     protected abstract Task PassAsync(TimeSpan duration);
 
+    /// <summary>A key of its own for one test (on a Redis Cluster, each test's on the next shard).</summary>
+    protected virtual string NewKey() => "costs:" + TestKeys.Unique();
+
     protected static CostStoreBatch Batch(params long[][] costs) => new(RequestId.None, costs);
 
     protected static CostStoreBatch Reservation(RequestId id, params long[] costs) => new(id, [costs], Reservation: true);
@@ -30,7 +33,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task AllOrNothing_ARefusalSpendsOnNoLimit_AndNamesTheLimitThatBlocked()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 600], [1, 600], [1, 300], [1, 0])]));
 
         // The second asks 600 tokens with 400 left: refused by tokens (limit 2), and its request is not counted.
@@ -43,7 +46,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task SeveralBatchesInOneCall_AreDecidedInOrder()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
 
         // Costs that differ per request, costs the same for every request, and a batch that meets the
         // end of the requests limit: 10 - 3 - 4 - 2 leaves 1.
@@ -66,7 +69,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task RequestsLimit_BlocksEvenWhenTokensRemain()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var costs = Enumerable.Range(0, 12).Select(_ => new long[] { 1, 1 }).ToArray();
         var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch(costs)]));
         Assert.Equal(10, reply.Decisions[0].Count(d => d == 0));
@@ -77,7 +80,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task TokenBucket_RefillsContinuously_NotAllAtOnce()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var drained = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([0, 1_000])]));
         Assert.Equal([0], drained.Decisions[0]);
 
@@ -94,7 +97,7 @@ public abstract class LimitSetStoreContractTests
         // 60 million tokens per minute: 1,000 tokens per millisecond. A 100-token request must cost 100
         // tokens (0.1 ms of refill), not a millisecond's 1,000.
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 60_000_000, 60_000) };
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var costs = Enumerable.Range(0, 50).Select(_ => new long[] { 1, 100 }).ToArray();
         var reply = await Store.ConsumeCostsAsync(new CostConsume(key, limits, [Batch(costs)]));
         Assert.All(reply.Decisions[0], d => Assert.Equal(0, d));
@@ -104,7 +107,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task Settle_ReturnsTheUnusedPart_ChargesAnOverrun_AndAppliesOnce()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 500)]));
         Assert.Equal([0], reserve.Decisions[0]);
@@ -137,7 +140,7 @@ public abstract class LimitSetStoreContractTests
     public async Task Settle_OfAnIdNeverReserved_ChangesNothing_AndSaysSo()
     {
         // A forged settle: a fresh id, and an actual of 0 against an invented estimate.
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var spent = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([4, 900])]));
         Assert.Equal([0], spent.Decisions[0]);
 
@@ -153,7 +156,7 @@ public abstract class LimitSetStoreContractTests
     public async Task Settle_OfABatchGrantedAsAPlainConsume_ChangesNothing()
     {
         // A consume under an id is recorded for retries, but is no reservation: nothing to settle.
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 800]])]));
 
@@ -167,7 +170,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task Settle_RefundsAtMostWhatWasReserved()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([3, 700])]));
         await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 2, 100)]));
@@ -183,7 +186,7 @@ public abstract class LimitSetStoreContractTests
     [Fact]
     public async Task Settle_TooLate_LeavesTheReservationSpentAsEstimated()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 5, 0)]));
         await PassAsync(TimeSpan.FromMilliseconds(300));
@@ -196,7 +199,7 @@ public abstract class LimitSetStoreContractTests
     public async Task FixedWindowRefund_OnlyIntoTheWindowItWasGrantedIn()
     {
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 300) };
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         await Store.ConsumeCostsAsync(new CostConsume(key, limits, [new CostStoreBatch(id, [[8]], Reservation: true)]));
         await PassAsync(TimeSpan.FromMilliseconds(450)); // that window is over; a new one opens on the next call
@@ -206,85 +209,96 @@ public abstract class LimitSetStoreContractTests
     }
 }
 
-[Trait(Tier.Name, Tier.Store)]
-[Collection(ClusterCollection.Name)]
-public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixture) : LimitSetStoreContractTests
+/// <summary>
+/// The Redis store's part of the contract, and what only Redis shows (the hash's fields, the
+/// reservation records beside it, hashes lost or damaged): run against every Redis deployment the
+/// limiter supports, each with a class of its own below.
+/// </summary>
+public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTests
 {
-    private readonly RedisLimiterStore _store = new(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
+    private RedisLimiterStore? _store;
 
-    protected override ILimitSetStore Store => _store;
+    /// <summary>The connection the store under test uses.</summary>
+    protected abstract IConnectionMultiplexer Connection { get; }
+
+    /// <summary>Plain Redis commands for the tests' own reads and damage.</summary>
+    protected IDatabase Db => Connection.GetDatabase();
+
+    protected override ILimitSetStore Store => _store ??= new RedisLimiterStore(Connection, NullLogger<RedisLimiterStore>.Instance);
+
+    private RedisLimiterStore RedisStore => (RedisLimiterStore)Store;
 
     protected override Task PassAsync(TimeSpan duration) => Task.Delay(duration);
 
     [Fact]
     public async Task OneHash_SeedFieldsBesideTheTokenLimit_ExpiringWhenTheLastLimitIsWhole()
     {
-        var key = "costs:" + TestKeys.Unique();
-        await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 250])]));
-        var hash = (await fixture.Db.HashGetAllAsync(key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        var key = NewKey();
+        await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 250])]));
+        var hash = (await Db.HashGetAllAsync(key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
         Assert.Equal(["expire", "points", "tokens:expire", "tokens:points"], hash.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("9", hash["points"]);
         Assert.Equal("750", hash["tokens:points"]);
 
         // The window (60 s) outlasts the bucket's refill (2.5 s): the key lives as long as the window.
-        var ttl = await fixture.Db.KeyTimeToLiveAsync(key);
+        var ttl = await Db.KeyTimeToLiveAsync(key);
         Assert.InRange(ttl!.Value.TotalSeconds, 55, 60);
-        Assert.Equal(long.Parse(hash["expire"], System.Globalization.CultureInfo.InvariantCulture), (long)(await fixture.Db.ExecuteAsync("PEXPIRETIME", key)));
+        Assert.Equal(long.Parse(hash["expire"], System.Globalization.CultureInfo.InvariantCulture), (long)(await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key)));
     }
 
     [Fact]
     public async Task Consume_AHashLostWhileTheCallerSawItSpent_IsRestoredFromWhatItSaw_NotRefilled()
     {
-        var key = "costs:" + TestKeys.Unique();
-        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([7, 600])]));
+        var key = NewKey();
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([7, 600])]));
         Assert.Equal(3, first.Limits[0].Remaining);
 
         // Redis restarted empty (or was flushed) between two calls.
-        await fixture.Db.KeyDeleteAsync(key);
-        var next = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0], [1, 0], [1, 0], [1, 0], [0, 500])], first.Limits));
+        await Db.KeyDeleteAsync(key);
+        var next = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0], [1, 0], [1, 0], [1, 0], [0, 500])], first.Limits));
         Assert.Equal([0, 0, 0, 1, 2], next.Decisions[0]);
         Assert.Equal(first.Limits[0].EndMs, next.Limits[0].EndMs);
         Assert.InRange(next.Limits[1].Remaining, 399, 430);
         Assert.Contains("restored", next.Repair, StringComparison.Ordinal);
 
         // Without what the caller saw, a lost hash is a fresh one.
-        await fixture.Db.KeyDeleteAsync(key);
-        var fresh = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
+        await Db.KeyDeleteAsync(key);
+        var fresh = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
         Assert.Equal(9, fresh.Limits[0].Remaining);
     }
 
     [Fact]
     public async Task Reservation_IsRecordedInTheKeysSlot_ExpiringAfterItsTimeOut()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
-        var reserve = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 300)], ReservationTimeoutMs: 5_000));
+        var reserve = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 300)], ReservationTimeoutMs: 5_000));
         Assert.Equal([0], reserve.Decisions[0]);
 
         var record = RedisLimiterStore.ReservationKey(key, id);
-        Assert.Equal(fixture.Connection.HashSlot(key), fixture.Connection.HashSlot(record));
-        var fields = (await fixture.Db.HashGetAllAsync(record)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal(Connection.HashSlot(key), Connection.HashSlot(record));
+        var fields = (await Db.HashGetAllAsync(record)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
         Assert.Equal("requests,tokens", fields["names"]);
         Assert.Equal("1,300", fields["amounts"]);
         Assert.Equal(reserve.NowMs.ToString(System.Globalization.CultureInfo.InvariantCulture), fields["at"]);
-        var ttl = await fixture.Db.KeyTimeToLiveAsync(record);
+        var ttl = await Db.KeyTimeToLiveAsync(record);
         Assert.InRange(ttl!.Value.TotalMilliseconds, 60_000, 5_000 + ReservationBook.KeptPastTimeoutMs);
     }
 
     [Fact]
     public async Task Sync_RecordsTheReservationsAGrainGrantedAlone_SoTheirSettlesApply()
     {
-        var key = "costs:" + TestKeys.Unique();
-        var now = (await _store.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
+        var key = NewKey();
+        var now = (await RedisStore.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
         var windowEnd = now + 30_000;
         var id = RequestId.New();
 
         // The grain granted 2 requests and a reservation of 1 request and 400 tokens alone.
-        var sync = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 7, 3), new LimitHint((now + 4_000) * 1000, 0, 0)], [],
+        var sync = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 7, 3), new LimitHint((now + 4_000) * 1000, 0, 0)], [],
             [new ReservationGrant(id, [1, 400], [windowEnd, now + 4_000], now)], 60_000));
         Assert.Equal(7, sync.Limits[0].Remaining);
 
-        var settle = await _store.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100]));
+        var settle = await RedisStore.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100]));
         Assert.Equal(SettleOutcome.Settled, settle.Outcome);
         Assert.InRange(settle.Amounts[1].Refunded, 299, 300);
         Assert.Equal(0, settle.Amounts[0].Refunded);
@@ -293,21 +307,21 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [Fact]
     public async Task Sync_RestoresAWindowRedisLost_ChargesTheSameWindow_AndKeepsTheEmptierBucket()
     {
-        var key = "costs:" + TestKeys.Unique();
-        var now = (await _store.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
+        var key = NewKey();
+        var now = (await RedisStore.ReadLimitsAsync(key, RequestsAndTokens)).NowMs;
         var windowEnd = now + 30_000;
-        var restored = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 4, 6), new LimitHint((now + 5_000) * 1000, 0, 0)], []));
+        var restored = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 4, 6), new LimitHint((now + 5_000) * 1000, 0, 0)], []));
         Assert.Equal(new LimitValue(4, windowEnd), restored.Limits[0]);
         Assert.InRange(restored.Limits[1].Remaining, 500, 540);
         Assert.Contains("requests: restored 4 remaining", restored.Sync, StringComparison.Ordinal);
-        Assert.Equal("4", (string?)await fixture.Db.HashGetAsync(key, "points"));
+        Assert.Equal("4", (string?)await Db.HashGetAsync(key, "points"));
 
         // Redis holds that very window now: it is charged what the grain granted in it.
-        var charged = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 2, 2), default], []));
+        var charged = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(windowEnd, 2, 2), default], []));
         Assert.Equal(2, charged.Limits[0].Remaining);
 
         // A bucket the grain saw fuller than Redis's changes nothing: the emptier view stays.
-        var fuller = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, new LimitHint((now + 1_000) * 1000, 0, 0)], []));
+        var fuller = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, new LimitHint((now + 1_000) * 1000, 0, 0)], []));
         Assert.InRange(fuller.Limits[1].Remaining, 500, 600);
         Assert.Equal(2, fuller.Limits[0].Remaining);
     }
@@ -315,10 +329,10 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [Fact]
     public async Task Sync_UndoesRedisOwnDecisionOfALostAnswer_Once_AndRecordsWhatCallersWereTold()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
         long[][] costs = [[1, 300], [1, 300]];
-        var decided = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs)]));
+        var decided = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs)]));
         Assert.Equal([0, 0], decided.Decisions[0]);
         Assert.Equal(8, decided.Limits[0].Remaining);
 
@@ -326,20 +340,20 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         // (1 request, 300 tokens: its bucket full again 3 s from now), the second refused by tokens.
         var mine = new UncertainCosts(id, costs, [0, 2], decided.BatchEnds[0]);
         var hints = new[] { new LimitHint(decided.BatchEnds[0][0], 9, 1), new LimitHint((decided.NowMs + 3_000) * 1000, 0, 0) };
-        var sync = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, hints, [mine]));
+        var sync = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, hints, [mine]));
         Assert.Equal(9, sync.Limits[0].Remaining); // 8, +2 undone, −1 written back
         Assert.InRange(sync.Limits[1].Remaining, 700, 720);
         Assert.Contains("requests: undid 2", sync.Sync, StringComparison.Ordinal);
         Assert.Contains("tokens: undid 600", sync.Sync, StringComparison.Ordinal);
 
         // A retry of the batch is told what its callers were told, and spends nothing.
-        var replay = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs, Resent: true)]));
+        var replay = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, costs, Resent: true)]));
         Assert.True(replay.Replayed[0]);
         Assert.Equal([0, 2], replay.Decisions[0]);
         Assert.Equal(9, replay.Limits[0].Remaining);
 
         // A second sync (its first answer lost too) undoes nothing more.
-        var again = await _store.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, default], [mine]));
+        var again = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [default, default], [mine]));
         Assert.Equal(9, again.Limits[0].Remaining);
         Assert.DoesNotContain("undid", again.Sync, StringComparison.Ordinal);
     }
@@ -350,7 +364,7 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         // An independent continuous bucket (tokens as a real number, refilled by elapsed time and capped),
         // fed the clock Redis reports with each decision (µs). One token is exactly 10 ms, so both agree on every decision.
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.TokenBucket, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 200, 2_000) };
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var random = new Random(7);
         double tokens = 200;
         long? last = null;
@@ -359,7 +373,7 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         for (var step = 0; step < 120; step++)
         {
             var cost = random.Next(1, 60);
-            var reply = await _store.ConsumeCostsAsync(new CostConsume(key, limits, [Batch([0, cost])]));
+            var reply = await RedisStore.ConsumeCostsAsync(new CostConsume(key, limits, [Batch([0, cost])]));
             if (last is { } previous)
             {
                 tokens = Math.Min(200, tokens + ((reply.NowMicroseconds - previous) / 10_000.0));
@@ -392,10 +406,10 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [InlineData("points", "nan", "requests: points unreadable")]
     public async Task DamagedFields_AreRepaired_NeverGrantingMoreThanTheLimit(string field, string value, string note)
     {
-        var key = "costs:" + TestKeys.Unique();
-        await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([5, 900])]));
-        await fixture.Db.HashSetAsync(key, field, value);
-        var reply = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 150], [1, 1])]));
+        var key = NewKey();
+        await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([5, 900])]));
+        await Db.HashSetAsync(key, field, value);
+        var reply = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 150], [1, 1])]));
         Assert.Contains(note, reply.Repair, StringComparison.Ordinal);
         Assert.True(reply.Limits[0].Remaining <= 5, $"requests: {reply.Limits[0].Remaining}");
         Assert.True(reply.Limits[1].Remaining <= 150, $"tokens: {reply.Limits[1].Remaining}");
@@ -404,10 +418,10 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [Fact]
     public async Task ABatchSentAgain_AmongNewBatches_IsToldItsDecisions_AndTheOthersAreDecidedAfterIt()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
-        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
-        var reply = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens,
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
+        var reply = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens,
         [
             new CostStoreBatch(RequestId.New(), [[1, 50], [1, 100]]),
             new CostStoreBatch(id, [[1, 400], [1, 700]], Resent: true),
@@ -425,10 +439,10 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [Fact]
     public async Task ABatchSentAgain_IsToldTheDecisionsMade_AndSpendsNothing()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         var id = RequestId.New();
-        var first = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
-        var again = await _store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]], Resent: true)]));
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]])]));
+        var again = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [new CostStoreBatch(id, [[1, 400], [1, 700]], Resent: true)]));
         Assert.Equal(first.Decisions[0], again.Decisions[0]);
         Assert.True(again.Replayed[0]);
         Assert.Equal(first.Limits[0].Remaining, again.Limits[0].Remaining);
@@ -438,7 +452,7 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
     [Fact]
     public async Task AChargeForSpendByOthers_LowersABucketAsAGrantWould_NeverBelowEmpty()
     {
-        var key = "costs:" + TestKeys.Unique();
+        var key = NewKey();
         await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 400])]));
 
         var charged = await Store.ObserveAsync(key, RequestsAndTokens, [new LimitObservation(1, -1, 0, 0, Charge: 250)]);
@@ -455,6 +469,47 @@ public sealed class RedisLimitSetStoreContractTests(LimiterClusterFixture fixtur
         // A second's refill from empty: on Redis's clock the local one-second delay can measure a
         // fraction of a millisecond short, one token (10 ms) less at the rounding edge.
         Assert.InRange(read.Limits[1].Remaining, 99, 110);
+    }
+}
+
+/// <summary>The contract against one <c>redis-server</c>.</summary>
+[Trait(Tier.Name, Tier.Store)]
+[Collection(ClusterCollection.Name)]
+public sealed class SingleRedisLimitSetStoreContractTests(LimiterClusterFixture fixture) : RedisLimitSetStoreContractTests
+{
+    protected override IConnectionMultiplexer Connection => fixture.Connection;
+}
+
+/// <summary>
+/// The contract against a real three-master Redis Cluster: each test's key on the next shard, so that
+/// the tests together use all three; every key a script touches must sit in its key's slot.
+/// </summary>
+[Trait(Tier.Name, Tier.Store)]
+public sealed class RedisClusterLimitSetStoreContractTests(RedisClusterFixture cluster) : RedisLimitSetStoreContractTests, IClassFixture<RedisClusterFixture>
+{
+    protected override IConnectionMultiplexer Connection => cluster.Connection;
+
+    protected override string NewKey() => cluster.KeyOnNextShard("costs:");
+
+    [Fact]
+    public async Task KeysOnEveryShard_AreEachDecidedAndStoredOnTheirOwnMaster()
+    {
+        var keys = Enumerable.Range(0, cluster.Redis.Masters.Count).Select(_ => NewKey()).ToList();
+        var nodes = keys.Select(k => RedisCluster.NodeOf(Connection, k, cluster.Redis.Masters)).ToList();
+        Assert.Equal(Enumerable.Range(0, cluster.Redis.Masters.Count), nodes.Order());
+
+        var id = RequestId.New();
+        for (var i = 0; i < keys.Count; i++)
+        {
+            var reply = await Store.ConsumeCostsAsync(new CostConsume(keys[i], RequestsAndTokens, [new CostStoreBatch(id, [[1, 100]], Reservation: true)], ReservationTimeoutMs: 60_000));
+            Assert.Equal([0], reply.Decisions[0]);
+
+            // The hash and its reservation record sit on the master that serves the key's slot (asked
+            // alone: another master would answer MOVED).
+            var master = Connection.GetServer(cluster.Redis.Masters[nodes[i]].ConnectionString);
+            Assert.Equal(2L, (long)await master.ExecuteAsync("EXISTS", keys[i], RedisLimiterStore.ReservationKey(keys[i], id)));
+            Assert.Equal("9", (string?)await master.ExecuteAsync("HGET", keys[i], "points"));
+        }
     }
 }
 
