@@ -46,13 +46,10 @@ internal sealed class BenchHarness : IAsyncDisposable
 
     public IGrainFactory Grains { get; private set; } = null!;
 
-    /// <summary>The silo processes (for <c>/admin</c> calls).</summary>
+    /// <summary>The silo processes (for <c>/admin</c> calls, the console and <c>/metrics</c>).</summary>
     public IReadOnlyList<SiloProcess> Silos => _silos;
 
     public ILimiterClient Limiter { get; private set; } = null!;
-
-    /// <summary>The silo processes (their HTTP ports serve the console and <c>/metrics</c>).</summary>
-    public IReadOnlyList<SiloProcess> Silos => _silos;
 
     /// <summary>An admin connection (for <c>INFO commandstats</c>) that also serves the direct-Redis baseline.</summary>
     public ConnectionMultiplexer Redis { get; private set; } = null!;
