@@ -82,7 +82,7 @@ public sealed class WaitQueueOptionsTests
     [InlineData("RateLimiting:Providers:openai:Queue:BatchShare", "-0.1", "RateLimiting:Providers:openai:Queue:BatchShare must be a number from 0 to below 1 (was -0.1).")]
     [InlineData("RateLimiting:Providers:openai:Queue:BatchShare", "a tenth", "RateLimiting:Providers:openai:Queue:BatchShare must be a number from 0 to below 1 (was 'a tenth').")]
     [InlineData("RateLimiting:Providers:openai:Queue:Size", "5", "RateLimiting:Providers:openai:Queue:Size is not a setting; use MaxLength, NormalShare or BatchShare.")]
-    [InlineData("RateLimiting:Providers:openai:Tenant:team-a", "2", "RateLimiting:Providers:openai:Tenant is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, Tenants or Queue.")]
+    [InlineData("RateLimiting:Providers:openai:Tenant:team-a", "2", "RateLimiting:Providers:openai:Tenant is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, KeyDefaults, Tenants or Queue.")]
     public void BadValue_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
