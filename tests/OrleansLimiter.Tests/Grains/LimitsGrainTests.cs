@@ -18,7 +18,7 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture, ITestOutputH
     public async Task GetProviders_ListsConfiguredProviders()
     {
         var providers = await Limits.GetProvidersAsync();
-        Assert.Equal(["anthropic", "burst", "fair", "fairllm", "huge", "laws", "lawseed", "llm", "offer", "openai", "short", "tiny"], providers.Select(p => p.Provider));
+        Assert.Equal(["anthropic", "burst", "fair", "fairllm", "huge", "laws", "lawseed", "llm", "offer", "openai", "perkey", "perkeyllm", "short", "tiny"], providers.Select(p => p.Provider));
         var tiny = providers.Single(p => p.Provider == "tiny");
         Assert.Equal(new ProviderLimit("tiny", 100, 60, "test:tiny", false), tiny);
     }
