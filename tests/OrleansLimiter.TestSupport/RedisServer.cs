@@ -88,15 +88,34 @@ public sealed class RedisServer : IAsyncDisposable
             {
                 using var tcp = new TcpClient();
                 await tcp.ConnectAsync(IPAddress.Loopback, Port);
-                return;
+                // Listening is not ready: a server that keeps an append-only file answers -LOADING
+                // while it reads it back. Ready when a PING is answered otherwise (a TLS port is only
+                // listened for).
+                if (extraArgs?.Contains("--tls", StringComparison.Ordinal) == true || await AnswersPingAsync(tcp))
+                {
+                    return;
+                }
+
+                await Task.Delay(20);
             }
-            catch (SocketException)
+            catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
             {
                 await Task.Delay(20);
             }
         }
 
         throw new InvalidOperationException($"redis-server did not listen on port {Port} within 10 s:\n{string.Join('\n', output)}");
+    }
+
+    /// <summary>Whether the server answers a PING within a second with anything but -LOADING (a server with a password answers -NOAUTH: ready).</summary>
+    private static async Task<bool> AnswersPingAsync(TcpClient tcp)
+    {
+        var stream = tcp.GetStream();
+        await stream.WriteAsync("*1\r\n$4\r\nPING\r\n"u8.ToArray());
+        var reply = new byte[64];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var read = await stream.ReadAsync(reply, timeout.Token);
+        return read > 0 && !System.Text.Encoding.ASCII.GetString(reply, 0, read).StartsWith("-LOADING", StringComparison.Ordinal);
     }
 
     /// <summary>
