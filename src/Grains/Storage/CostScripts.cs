@@ -159,6 +159,31 @@ public static class CostScripts
           return s
         end
 
+        -- What the grain last saw of each limit, from ARGV[at] on (per limit a window's end and remaining,
+        -- a bucket's full-again instant in ms and 0; 0, 0 for nothing): a limit the hash no longer holds
+        -- while the grain saw it spent (Redis restarted empty or was flushed between two calls) is
+        -- restored from it, never refilled: a window with what remained, a bucket at the instant it is
+        -- full again (the grain's is rounded down to the ms: one ms later, so it withholds). Every script
+        -- that answers the grain's mirror restores first, so no answer shows it a window built from
+        -- nothing. Returns the index after those arguments.
+        local function restoreSeen(at)
+          for i = 1, nLimits do
+            local hEnd, hRemaining = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+            at = at + 2
+            if fresh[i] and hEnd > now then
+              if algos[i] == 'w' then
+                avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i])
+              else
+                ends[i] = math.min((hEnd + 1) * 1000, nowUs + durUs(i)); avail[i] = bucketHolds(i)
+              end
+              fresh[i] = false
+              dirty[i] = true
+              repair = repair .. names[i] .. ': missing while the grain saw it spent, restored from what it saw; '
+            end
+          end
+          return at
+        end
+
         """;
 
     /// <summary>The record bucket (ARGV[1]), then the shared request-record helpers.</summary>
@@ -182,24 +207,7 @@ public static class CostScripts
     /// ',' }, repair note, Redis now in µs }.
     /// </summary>
     public const string Consume = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
-        local b = a
-        -- What the grain last saw of each limit (0, 0 when nothing): a limit the hash no longer holds
-        -- while the grain saw it spent (Redis restarted empty or was flushed between two calls) is
-        -- restored from it, never refilled: a window with what remained, a bucket at the instant it
-        -- is full again (the grain's is rounded down to the ms: one ms later, so it withholds).
-        for i = 1, nLimits do
-          local hEnd, hRemaining = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
-          b = b + 2
-          if fresh[i] and hEnd > now then
-            if algos[i] == 'w' then
-              avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i])
-            else
-              ends[i] = math.min((hEnd + 1) * 1000, nowUs + durUs(i)); avail[i] = bucketHolds(i)
-            end
-            dirty[i] = true
-            repair = repair .. names[i] .. ': missing while the grain saw it spent, restored from what it saw; '
-          end
-        end
+        local b = restoreSeen(a)
         -- How long a reservation's record is kept: its settle time-out, and a minute more to answer "expired".
         local reservationTtl = tonumber(ARGV[b]); b = b + 1
         local nBatches = tonumber(ARGV[b]); b = b + 1
@@ -310,11 +318,13 @@ public static class CostScripts
     /// A limit the reservation did not pay (added since) was reserved at 0. What could not be charged
     /// is reported.
     /// KEYS[1] the hash; KEYS[2] the reservation's record. ARGV[1] unused; ARGV[2] L; per limit name,
-    /// algorithm, points, duration; then the time-out (ms); then per limit the actual cost.
+    /// algorithm, points, duration; then per limit what the grain last saw of it (as for the consume);
+    /// then the time-out (ms); then per limit the actual cost.
     /// Returns { outcome ('settled', 'replayed', 'expired' or 'unknown'), Redis now ms, { remaining, end }
     /// per limit, { refunded, charged, uncharged } per limit as a flat list, repair note }.
     /// </summary>
     public const string Settle = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Limits + """
+        a = restoreSeen(a)
         local timeout = tonumber(ARGV[a]); a = a + 1
         local rkey = KEYS[2]
         local none = {}
@@ -418,6 +428,8 @@ public static class CostScripts
     /// later retry replays it and a second sync does not undo it again. Then per limit: a window still
     /// live that Redis no longer holds (restarted, flushed, or a window the grain opened alone) is
     /// restored with what remained in it; the same window Redis holds is charged what the grain granted;
+    /// another live window Redis holds is merged with the grain's (it ends with the later of the two and
+    /// holds what neither spent), since windows that are live at once are one window;
     /// a bucket takes the later of its instant and the grain's (the emptier of the two views).
     /// Returns { Redis now ms, { remaining, end } per limit, sync note, repair note }.
     /// </summary>
@@ -492,9 +504,19 @@ public static class CostScripts
                 -- A live window Redis does not hold: restore what remains, never a fresh full window.
                 avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i]); dirty[i] = true
                 sync = sync .. names[i] .. ': restored ' .. string.format('%.0f', avail[i]) .. ' remaining; '
-              elseif ends[i] == hEnd and hUnsynced > 0 then
-                avail[i] = math.max(0, avail[i] - hUnsynced); dirty[i] = true
-                sync = sync .. names[i] .. ': wrote back ' .. string.format('%.0f', hUnsynced) .. '; '
+              elseif ends[i] == hEnd then
+                if hUnsynced > 0 then
+                  avail[i] = math.max(0, avail[i] - hUnsynced); dirty[i] = true
+                  sync = sync .. names[i] .. ': wrote back ' .. string.format('%.0f', hUnsynced) .. '; '
+                end
+              elseif caps[i] > hRemaining then
+                -- Redis holds another live window than the grain's (Redis lost the grain's and a call
+                -- opened a new one, or the grain opened its own while Redis was away and a call sent
+                -- before then opened Redis's): both are live now, so they are one window. It ends
+                -- with the later of the two and holds what neither has spent.
+                local spentThere = caps[i] - math.max(0, hRemaining)
+                avail[i] = math.max(0, avail[i] - spentThere); ends[i] = math.min(math.max(ends[i], hEnd), now + durs[i]); dirty[i] = true
+                sync = sync .. names[i] .. ': merged with a live window the grain spent ' .. string.format('%.0f', spentThere) .. ' of; '
               end
             end
           elseif hEnd > 0 then

@@ -9,7 +9,8 @@ public static class FeedbackScripts
 {
     /// <summary>
     /// Lowers or pauses limits. KEYS[1] the hash. ARGV[1] unused; ARGV[2] L; then per limit name, 'w'
-    /// or 'b', points, duration (ms); then M; then per observation: the limit's 1-based index, what
+    /// or 'b', points, duration (ms); then per limit what the grain last saw of it (as for
+    /// <see cref="CostScripts.Consume"/>); then M; then per observation: the limit's 1-based index, what
     /// the provider says remains (-1 unknown), a pause in ms (0 none), the report's age in ms (a bucket
     /// is compared with what it held then plus its refill since: the provider's refilled too), and a
     /// charge taken first for spend by others the grain learned (0 none; a bucket is never taken below
@@ -26,7 +27,7 @@ public static class FeedbackScripts
     /// Returns { Redis now ms, { remaining, end } per limit, { lowered per observation }, repair note }.
     /// </summary>
     public const string Observe = LimiterScripts.Prelude + "local key = KEYS[1]\n" + CostScripts.Limits + """
-        local o = a
+        local o = restoreSeen(a)
         local nObserved = tonumber(ARGV[o]); o = o + 1
         local lowered = {}
         for k = 1, nObserved do

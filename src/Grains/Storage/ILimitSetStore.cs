@@ -18,8 +18,11 @@ public interface ILimitSetStore
     /// <summary>Reads every limit without changing anything.</summary>
     Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits);
 
-    /// <summary>Lowers or pauses limits as a provider reported them (see <see cref="ProviderObservation"/>); never raises one.</summary>
-    Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations);
+    /// <summary>
+    /// Lowers or pauses limits as a provider reported them (see <see cref="ProviderObservation"/>); never
+    /// raises one. A limit the store lost is restored from <paramref name="seen"/> first, as by a consume.
+    /// </summary>
+    Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null);
 
     /// <summary>
     /// Tells the store what a grain decided while it could not reach it (see <see cref="CostScripts.Sync"/>):

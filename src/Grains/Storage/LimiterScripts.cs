@@ -177,6 +177,16 @@ public static class LimiterScripts
               points = math.max(0, points - unsynced)
               sync = sync .. 'wrote back ' .. unsynced
               write = true
+            elseif unsynced > 0 and hintEnd > now then
+              -- The caller granted alone in a live window that is not the one Redis holds (it opened
+              -- its own while Redis was away, and a call sent before then opened Redis's; or Redis
+              -- lost the caller's and a call opened a new one): live at once, they are one window.
+              -- It ends with the later of the two and holds what neither has spent.
+              local spentThere = limit - math.max(0, math.min(limit, hintRemaining))
+              points = math.max(0, points - math.max(spentThere, unsynced))
+              expire = math.min(math.max(expire, hintEnd), now + window)
+              sync = sync .. 'merged with a live window the caller spent ' .. math.max(spentThere, unsynced) .. ' of'
+              write = true
             end
           end
         end

@@ -108,7 +108,8 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             throw new ArgumentException("A settle needs the reservation's id.", nameof(request));
         }
 
-        var args = LimitArgs(request.Limits, extra: 1 + request.Limits.Length);
+        var args = LimitArgs(request.Limits, extra: 1 + (3 * request.Limits.Length));
+        AddSeen(args, request.Limits.Length, request.Seen);
         args.Add(request.TimeoutMs);
         for (var i = 0; i < request.Limits.Length; i++)
         {
@@ -138,6 +139,17 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         }
 
         return new SettleReply(outcome, Long(parts[1]), Values((RedisResult[])parts[2]!), amounts, repair);
+    }
+
+    /// <summary>What the grain last saw of each limit, as the scripts' <c>restoreSeen</c> reads it (0, 0 for nothing).</summary>
+    private static void AddSeen(List<RedisValue> args, int width, LimitValue[]? seen)
+    {
+        for (var i = 0; i < width; i++)
+        {
+            var value = seen is { } values && values.Length == width ? values[i] : default;
+            args.Add(value.EndMs);
+            args.Add(value.Remaining);
+        }
     }
 
     /// <inheritdoc/>

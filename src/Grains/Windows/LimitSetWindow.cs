@@ -61,7 +61,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 await SyncAsync();
                 sent = true;
                 var reply = await store.ConsumeCostsAsync(new CostConsume(
-                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
+                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), Seen(limits), ReservationTimeoutMs));
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
                 for (var i = 0; i < batch.Count; i++)
                 {
@@ -130,7 +130,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             await SyncAsync();
             var waiters = commands.SelectMany(c => c.Waiters).ToList();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], mirror.Holds(limits) ? mirror.Values : null, ReservationTimeoutMs));
+                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
             var from = 0;
             foreach (var command in commands)
@@ -151,6 +151,13 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             throw;
         }
     }
+
+    /// <summary>
+    /// What the grain last saw of <paramref name="limits"/>, sent with every call that answers the mirror:
+    /// a limit Redis lost (restarted empty, flushed) is restored from it, so no answer shows the mirror a
+    /// window built from nothing, and no later call restores one.
+    /// </summary>
+    private LimitValue[]? Seen(KeyLimits limits) => mirror.Holds(limits) ? mirror.Values : null;
 
     private long ReservationTimeoutMs => reservationTimeoutMs?.Invoke() ?? 600_000;
 
@@ -202,7 +209,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         // Reservations granted alone are recorded by the sync: a settle never runs before it, and
         // never without Redis (nothing is given back without the record there).
         await SyncAsync();
-        var reply = await store.SettleAsync(command.Settle);
+        var reply = await store.SettleAsync(command.Settle with { Seen = Seen(command.Limits) });
         // A refund raises what Redis holds above what the mirror says: take Redis's word for it.
         mirror.Observe(command.Limits, reply.Limits, reply.NowMs);
         LogSettled(logger, command.Settle.Key, command.Settle.Id, reply.Outcome);
@@ -231,7 +238,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     private async Task ObserveAsync(ObserveCommand command)
     {
         await SyncAsync();
-        var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations);
+        var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations, Seen(command.Limits));
         mirror.Lower(command.Limits, reply.Limits, reply.NowMs);
         command.Completion.TrySetResult(reply);
     }

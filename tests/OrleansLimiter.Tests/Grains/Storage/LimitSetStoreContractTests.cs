@@ -268,6 +268,79 @@ public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTes
     }
 
     [Fact]
+    public async Task Settle_AfterTheHashWasLost_AnswersTheWindowTheGrainSaw_NeverAFreshOne()
+    {
+        var key = NewKey();
+        var id = RequestId.New();
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 1, 300), Batch([6, 500])], ReservationTimeoutMs: 60_000));
+        Assert.Equal(3, first.Limits[0].Remaining);
+
+        // Redis flushed: the hash and the reservation's record are gone. The settle is told the
+        // reservation is unknown, and the limits it answers (which the grain's mirror takes) are the
+        // ones the grain saw, not a full window ending one duration from now.
+        await Db.KeyDeleteAsync([key, RedisLimiterStore.ReservationKey(key, id)]);
+        var unknown = await RedisStore.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100], first.Limits));
+        Assert.Equal(SettleOutcome.Unknown, unknown.Outcome);
+        Assert.Equal(first.Limits[0], unknown.Limits[0]);
+        Assert.InRange(unknown.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + 30);
+        Assert.Contains("restored", unknown.Repair, StringComparison.Ordinal);
+
+        // The next consume, sent with what the settle answered, spends what remained: 3 requests.
+        var next = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0], [1, 0], [1, 0], [1, 0])], unknown.Limits));
+        Assert.Equal([0, 0, 0, 1], next.Decisions[0]);
+        Assert.Equal(first.Limits[0].EndMs, next.Limits[0].EndMs);
+    }
+
+    [Fact]
+    public async Task Settle_OfARecordThatOutlivedTheHash_RefundsIntoTheRestoredWindow()
+    {
+        var key = NewKey();
+        var id = RequestId.New();
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Reservation(id, 2, 300), Batch([5, 0])], ReservationTimeoutMs: 60_000));
+        await Db.KeyDeleteAsync(key);
+
+        // The reservation took 2 requests of the window the grain saw (3 left); it used 1: one back.
+        var settle = await RedisStore.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 300], first.Limits));
+        Assert.Equal(SettleOutcome.Settled, settle.Outcome);
+        Assert.Equal(new LimitValue(4, first.Limits[0].EndMs), settle.Limits[0]);
+        Assert.Equal("4", (string?)await Db.HashGetAsync(key, "points"));
+    }
+
+    [Fact]
+    public async Task ProviderReport_AfterTheHashWasLost_LowersTheWindowTheGrainSaw_NeverAFreshOne()
+    {
+        var key = NewKey();
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([8, 900])]));
+        await Db.KeyDeleteAsync(key);
+
+        // The provider says 5 requests and 600 tokens remain: more than the grain saw. Nothing rises.
+        var report = await RedisStore.ObserveAsync(key, RequestsAndTokens, [new LimitObservation(0, 5, 0, 0), new LimitObservation(1, 600, 0, 0)], first.Limits);
+        Assert.Equal(first.Limits[0], report.Limits[0]);
+        Assert.InRange(report.Limits[1].Remaining, 100, 130);
+        Assert.Equal("2", (string?)await Db.HashGetAsync(key, "points"));
+        Assert.Equal(first.Limits[0].EndMs, (long)await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key));
+    }
+
+    [Fact]
+    public async Task Sync_MergesAnotherLiveWindowRedisHolds_WithTheGrains_AsOneWindow()
+    {
+        var key = NewKey();
+
+        // The grain opened its own window while Redis was away and granted 6 of 10 in it; meanwhile a
+        // call sent before the outage opened Redis's window (2 spent), live at the same time.
+        var opened = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([2, 0])]));
+        var grainsEnd = opened.Limits[0].EndMs + 5_000;
+        var merged = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [new LimitHint(grainsEnd, 4, 6), default], []));
+
+        // One window: 10 - 2 - 6 left, ending with the later of the two (never beyond one duration).
+        Assert.Equal(2, merged.Limits[0].Remaining);
+        Assert.InRange(merged.Limits[0].EndMs, opened.Limits[0].EndMs, grainsEnd);
+        Assert.Contains("merged", merged.Sync, StringComparison.Ordinal);
+        Assert.Equal("2", (string?)await Db.HashGetAsync(key, "points"));
+        Assert.Equal(merged.Limits[0].EndMs, (long)await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key));
+    }
+
+    [Fact]
     public async Task Reservation_IsRecordedInTheKeysSlot_ExpiringAfterItsTimeOut()
     {
         var key = NewKey();

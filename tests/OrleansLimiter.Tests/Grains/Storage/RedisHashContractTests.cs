@@ -157,6 +157,24 @@ public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
+    public async Task UnsyncedGrants_InAnotherLiveWindow_AreChargedToRedisWindow_AsOneWindow()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+
+        // The caller opened its own window while Redis was away and granted 60 of 100 in it; a call
+        // sent before then opened Redis's window and was granted 10, live at the same time.
+        var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
+        var callersEnd = opened.WindowEndMs - 5_000;
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 20, 20, 20 }, new WindowHint(callersEnd, 40, 60));
+
+        // One window: 100 - 10 - 60 = 30 left before the batch; it ends with the later of the two.
+        Assert.Equal([true, false, false], reply.Granted);
+        Assert.Equal(10, reply.Remaining);
+        Assert.Equal(opened.WindowEndMs, reply.WindowEndMs);
+        Assert.StartsWith("merged", reply.Sync, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnsyncedGrants_AreWrittenBack_IntoTheSameWindow()
     {
         var key = "ratelimit:hint:" + TestKeys.Unique();
@@ -170,12 +188,12 @@ public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
-    public async Task HintOfAnotherWindow_IsIgnored_RedisStaysAuthoritative()
+    public async Task HintOfAnotherWindow_WithNothingGrantedAlone_IsIgnored_RedisStaysAuthoritative()
     {
         var key = "ratelimit:hint:" + TestKeys.Unique();
         var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
 
-        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 1 }, new WindowHint(opened.WindowEndMs - 5000, 3, 40));
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 1 }, new WindowHint(opened.WindowEndMs - 5000, 3, 0));
 
         Assert.Equal(89, reply.Remaining);
         Assert.Equal(string.Empty, reply.Sync);
