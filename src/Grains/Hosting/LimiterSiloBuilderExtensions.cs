@@ -101,6 +101,7 @@ public static class LimiterSiloBuilderExtensions
         builder.Services.AddRateLimitingOptions(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<EffectiveLimits>();
+        builder.Services.AddPlacementDirector<OnKeyedSiloPlacement, OnKeyedSiloPlacementDirector>();
         builder.Services.AddOptions<GrainCollectionOptions>()
             .Configure<IOptions<RateLimitingOptions>>((collection, rateLimiting) => CollectIdleKeys(collection, rateLimiting.Value.KeyIdleTimeout));
         addStore(builder.Services);

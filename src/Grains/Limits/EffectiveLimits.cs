@@ -7,8 +7,8 @@ namespace OrleansLimiter.Grains.Limits;
 /// <summary>
 /// The limits provider grains apply: configuration, overlaid with run-time changes held by
 /// <see cref="ILimitsGrain"/>. Read on every decision, so it is a cached, lock-free lookup; the cache
-/// is refreshed in the background at most every <see cref="RefreshInterval"/>, and at once on the
-/// silo that took a change.
+/// is pushed to every active silo before a change answers (<see cref="ISiloLimitsGrain"/>), and
+/// refreshed in the background at most every <see cref="RefreshInterval"/> on a silo the push missed.
 /// </summary>
 public sealed partial class EffectiveLimits(
     IOptionsMonitor<RateLimitingOptions> options,
@@ -27,6 +27,7 @@ public sealed partial class EffectiveLimits(
     private volatile Dictionary<string, LimitOverride> _overrides = new Dictionary<string, LimitOverride>(StringComparer.OrdinalIgnoreCase);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppliedChange> _applied = new(StringComparer.OrdinalIgnoreCase);
     private long _refreshedAt = long.MinValue;
+    private long _pushedAt = long.MinValue;
     private int _refreshing;
 
     /// <summary>The configured providers.</summary>
@@ -66,7 +67,18 @@ public sealed partial class EffectiveLimits(
         return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), change?.Changes(LimitSpec.Requests) == true, others);
     });
 
-    /// <summary>Replaces the cached run-time changes (called by the limits grain and by refreshes).</summary>
+    /// <summary>
+    /// Replaces the cached run-time changes with the limits grain's current ones (on its own silo, and
+    /// pushed to every other silo before a change answers). A refresh asked before this lands is
+    /// dropped: it may carry what the push replaced.
+    /// </summary>
+    public void Pushed(IReadOnlyDictionary<string, LimitOverride> overrides)
+    {
+        Interlocked.Exchange(ref _pushedAt, time.GetTimestamp());
+        Update(overrides);
+    }
+
+    /// <summary>Replaces the cached run-time changes.</summary>
     public void Update(IReadOnlyDictionary<string, LimitOverride> overrides)
     {
         _overrides = new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase);
@@ -91,7 +103,17 @@ public sealed partial class EffectiveLimits(
         {
             try
             {
-                Update(await grains.GetGrain<ILimitOverridesGrain>(ILimitsGrain.DefaultKey).GetOverridesAsync().ConfigureAwait(false));
+                var asked = time.GetTimestamp();
+                var overrides = await grains.GetGrain<ILimitOverridesGrain>(ILimitsGrain.DefaultKey).GetOverridesAsync().ConfigureAwait(false);
+                if (Interlocked.Read(ref _pushedAt) >= asked)
+                {
+                    // A push landed meanwhile: it is at least as new as this answer.
+                    Interlocked.Exchange(ref _refreshedAt, time.GetTimestamp());
+                }
+                else
+                {
+                    Update(overrides);
+                }
             }
             catch (Exception ex)
             {

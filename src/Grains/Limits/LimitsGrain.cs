@@ -22,6 +22,9 @@ public sealed partial class LimitsGrain(
     /// <summary>The grain storage provider the silo must register (Redis in distributed mode).</summary>
     public const string StorageName = "limits";
 
+    /// <summary>How long a change waits for each silo to take it before it answers.</summary>
+    public static readonly TimeSpan PushTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>How often the stored record is checked; a lost record is back within about this long.</summary>
     public static readonly TimeSpan RecordCheckInterval = TimeSpan.FromSeconds(2);
 
@@ -38,7 +41,7 @@ public sealed partial class LimitsGrain(
             LogUnreadable(logger, _record.Problem!.Record, _record.Problem.Reason);
         }
 
-        limits.Update(State.Overrides);
+        limits.Pushed(State.Overrides);
         this.RegisterGrainTimer(CheckRecordAsync, new GrainTimerCreationOptions(RecordCheckInterval, RecordCheckInterval) { KeepAlive = true });
         await base.OnActivateAsync(cancellationToken);
     }
@@ -125,7 +128,41 @@ public sealed partial class LimitsGrain(
         finally
         {
             // Also after a failure: a re-read on the way may have found the record changed by someone else.
-            limits.Update(State.Overrides);
+            limits.Pushed(State.Overrides);
+            await PushToSilosAsync();
+        }
+    }
+
+    /// <summary>
+    /// Puts the changes in force on every other active silo before the change answers, so that no silo
+    /// decides under a limit replaced by a change that has answered. A silo that does not answer within
+    /// <see cref="PushTimeout"/> keeps its refresh (<see cref="EffectiveLimits.RefreshInterval"/>).
+    /// </summary>
+    private async Task PushToSilosAsync()
+    {
+        var here = ServiceProvider.GetRequiredService<ILocalSiloDetails>().SiloAddress;
+        var silos = ServiceProvider.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(here))
+            .Select(m => m.SiloAddress)
+            .ToList();
+        var overrides = new Dictionary<string, LimitOverride>(State.Overrides, StringComparer.OrdinalIgnoreCase);
+        var missed = await Task.WhenAll(silos.Select(async silo =>
+        {
+            try
+            {
+                await GrainFactory.GetGrain<ISiloLimitsGrain>(silo.ToParsableString()).ApplyAsync(overrides).WaitAsync(PushTimeout);
+                return 0;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Reason: any failure leaves that silo to its refresh; the others must still be told.
+                LogPushFailed(logger, silo.ToString(), ex.Message);
+                return 1;
+            }
+        }));
+        if (missed.Sum() is > 0 and var count)
+        {
+            LogPushMissed(logger, count, silos.Count);
         }
     }
 
@@ -147,7 +184,7 @@ public sealed partial class LimitsGrain(
         switch (found)
         {
             case LimitsRecord.ReadResult.Found:
-                limits.Update(State.Overrides);
+                limits.Pushed(State.Overrides);
                 break;
             case LimitsRecord.ReadResult.Missing when State.Overrides.Count > 0:
                 try
@@ -184,6 +221,12 @@ public sealed partial class LimitsGrain(
 
     [LoggerMessage(EventId = 415, Level = LogLevel.Debug, Message = "Could not check the stored run-time limits; trying again")]
     private static partial void LogCheckFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 416, Level = LogLevel.Warning, Message = "Silo {Silo} did not take the run-time limit change: {Error}; it applies it by its refresh")]
+    private static partial void LogPushFailed(ILogger logger, string silo, string error);
+
+    [LoggerMessage(EventId = 417, Level = LogLevel.Warning, Message = "A run-time limit change reached {Missed} of {Silos} other silos only by their refresh (within 5 s)")]
+    private static partial void LogPushMissed(ILogger logger, int missed, int silos);
 }
 
 /// <summary>The stored run-time changes.</summary>

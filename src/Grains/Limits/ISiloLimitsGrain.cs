@@ -1,0 +1,30 @@
+namespace OrleansLimiter.Grains.Limits;
+
+/// <summary>
+/// One silo's copy of the run-time limit changes, keyed by the silo's address and activated on it
+/// (<see cref="OnKeyedSiloAttribute"/>): the limits grain pushes every change to each active silo
+/// before it answers.
+/// </summary>
+public interface ISiloLimitsGrain : IGrainWithStringKey
+{
+    /// <summary>Puts <paramref name="overrides"/> (every run-time change, whole) in force on this silo.</summary>
+    Task ApplyAsync(Dictionary<string, LimitOverride> overrides);
+}
+
+/// <inheritdoc cref="ISiloLimitsGrain"/>
+[OnKeyedSilo]
+internal sealed class SiloLimitsGrain(EffectiveLimits limits, ILocalSiloDetails silo) : Grain, ISiloLimitsGrain
+{
+    /// <inheritdoc />
+    public Task ApplyAsync(Dictionary<string, LimitOverride> overrides)
+    {
+        var here = silo.SiloAddress.ToParsableString();
+        if (!string.Equals(this.GetPrimaryKeyString(), here, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"The limits of silo {this.GetPrimaryKeyString()} reached silo {here}; nothing was applied.");
+        }
+
+        limits.Pushed(overrides);
+        return Task.CompletedTask;
+    }
+}
