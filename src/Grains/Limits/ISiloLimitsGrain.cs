@@ -7,8 +7,8 @@ namespace OrleansLimiter.Grains.Limits;
 /// </summary>
 public interface ISiloLimitsGrain : IGrainWithStringKey
 {
-    /// <summary>Puts <paramref name="overrides"/> (every run-time change, whole) in force on this silo.</summary>
-    Task ApplyAsync(Dictionary<string, LimitOverride> overrides);
+    /// <summary>Puts <paramref name="changes"/> (every run-time change, whole) in force on this silo.</summary>
+    Task ApplyAsync(Dictionary<string, LimitOverride> changes);
 }
 
 /// <inheritdoc cref="ISiloLimitsGrain"/>
@@ -16,7 +16,7 @@ public interface ISiloLimitsGrain : IGrainWithStringKey
 internal sealed class SiloLimitsGrain(EffectiveLimits limits, ILocalSiloDetails silo) : Grain, ISiloLimitsGrain
 {
     /// <inheritdoc />
-    public Task ApplyAsync(Dictionary<string, LimitOverride> overrides)
+    public Task ApplyAsync(Dictionary<string, LimitOverride> changes)
     {
         var here = silo.SiloAddress.ToParsableString();
         if (!string.Equals(this.GetPrimaryKeyString(), here, StringComparison.Ordinal))
@@ -24,7 +24,7 @@ internal sealed class SiloLimitsGrain(EffectiveLimits limits, ILocalSiloDetails 
             throw new InvalidOperationException($"The limits of silo {this.GetPrimaryKeyString()} reached silo {here}; nothing was applied.");
         }
 
-        limits.Pushed(overrides);
+        limits.Pushed(changes);
         return Task.CompletedTask;
     }
 }
