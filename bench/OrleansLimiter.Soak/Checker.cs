@@ -183,7 +183,12 @@ internal static class Checker
             var mayRefund = open.Sum(p => Math.Max(0, -p.Delta));
             var mayCharge = open.Sum(p => Math.Max(0, p.Delta));
             var inFlight = clientsKilled * (provider == "led" ? LedgerCallers : BucketCallers) * (limit == "tokens" ? SoakLimits.MaxLedgerTokens : 1);
-            var bound = inFlight + mayCharge;
+
+            // A call that ended in an error (its resends ran out: a silo killed or stopped under it) may
+            // have been granted by Redis; a key of several limits has no abandon to give it back.
+            var unanswered = errors.GetValueOrDefault(provider);
+            var gaveUp = unanswered * (limit == "tokens" ? (provider == "led" ? SoakLimits.MaxLedgerTokens : SoakLimits.MaxBucketTokens) : 1);
+            var bound = inFlight + mayCharge + gaveUp;
 
             // Redis spent less than callers were told (beyond settles that may have refunded): the
             // window could grant that much again. More than told: permits lost to no caller.
@@ -191,7 +196,7 @@ internal static class Checker
             var lost = Math.Max(0, spent - told);
             report.AppendLine(CultureInfo.InvariantCulture, $"{provider + " " + limit,-16} {Time(end),-26} {told,7}  {"-",7}  {spent,14}  {overGrant,10}  {lost,4}");
             Console.WriteLine($"check: {provider} {limit} (window ending {Time(end)}): told granted {told}, spent in Redis {spent}, over-grant {overGrant}, " +
-                $"lost {lost} (bound {bound}: {clientsKilled} client processes killed with calls in flight, {open.Count} settles unanswered)");
+                $"lost {lost} (bound {bound}: {clientsKilled} client processes killed with calls in flight, {open.Count} settles unanswered, {unanswered} calls ended in an error)");
             if (otherWindows.Count > 0)
             {
                 failures.Add($"{provider} {limit}: grants in {otherWindows.Count} other windows than Redis's ({string.Join(", ", otherWindows.Take(3).Select(Time))})");
