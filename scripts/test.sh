@@ -88,6 +88,11 @@ else
     END { print p+0, f+0, s+0 }' "$results/output.txt")
 
   if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; log "the test run failed before reporting (exit $status)"; fi
+  if [ "$failed" != 0 ]; then
+    # Each failed test's name and error message (the lines between "Failed X" and its stack trace).
+    log "what failed:"
+    awk '/^[[:space:]]*Failed [A-Za-z]/ { on = 1 } /Stack Trace:/ { on = 0 } on' "$results/output.txt" | head -n 200
+  fi
 fi
 
 # The Node tests: the TypeScript client (clients/typescript) and the official openai and
