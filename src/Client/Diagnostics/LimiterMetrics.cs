@@ -21,7 +21,7 @@ public sealed class LimiterMetrics : IDisposable
     /// <summary>Histogram of one decision call to the cluster (or the in-process window), in seconds.</summary>
     public const string DecisionDurationName = "orleanslimiter.decision.duration";
 
-    /// <summary>Histogram of the whole wait of an AcquireAsync (and so of a scheduled work item's wait for its permit), in seconds.</summary>
+    /// <summary>Histogram of the whole wait of an AcquireAsync (and so of a scheduled work item's wait for its permit), in seconds; of a wait continued over several calls, the call that ends it.</summary>
     public const string WaitDurationName = "orleanslimiter.wait.duration";
 
     /// <summary>Up-down counter of scheduled work items waiting for a slot or a permit.</summary>
@@ -46,7 +46,7 @@ public sealed class LimiterMetrics : IDisposable
     /// </summary>
     public const string PriorityTag = "orleanslimiter.priority";
 
-    /// <summary>Tag: <c>granted</c>, <c>refused</c>, <c>timed_out</c>, <c>canceled</c> or <c>error</c>.</summary>
+    /// <summary>Tag: <c>granted</c>, <c>refused</c>, <c>timed_out</c>, <c>canceled</c> or <c>error</c> (see <see cref="Results"/>).</summary>
     public const string ResultTag = "orleanslimiter.result";
 
     /// <summary>Tag on <c>error</c> results: the exception's type, as OpenTelemetry's <c>error.type</c>.</summary>
