@@ -129,6 +129,12 @@ internal sealed class BenchHarness : IAsyncDisposable
             [$"RateLimiting:Providers:{KeysProvider}:KeyDefaults:Points"] = "1000000000000",
             [$"RateLimiting:Providers:{KeysProvider}:KeyDefaults:Duration"] = "600",
         };
+        if (options.ConsoleOnly)
+        {
+            // The sampler stops this soon after the console closes (LimiterConsoleOptions.IdleAfterSetting), so that closed and open sets can alternate.
+            settings["Console:IdleAfter"] = options.ConsoleIdleSeconds.ToString(CultureInfo.InvariantCulture);
+        }
+
         if (options.Keys > 0)
         {
             settings["RateLimiting:KeyIdleTimeout"] = options.KeyIdleSeconds.ToString(CultureInfo.InvariantCulture);

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --gateway --gateway-rate N --gateway-seconds S --keys N --key-idle-seconds S</c>.</summary>
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --keys N --key-idle-seconds S</c>.</summary>
 internal sealed record BenchOptions
 {
     public int[] Levels { get; init; } = [1, 16, 64, 256];
@@ -40,6 +40,12 @@ internal sealed record BenchOptions
     /// <summary>Only the console's cost: decisions at the most callers with nobody looking, then with the console open.</summary>
     public bool ConsoleOnly { get; init; }
 
+    /// <summary>Pairs of sets, console closed then open, in the console run (<c>--console-pairs</c>); a closed set ends it.</summary>
+    public int ConsolePairs { get; init; } = 4;
+
+    /// <summary><c>Console:IdleAfter</c> of the silos in the console run (<c>--console-idle-seconds</c>): how soon the sampler stops once the console closes.</summary>
+    public double ConsoleIdleSeconds { get; init; } = 2;
+
     /// <summary>Calls per second of each of the two paced streams in the gateway run (<c>--gateway-rate</c>).</summary>
     public int GatewayRate { get; init; } = 200;
 
@@ -75,19 +81,22 @@ internal sealed record BenchOptions
                 "--queue-only" => o with { QueueOnly = true },
                 "--gateway" => o with { GatewayOnly = true },
                 "--console" => o with { ConsoleOnly = true },
+                "--console-pairs" => o with { ConsolePairs = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--console-idle-seconds" => o with { ConsoleIdleSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-rate" => o with { GatewayRate = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-seconds" => o with { GatewaySeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--queue-seconds" => o with { QueueSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--keys" => o with { Keys = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--key-idle-seconds" => o with { KeyIdleSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5, QueueSeconds = 40 },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --gateway --gateway-rate N --gateway-seconds S --keys N --key-idle-seconds S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --keys N --key-idle-seconds S"),
             };
         }
 
-        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0 || o.GatewayRate < 1 || o.GatewaySeconds <= 0 || o.Keys < 0 || o.KeyIdleSeconds is < 1 or > 86_400)
+        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0 || o.GatewayRate < 1 || o.GatewaySeconds <= 0 || o.Keys < 0 || o.KeyIdleSeconds is < 1 or > 86_400
+            || o.ConsolePairs < 1 || o.ConsoleIdleSeconds is < 1 or > 86_400)
         {
-            throw new ArgumentException("levels, repeats, phase seconds, queue seconds and silos must be positive; keys not negative; key idle seconds from 1 to 86400");
+            throw new ArgumentException("levels, repeats, phase seconds, queue seconds, console pairs and silos must be positive; keys not negative; key and console idle seconds from 1 to 86400");
         }
 
         return o;

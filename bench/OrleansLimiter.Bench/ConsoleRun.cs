@@ -4,12 +4,14 @@ using System.Text;
 namespace OrleansLimiter.Bench;
 
 /// <summary>
-/// What the console costs the decision path: decisions at the most callers with nobody looking (the
-/// sampler idle), then with the console open as a browser keeps it (its state polled every second,
-/// which makes every silo's sampler read every key once a second) and a Prometheus scraping
-/// <c>/metrics</c> every 5 s. The sampler goes on for minutes after the last look, so the closed
-/// phases all come first, in two sets whose difference is the noise of sets run one after another;
-/// every set is the median of the same number of phases, back to back.
+/// What the console costs the decision path: decisions at the most callers in sets with nobody looking
+/// (the sampler idle) and sets with the console open as a browser keeps it (its state polled every
+/// second, which makes every silo's sampler read every key once a second) and a Prometheus scraping
+/// <c>/metrics</c> every 5 s. The sets alternate, closed, open, closed, …, closed, so that each open
+/// set has a closed one on either side: throughput drifts from set to set with nothing changed, and
+/// an open set is read against the closed sets around it, beside how much two closed sets one after
+/// the other differ. The silos' sampler stops <see cref="BenchOptions.ConsoleIdleSeconds"/> after the
+/// last look (<c>Console:IdleAfter</c>); every set is the median of the same number of phases.
 /// </summary>
 internal static class ConsoleRun
 {
@@ -17,25 +19,48 @@ internal static class ConsoleRun
     {
         var saturated = new SaturatedRun(commands, options.PhaseSeconds);
         var callers = options.MaxCallers;
-        Console.WriteLine($"Console cost: {options.Repeats} phases of {options.PhaseSeconds:0.#} s at {callers} callers with the console closed, then {options.Repeats} with it open");
-        // Long enough for the JIT's tiers and the thread pool to settle: the closed phases come first.
+        Console.WriteLine($"Console cost: {options.ConsolePairs} pairs of sets (closed, open) and a closed set last, each {options.Repeats} phases of {options.PhaseSeconds:0.#} s at {callers} callers; the sampler stops {options.ConsoleIdleSeconds:0.#} s after the last look");
+        // Long enough for the JIT's tiers and the thread pool to settle.
         await saturated.RunAsync("warmup", callers, limiter.Decide, TimeSpan.FromSeconds(8));
 
-        // Two sets with the console closed, back to back: how far two sets apart in time differ with
-        // nothing changed is the noise the open set is read against.
-        var closed = new List<Measurement>();
-        var closedAgain = new List<Measurement>();
-        for (var i = 0; i < options.Repeats; i++)
-        {
-            closed.Add(await saturated.RunAsync("console closed", callers, limiter.Decide));
-        }
-
-        for (var i = 0; i < options.Repeats; i++)
-        {
-            closedAgain.Add(await saturated.RunAsync("console closed", callers, limiter.Decide));
-        }
-
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var closed = new List<List<Measurement>>();
+        var open = new List<List<Measurement>>();
+        var looks = new List<int>();
+        for (var pair = 0; pair <= options.ConsolePairs; pair++)
+        {
+            closed.Add(await SetAsync(saturated, "console closed", callers, limiter, options));
+            Console.WriteLine($"  closed set {pair + 1}: {Stats.Median(closed[^1].Select(m => m.PerSecond)):N0}/s");
+            if (pair == options.ConsolePairs)
+            {
+                break;
+            }
+
+            var (set, polls) = await OpenSetAsync(harness, http, saturated, callers, limiter, options);
+            open.Add(set);
+            looks.Add(polls);
+            Console.WriteLine($"  open set {pair + 1}: {Stats.Median(set.Select(m => m.PerSecond)):N0}/s");
+
+            // The sampler goes on for Console:IdleAfter after the last look, and a sample begun then ends.
+            await Task.Delay(TimeSpan.FromSeconds(options.ConsoleIdleSeconds + 1.5));
+        }
+
+        return Report(options, callers, closed, open, looks);
+    }
+
+    private static async Task<List<Measurement>> SetAsync(SaturatedRun saturated, string name, int callers, Mode limiter, BenchOptions options)
+    {
+        var set = new List<Measurement>();
+        for (var i = 0; i < options.Repeats; i++)
+        {
+            set.Add(await saturated.RunAsync(name, callers, limiter.Decide));
+        }
+
+        return set;
+    }
+
+    private static async Task<(List<Measurement> Set, int Polls)> OpenSetAsync(BenchHarness harness, HttpClient http, SaturatedRun saturated, int callers, Mode limiter, BenchOptions options)
+    {
         using var stop = new CancellationTokenSource();
         var polls = 0;
         var looking = Task.Run(async () =>
@@ -67,15 +92,10 @@ internal static class ConsoleRun
 
         // The sampler's first samples come within a second of the first look.
         await Task.Delay(TimeSpan.FromSeconds(2));
-        var open = new List<Measurement>();
-        for (var i = 0; i < options.Repeats; i++)
-        {
-            open.Add(await saturated.RunAsync("console open", callers, limiter.Decide));
-        }
-
+        var set = await SetAsync(saturated, "console open", callers, limiter, options);
         await stop.CancelAsync();
         await looking;
-        return Report(options, callers, closed, closedAgain, open, polls);
+        return (set, polls);
     }
 
     private static async Task Look(HttpClient http, Uri uri, CancellationToken cancellationToken)
@@ -91,24 +111,43 @@ internal static class ConsoleRun
         }
     }
 
-    private static string Report(BenchOptions options, int callers, List<Measurement> closed, List<Measurement> closedAgain, List<Measurement> open, int polls)
+    private static string Report(BenchOptions options, int callers, List<List<Measurement>> closed, List<List<Measurement>> open, List<int> looks)
     {
+        static double Rate(List<Measurement> set) => Stats.Median(set.Select(m => m.PerSecond));
         var text = new StringBuilder();
-        var closedRate = Stats.Median(closed.Select(m => m.PerSecond));
-        var againRate = Stats.Median(closedAgain.Select(m => m.PerSecond));
-        var openRate = Stats.Median(open.Select(m => m.PerSecond));
-        text.AppendLine(CultureInfo.InvariantCulture, $"## Console open vs closed ({callers} callers, {options.Repeats} phases of {options.PhaseSeconds:0.#} s each, {options.Silos} silo(s), {Environment.ProcessorCount} cores)");
+        text.AppendLine(CultureInfo.InvariantCulture, $"## Console open vs closed, alternating ({callers} callers, sets of {options.Repeats} phases of {options.PhaseSeconds:0.#} s, {options.Silos} silo(s), {Environment.ProcessorCount} cores, sampler idle after {options.ConsoleIdleSeconds:0.#} s)");
         text.AppendLine();
-        text.AppendLine("| console | decisions/s per phase | median | p50 ms (median) | p99 ms (median) |");
-        text.AppendLine("|---|---|---:|---:|---:|");
-        foreach (var (name, runs) in new[] { ("closed (nobody looks)", closed), ("closed, a second set", closedAgain), ("open (state every 1 s, /metrics every 5 s)", open) })
+        text.AppendLine("| set | console | decisions/s per phase | median | p50 ms (median) | p99 ms (median) |");
+        text.AppendLine("|---:|---|---|---:|---:|---:|");
+        var order = 1;
+        for (var i = 0; i < closed.Count; i++)
         {
-            text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {name} | {string.Join(", ", runs.Select(r => r.PerSecond.ToString("N0", CultureInfo.InvariantCulture)))} | {Stats.Median(runs.Select(r => r.PerSecond)):N0} | {Stats.Median(runs.Select(r => r.P50Ms)):0.00} | {Stats.Median(runs.Select(r => r.P99Ms)):0.00} |");
+            Row(order++, "closed", closed[i]);
+            if (i < open.Count)
+            {
+                Row(order++, $"open ({looks[i]} looks)", open[i]);
+            }
+        }
+
+        // An open set against the closed set just before it, and against the mean of the closed sets on
+        // either side (which cancels a drift that is steady over the three sets).
+        var before = open.Select((set, i) => Rate(set) / Rate(closed[i])).ToList();
+        var around = open.Select((set, i) => Rate(set) / ((Rate(closed[i]) + Rate(closed[i + 1])) / 2)).ToList();
+        var drift = closed.Skip(1).Select((set, i) => Rate(set) / Rate(closed[i])).ToList();
+        text.AppendLine();
+        text.AppendLine("| pair | open / closed before | open / mean of closed around |");
+        text.AppendLine("|---:|---:|---:|");
+        for (var i = 0; i < open.Count; i++)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {i + 1} | {before[i]:0.000} | {around[i]:0.000} |");
         }
 
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Open / closed (the second set, just before): {openRate / againRate:0.000} of the decisions per second ({polls} looks at each silo while open); the noise, second closed set / first: {againRate / closedRate:0.000}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Median open / closed before: {Stats.Median(before):0.000}; open / mean of closed around: {Stats.Median(around):0.000}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Drift, each closed set / the closed set before it (nothing changed but the open set between): {string.Join(", ", drift.Select(d => d.ToString("0.000", CultureInfo.InvariantCulture)))}; median {Stats.Median(drift):0.000}.");
         return text.ToString();
+
+        void Row(int n, string name, List<Measurement> runs) => text.AppendLine(CultureInfo.InvariantCulture,
+            $"| {n} | {name} | {string.Join(", ", runs.Select(r => r.PerSecond.ToString("N0", CultureInfo.InvariantCulture)))} | {Rate(runs):N0} | {Stats.Median(runs.Select(r => r.P50Ms)):0.00} | {Stats.Median(runs.Select(r => r.P99Ms)):0.00} |");
     }
 }

@@ -72,11 +72,11 @@ internal sealed partial class LimiterClient(
         try
         {
             var started = time.GetTimestamp();
-            var result = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
-                ? (await WaitAtGrainAsync(provider, key, first, longest, poll, started, cancellationToken).ConfigureAwait(false))?.ToAcquireResult()
+            var waited = _options.WaitAtGrain && longest > TimeSpan.Zero && !_notQueued.ContainsKey(LimiterKey.Format(provider, key))
+                ? await WaitAtGrainAsync(provider, key, first, longest, poll, started, cancellationToken).ConfigureAwait(false)
                 : null;
-            result ??= await AcquireCoreAsync(provider, key, points, longest, poll, started, cancellationToken).ConfigureAwait(false);
-            measured.End(result);
+            var result = waited?.ToAcquireResult() ?? await AcquireCoreAsync(provider, key, points, longest, poll, started, cancellationToken).ConfigureAwait(false);
+            measured.End(result, refusedByQueue: waited?.Reply.Outcome == WaitOutcome.Rejected);
             return result;
         }
         catch (Exception ex)

@@ -15,13 +15,13 @@ public sealed class LimiterMetrics : IDisposable
     /// <summary>The meter's and the activity source's name.</summary>
     public const string Name = "OrleansLimiter";
 
-    /// <summary>Counter of the answers callers got: one per TryConsume, cost or reserve call, and one per AcquireAsync (not per attempt).</summary>
+    /// <summary>Counter of the answers callers got: one per TryConsume, cost or reserve call, and one per AcquireAsync (not per attempt; a wait continued over several calls counts once, at its end).</summary>
     public const string DecisionsName = "orleanslimiter.decisions";
 
     /// <summary>Histogram of one decision call to the cluster (or the in-process window), in seconds.</summary>
     public const string DecisionDurationName = "orleanslimiter.decision.duration";
 
-    /// <summary>Histogram of the whole wait of an AcquireAsync (and so of a scheduled work item's wait for its permit), in seconds.</summary>
+    /// <summary>Histogram of the whole wait of an AcquireAsync (and so of a scheduled work item's wait for its permit), in seconds; of a wait continued over several calls, the call that ends it.</summary>
     public const string WaitDurationName = "orleanslimiter.wait.duration";
 
     /// <summary>Up-down counter of scheduled work items waiting for a slot or a permit.</summary>
@@ -46,7 +46,7 @@ public sealed class LimiterMetrics : IDisposable
     /// </summary>
     public const string PriorityTag = "orleanslimiter.priority";
 
-    /// <summary>Tag: <c>granted</c>, <c>refused</c>, <c>timed_out</c>, <c>canceled</c> or <c>error</c>.</summary>
+    /// <summary>Tag: <c>granted</c>, <c>refused</c>, <c>timed_out</c>, <c>canceled</c> or <c>error</c> (see <see cref="Results"/>).</summary>
     public const string ResultTag = "orleanslimiter.result";
 
     /// <summary>Tag on <c>error</c> results: the exception's type, as OpenTelemetry's <c>error.type</c>.</summary>
@@ -58,8 +58,11 @@ public sealed class LimiterMetrics : IDisposable
         /// <summary>The points were granted.</summary>
         public const string Granted = "granted";
 
-        /// <summary>A single decision refused the points.</summary>
+        /// <summary>A single decision refused the points, or the key's queue refused a wait outright.</summary>
         public const string Refused = "refused";
+
+        /// <summary>On a span only: the call's poll ended with its wait going on (continued by a later call).</summary>
+        public const string StillWaiting = "still_waiting";
 
         /// <summary>An AcquireAsync whose maximum wait ran out.</summary>
         public const string TimedOut = "timed_out";
@@ -249,6 +252,16 @@ public sealed class LimiterMetrics : IDisposable
         }
     }
 
+    private static void Polled(Activity? activity, int attempts)
+    {
+        if (activity is not null)
+        {
+            activity.SetTag(ResultTag, Results.StillWaiting);
+            activity.SetTag("orleanslimiter.attempts", attempts);
+            activity.Dispose();
+        }
+    }
+
     private static string ResultOf(Exception error) => error is OperationCanceledException ? Results.Canceled : Results.Error;
 
     /// <inheritdoc/>
@@ -286,8 +299,22 @@ public sealed class LimiterMetrics : IDisposable
     /// <summary>One AcquireAsync being measured: its start, and its span if any.</summary>
     internal readonly struct WaitMeasurement(LimiterMetrics metrics, string provider, WaitPriority priority, long started, Activity? activity)
     {
-        public void End(AcquireResult result) =>
-            metrics.Waited(provider, priority, result.IsGranted ? Results.Granted : Results.TimedOut, started, activity, result.Attempts, null);
+        /// <summary>
+        /// The wait's answer: granted; refused when the key's queue refused it outright (a deadline it
+        /// could not meet, a full queue), as the key's grain counts it; timed out when its maximum wait
+        /// ran out. A call whose poll ended with the wait going on (<see cref="AcquireResult.IsStillWaiting"/>)
+        /// is no answer: only its span ends, and the call that ends the wait is counted.
+        /// </summary>
+        public void End(AcquireResult result, bool refusedByQueue = false)
+        {
+            if (result.IsStillWaiting)
+            {
+                Polled(activity, result.Attempts);
+                return;
+            }
+
+            metrics.Waited(provider, priority, result.IsGranted ? Results.Granted : refusedByQueue ? Results.Refused : Results.TimedOut, started, activity, result.Attempts, null);
+        }
 
         public void End(Exception error) => metrics.Waited(provider, priority, ResultOf(error), started, activity, 0, error);
     }

@@ -1,8 +1,10 @@
 using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace OrleansLimiter.Hosting;
 
@@ -29,13 +31,20 @@ public static class LimiterConsoleEndpoints
     /// <summary>
     /// Registers the sampler behind the console and the sampled series of <c>/metrics</c>: it reads the
     /// configured providers' keys through the grains (a silo's own, or a gateway host's cluster client).
+    /// Its <c>Console</c> section (<see cref="LimiterConsoleOptions"/>) is read from the host's
+    /// configuration and checked when the host starts: a bad value stops it, naming the setting.
     /// </summary>
     public static IServiceCollection AddLimiterConsole(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<LimiterConsoleOptions>()
+            .Configure<IConfiguration>((options, configuration) => LimiterConsoleOptions.Bind(options, configuration.GetSection(LimiterConsoleOptions.SectionName)))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LimiterConsoleOptions>, LimiterConsoleOptionsValidator>());
         services.TryAddSingleton<IQuotaReader, GrainQuotaReader>();
-        services.TryAddSingleton(sp => new QuotaSampler(sp.GetRequiredService<IQuotaReader>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<IMeterFactory>()));
+        services.TryAddSingleton(sp => new QuotaSampler(sp.GetRequiredService<IQuotaReader>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<IMeterFactory>(),
+            sp.GetRequiredService<IOptions<LimiterConsoleOptions>>().Value.IdleAfter));
         services.AddHostedService<QuotaSamplerService>();
         return services;
     }

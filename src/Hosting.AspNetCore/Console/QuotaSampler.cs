@@ -7,7 +7,7 @@ namespace OrleansLimiter.Hosting;
 /// Samples every provider key's limits and wait queue once per <see cref="Interval"/> and keeps
 /// <see cref="History"/> of samples per key, for the console's charts and <c>/metrics</c>. It samples
 /// only while someone looks (the console's state was asked for, or <c>/metrics</c> scraped, within
-/// <see cref="Idle"/>), so a cluster nobody watches pays nothing for it. Time comes from the
+/// <see cref="IdleAfter"/>, <c>Console:IdleAfter</c>), so a cluster nobody watches pays nothing for it. Time comes from the
 /// <see cref="TimeProvider"/> so that tests step it exactly.
 /// </summary>
 internal sealed class QuotaSampler
@@ -17,9 +17,6 @@ internal sealed class QuotaSampler
 
     /// <summary>How far back the charts go.</summary>
     public static readonly TimeSpan History = TimeSpan.FromMinutes(15);
-
-    /// <summary>How long sampling goes on after the last look.</summary>
-    public static readonly TimeSpan Idle = TimeSpan.FromMinutes(5);
 
     /// <summary>The gauge of what the provider last reported a limit holds (served once a report came).</summary>
     public const string ReportedRemainingName = "orleanslimiter.limit.reported_remaining";
@@ -34,10 +31,11 @@ internal sealed class QuotaSampler
     private QuotaReading? _latest;
     private DateTimeOffset _lastLook = DateTimeOffset.MinValue;
 
-    public QuotaSampler(IQuotaReader reader, TimeProvider time, IMeterFactory? meters = null)
+    public QuotaSampler(IQuotaReader reader, TimeProvider time, IMeterFactory? meters = null, TimeSpan? idleAfter = null)
     {
         _reader = reader;
         _time = time;
+        IdleAfter = idleAfter ?? LimiterConsoleOptions.DefaultIdleAfter;
         if (meters?.Create(LimiterMetricsEndpoint.MeterName) is { } meter)
         {
             // Keys are few here (the configured ones), so they are named, unlike on the client's decisions.
@@ -52,10 +50,13 @@ internal sealed class QuotaSampler
         }
     }
 
-    /// <summary>Whether anyone looked lately: the host samples only then.</summary>
-    public bool Watched => _time.GetUtcNow() - _lastLook < Idle;
+    /// <summary>How long sampling goes on after the last look (<see cref="LimiterConsoleOptions.IdleAfter"/>).</summary>
+    public TimeSpan IdleAfter { get; }
 
-    /// <summary>Someone looks: sampling goes on for <see cref="Idle"/> more.</summary>
+    /// <summary>Whether anyone looked lately: the host samples only then.</summary>
+    public bool Watched => _time.GetUtcNow() - _lastLook < IdleAfter;
+
+    /// <summary>Someone looks: sampling goes on for <see cref="IdleAfter"/> more.</summary>
     public void Look() => _lastLook = _time.GetUtcNow();
 
     /// <summary>Reads every key once and keeps the sample.</summary>

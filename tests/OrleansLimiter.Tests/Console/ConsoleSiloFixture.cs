@@ -26,23 +26,39 @@ public sealed class ConsoleSiloFixture : IAsyncLifetime
         ["Orleans__ServiceId"] = _clusterId,
     };
 
+    /// <summary>The cluster and its providers, for a gateway host that joins it as a client (no admin key: its <c>/metrics</c> is open to loopback).</summary>
+    public Dictionary<string, string> GatewaySettings => new(Providers)
+    {
+        ["REDIS_URL"] = Redis.Url,
+        ["Orleans:ClusterId"] = _clusterId,
+        ["Orleans:ServiceId"] = _clusterId,
+        ["Logging:LogLevel:Default"] = "Warning",
+    };
+
+    private static Dictionary<string, string> Providers => new()
+    {
+        // Windows longer than any test: what a test spent stays spent while it reads it back.
+        ["RateLimiting:Providers:metered:Points"] = "50",
+        ["RateLimiting:Providers:metered:Duration"] = "600",
+        ["RateLimiting:Providers:counted:Points"] = "50",
+        ["RateLimiting:Providers:counted:Duration"] = "600",
+        ["RateLimiting:Providers:browsed:Points"] = "100",
+        ["RateLimiting:Providers:browsed:Duration"] = "600",
+        // A small window that refills while a test's callers wait for it (WaitMetricsTests).
+        ["RateLimiting:Providers:waited:Points"] = WaitMetricsTests.Points.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["RateLimiting:Providers:waited:Duration"] = WaitMetricsTests.WindowSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     public async Task InitializeAsync()
     {
         Redis = await RedisServer.StartAsync();
         Connection = await Redis.ConnectAsync();
-        Silo = SiloProcess.Start("console-silo", new Dictionary<string, string>
+        Silo = SiloProcess.Start("console-silo", new Dictionary<string, string>(Providers)
         {
             ["REDIS_URL"] = Redis.Url,
             ["Orleans:ClusterId"] = _clusterId,
             ["Orleans:ServiceId"] = _clusterId,
             ["Admin:Key"] = AdminKey,
-            // Windows longer than any test: what a test spent stays spent while it reads it back.
-            ["RateLimiting:Providers:metered:Points"] = "50",
-            ["RateLimiting:Providers:metered:Duration"] = "600",
-            ["RateLimiting:Providers:counted:Points"] = "50",
-            ["RateLimiting:Providers:counted:Duration"] = "600",
-            ["RateLimiting:Providers:browsed:Points"] = "100",
-            ["RateLimiting:Providers:browsed:Duration"] = "600",
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await Silo.WaitHealthyAsync();

@@ -1,4 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Hosting;
@@ -120,17 +125,83 @@ public sealed class QuotaSamplerTests
     }
 
     [Fact]
-    public void SamplesOnlyWhileSomeoneLooks()
+    public void SamplesOnlyWhileSomeoneLooks_TwoMinutesAfterTheLastLookByDefault()
     {
         var sampler = new QuotaSampler(_reader, _time);
+        Assert.Equal(TimeSpan.FromMinutes(2), sampler.IdleAfter);
         Assert.False(sampler.Watched);
 
         _ = sampler.ToJson(null);
         Assert.True(sampler.Watched);
-        _time.Advance(QuotaSampler.Idle - TimeSpan.FromSeconds(1));
+        _time.Advance(TimeSpan.FromMinutes(2) - TimeSpan.FromMilliseconds(1));
         Assert.True(sampler.Watched);
-        _time.Advance(TimeSpan.FromSeconds(1));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.False(sampler.Watched);
+    }
+
+    [Fact]
+    public void IdleAfter_SamplingStopsThatLongAfterTheLastLook_AndAScrapeIsALook()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        var sampler = new QuotaSampler(_reader, _time, meters, idleAfter: TimeSpan.FromSeconds(2));
+        Assert.Equal(TimeSpan.FromSeconds(2), sampler.IdleAfter);
+
+        _ = sampler.ToJson(null);
+        _time.Advance(TimeSpan.FromSeconds(2) - TimeSpan.FromMilliseconds(1));
+        Assert.True(sampler.Watched);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.False(sampler.Watched);
+
+        // A scrape of /metrics collects the sampler's instruments (this factory's only): that is a look too.
+        using var scrape = new MeterListener { InstrumentPublished = (instrument, l) => { if (ReferenceEquals(instrument.Meter.Scope, meters)) { l.EnableMeasurementEvents(instrument); } } };
+        scrape.Start();
+        scrape.RecordObservableInstruments();
+        Assert.True(sampler.Watched);
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(sampler.Watched);
+    }
+
+    [Theory]
+    [InlineData("0.5", "Console:IdleAfter must be a number of seconds from 1 to 86400 (was '0.5').")]
+    [InlineData("2m", "Console:IdleAfter must be a number of seconds from 1 to 86400 (was '2m').")]
+    [InlineData("86401", "Console:IdleAfter must be a number of seconds from 1 to 86400 (was '86401').")]
+    [InlineData("", "Console:IdleAfter must be a number of seconds from 1 to 86400 (was '').")]
+    public async Task IdleAfter_BadValue_StopsTheHostAtStart_NamingTheSetting(string value, string expected)
+    {
+        using var host = ConsoleHost(value);
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.Equal(expected, Assert.Single(error.Failures));
+    }
+
+    [Fact]
+    public async Task IdleAfter_IsReadInSeconds_ByTheHostsSampler()
+    {
+        using var host = ConsoleHost("2.5");
+        await host.StartAsync();
+        Assert.Equal(TimeSpan.FromSeconds(2.5), host.Services.GetRequiredService<QuotaSampler>().IdleAfter);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public void ConsoleSection_AMisspeltSetting_IsNamed()
+    {
+        var options = new LimiterConsoleOptions();
+        LimiterConsoleOptions.Bind(options, new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Console:IdleSeconds"] = "2" }).Build().GetSection("Console"));
+        var result = new LimiterConsoleOptionsValidator().Validate(null, options);
+        Assert.Equal(["Console:IdleSeconds is not a setting; use IdleAfter."], result.Failures);
+        Assert.Equal(LimiterConsoleOptions.DefaultIdleAfter, options.IdleAfter);
+    }
+
+    // A host with the console's services and a scripted reader (no cluster), configured with Console:IdleAfter.
+    private IHost ConsoleHost(string idleAfter)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { [LimiterConsoleOptions.IdleAfterSetting] = idleAfter });
+        builder.Services.AddSingleton<TimeProvider>(_time);
+        builder.Services.AddSingleton<IQuotaReader>(_reader);
+        builder.Services.AddLimiterConsole();
+        return builder.Build();
     }
 
     [Fact]

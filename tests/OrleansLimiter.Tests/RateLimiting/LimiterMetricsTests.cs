@@ -165,6 +165,38 @@ public sealed class LimiterMetricsClusterTests(LimiterClusterFixture fixture)
         Assert.All(queued.GetMeasurementSnapshot(), m => Assert.Equal([LimiterMetrics.PriorityTag, LimiterMetrics.ProviderTag], m.Tags.Keys.Order(StringComparer.Ordinal)));
     }
 
+    [Fact]
+    public async Task AWaitTheQueueRefusesOutright_IsCountedRefused_AndAPollThatEndsWaiting_IsCountedByTheCallThatEndsIt()
+    {
+        var services = new ServiceCollection().AddLogging().AddMetrics();
+        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
+        services.AddOrleansLimiterClient(configure: o => o.Tenant = "tenant-" + Guid.NewGuid().ToString("N"));
+        await using var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<ILimiterClient>();
+        var meters = provider.GetRequiredService<IMeterFactory>();
+        using var decisions = new MetricCollector<long>(meters, LimiterMetrics.Name, LimiterMetrics.DecisionsName);
+        using var waits = new MetricCollector<double>(meters, LimiterMetrics.Name, LimiterMetrics.WaitDurationName);
+        var key = TestKeys.Unique();
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("tiny", key));
+        Assert.True((await grain.TryConsumeAsync(100)).IsAllowed);
+
+        // The window refills in a minute: a wait of a second cannot be granted in time, and the queue says so at once.
+        var refused = await client.AcquireAsync("tiny", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(1) });
+        Assert.False(refused.IsGranted);
+        Assert.False(refused.IsStillWaiting);
+
+        // A long wait whose call polls briefly: the call ends with the wait going on (no answer yet),
+        // and the call that continues it under its id is answered, once.
+        var polled = await client.AcquireAsync("tiny", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(90), Poll = TimeSpan.FromMilliseconds(200) });
+        Assert.True(polled.IsStillWaiting);
+        var continued = client.AcquireAsync("tiny", new AcquireOptions { Key = key, MaxWait = TimeSpan.FromSeconds(80), WaitId = polled.WaitId });
+        await grain.ResetAsync();
+        Assert.True((await continued.WaitAsync(TimeSpan.FromSeconds(10))).IsGranted);
+
+        Assert.Equal(["granted", "refused"], decisions.GetMeasurementSnapshot().Select(m => (string)m.Tags[LimiterMetrics.ResultTag]!).Order(StringComparer.Ordinal));
+        Assert.Equal(["granted", "refused"], waits.GetMeasurementSnapshot().Select(m => (string)m.Tags[LimiterMetrics.ResultTag]!).Order(StringComparer.Ordinal));
+    }
+
     /// <summary>Observes the up-down counter until it reads <paramref name="until"/> (the client queues and leaves asynchronously), at most 10 s.</summary>
     private static async Task<long?> QueuedAsync(MetricCollector<long> queued, WaitPriority priority, long until)
     {
