@@ -159,14 +159,20 @@ public static class CostScripts
           return s
         end
 
-        -- What the grain last saw of each limit, from ARGV[at] on (per limit a window's end and remaining,
-        -- a bucket's full-again instant in ms and 0; 0, 0 for nothing): a limit the hash no longer holds
-        -- while the grain saw it spent (Redis restarted empty or was flushed between two calls) is
-        -- restored from it, never refilled: a window with what remained, a bucket at the instant it is
-        -- full again (the grain's is rounded down to the ms: one ms later, so it withholds). Every script
-        -- that answers the grain's mirror restores first, so no answer shows it a window built from
-        -- nothing. Returns the index after those arguments.
+        -- What the grain last saw of each limit, from ARGV[at] on: first '1' when the grain is the key's
+        -- only writer (its view then bounds what Redis holds) or '0', then per limit a window's end and
+        -- remaining, a bucket's full-again instant in ms and 0 (0, 0 for nothing).
+        -- A limit the hash no longer holds while the grain saw it spent (Redis restarted empty or was
+        -- flushed between two calls) is restored from it, never refilled: a window with what remained,
+        -- a bucket at the instant it is full again (the grain's is rounded down to the ms: one ms later,
+        -- so it withholds). Every script that answers the grain's mirror restores first, so no answer
+        -- shows it a window built from nothing.
+        -- From its only writer, a limit Redis holds fuller than the grain saw (a replica promoted
+        -- without the last writes) is taken down to what the grain saw: the same window's remaining,
+        -- a bucket's later full-again instant. Returns the index after those arguments.
         local function restoreSeen(at)
+          local bounds = ARGV[at] == '1'
+          at = at + 1
           for i = 1, nLimits do
             local hEnd, hRemaining = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
             at = at + 2
@@ -179,6 +185,16 @@ public static class CostScripts
               fresh[i] = false
               dirty[i] = true
               repair = repair .. names[i] .. ': missing while the grain saw it spent, restored from what it saw; '
+            elseif bounds and not fresh[i] and hEnd > now then
+              if algos[i] == 'w' then
+                if ends[i] == hEnd and avail[i] > hRemaining then
+                  avail[i] = math.max(0, hRemaining); dirty[i] = true
+                  repair = repair .. names[i] .. ': held more than its only writer saw, taken down to it; '
+                end
+              elseif hEnd * 1000 > ends[i] then
+                ends[i] = math.min((hEnd + 1) * 1000, nowUs + durUs(i)); avail[i] = bucketHolds(i); dirty[i] = true
+                repair = repair .. names[i] .. ': held more than its only writer saw, taken down to it; '
+              end
             end
           end
           return at

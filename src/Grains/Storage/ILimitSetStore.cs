@@ -20,9 +20,10 @@ public interface ILimitSetStore
 
     /// <summary>
     /// Lowers or pauses limits as a provider reported them (see <see cref="ProviderObservation"/>); never
-    /// raises one. A limit the store lost is restored from <paramref name="seen"/> first, as by a consume.
+    /// raises one. A limit the store lost is restored from <paramref name="seen"/> first, as by a consume
+    /// (and, when <paramref name="seenBounds"/>, one it holds fuller is taken down to it).
     /// </summary>
-    Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null);
+    Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false);
 
     /// <summary>
     /// Tells the store what a grain decided while it could not reach it (see <see cref="CostScripts.Sync"/>):

@@ -174,7 +174,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
 
     // A ledger per key; a change of the key's limits starts a new one (as a new configuration would in Redis, field by field).
     /// <inheritdoc/>
-    public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null)
+    public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false)
     {
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(observations);

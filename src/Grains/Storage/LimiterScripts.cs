@@ -188,6 +188,14 @@ public static class LimiterScripts
               sync = sync .. 'merged with a live window the caller spent ' .. math.max(spentThere, unsynced) .. ' of'
               write = true
             end
+            if expire == hintEnd and points > hintRemaining and hintRemaining >= 0 then
+              -- Redis holds more of the caller's own window than the caller saw: writes it made are
+              -- lost (a replica promoted without them). The caller (the key's grain) is the window's
+              -- only writer through the limiter and saw every change: keep its count.
+              points = math.max(0, hintRemaining)
+              repair = repair .. 'held more than its only writer saw, taken down to it; '
+              write = true
+            end
           end
         end
 

@@ -16,7 +16,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         // hundreds of requests carries per request only the amounts that differ (see CostScripts.Consume).
         var width = request.Limits.Length;
         var same = new long[request.Batches.Count][];
-        var count = LimitArgCount(request.Limits) + (2 * width) + 2;
+        var count = LimitArgCount(request.Limits) + 1 + (2 * width) + 2;
         for (var b = 0; b < same.Length; b++)
         {
             same[b] = SameForAll(request.Batches[b].Costs, width);
@@ -25,6 +25,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
 
         var args = new RedisValue[count];
         var a = WriteLimitArgs(request.Limits, args);
+        args[a++] = ScriptCodes.Flag(request.SeenBounds && request.Seen is not null);
         for (var i = 0; i < width; i++)
         {
             var seen = request.Seen is { } values && values.Length == width ? values[i] : default;
@@ -108,8 +109,8 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             throw new ArgumentException("A settle needs the reservation's id.", nameof(request));
         }
 
-        var args = LimitArgs(request.Limits, extra: 1 + (3 * request.Limits.Length));
-        AddSeen(args, request.Limits.Length, request.Seen);
+        var args = LimitArgs(request.Limits, extra: 2 + (3 * request.Limits.Length));
+        AddSeen(args, request.Limits.Length, request.Seen, request.SeenBounds);
         args.Add(request.TimeoutMs);
         for (var i = 0; i < request.Limits.Length; i++)
         {
@@ -142,8 +143,9 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
     }
 
     /// <summary>What the grain last saw of each limit, as the scripts' <c>restoreSeen</c> reads it (0, 0 for nothing).</summary>
-    private static void AddSeen(List<RedisValue> args, int width, LimitValue[]? seen)
+    private static void AddSeen(List<RedisValue> args, int width, LimitValue[]? seen, bool bounds)
     {
+        args.Add(ScriptCodes.Flag(bounds && seen is not null));
         for (var i = 0; i < width; i++)
         {
             var value = seen is { } values && values.Length == width ? values[i] : default;

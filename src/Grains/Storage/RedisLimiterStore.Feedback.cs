@@ -5,12 +5,12 @@ namespace OrleansLimiter.Grains.Storage;
 public sealed partial class RedisLimiterStore
 {
     /// <inheritdoc/>
-    public async Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null)
+    public async Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false)
     {
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(observations);
-        var args = LimitArgs(limits, extra: (2 * limits.Length) + 1 + (5 * observations.Count));
-        AddSeen(args, limits.Length, seen);
+        var args = LimitArgs(limits, extra: (2 * limits.Length) + 2 + (5 * observations.Count));
+        AddSeen(args, limits.Length, seen, seenBounds);
         args.Add(observations.Count);
         foreach (var o in observations)
         {

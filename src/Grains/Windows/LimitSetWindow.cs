@@ -61,7 +61,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 await SyncAsync();
                 sent = true;
                 var reply = await store.ConsumeCostsAsync(new CostConsume(
-                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), Seen(limits), ReservationTimeoutMs));
+                    limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
                 for (var i = 0; i < batch.Count; i++)
                 {
@@ -130,7 +130,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             await SyncAsync();
             var waiters = commands.SelectMany(c => c.Waiters).ToList();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs));
+                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
             var from = 0;
             foreach (var command in commands)
@@ -209,7 +209,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         // Reservations granted alone are recorded by the sync: a settle never runs before it, and
         // never without Redis (nothing is given back without the record there).
         await SyncAsync();
-        var reply = await store.SettleAsync(command.Settle with { Seen = Seen(command.Limits) });
+        var reply = await store.SettleAsync(command.Settle with { Seen = Seen(command.Limits), SeenBounds = !command.Limits.Pooled });
         // A refund raises what Redis holds above what the mirror says: take Redis's word for it.
         mirror.Observe(command.Limits, reply.Limits, reply.NowMs);
         LogSettled(logger, command.Settle.Key, command.Settle.Id, reply.Outcome);
@@ -238,7 +238,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     private async Task ObserveAsync(ObserveCommand command)
     {
         await SyncAsync();
-        var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations, Seen(command.Limits));
+        var reply = await store.ObserveAsync(command.Limits.StoreKey, command.Limits.Limits, command.Observations, Seen(command.Limits), !command.Limits.Pooled);
         mirror.Lower(command.Limits, reply.Limits, reply.NowMs);
         command.Completion.TrySetResult(reply);
     }

@@ -39,7 +39,7 @@ internal sealed class FaultyStore(TimeProvider time) : ILimiterStore, ILimitSetS
 
     public Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits) => Gate(() => _inner.ReadLimitsAsync(key, limits));
 
-    public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null) => Gate(() => _inner.ObserveAsync(key, limits, observations, seen));
+    public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false) => Gate(() => _inner.ObserveAsync(key, limits, observations, seen, seenBounds));
 
     public Task<SyncReply> SyncLimitsAsync(LimitSync request) => Gate(() =>
     {

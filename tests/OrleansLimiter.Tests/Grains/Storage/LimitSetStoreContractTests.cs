@@ -322,6 +322,26 @@ public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTes
     }
 
     [Fact]
+    public async Task Consume_FromTheOnlyWriter_TakesALimitRedisHoldsFullerThanItSaw_DownToIt()
+    {
+        var key = NewKey();
+        var first = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([7, 600])]));
+
+        // A replica promoted without the last writes: Redis holds the same window with 8 left, and a
+        // bucket full again sooner than the grain saw.
+        await Db.HashSetAsync(key, [new HashEntry("points", 8), new HashEntry("tokens:expire", first.NowMs)]);
+        var next = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])], first.Limits, SeenBounds: true));
+        Assert.Equal(new LimitValue(2, first.Limits[0].EndMs), next.Limits[0]);
+        Assert.InRange(next.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + 30);
+        Assert.Contains("taken down", next.Repair, StringComparison.Ordinal);
+
+        // A key other writers share (a pool) keeps Redis's count: their settles raise it.
+        await Db.HashSetAsync(key, "points", 8);
+        var pooled = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])], next.Limits));
+        Assert.Equal(7, pooled.Limits[0].Remaining);
+    }
+
+    [Fact]
     public async Task Sync_MergesAnotherLiveWindowRedisHolds_WithTheGrains_AsOneWindow()
     {
         var key = NewKey();

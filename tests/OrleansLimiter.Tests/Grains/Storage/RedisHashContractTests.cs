@@ -175,6 +175,22 @@ public sealed class RedisWindowHintTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
+    public async Task SameWindow_RedisHoldsMoreThanTheCallerSaw_IsTakenDownToIt()
+    {
+        var key = "ratelimit:hint:" + TestKeys.Unique();
+        var opened = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 10 });
+
+        // A replica promoted without the caller's last writes: Redis holds 95 where the caller saw 90.
+        await fixture.Db.HashSetAsync(key, "points", 95);
+        var reply = await _store.ConsumeAsync(key, 100, 60_000, new long[] { 1 }, new WindowHint(opened.WindowEndMs, 90, 0));
+
+        Assert.Equal([true], reply.Granted);
+        Assert.Equal(89, reply.Remaining);
+        Assert.Contains("taken down", reply.Repair, StringComparison.Ordinal);
+        Assert.Equal("89", (string?)await fixture.Db.HashGetAsync(key, "points"));
+    }
+
+    [Fact]
     public async Task UnsyncedGrants_AreWrittenBack_IntoTheSameWindow()
     {
         var key = "ratelimit:hint:" + TestKeys.Unique();
