@@ -53,7 +53,7 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output)
         var overGrant = windows.Sum(w => Math.Max(0, w.Value - SilosOn.TightPoints));
         output.WriteLine($"FAULT sentinel failover under {Callers} callers: primary {oldPrimary} killed, sentinels named {newPrimary} {promotedAfter.TotalSeconds:0.0} s later");
         output.WriteLine($"decisions {load.Decisions} ({load.Decisions - decisionsAtKill} after the kill), errors {load.Errors}, " +
-            $"longest pause {pause.TotalMilliseconds:0} ms (from {pauseFrom.TotalSeconds:+0.0;-0.0} s after the kill)");
+            $"longest pause {pause.TotalMilliseconds:0} ms (starting {pauseFrom.TotalSeconds:0.0} s after the kill)");
         output.WriteLine($"tight: {windows.Count} windows of {SilosOn.TightPoints}, at most {windows.Max(w => w.Value)} granted in one, over-grant {overGrant} " +
             $"({string.Join(", ", windows.Select(w => $"{DateTimeOffset.FromUnixTimeMilliseconds(w.Key.WindowEnd):HH:mm:ss.fff} {w.Value}"))}; killed at {DateTimeOffset.UtcNow - (load.Elapsed - killedAt):HH:mm:ss.fff})");
         output.WriteLine($"ledger: told granted {granted} in {ledgerWindows} window(s), spent in Redis {spent}");
