@@ -45,6 +45,11 @@ static async Task<int> RunAsync(string[] args)
         builder.WebHost.UseUrls("http://127.0.0.1:3000");
     }
 
+    if (settings.Redis is not null)
+    {
+        SentinelThreadPool.Prepare(settings.CreateRedisOptions());
+    }
+
     var dashboard = builder.Configuration.GetValue("Dashboard:Enabled", true);
     var dashboardLoopbackOnly = builder.Configuration.GetValue("Dashboard:LoopbackOnly", false);
     // Membership needs Redis to start: wait for it as long as Startup:RedisWaitSeconds says (0: try

@@ -15,6 +15,11 @@ public sealed class RedisSentinels : IAsyncDisposable
     /// <summary>The name the sentinels know the primary by.</summary>
     public const string ServiceName = "limiter";
 
+    // The replica logs in to the primary as a user of its own, so that the test can shut it out
+    // (CutReplicaAsync) while the sentinels, the silos and the tests still reach the primary.
+    private const string ReplicationUser = "replication";
+    private const string ReplicationPassword = "replication-secret";
+
     private readonly string _dir = Directory.CreateTempSubdirectory("orleanslimiter-sentinel-").FullName;
     private readonly List<(int Port, Process Process)> _sentinels = [];
     private readonly ConcurrentQueue<string> _output = new();
@@ -38,7 +43,14 @@ public sealed class RedisSentinels : IAsyncDisposable
     public static async Task<RedisSentinels> StartAsync()
     {
         var primary = await RedisServer.StartAsync();
-        var replica = await RedisServer.StartAsync($"--replicaof 127.0.0.1 {primary.Port}");
+        await using (var connection = await primary.ConnectAsync())
+        {
+            await connection.GetServer(primary.ConnectionString).ExecuteAsync(
+                "ACL", "SETUSER", ReplicationUser, "on", $">{ReplicationPassword}", "+psync", "+replconf", "+ping");
+        }
+
+        var replica = await RedisServer.StartAsync(
+            $"--masteruser {ReplicationUser} --masterauth {ReplicationPassword} --replicaof 127.0.0.1 {primary.Port}");
         var group = new RedisSentinels(primary, replica);
         try
         {
@@ -95,6 +107,53 @@ public sealed class RedisSentinels : IAsyncDisposable
 
         throw new InvalidOperationException($"the sentinels did not promote a replica within {timeout.TotalSeconds} s:\n{string.Join('\n', _output)}");
     }
+
+    /// <summary>
+    /// Waits until the replica has applied everything the primary has written (the same replication
+    /// offset), so that what follows is the first thing it can lack.
+    /// </summary>
+    public async Task WaitForReplicaInSyncAsync()
+    {
+        await using var primary = await Primary.ConnectAsync();
+        await using var replica = await Replica.ConnectAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var written = Field((string?)await primary.GetServer(Primary.ConnectionString).ExecuteAsync("INFO", "replication"), "master_repl_offset");
+            var applied = Field((string?)await replica.GetServer(Replica.ConnectionString).ExecuteAsync("INFO", "replication"), "slave_repl_offset");
+            if (written is not null && written == applied)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException($"the replica did not catch up within 30 s (primary offset {written}, replica {applied})");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>
+    /// Shuts the replica out of the primary (its replication user disabled, its link closed): what the
+    /// primary is written from now on is what an asynchronous replica lacks when its primary dies. The
+    /// sentinels still see both and may promote the replica. Returns once the replica reports its link down.
+    /// </summary>
+    public async Task CutReplicaAsync()
+    {
+        await using (var primary = await Primary.ConnectAsync())
+        {
+            var server = primary.GetServer(Primary.ConnectionString);
+            await server.ExecuteAsync("ACL", "SETUSER", ReplicationUser, "off");
+            await server.ExecuteAsync("CLIENT", "KILL", "USER", ReplicationUser);
+        }
+
+        await WaitAsync(Replica, "INFO", ["replication"], text => text.Contains("master_link_status:down", StringComparison.Ordinal), "the replica's link to the primary down");
+    }
+
+    private static string? Field(string? info, string name) =>
+        info?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..];
 
     private void StartSentinel()
     {

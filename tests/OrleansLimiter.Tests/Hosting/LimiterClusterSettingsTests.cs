@@ -49,6 +49,23 @@ public sealed class LimiterClusterSettingsTests
     }
 
     [Fact]
+    public void SentinelString_KeepsEverySentinelAndTheServiceName_FreshOptionsForEachConnection()
+    {
+        var settings = Read("10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379,serviceName=mymaster,password=s3cret");
+
+        var options = settings.CreateRedisOptions();
+        Assert.Equal("mymaster", options.ServiceName);
+        Assert.Equal(3, options.EndPoints.Count);
+        Assert.Equal("s3cret", options.Password);
+        Assert.Equal("10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379,serviceName=mymaster,password=***", settings.RedisDisplay);
+
+        // Connecting through Sentinel replaces the options' end points with the primary's and its
+        // replicas': the limiter, Orleans' membership and its grain storage each need options of their own.
+        options.EndPoints.Clear();
+        Assert.Equal(3, settings.CreateRedisOptions().EndPoints.Count);
+    }
+
+    [Fact]
     public void ConfigurationString_StackExchangeRedisCannotRead_FailsNamingTheSetting_WithoutThePassword()
     {
         // StackExchange.Redis splits at the ',' and would name 'secretpart' as an unknown option.

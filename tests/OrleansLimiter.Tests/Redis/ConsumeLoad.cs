@@ -15,6 +15,7 @@ internal sealed class ConsumeLoad
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long _lastDecisionTicks;
     private long _longestPauseTicks;
+    private long _longestPauseEndTicks;
     private long _errors;
     private long _decisions;
 
@@ -29,6 +30,22 @@ internal sealed class ConsumeLoad
 
     /// <summary>The longest time between two decisions while the load ran.</summary>
     public TimeSpan LongestPause => TimeSpan.FromTicks(Math.Max(Interlocked.Read(ref _longestPauseTicks), _clock.Elapsed.Ticks - Interlocked.Read(ref _lastDecisionTicks)));
+
+    /// <summary>Time since the load was created, on the clock the pauses are measured by.</summary>
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    /// <summary>When the longest pause began, on <see cref="Elapsed"/>'s clock (up to now when no decision ended it yet).</summary>
+    public TimeSpan LongestPauseStart
+    {
+        get
+        {
+            var now = _clock.Elapsed.Ticks;
+            var last = Interlocked.Read(ref _lastDecisionTicks);
+            return now - last > Interlocked.Read(ref _longestPauseTicks)
+                ? TimeSpan.FromTicks(last)
+                : TimeSpan.FromTicks(Interlocked.Read(ref _longestPauseEndTicks) - Interlocked.Read(ref _longestPauseTicks));
+        }
+    }
 
     /// <summary>Grants on one provider key, in every window.</summary>
     public long Granted(string provider, string key) => _grants.Where(g => g.Key.Provider == provider && g.Key.Key == key).Sum(g => g.Value);
@@ -77,8 +94,15 @@ internal sealed class ConsumeLoad
         var last = Interlocked.Exchange(ref _lastDecisionTicks, now);
         var pause = now - last;
         long longest;
-        while (pause > (longest = Interlocked.Read(ref _longestPauseTicks)) && Interlocked.CompareExchange(ref _longestPauseTicks, pause, longest) != longest)
+        while (pause > (longest = Interlocked.Read(ref _longestPauseTicks)))
         {
+            if (Interlocked.CompareExchange(ref _longestPauseTicks, pause, longest) == longest)
+            {
+                // Two figures set apart: a reader between them may pair a pause with the previous
+                // one's end, which only matters for a printed line.
+                Interlocked.Exchange(ref _longestPauseEndTicks, now);
+                break;
+            }
         }
     }
 }

@@ -12,12 +12,14 @@ namespace OrleansLimiter.Tests.Redis;
 /// Two real silo processes and an in-process cluster client on a Redis named by a StackExchange.Redis
 /// configuration string (a Redis Cluster, or Sentinels with a service name): membership, grain storage
 /// and the windows all there. Providers: <c>tight</c> (300 points per 2 s, far below demand, to catch
-/// over-grants) and <c>ledger</c> (a quota never exhausted, in one long window, to compare exactly).
+/// over-grants), <c>ledger</c> (a quota never exhausted, in one long window, to compare exactly) and
+/// <c>scarce</c> (a quota a test spends to the last point within one long window).
 /// </summary>
 internal sealed class SilosOn : IAsyncDisposable
 {
     public const long TightPoints = 300;
     public const long LedgerPoints = 1_000_000;
+    public const long ScarcePoints = 200;
 
     private readonly IHost _client;
 
@@ -47,6 +49,8 @@ internal sealed class SilosOn : IAsyncDisposable
         ["RateLimiting:Providers:tight:Duration"] = "2",
         ["RateLimiting:Providers:ledger:Points"] = LedgerPoints.ToString(CultureInfo.InvariantCulture),
         ["RateLimiting:Providers:ledger:Duration"] = "600",
+        ["RateLimiting:Providers:scarce:Points"] = ScarcePoints.ToString(CultureInfo.InvariantCulture),
+        ["RateLimiting:Providers:scarce:Duration"] = "600",
     };
 
     public static async Task<SilosOn> StartAsync(string connectionString, string name)
