@@ -11,7 +11,7 @@ namespace OrleansLimiter.Tests.Grains.Storage;
 /// Several limits per key (requests + tokens), all-or-nothing, reservations: the behaviour every
 /// <see cref="ILimitSetStore"/> must show, against Redis (the scripts) and in memory (the ledger).
 /// </summary>
-public abstract class LimitSetStoreContractTests
+public abstract partial class LimitSetStoreContractTests
 {
     protected static readonly LimitSpec[] RequestsAndTokens =
     [
@@ -214,7 +214,7 @@ public abstract class LimitSetStoreContractTests
 /// reservation records beside it, hashes lost or damaged): run against every Redis deployment the
 /// limiter supports, each with a class of its own below.
 /// </summary>
-public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTests
+public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreContractTests
 {
     private RedisLimiterStore? _store;
 
