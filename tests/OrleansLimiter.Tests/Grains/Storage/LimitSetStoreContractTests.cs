@@ -282,7 +282,9 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
         var unknown = await RedisStore.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100], first.Limits));
         Assert.Equal(SettleOutcome.Unknown, unknown.Outcome);
         Assert.Equal(first.Limits[0], unknown.Limits[0]);
-        Assert.InRange(unknown.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + 30);
+        // The bucket is restored one millisecond later than the grain saw it (its instant in whole ms,
+        // rounded so that it withholds): within 10 ms of the consume, one token less.
+        Assert.InRange(unknown.Limits[1].Remaining, first.Limits[1].Remaining - 1, first.Limits[1].Remaining + 30);
         Assert.Contains("restored", unknown.Repair, StringComparison.Ordinal);
 
         // The next consume, sent with what the settle answered, spends what remained: 3 requests.
