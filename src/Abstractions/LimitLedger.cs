@@ -131,6 +131,49 @@ public sealed class LimitLedger
     }
 
     /// <summary>
+    /// Gives back what an abandoned batch was <paramref name="charged"/> per limit, as the abandon
+    /// script does: a window only while it is the one that ended at <paramref name="chargedEndsMs"/>
+    /// (never above its points), a bucket by moving the instant it is full again back (never before
+    /// now). Released when something was charged to a limit still open; nothing granted when nothing
+    /// was charged; window ended when every limit charged has ended or refilled since.
+    /// </summary>
+    public (AbandonOutcome Outcome, long[] Released) GiveBack(ReadOnlySpan<long> charged, ReadOnlySpan<long> chargedEndsMs, long nowMs)
+    {
+        Advance(nowMs);
+        var released = new long[Limits.Length];
+        bool owed = false, open = false;
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            if (i >= charged.Length || charged[i] <= 0)
+            {
+                continue;
+            }
+
+            owed = true;
+            var spec = Limits[i];
+            if (spec.Algorithm == LimitAlgorithm.FixedWindow)
+            {
+                if (i < chargedEndsMs.Length && _ends[i] == chargedEndsMs[i])
+                {
+                    open = true;
+                    released[i] = Math.Min(charged[i], spec.Points - _avail[i]);
+                    _avail[i] += released[i];
+                }
+            }
+            else if (_ends[i] > nowMs * 1000)
+            {
+                open = true;
+                var before = _avail[i];
+                _ends[i] = Math.Max(nowMs * 1000, _ends[i] - (long)((Int128)charged[i] * spec.WindowMilliseconds * 1000 / spec.Points));
+                _avail[i] = BucketHolds(i, nowMs);
+                released[i] = _avail[i] - before;
+            }
+        }
+
+        return (open ? AbandonOutcome.Released : owed ? AbandonOutcome.WindowEnded : AbandonOutcome.NothingGranted, released);
+    }
+
+    /// <summary>
     /// Lowers limit <paramref name="index"/> to <paramref name="remaining"/> (-1: unknown) and pauses it
     /// for <paramref name="pauseMs"/> (0: none), after taking <paramref name="charge"/> (spend by others the
     /// limiter learned; never below empty), as the feedback script does; returns by how much it went down.

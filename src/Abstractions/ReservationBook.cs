@@ -80,6 +80,27 @@ public sealed class ReservationBook(int capacity = 100_000)
         return (SettleOutcome.Settled, amounts);
     }
 
+    /// <summary>
+    /// Withdraws reservation <paramref name="id"/>, whose sender gave it up: a later settle gives
+    /// nothing back. False when it was settled before (its settle accounted for it); true otherwise,
+    /// also for an id never reserved.
+    /// </summary>
+    public bool Withdraw(RequestId id)
+    {
+        if (!_entries.TryGetValue(id, out var entry))
+        {
+            return true;
+        }
+
+        if (entry.Settled is not null)
+        {
+            return false;
+        }
+
+        entry.Settle(entry.Names, new (long, long, long)[entry.Names.Length]);
+        return true;
+    }
+
     /// <summary>Drops reservations no settle can use any more.</summary>
     private void Forget(long nowMs, long timeoutMs)
     {

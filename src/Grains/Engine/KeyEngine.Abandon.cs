@@ -17,7 +17,7 @@ public sealed partial class KeyEngine
 
         if (!KeyLimitsNow().IsSeedOnly)
         {
-            // Cost batches keep their request records in the limit-set scripts, which have no undo yet.
+            // Cost batches are undone by their store (ILimitSetStore.AbandonCostsAsync), which this path does not call.
             return new AbandonResult(AbandonOutcome.NotUndone, 0);
         }
 

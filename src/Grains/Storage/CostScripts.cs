@@ -202,8 +202,25 @@ public static class CostScripts
 
         """;
 
-    /// <summary>The record bucket (ARGV[1]), then the shared request-record helpers.</summary>
-    private const string Records = "local bucket = tonumber(ARGV[1])\n" + LimiterScripts.Records;
+    /// <summary>
+    /// The record bucket (ARGV[1]), the shared request-record helpers, and how a batch's record reads.
+    /// A record is <c>{decisions}|{ends}|{charged}</c>, with <c>|w</c> after it for a decision a grain
+    /// made alone and wrote back: decisions per request ('+' or the letter of the limit that refused
+    /// it), then per limit (joined by ',') its end when the batch was decided and what the batch was
+    /// charged of it. Empty decisions mark a batch its sender abandoned: whatever it asks is refused.
+    /// A record of two parts (<c>{decisions}|{ends}</c>, or with <c>|w</c> as its third) says nothing
+    /// of what was charged.
+    /// </summary>
+    private const string Records = "local bucket = tonumber(ARGV[1])\n" + LimiterScripts.Records + """
+        -- decisions, ends (joined), charged (joined; nil when the record has none), and whether a grain
+        -- decided it alone; nil for a record of another shape.
+        local function parseRecord(record)
+          local d, e, rest = string.match(record, '^([^|]*)|([^|]*)(.*)$')
+          if d == nil then return nil end
+          return d, e, string.match(rest, '^|([%d,]+)'), string.sub(rest, -2) == '|w'
+        end
+
+        """;
 
     /// <summary>
     /// Decides batches of requests, each with a cost per limit, all-or-nothing.
@@ -216,7 +233,9 @@ public static class CostScripts
     /// -1 when it varies, then per request (in order) its costs of the varying limits (in limit order):
     /// a batch whose requests all cost the same travels as L numbers, not n × L.
     /// A request is granted only if every limit can pay its cost; then each pays. A refusal spends
-    /// nothing and names the first limit that could not pay.
+    /// nothing and names the first limit that could not pay. A batch with an id is recorded (see
+    /// <see cref="Records"/>) with what it was charged of each limit; a batch answered from a record
+    /// its sender abandoned is told every request refused, by the first limit.
     /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
     /// request '+' granted or the letter of the blocking limit ('A' for the first) }, replayed ('1' per
     /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
@@ -249,13 +268,15 @@ public static class CostScripts
           end
           b = b + nLimits
           local record = (kind == '2' or kind == '3') and recorded(id)
-          -- A queued waiter (kind 3) is told again only a grant: its refusals are never recorded, since
-          -- it is asked again later under the same id.
-          if record and kind == '3' and string.sub(record, 1, 1) ~= '+' then record = nil end
+          local d, e
+          if record then d, e = parseRecord(record) end
+          -- A queued waiter (kind 3) is told again only a grant or an abandon: its refusals are never
+          -- recorded, since it is asked again later under the same id.
+          if record and kind == '3' and d ~= '' and string.sub(d or '', 1, 1) ~= '+' then record = nil end
           if record then
-            -- Told as decided then (record: "{decisions}|{ends}", or "{decisions}|{ends}|w" for a
-            -- decision a grain made alone and wrote back).
-            local d, e = string.match(record, '^([^|]*)|([^|]*)')
+            -- Told as decided then. A batch its sender abandoned is refused whatever it asks (by the
+            -- first limit: no limit refused it, its sender gave it up).
+            if d == '' then d = string.rep(letters[1], n) end
             decisions[batch] = d or ''
             batchEnds[batch] = e or endsNow()
             replayed[batch] = '1'
@@ -264,6 +285,10 @@ public static class CostScripts
             -- once, and a bucket's advance per cost is computed once per distinct cost in a row.
             local mine = {}
             local base = b
+            -- What the batch is charged of each limit, for its record: the cost times the grants for a
+            -- limit every request pays alike, and for a varying one the sum of what was granted.
+            local grants, varyingCharged = 0, {}
+            for v = 1, nVarying do varyingCharged[v] = 0 end
             for r = 1, n do
               for v = 1, nVarying do cost[varying[v]] = tonumber(ARGV[base + v - 1]) end
               base = base + nVarying
@@ -294,6 +319,8 @@ public static class CostScripts
                   end
                 end
                 mine[r] = '+'
+                grants = grants + 1
+                for v = 1, nVarying do varyingCharged[v] = varyingCharged[v] + cost[varying[v]] end
               else
                 mine[r] = letters[blocked]
               end
@@ -302,8 +329,12 @@ public static class CostScripts
             batchEnds[batch] = endsNow()
             replayed[batch] = '0'
             if kind ~= '0' and ((kind ~= '3' and kind ~= '4') or decisions[batch] == '+') then
+              local charged = {}
+              for i = 1, nLimits do charged[i] = cost[i] * grants end
+              for v = 1, nVarying do charged[varying[v]] = varyingCharged[v] end
+              for i = 1, nLimits do charged[i] = string.format('%.0f', charged[i]) end
               toRecord[#toRecord + 1] = id
-              toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch]
+              toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch] .. '|' .. table.concat(charged, ',')
             end
             if reservation and n == 1 and decisions[batch] == '+' then
               -- A reservation is recorded where it is granted: what it took of each limit, from which
@@ -440,8 +471,10 @@ public static class CostScripts
     /// First, for each uncertain batch Redis itself decided (its record has no '|w' mark), Redis's
     /// grants are undone — a window only while it is the window they were charged to, a bucket always
     /// (moving its instant back, never before now) — because the grain's decision is what its callers
-    /// were told, and it is in the write-back. That decision is then recorded under the id ('|w'), so a
-    /// later retry replays it and a second sync does not undo it again. Then per limit: a window still
+    /// were told, and it is in the write-back. That decision is then recorded under the id, with what it
+    /// charged and the '|w' mark, so a later retry replays it, a second sync does not undo it again, and
+    /// an abandon gives back what it charged; a batch its sender abandoned keeps its record (a later
+    /// sending is refused) and what the grain granted it stays spent. Then per limit: a window still
     /// live that Redis no longer holds (restarted, flushed, or a window the grain opened alone) is
     /// restored with what remained in it; the same window Redis holds is charged what the grain granted;
     /// another live window Redis holds is merged with the grain's (it ends with the later of the two and
@@ -467,17 +500,23 @@ public static class CostScripts
           b = costsAt + n * nLimits
           local mineDecisions, mineEnds = ARGV[b], ARGV[b + 1]
           b = b + 2
+          -- What decisions charged limit i of this batch, from the costs sent with it.
+          local function chargedBy(decisions, i)
+            local charged = 0
+            for r = 1, n do
+              if string.sub(decisions, r, r) == '+' then charged = charged + tonumber(ARGV[costsAt + (r - 1) * nLimits + i - 1]) end
+            end
+            return charged
+          end
           local record = recorded(id)
-          if record and not string.find(record, '|w', 1, true) then
-            local d, e = string.match(record, '^([^|]*)|([^|]*)')
+          local d, e, _, alone
+          if record then d, e, _, alone = parseRecord(record) end
+          if d and not alone then
             local recordEnds = {}
             for v in string.gmatch(e or '', '[^,]+') do recordEnds[#recordEnds + 1] = tonumber(v) end
-            if d and #d == n and #recordEnds == nLimits then
+            if #d == n and #recordEnds == nLimits then
               for i = 1, nLimits do
-                local charged = 0
-                for r = 1, n do
-                  if string.sub(d, r, r) == '+' then charged = charged + tonumber(ARGV[costsAt + (r - 1) * nLimits + i - 1]) end
-                end
+                local charged = chargedBy(d, i)
                 if charged > 0 then
                   if algos[i] == 'w' then
                     if not fresh[i] and recordEnds[i] == ends[i] then
@@ -491,8 +530,14 @@ public static class CostScripts
               end
             end
           end
-          toRecord[#toRecord + 1] = id
-          toRecord[#toRecord + 1] = mineDecisions .. '|' .. mineEnds .. '|w'
+          -- A batch its sender abandoned stays refused to a later sending; what the grain granted it
+          -- alone stays spent (it is in the write-back).
+          if d ~= '' then
+            local mineCharged = {}
+            for i = 1, nLimits do mineCharged[i] = string.format('%.0f', chargedBy(mineDecisions, i)) end
+            toRecord[#toRecord + 1] = id
+            toRecord[#toRecord + 1] = mineDecisions .. '|' .. mineEnds .. '|' .. table.concat(mineCharged, ',') .. '|w'
+          end
         end
         for i = 1, nLimits do
           if undone[i] > 0 then sync = sync .. names[i] .. ': undid ' .. undone[i] .. ' granted by calls whose answer was lost; ' end
@@ -547,6 +592,105 @@ public static class CostScripts
         writeRecords(toRecord)
         save()
         return { string.format('%.0f', now), state(), sync, repair }
+        """;
+
+    /// <summary>
+    /// Undoes a batch whose sender gave up without an answer. Redis's record of the batch is its
+    /// ledger: what the batch was charged goes back to each limit — a fixed window only while the
+    /// window it was charged to (the record's end) is the one open, never above its points; a token
+    /// bucket by moving the instant it is full again back, never before now — and the record is
+    /// rewritten as abandoned, so a sending of the batch that arrives later is told it was refused and
+    /// a second abandon gives nothing back. With no record (Redis never decided the batch), a record of
+    /// the abandon is left, so that the batch is refused when Redis first decides it, and what is given
+    /// back is only what the grain states it granted the batch itself (its own decision, written back,
+    /// never amounts a client states); likewise for a record that says nothing of what was charged. A
+    /// reservation's record is marked settled (a later settle gives nothing back); a reservation
+    /// settled before is not undone: its settle accounted for it.
+    /// KEYS[1] the hash; KEYS[2] the batch's reservation record (<c>{key}:rsv:{id}</c>, which only a
+    /// reservation has). ARGV[1] record bucket (ms); ARGV[2] L; per limit name, algorithm, points,
+    /// duration; then per limit what the grain last saw of it (as for the consume); then the batch's
+    /// id; then '1' when the grain states what it granted the batch, and per limit that amount and the
+    /// limit's end then (ms), or '0' alone.
+    /// Returns { outcome ('released': something was charged to a limit still open; 'none': nothing was
+    /// charged; 'ended': every limit charged has ended or refilled since), Redis now ms, { remaining,
+    /// end } per limit, { given back } per limit, repair note }.
+    /// </summary>
+    public const string Abandon = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+        a = restoreSeen(a)
+        local id = ARGV[a]
+        local stated = ARGV[a + 1] == '1'
+        a = a + 2
+        -- A limit Redis does not hold holds nothing of the batch: an abandon opens nothing.
+        for i = 1, nLimits do if fresh[i] then dirty[i] = false end end
+
+        local released = {}
+        for i = 1, nLimits do released[i] = '0' end
+        local rkey = KEYS[2]
+        local reservation = redis.pcall('HMGET', rkey, 'at', 'settled')
+        if not reservation['err'] and reservation[1] and reservation[2] then
+          save()
+          return { 'none', string.format('%.0f', now), state(), released, repair }
+        end
+
+        -- What the batch was charged per limit, and each limit's end then: Redis's record, or the
+        -- grain's own account when the record is missing or says nothing of amounts.
+        local charged, chargedEnds = {}, {}
+        local record = recorded(id)
+        local d, e, amounts
+        if record then d, e, amounts = parseRecord(record) end
+        if d == '' then
+          -- Abandoned before: given back then.
+        elseif amounts then
+          for v in string.gmatch(amounts, '[^,]+') do charged[#charged + 1] = tonumber(v) end
+          for v in string.gmatch(e, '[^,]+') do chargedEnds[#chargedEnds + 1] = tonumber(v) end
+        elseif stated then
+          for i = 1, nLimits do charged[i] = tonumber(ARGV[a]); chargedEnds[i] = tonumber(ARGV[a + 1]); a = a + 2 end
+        end
+        if #charged ~= nLimits or #chargedEnds ~= nLimits then
+          -- Charged under other limits (the configuration changed since): nothing is known to give back.
+          charged, chargedEnds = {}, {}
+        end
+
+        local zeros = {}
+        for i = 1, nLimits do zeros[i] = '0' end
+        local recordEnds = e
+        if d == nil or recordEnds == nil or recordEnds == '' then
+          local nowEnds = {}
+          for i = 1, nLimits do nowEnds[i] = string.format('%.0f', endMs(i)) end
+          recordEnds = table.concat(nowEnds, ',')
+        end
+        writeRecords({ id, '|' .. recordEnds .. '|' .. table.concat(zeros, ',') })
+        if reservation[1] then redis.call('HSET', rkey, 'settled', 'settled|') end
+
+        local owed, open = false, false
+        for i = 1, nLimits do
+          local c = charged[i] or 0
+          if c > 0 then
+            owed = true
+            local back = 0
+            if algos[i] == 'w' then
+              if not fresh[i] and ends[i] == chargedEnds[i] then
+                -- Never above the window's points: what a writer outside the limiter added stays its own.
+                open = true
+                back = math.min(c, caps[i] - avail[i])
+                avail[i] = avail[i] + back
+              end
+            elseif ends[i] > nowUs then
+              open = true
+              local before = avail[i]
+              ends[i] = math.max(nowUs, ends[i] - mulDivDown(c, durUs(i), caps[i]))
+              avail[i] = bucketHolds(i)
+              back = avail[i] - before
+            end
+            if back > 0 then dirty[i] = true end
+            released[i] = string.format('%.0f', back)
+          end
+        end
+        save()
+
+        local outcome = 'none'
+        if open then outcome = 'released' elseif owed then outcome = 'ended' end
+        return { outcome, string.format('%.0f', now), state(), released, repair }
         """;
 
     /// <summary>

@@ -15,6 +15,12 @@ public interface ILimitSetStore
     /// <summary>Settles a reservation against its record, once per id: an unknown id changes nothing.</summary>
     Task<SettleReply> SettleAsync(CostSettle request);
 
+    /// <summary>
+    /// Undoes a batch its sender gave up on (see <see cref="CostScripts.Abandon"/>): gives back what it
+    /// was charged of each limit still open, and refuses a later sending of it; once per id.
+    /// </summary>
+    Task<AbandonReply> AbandonCostsAsync(CostAbandon request);
+
     /// <summary>Reads every limit without changing anything.</summary>
     Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits);
 

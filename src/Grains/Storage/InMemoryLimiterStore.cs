@@ -6,7 +6,8 @@ namespace OrleansLimiter.Grains.Storage;
 /// <summary>
 /// Windows kept in the silo's memory, for local mode (no Redis configured). Only correct for a
 /// single silo: the limit then lives in the grain alone and is lost on restart. It never fails, so
-/// it never sees uncertain batches; request ids are answered by the grain's own memory.
+/// it never sees uncertain batches. Request records are kept as the scripts keep them in Redis
+/// (<see cref="RequestRecords"/>), so that a batch sent again or abandoned is answered alike.
 /// </summary>
 public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILimitSetStore
 {
@@ -14,6 +15,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ReservationBook> _reservations = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Key, RequestId Id), long> _waiterGrants = new();
+    private readonly ConcurrentDictionary<string, RequestRecords> _records = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
     public string Name => "memory";
@@ -120,6 +122,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     }
 
     /// <inheritdoc/>
+    /// <remarks>Batches with ids are recorded as the consume script records them (see <see cref="RequestRecords"/>), and a batch sent again is answered from its record.</remarks>
     public Task<CostReply> ConsumeCostsAsync(CostConsume request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -127,20 +130,93 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
         lock (ledger)
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var records = Records(request.Key);
             var decisions = new int[request.Batches.Count][];
+            var replayed = new bool[decisions.Length];
             var ends = new long[decisions.Length][];
             for (var b = 0; b < decisions.Length; b++)
             {
                 var batch = request.Batches[b];
-                decisions[b] = [.. batch.Costs.Select(c => ledger.TryConsume(c, now))];
+                var kind = ScriptCodes.KindOf(batch);
+                var record = kind is ScriptCodes.BatchKind.SentAgain or ScriptCodes.BatchKind.WaiterLookedUp ? records.Find(batch.Id, now) : null;
+                if (record is { Decisions: [not 0, ..] } && kind == ScriptCodes.BatchKind.WaiterLookedUp)
+                {
+                    // A queued waiter is told again only a grant or an abandon (its refusals are never recorded).
+                    record = null;
+                }
+
+                if (record is not null)
+                {
+                    decisions[b] = record.Decisions ?? [.. batch.Costs.Select(_ => 1)];
+                    ends[b] = record.EndsMs;
+                    replayed[b] = true;
+                    continue;
+                }
+
+                var charged = new long[request.Limits.Length];
+                decisions[b] = new int[batch.Costs.Length];
+                for (var r = 0; r < batch.Costs.Length; r++)
+                {
+                    decisions[b][r] = ledger.TryConsume(batch.Costs[r], now);
+                    if (decisions[b][r] == 0)
+                    {
+                        for (var i = 0; i < charged.Length; i++)
+                        {
+                            charged[i] += batch.Costs[r][i];
+                        }
+                    }
+                }
+
                 ends[b] = [.. ledger.State(now).Select(s => s.EndMs)];
+                // A queued waiter is recorded only when granted: it is asked again later under the same id.
+                var waiter = kind is ScriptCodes.BatchKind.Waiter or ScriptCodes.BatchKind.WaiterLookedUp;
+                if (kind != ScriptCodes.BatchKind.NoId && (!waiter || decisions[b] is [0]))
+                {
+                    records.Write(batch.Id, new BatchRecord(decisions[b], ends[b], charged), now);
+                }
+
                 if (batch.Reservation && decisions[b] is [0])
                 {
                     Reservations(request.Key).Record(batch.Id, request.Limits, batch.Costs[0], ends[b], now);
                 }
             }
 
-            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, new bool[decisions.Length], ends, string.Empty, now * 1000));
+            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, replayed, ends, string.Empty, now * 1000));
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<AbandonReply> AbandonCostsAsync(CostAbandon request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Id.IsNone)
+        {
+            throw new ArgumentException("A batch is abandoned by its request id; this one has none.", nameof(request));
+        }
+
+        var ledger = Ledger(request.Key, request.Limits);
+        lock (ledger)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var width = request.Limits.Length;
+            if (!Reservations(request.Key).Withdraw(request.Id))
+            {
+                return Task.FromResult(new AbandonReply(AbandonOutcome.NothingGranted, now, Values(ledger, now), new long[width], string.Empty));
+            }
+
+            // Charged as the record says, or as the grain states where there is no record; nothing
+            // for a batch abandoned before.
+            var records = Records(request.Key);
+            var record = records.Find(request.Id, now);
+            var (charged, chargedEnds) = record is not null
+                ? (record.Decisions is null ? [] : record.Charged, record.EndsMs)
+                : (request.Granted?.Amounts ?? [], request.Granted?.EndsMs ?? []);
+            var ends = record?.EndsMs ?? [.. ledger.State(now).Select(s => s.EndMs)];
+            records.Write(request.Id, new BatchRecord(null, ends, new long[width]), now);
+            var (outcome, released) = charged.Length == width && chargedEnds.Length == width
+                ? ledger.GiveBack(charged, chargedEnds, now)
+                : (AbandonOutcome.NothingGranted, new long[width]);
+            return Task.FromResult(new AbandonReply(outcome, now, Values(ledger, now), released, string.Empty));
         }
     }
 
@@ -226,6 +302,8 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
             (_, existing) => existing.Limit == limit && existing.Window.TotalMilliseconds == windowMilliseconds
                 ? existing
                 : new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time));
+
+    private RequestRecords Records(string key) => _records.GetOrAdd(key, _ => new RequestRecords((long)RedisLimiterStore.RequestRecordBucket.TotalMilliseconds));
 
     private ReservationBook Reservations(string key) => _reservations.GetOrAdd(key, _ => new ReservationBook());
 

@@ -142,6 +142,45 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         return new SettleReply(outcome, Long(parts[1]), Values((RedisResult[])parts[2]!), amounts, repair);
     }
 
+    /// <inheritdoc/>
+    public async Task<AbandonReply> AbandonCostsAsync(CostAbandon request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Id.IsNone)
+        {
+            throw new ArgumentException("A batch is abandoned by its request id; this one has none.", nameof(request));
+        }
+
+        var width = request.Limits.Length;
+        if (request.Granted is { } stated && (stated.Amounts.Length != width || stated.EndsMs.Length != width))
+        {
+            throw new ArgumentException($"What the batch was granted needs one amount and one end per limit ({width}).", nameof(request));
+        }
+
+        var args = LimitArgs(request.Limits, extra: (2 * width) + 2 + (2 * width));
+        AddSeen(args, width, request.Seen);
+        args.Add(request.Id.ToString());
+        args.Add(ScriptCodes.Flag(request.Granted is not null));
+        if (request.Granted is { } granted)
+        {
+            for (var i = 0; i < width; i++)
+            {
+                args.Add(granted.Amounts[i]);
+                args.Add(granted.EndsMs[i]);
+            }
+        }
+
+        var parts = (RedisResult[])(await EvaluateAsync(CostScripts.Abandon, [request.Key, ReservationKey(request.Key, request.Id)], [.. args]).ConfigureAwait(false))!;
+        var repair = (string?)parts[4] ?? string.Empty;
+        if (repair.Length > 0)
+        {
+            LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
+        }
+
+        return new AbandonReply(
+            ScriptCodes.Abandoned.Outcome((string?)parts[0]), Long(parts[1]), Values((RedisResult[])parts[2]!), [.. ((RedisResult[])parts[3]!).Select(Long)], repair);
+    }
+
     /// <summary>What the grain last saw of each limit, as the scripts' <c>restoreSeen</c> reads it (0, 0 for nothing).</summary>
     private static void AddSeen(List<RedisValue> args, int width, LimitValue[]? seen, bool bounds)
     {

@@ -34,6 +34,28 @@ internal static class ScriptCodes
         Waiter = 4,
     }
 
+    /// <summary>What the abandon script (<see cref="CostScripts.Abandon"/>) answers.</summary>
+    public static class Abandoned
+    {
+        /// <summary>Something was given back to a limit still open.</summary>
+        public const string Released = "released";
+
+        /// <summary>Nothing was charged to the batch.</summary>
+        public const string None = "none";
+
+        /// <summary>Every limit the batch was charged has ended or refilled since.</summary>
+        public const string Ended = "ended";
+
+        /// <summary>The outcome an answer stands for.</summary>
+        public static AbandonOutcome Outcome(string? code) => code switch
+        {
+            Released => AbandonOutcome.Released,
+            None => AbandonOutcome.NothingGranted,
+            Ended => AbandonOutcome.WindowEnded,
+            _ => throw new LimiterStoreException($"The abandon script answered '{code}'; nothing is known to have changed."),
+        };
+    }
+
     /// <summary>The code of a decision: 0 granted, else the 1-based index of the limit that refused it (its letter, 'A' for the first).</summary>
     public static char Decision(int decision) => decision == 0 ? Granted : (char)('A' + decision - 1);
 

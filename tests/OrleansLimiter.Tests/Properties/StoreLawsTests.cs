@@ -11,12 +11,12 @@ namespace OrleansLimiter.Tests.Properties;
 /// <summary>
 /// The two laws as model-based properties of the stores that decide — the Redis scripts, and the
 /// in-memory ledger of a silo without Redis: random sequences of consumes,
-/// reservations and settles — settles of real reservations, repeated, of ids never reserved, of plain
-/// consumes' ids — against one key with two fixed windows (an hour long, so none ends during a case)
+/// reservations, settles — settles of real reservations, repeated, of ids never reserved, of plain
+/// consumes' ids — and abandons of plain consumes, of reservations and of ids never decided, against one key with two fixed windows (an hour long, so none ends during a case)
 /// and a token bucket refilling over a day, compared after every step with a plain model of each limit.
 /// Checked: what the store holds equals the model (the bucket within its refill since the case began);
-/// what Redis spent equals what callers were told (granted, less refunded, plus charged); no settle
-/// gives back more than its reservation took.
+/// what Redis spent equals what callers were told (granted, less refunded, plus charged, less given
+/// back); no settle gives back more than its reservation took, no abandon more than its batch still owed.
 /// </summary>
 [Trait(Tier.Name, Tier.Store)]
 [Collection(ClusterCollection.Name)]
@@ -38,6 +38,8 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         GenOperationAsync.Create<Actual, Model, (long[], Guid)>(Gen.Select(Costs, Gen.Guid), x => $"reserve {Show(x.Item1)}", (a, x) => a.ConsumeAsync(x.Item1, reservation: true, x.Item2), (m, x) => m.Consume(x.Item1, x.Item2)),
         GenOperationAsync.Create<Actual, Model, (int, int, long[], Guid)>(Gen.Select(Gen.Int[0, 3], Gen.Int[0, 1_000], Costs, Gen.Guid), x => $"settle {(SettleKind)x.Item1} #{x.Item2} at {Show(x.Item3)}",
             (a, x) => a.SettleAsync((SettleKind)x.Item1, x.Item2, x.Item3, x.Item4), (m, x) => m.Settle((SettleKind)x.Item1, x.Item2, x.Item3, x.Item4)),
+        GenOperationAsync.Create<Actual, Model, (int, int, Guid)>(Gen.Select(Gen.Int[0, 2], Gen.Int[0, 1_000], Gen.Guid), x => $"abandon {(AbandonKind)x.Item1} #{x.Item2}",
+            (a, x) => a.AbandonAsync((AbandonKind)x.Item1, x.Item2, x.Item3), (m, x) => m.Abandon((AbandonKind)x.Item1, x.Item2)),
     ];
 
     private enum SettleKind
@@ -53,6 +55,18 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
 
         /// <summary>The id of a plain consume (recorded for retries, no reservation).</summary>
         PlainConsume,
+    }
+
+    private enum AbandonKind
+    {
+        /// <summary>A plain consume made in this case (maybe refused, maybe abandoned before).</summary>
+        PlainConsume,
+
+        /// <summary>A reservation made in this case (maybe refused, settled or abandoned before).</summary>
+        Reservation,
+
+        /// <summary>An id never decided anywhere.</summary>
+        NeverDecided,
     }
 
     [Theory]
@@ -93,6 +107,9 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         private readonly Dictionary<Guid, long[]> _reserved = [];
         private readonly List<Guid> _plain = [];
 
+        // What each granted batch was charged and has not had back (by settle or abandon).
+        private readonly Dictionary<Guid, long[]> _owed = [];
+
         /// <summary>Per limit, what Redis holds after the last step.</summary>
         public long[] Held { get; private set; } = [.. Limits.Select(l => l.Points)];
 
@@ -110,6 +127,7 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
             if (granted)
             {
                 Add(costs, +1);
+                _owed[requestId.Value] = costs;
             }
 
             if (reservation)
@@ -133,8 +151,13 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
             Held = [.. reply.Limits.Select(l => l.Remaining)];
             if (reply.Outcome == SettleOutcome.Replayed)
             {
-                // Told again what the first settle did: nothing changed now.
+                // Told again what the first settle (or an abandon) did: nothing changed now.
                 return;
+            }
+
+            if (reply.Outcome == SettleOutcome.Settled)
+            {
+                _owed.Remove(id);
             }
 
             for (var i = 0; i < Limits.Length; i++)
@@ -147,6 +170,23 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
                 }
 
                 Told[i] += charged - refunded;
+            }
+        }
+
+        public async Task AbandonAsync(AbandonKind kind, int index, Guid neverDecided)
+        {
+            var id = Pick(kind, index, _plain, _reservations, neverDecided);
+            var reply = await _store.AbandonCostsAsync(new CostAbandon(_key, Limits, new RequestId(id)));
+            Held = [.. reply.Limits.Select(l => l.Remaining)];
+            var owed = _owed.Remove(id, out var o) ? o : new long[Limits.Length];
+            for (var i = 0; i < Limits.Length; i++)
+            {
+                if (reply.Released[i] > owed[i])
+                {
+                    throw new InvalidOperationException($"Abandon of {id:N} gave back {reply.Released[i]} of '{Limits[i].Name}', which it owed {owed[i]} of.");
+                }
+
+                Told[i] -= reply.Released[i];
             }
         }
 
@@ -168,6 +208,9 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
         private readonly Dictionary<Guid, long[]> _open = [];
         private readonly HashSet<Guid> _settled = [];
         private readonly List<Guid> _plain = [];
+
+        // Per plain consume (in order), what it was granted, until it is abandoned; null when refused.
+        private readonly List<long[]?> _plainGrants = [];
 
         public long[] Avail { get; } = [.. Limits.Select(l => l.Points)];
 
@@ -194,6 +237,7 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
             {
                 // The actual side draws a fresh id for a plain consume; the model only counts them.
                 _plain.Add(Guid.Empty);
+                _plainGrants.Add(fits ? costs : null);
             }
 
             return Task.CompletedTask;
@@ -218,8 +262,42 @@ public sealed class StoreLawsTests(LimiterClusterFixture fixture, ITestOutputHel
             return Task.CompletedTask;
         }
 
+        /// <summary>What the batch was granted goes back (every window is the one it was charged to, and a bucket is capped at full); once.</summary>
+        public Task Abandon(AbandonKind kind, int index)
+        {
+            long[]? granted = null;
+            if (kind == AbandonKind.PlainConsume && _plainGrants.Count > 0)
+            {
+                granted = _plainGrants[index % _plainGrants.Count];
+                _plainGrants[index % _plainGrants.Count] = null;
+            }
+            else if (kind == AbandonKind.Reservation && _reservations.Count > 0)
+            {
+                var id = _reservations[index % _reservations.Count];
+                if (_open.Remove(id, out var reserved) && _settled.Add(id))
+                {
+                    granted = reserved;
+                }
+            }
+
+            for (var i = 0; granted is not null && i < Limits.Length; i++)
+            {
+                Avail[i] = Math.Min(Limits[i].Points, Avail[i] + granted[i]);
+            }
+
+            return Task.CompletedTask;
+        }
+
         public override string ToString() => $"model holds {Show(Avail)}";
     }
+
+    /// <summary>The id an abandon of <paramref name="kind"/> names (the same on both sides).</summary>
+    private static Guid Pick(AbandonKind kind, int index, List<Guid> plain, List<Guid> reservations, Guid neverDecided) => kind switch
+    {
+        AbandonKind.PlainConsume when plain.Count > 0 => plain[index % plain.Count],
+        AbandonKind.Reservation when reservations.Count > 0 => reservations[index % reservations.Count],
+        _ => neverDecided,
+    };
 
     /// <summary>The id a settle of <paramref name="kind"/> names (the same on both sides: they saw the same steps).</summary>
     private static Guid Pick(SettleKind kind, int index, List<Guid> reservations, List<Guid> plain, Guid forged) => kind switch

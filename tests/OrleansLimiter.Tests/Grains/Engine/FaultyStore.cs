@@ -37,6 +37,8 @@ internal sealed class FaultyStore(TimeProvider time) : ILimiterStore, ILimitSetS
 
     public Task<SettleReply> SettleAsync(CostSettle request) => Gate(() => _inner.SettleAsync(request));
 
+    public Task<AbandonReply> AbandonCostsAsync(CostAbandon request) => Gate(() => _inner.AbandonCostsAsync(request));
+
     public Task<LimitsRead> ReadLimitsAsync(string key, LimitSpec[] limits) => Gate(() => _inner.ReadLimitsAsync(key, limits));
 
     public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false) => Gate(() => _inner.ObserveAsync(key, limits, observations, seen, seenBounds));

@@ -11,7 +11,7 @@ namespace OrleansLimiter.Tests.Grains.Storage;
 /// Several limits per key (requests + tokens), all-or-nothing, reservations: the behaviour every
 /// <see cref="ILimitSetStore"/> must show, against Redis (the scripts) and in memory (the ledger).
 /// </summary>
-public abstract class LimitSetStoreContractTests
+public abstract partial class LimitSetStoreContractTests
 {
     protected static readonly LimitSpec[] RequestsAndTokens =
     [
@@ -214,7 +214,7 @@ public abstract class LimitSetStoreContractTests
 /// reservation records beside it, hashes lost or damaged): run against every Redis deployment the
 /// limiter supports, each with a class of its own below.
 /// </summary>
-public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTests
+public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreContractTests
 {
     private RedisLimiterStore? _store;
 
@@ -282,7 +282,9 @@ public abstract class RedisLimitSetStoreContractTests : LimitSetStoreContractTes
         var unknown = await RedisStore.SettleAsync(new CostSettle(key, RequestsAndTokens, id, 60_000, [1, 100], first.Limits));
         Assert.Equal(SettleOutcome.Unknown, unknown.Outcome);
         Assert.Equal(first.Limits[0], unknown.Limits[0]);
-        Assert.InRange(unknown.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + 30);
+        // The bucket is restored one millisecond later than the grain saw it (its instant in whole ms,
+        // rounded so that it withholds): within 10 ms of the consume, one token less.
+        Assert.InRange(unknown.Limits[1].Remaining, first.Limits[1].Remaining - 1, first.Limits[1].Remaining + 30);
         Assert.Contains("restored", unknown.Repair, StringComparison.Ordinal);
 
         // The next consume, sent with what the settle answered, spends what remained: 3 requests.
