@@ -157,8 +157,8 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             throw new ArgumentException($"What the batch was granted needs one amount and one end per limit ({width}).", nameof(request));
         }
 
-        var args = LimitArgs(request.Limits, extra: (2 * width) + 2 + (2 * width));
-        AddSeen(args, width, request.Seen);
+        var args = LimitArgs(request.Limits, extra: 1 + (2 * width) + 2 + (2 * width));
+        AddSeen(args, width, request.Seen, bounds: false);
         args.Add(request.Id.ToString());
         args.Add(ScriptCodes.Flag(request.Granted is not null));
         if (request.Granted is { } granted)
