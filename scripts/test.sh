@@ -91,7 +91,7 @@ else
   if [ "$failed" != 0 ]; then
     # Each failed test's name and error message (the lines between "Failed X" and its stack trace).
     log "what failed:"
-    awk '/^[[:space:]]*Failed [A-Za-z]/ { on = 1 } /Stack Trace:/ { on = 0 } on' "$results/output.txt" | head -n 200
+    awk '/^[[:space:]]+Failed [^[:space:]]+ \[[0-9<]/ { on = 1 } /Stack Trace:/ { on = 0 } on' "$results/output.txt" | head -n 200
   fi
 fi
 
