@@ -134,13 +134,19 @@ public sealed class LimiterMetricsTests : IDisposable
 [Collection(ClusterCollection.Name)]
 public sealed class LimiterMetricsClusterTests(LimiterClusterFixture fixture)
 {
-    [Fact]
-    public async Task WaitersQueuedAtTheGrain_AndTheirWaits_AreReportedPerProviderAndPriority_WithoutTenants()
+    /// <summary>A limiter client on the test cluster with its own meters and a tenant of its own.</summary>
+    private ServiceProvider ClientServices()
     {
         var services = new ServiceCollection().AddLogging().AddMetrics();
         services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
         services.AddOrleansLimiterClient(configure: o => o.Tenant = "tenant-" + Guid.NewGuid().ToString("N"));
-        await using var provider = services.BuildServiceProvider();
+        return services.BuildServiceProvider();
+    }
+
+    [Fact]
+    public async Task WaitersQueuedAtTheGrain_AndTheirWaits_AreReportedPerProviderAndPriority_WithoutTenants()
+    {
+        await using var provider = ClientServices();
         var client = provider.GetRequiredService<ILimiterClient>();
         var meters = provider.GetRequiredService<IMeterFactory>();
         using var queued = new MetricCollector<long>(meters, LimiterMetrics.Name, LimiterMetrics.QueuedWaitersName);
@@ -168,10 +174,7 @@ public sealed class LimiterMetricsClusterTests(LimiterClusterFixture fixture)
     [Fact]
     public async Task AWaitTheQueueRefusesOutright_IsCountedRefused_AndAPollThatEndsWaiting_IsCountedByTheCallThatEndsIt()
     {
-        var services = new ServiceCollection().AddLogging().AddMetrics();
-        services.AddSingleton<IGrainFactory>(fixture.Cluster.Client);
-        services.AddOrleansLimiterClient(configure: o => o.Tenant = "tenant-" + Guid.NewGuid().ToString("N"));
-        await using var provider = services.BuildServiceProvider();
+        await using var provider = ClientServices();
         var client = provider.GetRequiredService<ILimiterClient>();
         var meters = provider.GetRequiredService<IMeterFactory>();
         using var decisions = new MetricCollector<long>(meters, LimiterMetrics.Name, LimiterMetrics.DecisionsName);
