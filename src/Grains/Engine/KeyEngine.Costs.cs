@@ -62,6 +62,12 @@ public sealed partial class KeyEngine
         return LimitSetMirror.ToStates(limits, read.Limits);
     }
 
+    /// <summary>
+    /// Whether the key is decided by the single-limit engine: only on a store without the limit-set
+    /// scripts. On any other store every key, the seed's one window included, is a set of limits.
+    /// </summary>
+    private bool SeedPath(KeyLimits limits) => limits.IsSeedOnly && _limitSet is null;
+
     /// <summary>The key's limits in force now (configuration with run-time changes).</summary>
     private KeyLimits KeyLimitsNow()
     {
@@ -114,6 +120,9 @@ public sealed partial class KeyEngine
             limits.Limits[0].Points);
     }
 
+    /// <summary>The decision with the costs it was made for: an abandon gives back what was granted of these.</summary>
+    private static async Task<CostOutcome> WithCosts(Task<CostOutcome> decision, long[][] costs) => (await decision) with { Costs = costs };
+
     private async Task<CostBatchResult> DecideCostsAsync(KeyLimits limits, long[][] costs, RequestId id, bool resend, bool reservation)
     {
         // A cost above what a limit can ever hold is answered at once and never reaches the store.
@@ -137,11 +146,18 @@ public sealed partial class KeyEngine
                 ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
                 : LimitSet.Mirror.RefusesAll(limits, eligible) is { } refused
                     ? Task.FromResult(new CostOutcome(refused, LimitSet.Mirror.Values, LimitSet.Mirror.StoreNowMs(), [], false))
-                    : Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1));
+                    : WithCosts(Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)), eligible);
             _recentCosts.Add(id, decided);
         }
 
         var outcome = await decided;
+        if (outcome.Decisions.Length != eligible.Length)
+        {
+            // The id was decided for a batch of another shape (a sending that differs from the first),
+            // or its sender abandoned it: nothing of this one is granted.
+            outcome = new CostOutcome([.. eligible.Select(_ => 1)], outcome.Limits, outcome.NowMs, outcome.Ends, outcome.Replayed);
+        }
+
         var outcomes = new ConsumeOutcome[costs.Length];
         var blockedBy = new byte[costs.Length];
         var retryAfter = new long[costs.Length];

@@ -104,7 +104,7 @@ public sealed partial class KeyEngine
         long[]? costs = null;
         var fairCost = ticket.Points;
         var forecast = Forecast(limits);
-        if (keyLimits.IsSeedOnly)
+        if (SeedPath(keyLimits))
         {
             if (ticket.Cost is { } cost)
             {
@@ -129,6 +129,11 @@ public sealed partial class KeyEngine
         }
         else
         {
+            if (keyLimits.IsSeedOnly && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
+            {
+                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
+            }
+
             (costs, fairCost, var above) = WaiterCosts(ticket, keyLimits);
             if (above is not null)
             {
@@ -158,13 +163,11 @@ public sealed partial class KeyEngine
         var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal, Reservation: ticket.Cost is not null);
         if (!_waiting.TryGetValue(ticket.Id, out var calls))
         {
-            // A renewal on a key with several limits needs no look-up: its grant goes through the
-            // store's look-up under its id, which tells a waiter granted before so again.
-            if (ticket.IsRenewal && costs is null)
+            if (ticket.IsRenewal)
             {
                 // A renewal this activation does not know: the waiter may have been granted by an
                 // activation that is gone (its answer lost with its silo). Redis's record says.
-                var lookUp = await LookUpAsync(ticket.Id);
+                var lookUp = await LookUpAsync(ticket.Id, keyLimits);
                 if (lookUp is not null)
                 {
                     return lookUp;
@@ -208,7 +211,7 @@ public sealed partial class KeyEngine
 
         if (!calls.Final.Task.IsCompleted && !Offers.IsOffered(ticket.Id))
         {
-            var hold = HoldFor(costs is null);
+            var hold = HoldFor(keyLimits);
             if (queue.NextDeadline() is { } deadline && deadline < hold)
             {
                 // Wake just after the nearest deadline (a waiter is expired strictly after it).
@@ -279,15 +282,14 @@ public sealed partial class KeyEngine
             return NotCollected(keyLimits, "No capacity is offered to the waiter now; it keeps its place.");
         }
 
-        if (keyLimits.IsSeedOnly && await LookUpAsync(id) is { } granted)
+        if (await LookUpAsync(id, keyLimits) is { } granted)
         {
             // Collected at an activation that is gone, its answer lost with it: told again from Redis.
             return granted;
         }
 
         // Unknown here (an activation that is gone offered it, or its answers were forgotten): the
-        // renewal queues it under its id, and on a key with several limits its grant looks the id up
-        // in Redis first, so one granted before is told so.
+        // renewal queues it under its id.
         return WaitAnswers.TryGet(id, out answered)
             ? await answered
             : NotCollected(keyLimits, "The waiter has no offer here; renew the wait to queue it.");
@@ -337,7 +339,7 @@ public sealed partial class KeyEngine
     public async Task<ProviderGrainView> GetState()
     {
         var keyLimits = KeyLimitsNow();
-        LimitState[] limits = keyLimits.IsSeedOnly
+        LimitState[] limits = SeedPath(keyLimits)
             ? _mirror.IsValid ? [keyLimits.Limits[0].State(_mirror.Remaining, _mirror.WindowEndMs)] : []
             : _limitSet is { } set && set.Mirror.Holds(keyLimits) ? set.Mirror.States() : [];
         var alone = _mirror.InOutage || (_limitSet?.Outage.HasWriteBack ?? false);
@@ -392,9 +394,26 @@ public sealed partial class KeyEngine
             : CapacityForecast.FixedWindow(limits.Points, TimeSpan.Zero, limits.Points, window);
     }
 
-    /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/> (seed key): its answer, kept, or null.</summary>
-    private async Task<WaitReply?> LookUpAsync(RequestId id)
+    /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/>: its answer, kept, or null.</summary>
+    private async Task<WaitReply?> LookUpAsync(RequestId id, KeyLimits keyLimits)
     {
+        if (!SeedPath(keyLimits))
+        {
+            try
+            {
+                // No costs: looked up only, nothing spent.
+                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(id, [], true, false)])))[0];
+                return outcome.Decisions is [0]
+                    ? Answer(id, CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero))
+                    : null;
+            }
+            catch (LimiterStoreException ex) when (ex.IsUnavailable)
+            {
+                // As below: granted only through Redis, which looks the id up again before granting.
+                return null;
+            }
+        }
+
         try
         {
             // A look-up spends nothing: the cost is not read.
@@ -440,7 +459,7 @@ public sealed partial class KeyEngine
                     return;
                 }
 
-                var (more, round, offered) = KeyLimitsNow() is { IsSeedOnly: false } keyLimits
+                var (more, round, offered) = KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits)
                     ? CostRound(queue, keyLimits)
                     : SeedRound(queue);
                 if (!more)
@@ -550,7 +569,7 @@ public sealed partial class KeyEngine
         Func<TimeSpan> retry;
         try
         {
-            if (keyLimits.IsSeedOnly && waiter.Request.Reservation && _limitSet is not null)
+            if (SeedPath(keyLimits) && waiter.Request.Reservation && _limitSet is not null)
             {
                 // A reservation on the seed's one limit is granted by the scripts that record it (the
                 // same two hash fields), so that its settle finds what it reserved.
@@ -563,7 +582,7 @@ public sealed partial class KeyEngine
 
                 retry = () => _mirror.IsOpen ? _mirror.UntilEnd() : DrainRetry;
             }
-            else if (keyLimits.IsSeedOnly)
+            else if (SeedPath(keyLimits))
             {
                 var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(waiter.Id, waiter.Cost, LookUp: waiter.MayHaveRecord)]));
                 granted = reply.Decisions[0] == WaiterGrant.NotGranted
@@ -617,7 +636,7 @@ public sealed partial class KeyEngine
     }
 
     /// <summary>A collect that granted nothing: the caller renews its wait.</summary>
-    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => keyLimits.IsSeedOnly
+    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => SeedPath(keyLimits)
         ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, reason)
         : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, TimeSpan.Zero, reason);
 
@@ -700,12 +719,17 @@ public sealed partial class KeyEngine
     /// reaching its caller only with the renewal. Such a hold lasts until shortly after the window's
     /// end instead.
     /// </summary>
-    private TimeSpan HoldFor(bool seedLimit)
+    private TimeSpan HoldFor(KeyLimits keyLimits)
     {
         var hold = PollInterval;
-        if (seedLimit && _mirror.IsOpen && _mirror.UntilEnd() is var untilEnd && (untilEnd - hold).Duration() < HoldClearOfCapacity)
+        TimeSpan? untilEnd = SeedPath(keyLimits)
+            ? _mirror.IsOpen ? _mirror.UntilEnd() : null
+            : keyLimits.IsSeedOnly && LimitSet.Mirror.Holds(keyLimits) && LimitSet.Mirror.Values[0].EndMs - LimitSet.Mirror.StoreNowMs() is var ms && ms > 0
+                ? TimeSpan.FromMilliseconds(ms)
+                : null;
+        if (untilEnd is { } end && (end - hold).Duration() < HoldClearOfCapacity)
         {
-            hold = untilEnd + HoldClearOfCapacity;
+            hold = end + HoldClearOfCapacity;
         }
 
         return hold;
@@ -750,7 +774,9 @@ public sealed partial class KeyEngine
         foreach (var waiter in queue.TakeTimedOut())
         {
             _grantWaits.TimedOut(waiter.Priority);
-            Answer(waiter.Id, Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
+            Answer(waiter.Id, waiter.Request.Costs is { } costs && KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits) && costs.Length == keyLimits.Limits.Length
+                ? CostReply(WaitOutcome.TimedOut, WaitRejection.None, keyLimits, null, UntilFit(keyLimits, costs))
+                : Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
         }
     }
 
