@@ -1,3 +1,4 @@
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
@@ -112,11 +113,17 @@ public sealed partial class KeyEngine
         var result = await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend, reservation: false);
         var requests = result.Limits.Length > 0 ? result.Limits[0] : null;
         var firstRefused = Array.FindIndex(result.Outcomes, o => o != ConsumeOutcome.Granted);
+
+        // The window the batch was decided in (a batch sent again is told the one its record names,
+        // not the one open now), so that grants are counted against the window that paid for them.
+        var windowEnd = result.GrantEndsMs is [var decidedEnd, ..] && limits.Limits[0].Algorithm == LimitAlgorithm.FixedWindow
+            ? DateTimeOffset.FromUnixTimeMilliseconds(decidedEnd)
+            : requests?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(result.DecidedAtMs);
         return new ConsumeBatchResult(
             result.Outcomes,
             requests?.Remaining ?? 0,
             firstRefused < 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(result.RetryAfterMs[firstRefused]),
-            requests?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(result.DecidedAtMs),
+            windowEnd,
             limits.Limits[0].Points);
     }
 
