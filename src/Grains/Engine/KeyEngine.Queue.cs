@@ -141,15 +141,23 @@ public sealed partial class KeyEngine
                     $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
             }
 
-            if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
+            if (keyLimits.IsSeedOnly)
+            {
+                // One fixed window: the fair queue's forecast is exact for it, and counts the waiters
+                // of every line that will be served first (a renewal keeps its place and deadline).
+                forecast = WindowForecast(keyLimits);
+            }
+            else if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
             {
                 return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
             }
-
-            // The fair queue's forecast counts one number; a key with several limits checks the
-            // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
-            forecast = CapacityForecast.Unbounded;
+            else
+            {
+                // The fair queue's forecast counts one number; a key with several limits checks the
+                // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
+                forecast = CapacityForecast.Unbounded;
+            }
         }
 
         var queue = WaitQueue(limits);
@@ -181,7 +189,7 @@ public sealed partial class KeyEngine
 
             if (!_waiting.TryGetValue(ticket.Id, out calls))
             {
-                if (costs is not null && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
+                if (costs is not null && !keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
                     return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, behind,
                         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the waiters ahead in its line and the limits' refill, is in {behind.TotalSeconds:0.###} s, after the maximum wait of {wait.TotalSeconds:0.###} s."));
@@ -247,7 +255,7 @@ public sealed partial class KeyEngine
         var earliest = queue.Enqueue(request, forecast).EarliestGrant;
         return costs is null
             ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, null, earliest)
-            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, EarliestFit(keyLimits, costs));
+            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsSeedOnly ? earliest : EarliestFit(keyLimits, costs));
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.CollectWaitAsync"/>
@@ -383,6 +391,18 @@ public sealed partial class KeyEngine
 
         _queueOptions = limits;
         return _waitQueue;
+    }
+
+    /// <summary>When a key's one fixed window has capacity again, from the limit set's mirror (an upper bound on Redis).</summary>
+    private CapacityForecast WindowForecast(KeyLimits keyLimits)
+    {
+        var spec = keyLimits.Limits[0];
+        var window = TimeSpan.FromMilliseconds(spec.WindowMilliseconds);
+        var mirror = LimitSet.Mirror;
+        var now = mirror.StoreNowMs();
+        return mirror.Holds(keyLimits) && mirror.Values[0].EndMs > now
+            ? CapacityForecast.FixedWindow(mirror.Values[0].Remaining, TimeSpan.FromMilliseconds(mirror.Values[0].EndMs - now), spec.Points, window)
+            : CapacityForecast.FixedWindow(spec.Points, TimeSpan.Zero, spec.Points, window);
     }
 
     /// <summary>When capacity comes back, from the mirror: an upper bound on Redis, so times computed from it are lower bounds.</summary>
