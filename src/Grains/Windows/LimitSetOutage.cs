@@ -25,8 +25,9 @@ namespace OrleansLimiter.Grains.Windows;
 /// </summary>
 public sealed class LimitSetOutage(TimeProvider time)
 {
-    private readonly List<UncertainCosts> _uncertain = [];
-    private readonly List<ReservationGrant> _reservations = [];
+    // Made in a key's first outage: most keys never have one.
+    private List<UncertainCosts>? _uncertain;
+    private List<ReservationGrant>? _reservations;
     private KeyLimits? _limits;
     private LimitLedger? _ledger;
     private long[] _unsynced = [];
@@ -40,7 +41,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     public bool InOutage => _inOutage;
 
     /// <summary>Whether Redis has to be told something before the activation may go.</summary>
-    public bool HasWriteBack => _limits is not null && (_granted || _uncertain.Count > 0 || _reservations.Count > 0);
+    public bool HasWriteBack => _limits is not null && (_granted || _uncertain is { Count: > 0 } || _reservations is { Count: > 0 });
 
     /// <summary>Whether a sync is due before the next store call: an outage to end, or grants to write back.</summary>
     public bool NeedsSync => _inOutage || HasWriteBack;
@@ -49,7 +50,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     public KeyLimits? Limits => _limits;
 
     /// <summary>Batches decided alone after a call carrying them got no answer, or sent again; not yet told to Redis.</summary>
-    public IReadOnlyList<UncertainCosts> Uncertain => _uncertain;
+    public IReadOnlyList<UncertainCosts> Uncertain => (IReadOnlyList<UncertainCosts>?)_uncertain ?? [];
 
     /// <summary>Whether to call the store now: it is connected and no recent call failed for want of an answer.</summary>
     public bool ShouldCallStore(bool storeConnected) => storeConnected && time.GetTimestamp() >= _skipStoreUntil;
@@ -146,7 +147,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             return;
         }
 
-        _reservations.Add(new ReservationGrant(id, costs, outcome.Ends, outcome.NowMs));
+        (_reservations ??= []).Add(new ReservationGrant(id, costs, outcome.Ends, outcome.NowMs));
     }
 
     /// <summary>
@@ -161,7 +162,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             return;
         }
 
-        _uncertain.Add(new UncertainCosts(id, costs, outcome.Decisions, outcome.Ends));
+        (_uncertain ??= []).Add(new UncertainCosts(id, costs, outcome.Decisions, outcome.Ends));
     }
 
     /// <summary>The limits as the grain decides from them now; null before it decided anything alone.</summary>
@@ -186,14 +187,14 @@ public sealed class LimitSetOutage(TimeProvider time)
                 : new LimitHint(end, 0, 0);
         }
 
-        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. _uncertain], [.. _reservations], reservationTimeoutMs);
+        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. Uncertain], _reservations is null ? [] : [.. _reservations], reservationTimeoutMs);
     }
 
     /// <summary>Redis answered again and was told everything: the outage ends.</summary>
     /// <returns>What the outage cost, when one ended.</returns>
     public OutageEnded? Synced(long nowMs)
     {
-        var settled = _uncertain.Count;
+        var settled = Uncertain.Count;
         var granted = _unsynced.Sum();
         Forget();
         _skipStoreUntil = long.MinValue;
@@ -214,8 +215,8 @@ public sealed class LimitSetOutage(TimeProvider time)
         _granted = false;
         _unsynced = [];
         _unsyncedEnd = [];
-        _uncertain.Clear();
-        _reservations.Clear();
+        _uncertain?.Clear();
+        _reservations?.Clear();
     }
 
     private void Start(KeyLimits limits, LimitSetMirror mirror, long nowMs)

@@ -9,17 +9,19 @@ namespace OrleansLimiter.Grains.Windows;
 /// </summary>
 public sealed class RecentDecisions<T>(TimeProvider time, TimeSpan keep, int capacity)
 {
-    private readonly Dictionary<RequestId, Task<T>> _byId = [];
-    private readonly Queue<(RequestId Id, long At)> _order = new();
+    // Made on the first decision remembered: a silo holds one engine per active key, and most keys
+    // never see a request id of one kind or another (settles, for one, come only with reservations).
+    private Dictionary<RequestId, Task<T>>? _byId;
+    private Queue<(RequestId Id, long At)>? _order;
 
     /// <summary>How many decisions are remembered.</summary>
-    public int Count => _byId.Count;
+    public int Count => _byId?.Count ?? 0;
 
     /// <summary>The decision made (or being made) under <paramref name="id"/>, if it is remembered.</summary>
     public bool TryGet(RequestId id, out Task<T> decision)
     {
         Prune();
-        if (!id.IsNone && _byId.TryGetValue(id, out var found))
+        if (!id.IsNone && _byId is not null && _byId.TryGetValue(id, out var found))
         {
             decision = found;
             return true;
@@ -41,6 +43,8 @@ public sealed class RecentDecisions<T>(TimeProvider time, TimeSpan keep, int cap
         }
 
         Prune();
+        _byId ??= [];
+        _order ??= new();
         _byId[id] = decision;
         _order.Enqueue((id, time.GetTimestamp()));
         if (!decision.IsCompleted)
@@ -60,7 +64,7 @@ public sealed class RecentDecisions<T>(TimeProvider time, TimeSpan keep, int cap
 
     private void ForgetIfFailed(RequestId id, Task<T> failed)
     {
-        if (_byId.TryGetValue(id, out var current) && ReferenceEquals(current, failed))
+        if (_byId is not null && _byId.TryGetValue(id, out var current) && ReferenceEquals(current, failed))
         {
             _byId.Remove(id);
         }
@@ -68,6 +72,11 @@ public sealed class RecentDecisions<T>(TimeProvider time, TimeSpan keep, int cap
 
     private void Prune()
     {
+        if (_byId is null || _order is null)
+        {
+            return;
+        }
+
         while (_order.Count > 0 && (_order.Count > capacity || time.GetElapsedTime(_order.Peek().At) > keep))
         {
             var (id, _) = _order.Dequeue();
