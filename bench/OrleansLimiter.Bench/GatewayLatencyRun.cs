@@ -33,9 +33,9 @@ internal static class GatewayLatencyRun
             ["Logging:LogLevel:Default"] = "Warning",
             ["Dashboard:Enabled"] = "false",
             ["RateLimiting:Providers:bench:Points"] = "1000000000",
-            ["RateLimiting:Providers:bench:Duration"] = "60",
+            ["RateLimiting:Providers:bench:Duration"] = "3600",
             ["RateLimiting:Providers:bench:Limits:tokens:Points"] = "1000000000000",
-            ["RateLimiting:Providers:bench:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:bench:Limits:tokens:Duration"] = "3600",
             ["Gateway:Providers:bench:Upstream"] = simulator.Address.ToString(),
             ["Gateway:Providers:bench:Api"] = "OpenAI",
             ["Gateway:Providers:bench:ApiKey"] = "sk-bench",
@@ -80,7 +80,13 @@ internal static class GatewayLatencyRun
 
         Console.WriteLine($"Gateway latency: warming up, then {options.GatewaySeconds:0.#} s at {options.GatewayRate} calls/s through the gateway and {options.GatewayRate} calls/s direct, interleaved");
         await PacedAsync(Math.Min(2, options.GatewaySeconds), options.GatewayRate, direct, viaGateway, CallAsync);
+        // The silo serves only the gateway's calls: its processor time per call is the gateway's cost,
+        // read apart from how busy the machine is.
+        using var siloProcess = Process.GetProcessById(silo.Pid);
+        var cpuBefore = siloProcess.TotalProcessorTime;
         var (d, g) = await PacedAsync(options.GatewaySeconds, options.GatewayRate, direct, viaGateway, CallAsync);
+        siloProcess.Refresh();
+        var cpuPerCall = (siloProcess.TotalProcessorTime - cpuBefore).TotalMilliseconds / g.Count;
 
         // Exactness: every gateway call settled with what it reported (leases within a second or so).
         await using var connection = await redis.ConnectAsync();
@@ -99,7 +105,7 @@ internal static class GatewayLatencyRun
         }
 
         var exact = string.Create(CultureInfo.InvariantCulture, $"Ledger: {spent.Requests} requests and {spent.Tokens} tokens spent in Redis; the gateway's {gatewayCalls} calls (warm-up included) reported {reportedTokens} tokens: {(spent == (gatewayCalls, reportedTokens) ? "exact" : "NOT EXACT")}");
-        return Report(options, d, g) + exact + Environment.NewLine;
+        return Report(options, d, g) + string.Create(CultureInfo.InvariantCulture, $"Silo processor time per gateway call: {cpuPerCall:0.000} ms ({Environment.ProcessorCount} cores, load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown")})") + Environment.NewLine + exact + Environment.NewLine;
     }
 
     private static async Task<(List<double> Direct, List<double> Gateway)> PacedAsync(double seconds, int rate, Uri direct, Uri gateway, Func<Uri, Task<long>> call)
