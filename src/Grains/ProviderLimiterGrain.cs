@@ -96,6 +96,13 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     }
 
     /// <inheritdoc/>
+    public ValueTask<CostBatchResult> LeaseAsync(CostBatch batch)
+    {
+        EnsureCanonical();
+        return Shaped(_engine.LeaseAsync(batch));
+    }
+
+    /// <inheritdoc/>
     public ValueTask<SettleResult> SettleAsync(SettleRequest request)
     {
         EnsureCanonical();
