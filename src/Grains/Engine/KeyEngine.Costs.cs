@@ -27,7 +27,7 @@ public sealed partial class KeyEngine
         }
 
         var limits = KeyLimitsNow();
-        if (!_recentCosts.TryGet(batch.RequestId, out _) && (_waitQueue is { Count: > 0 } or { InFlight: > 0 } || _offers is { Count: > 0 } || _collecting.Count > 0))
+        if (!_recentCosts.TryGet(batch.RequestId, out _) && (_waitQueue is { Count: > 0 } or { InFlight: > 0 } || _offers is { Count: > 0 } || _collecting is { Count: > 0 }))
         {
             // Someone waits: what is there is theirs, in the queue's order. (A lease decided before is
             // told again below, whatever the queue holds now.)
