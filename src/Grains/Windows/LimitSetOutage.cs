@@ -32,6 +32,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     private LimitLedger? _ledger;
     private long[] _unsynced = [];
     private long[] _unsyncedEnd = [];
+    private long[] _unknownEnd = [];
     private bool _granted;
     private bool _inOutage;
     private long _outageSinceMs;
@@ -182,9 +183,9 @@ public sealed class LimitSetOutage(TimeProvider time)
         for (var i = 0; i < hints.Length; i++)
         {
             var end = _ledger.RawEnd(i);
-            hints[i] = _limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow
-                ? new LimitHint(end, state[i].Remaining, _unsyncedEnd[i] == end ? _unsynced[i] : 0)
-                : new LimitHint(end, 0, 0);
+            hints[i] = _limits.Limits[i].Algorithm != LimitAlgorithm.FixedWindow ? new LimitHint(end, 0, 0)
+                : end == _unknownEnd[i] && state[i].Remaining == 0 ? LimitHint.Unknown(end)
+                : new LimitHint(end, state[i].Remaining, _unsyncedEnd[i] == end ? _unsynced[i] : 0);
         }
 
         return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. Uncertain], _reservations is null ? [] : [.. _reservations], reservationTimeoutMs);
@@ -215,6 +216,7 @@ public sealed class LimitSetOutage(TimeProvider time)
         _granted = false;
         _unsynced = [];
         _unsyncedEnd = [];
+        _unknownEnd = [];
         _uncertain?.Clear();
         _reservations?.Clear();
     }
@@ -226,6 +228,7 @@ public sealed class LimitSetOutage(TimeProvider time)
         _ledger = new LimitLedger(limits.Limits);
         _unsynced = new long[limits.Limits.Length];
         _unsyncedEnd = new long[limits.Limits.Length];
+        _unknownEnd = new long[limits.Limits.Length];
         var seen = mirror.Holds(limits) ? mirror.Values : null;
         var since = Math.Min(_outageSinceMs, nowMs);
         for (var i = 0; i < limits.Limits.Length; i++)
@@ -236,6 +239,7 @@ public sealed class LimitSetOutage(TimeProvider time)
                 // Unknown: spent until any window open at the outage's start has ended.
                 var (remaining, end) = seen is null ? (0L, since + spec.WindowMilliseconds) : (seen[i].Remaining, seen[i].EndMs);
                 _ledger.Set(i, remaining, end);
+                _unknownEnd[i] = seen is null ? end : 0;
             }
             else
             {
