@@ -210,9 +210,7 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         // An upstream slow enough that the call is in flight, its reservation granted, when the host dies.
         await using var slow = await SimulatorProcess.StartAsync(GatewayFixture.SimulatorSettings(120_000));
         var settings = fixture.LimiterSettings;
-        settings["Gateway:Providers:gwkill:Upstream"] = slow.Address.ToString();
-        settings["Gateway:Providers:gwkill:Api"] = "OpenAI";
-        settings["Gateway:Providers:gwkill:ApiKey"] = fixture.OpenAiKey;
+        OpenAiProvider(settings, "gwkill", slow.Address);
         await using var host = GatewayProcess.Start(settings);
         await host.WaitListeningAsync();
 
@@ -272,9 +270,7 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         // lease of two calls; the third is served from it, and asks for the next lease. Then the host dies.
         await using var slow = await SimulatorProcess.StartAsync(GatewayFixture.SimulatorSettings(120_000));
         var settings = fixture.LimiterSettings;
-        settings["Gateway:Providers:gwkl:Upstream"] = slow.Address.ToString();
-        settings["Gateway:Providers:gwkl:Api"] = "OpenAI";
-        settings["Gateway:Providers:gwkl:ApiKey"] = fixture.OpenAiKey;
+        OpenAiProvider(settings, "gwkl", slow.Address);
         settings["Gateway:LeaseCalls"] = "2";
         settings["Gateway:LeaseSeconds"] = "60";
         await using var host = GatewayProcess.Start(settings);
@@ -361,6 +357,14 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         .Select(l => JsonNode.Parse(l["data: ".Length..])!["usage"])
         .Where(u => u is JsonObject)
         .Sum(u => (long)u!["total_tokens"]!);
+
+    /// <summary>Adds an OpenAI-shaped gateway provider <paramref name="name"/> forwarding to <paramref name="upstream"/>.</summary>
+    private void OpenAiProvider(Dictionary<string, string> settings, string name, Uri upstream)
+    {
+        settings[$"Gateway:Providers:{name}:Upstream"] = upstream.ToString();
+        settings[$"Gateway:Providers:{name}:Api"] = "OpenAI";
+        settings[$"Gateway:Providers:{name}:ApiKey"] = fixture.OpenAiKey;
+    }
 
     /// <summary>The gateway's log lines of leases of <paramref name="provider"/> (<c>granted</c> or <c>settled</c>).</summary>
     private static IEnumerable<string> LeaseLines(string output, string provider, string what) => output.Split('\n')
