@@ -25,7 +25,7 @@ internal static class GatewayLatencyRun
             ["OutputTokens"] = "20",
         });
         var cluster = "gwbench-" + Guid.NewGuid().ToString("N")[..8];
-        await using var silo = SiloProcess.Start("gateway-bench", new Dictionary<string, string>
+        var settings = new Dictionary<string, string>
         {
             ["REDIS_URL"] = redis.Url,
             ["Orleans:ClusterId"] = cluster,
@@ -33,14 +33,21 @@ internal static class GatewayLatencyRun
             ["Logging:LogLevel:Default"] = "Warning",
             ["Dashboard:Enabled"] = "false",
             ["RateLimiting:Providers:bench:Points"] = "1000000000",
-            ["RateLimiting:Providers:bench:Duration"] = "60",
+            ["RateLimiting:Providers:bench:Duration"] = "3600",
             ["RateLimiting:Providers:bench:Limits:tokens:Points"] = "1000000000000",
-            ["RateLimiting:Providers:bench:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:bench:Limits:tokens:Duration"] = "3600",
             ["Gateway:Providers:bench:Upstream"] = simulator.Address.ToString(),
             ["Gateway:Providers:bench:Api"] = "OpenAI",
             ["Gateway:Providers:bench:ApiKey"] = "sk-bench",
-        });
+        };
+        if (options.GatewayLeaseCalls is { } leaseCalls)
+        {
+            settings["Gateway:LeaseCalls"] = leaseCalls.ToString(CultureInfo.InvariantCulture);
+        }
+
+        await using var silo = SiloProcess.Start("gateway-bench", settings);
         await silo.WaitHealthyAsync();
+        long reportedTokens = 0, gatewayCalls = 0;
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = TimeSpan.FromMinutes(10) });
         var body = """{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What does a shared rate limiter do for many workers?"}]}""";
@@ -60,13 +67,45 @@ internal static class GatewayLatencyRun
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead);
             var elapsed = Stopwatch.GetElapsedTime(start).Ticks;
             response.EnsureSuccessStatusCode();
+            if (uri != direct)
+            {
+                // What the provider reported for the call: the ledger must end up holding exactly the sum.
+                var usage = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!["usage"]!;
+                Interlocked.Add(ref reportedTokens, (long)usage["total_tokens"]!);
+                Interlocked.Increment(ref gatewayCalls);
+            }
+
             return elapsed;
         }
 
         Console.WriteLine($"Gateway latency: warming up, then {options.GatewaySeconds:0.#} s at {options.GatewayRate} calls/s through the gateway and {options.GatewayRate} calls/s direct, interleaved");
         await PacedAsync(Math.Min(2, options.GatewaySeconds), options.GatewayRate, direct, viaGateway, CallAsync);
+        // The silo serves only the gateway's calls: its processor time per call is the gateway's cost,
+        // read apart from how busy the machine is.
+        using var siloProcess = Process.GetProcessById(silo.Pid);
+        var cpuBefore = siloProcess.TotalProcessorTime;
         var (d, g) = await PacedAsync(options.GatewaySeconds, options.GatewayRate, direct, viaGateway, CallAsync);
-        return Report(options, d, g);
+        siloProcess.Refresh();
+        var cpuPerCall = (siloProcess.TotalProcessorTime - cpuBefore).TotalMilliseconds / g.Count;
+
+        // Exactness: every gateway call settled with what it reported (leases within a second or so).
+        await using var connection = await redis.ConnectAsync();
+        var db = connection.GetDatabase();
+        async Task<(long Requests, long Tokens)> SpentAsync()
+        {
+            var fields = await db.HashGetAsync("ratelimit:bench:global", ["points", "tokens:points"]);
+            return (fields[0].IsNull ? 0 : 1_000_000_000 - (long)fields[0], fields[1].IsNull ? 0 : 1_000_000_000_000 - (long)fields[1]);
+        }
+
+        var spent = await SpentAsync();
+        for (var i = 0; i < 100 && spent != (gatewayCalls, reportedTokens); i++)
+        {
+            await Task.Delay(100);
+            spent = await SpentAsync();
+        }
+
+        var exact = string.Create(CultureInfo.InvariantCulture, $"Ledger: {spent.Requests} requests and {spent.Tokens} tokens spent in Redis; the gateway's {gatewayCalls} calls (warm-up included) reported {reportedTokens} tokens: {(spent == (gatewayCalls, reportedTokens) ? "exact" : "NOT EXACT")}");
+        return Report(options, d, g) + string.Create(CultureInfo.InvariantCulture, $"Silo processor time per gateway call: {cpuPerCall:0.000} ms ({Environment.ProcessorCount} cores, load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown")})") + Environment.NewLine + exact + Environment.NewLine;
     }
 
     private static async Task<(List<double> Direct, List<double> Gateway)> PacedAsync(double seconds, int rate, Uri direct, Uri gateway, Func<Uri, Task<long>> call)
@@ -97,7 +136,7 @@ internal static class GatewayLatencyRun
     {
         static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"## Gateway added latency (non-streaming chat call, {options.GatewayRate} calls/s each, {options.GatewaySeconds:0.#} s, {Environment.ProcessorCount} cores)");
+        text.AppendLine(CultureInfo.InvariantCulture, $"## Gateway added latency (non-streaming chat call, {options.GatewayRate} calls/s each, {options.GatewaySeconds:0.#} s, {Environment.ProcessorCount} cores, Gateway:LeaseCalls {(options.GatewayLeaseCalls is { } l ? l.ToString(CultureInfo.InvariantCulture) : "default")})");
         text.AppendLine();
         text.AppendLine("| path | calls | p50 ms | p90 ms | p99 ms | max ms |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|");

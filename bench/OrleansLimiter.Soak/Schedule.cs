@@ -46,7 +46,7 @@ internal static class Schedule
         for (var number = 1; ; number++)
         {
             var kind = kinds[random.Next(kinds.Length)];
-            var gap = TimeSpan.FromMilliseconds(random.Next(300, 1500));
+            var gap = TimeSpan.FromMilliseconds(random.Next(100, 700));
             var target = random.Next(1000);
             var length = TimeSpan.FromMilliseconds(kind switch
             {

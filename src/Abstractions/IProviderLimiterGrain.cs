@@ -34,6 +34,16 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// <exception cref="ArgumentException">A cost names a limit the key does not have, or a negative amount.</exception>
     ValueTask<CostBatchResult> TryConsumeCostsAsync(CostBatch batch);
 
+    /// <summary>
+    /// Reserves <paramref name="batch"/> (one reservation, under its id, settled like any other) only
+    /// while nobody waits in the key's fair queue: with a waiter queued, an offer uncollected or a
+    /// collect under way, it is refused without a store call (<see cref="ConsumeOutcome.Refused"/>,
+    /// no blocking limit, no retry time), so capacity taken ahead of demand never passes a waiter.
+    /// A gateway host's lease of capacity for its next calls (docs/gateway.md).
+    /// </summary>
+    /// <exception cref="ArgumentException">The batch is not one reservation with an id, or names a limit the key does not have.</exception>
+    ValueTask<CostBatchResult> LeaseAsync(CostBatch batch);
+
     /// <summary>Adjusts a granted reservation to what the call really cost; once per reservation id.</summary>
     ValueTask<SettleResult> SettleAsync(SettleRequest request);
 

@@ -28,6 +28,7 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     internal static readonly TimeSpan WriteBackOnDeactivationDeadline = TimeSpan.FromSeconds(5);
 
     private readonly KeyEngine _engine;
+    private readonly EffectiveLimits _limits;
     private readonly string? _wrongSpelling;
     private IGrainTimer? _keepAliveTimer;
     private IGrainTimer? _backgroundTimer;
@@ -41,9 +42,17 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         // One decision point per provider key, whatever the spelling: a grain addressed by another
         // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
         _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(provider, key)}'; use LimiterKey.Format.";
+        _limits = limits;
         var keyLimits = new OneKeyLimits(limits, provider, key);
         _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger);
         _engine.Rescheduled += Arm;
+    }
+
+    /// <summary>Decides nothing before this silo knows the run-time limit changes (<see cref="EffectiveLimits.EnsureLoadedAsync"/>).</summary>
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        await _limits.EnsureLoadedAsync();
+        await base.OnActivateAsync(cancellationToken);
     }
 
     /// <summary>Writes back, within a deadline, what was granted without Redis; the engine logs loudly what it cannot.</summary>
@@ -84,6 +93,13 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     {
         EnsureCanonical();
         return Shaped(_engine.TryConsumeCostsAsync(batch));
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<CostBatchResult> LeaseAsync(CostBatch batch)
+    {
+        EnsureCanonical();
+        return Shaped(_engine.LeaseAsync(batch));
     }
 
     /// <inheritdoc/>

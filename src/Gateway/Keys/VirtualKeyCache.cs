@@ -21,8 +21,15 @@ public sealed partial class VirtualKeyCache(IGrainFactory grains, TimeProvider t
     /// <exception cref="LimiterUnavailableException">The table was never copied and the cluster does not answer.</exception>
     public async ValueTask<VirtualKeyTable> GetAsync(CancellationToken cancellationToken = default)
     {
-        if (_table is { } fresh && time.GetElapsedTime(Volatile.Read(ref _checkedAt)) < RefreshInterval)
+        if (_table is { } fresh && time.GetElapsedTime(Volatile.Read(ref _checkedAt)) is var age && age < RefreshInterval)
         {
+            // Past half its age the copy is checked again in the background, so that under steady
+            // traffic no call waits for the check (a call waits only for a copy a whole interval old).
+            if (age >= RefreshInterval / 2 && _refresh.Wait(0, CancellationToken.None))
+            {
+                _ = RefreshAheadAsync();
+            }
+
             return fresh;
         }
 
@@ -59,6 +66,37 @@ public sealed partial class VirtualKeyCache(IGrainFactory grains, TimeProvider t
         finally
         {
             _refresh.Release();
+        }
+    }
+
+    /// <summary>Checks the copy again ahead of its age; the caller holds the refresh lock, released here.</summary>
+    private async Task RefreshAheadAsync()
+    {
+        try
+        {
+            var grain = grains.GetGrain<IVirtualKeysGrain>(IVirtualKeysGrain.DefaultKey);
+            if (await grain.GetTableAsync(_table?.Version ?? -1).ConfigureAwait(false) is { } newer)
+            {
+                _table = newer;
+            }
+
+            Volatile.Write(ref _checkedAt, time.GetTimestamp());
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A call checks again itself once the copy is a whole interval old.
+            LogRefreshFailed(logger, ex.GetType().Name);
+        }
+        finally
+        {
+            try
+            {
+                _refresh.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The host stopped meanwhile.
+            }
         }
     }
 

@@ -39,6 +39,22 @@ public sealed class GatewayOptions
     /// </summary>
     public double ApiPollSeconds { get; set; } = 25;
 
+    /// <summary>
+    /// The most calls one lease of capacity covers; 16 by default, 0 turns leases off. While a provider
+    /// key is called steadily (at least two calls within <see cref="LeaseSeconds"/>), every limit holds
+    /// ten times the block or more, and nobody waits in its fair queue, the host reserves a block for
+    /// its next calls (as many as came in the last <see cref="LeaseSeconds"/>, up to this, each at the
+    /// largest estimate among them) and hands it out without a grain call; the block is settled once
+    /// with the sum of what its calls reported. Otherwise each call reserves in the fair queue.
+    /// </summary>
+    public int LeaseCalls { get; set; } = 16;
+
+    /// <summary>
+    /// Longest a lease of capacity is handed out, in seconds; 0.5 by default, never past the end of the
+    /// window it was granted in. Also how far back a key's calls count as its demand.
+    /// </summary>
+    public double LeaseSeconds { get; set; } = 0.5;
+
     /// <summary><see cref="ApiPollSeconds"/> as a duration.</summary>
     internal TimeSpan ApiPoll => TimeSpan.FromSeconds(ApiPollSeconds);
 }

@@ -37,6 +37,20 @@ internal sealed class GatewayOptionsValidator(IOptions<RateLimitingOptions> limi
             yield return $"Gateway:MaxRequestBodyBytes must be at least 1024 (was {options.MaxRequestBodyBytes}).";
         }
 
+        if (options.LeaseCalls < 0 || options.LeaseCalls > 1000)
+        {
+            yield return $"Gateway:LeaseCalls must be from 0 (no leases) to 1000 (was {options.LeaseCalls}).";
+        }
+
+        if (!double.IsFinite(options.LeaseSeconds) || options.LeaseSeconds < 0.01 || options.LeaseSeconds > 60)
+        {
+            yield return $"Gateway:LeaseSeconds must be from 0.01 to 60 (was {options.LeaseSeconds}).";
+        }
+        else if (TimeSpan.FromSeconds(options.LeaseSeconds * 2) > limits.ReservationTimeout)
+        {
+            yield return $"Gateway:LeaseSeconds ({options.LeaseSeconds}) must be at most half of RateLimiting:ReservationTimeout ({limits.ReservationTimeout.TotalSeconds} s): a lease is settled within that time.";
+        }
+
         foreach (var (provider, p) in options.Providers)
         {
             var prefix = $"Gateway:Providers:{provider}";

@@ -37,6 +37,7 @@ public sealed partial class ProviderGateway : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CallEstimator _estimator;
+    private readonly CapacityLeases _leases;
     private readonly Dictionary<string, Upstream> _upstreams = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Creates the gateway over the validated <paramref name="options"/>.</summary>
@@ -62,6 +63,7 @@ public sealed partial class ProviderGateway : IDisposable
         _time = time;
         _logger = loggers.CreateLogger<ProviderGateway>();
         _estimator = new CallEstimator(_options.DefaultMaxOutputTokens);
+        _leases = new CapacityLeases(grains, _options.LeaseCalls, TimeSpan.FromSeconds(_options.LeaseSeconds), () => _limits.CurrentValue.ReservationTimeout / 2, time, _logger);
         foreach (var (name, p) in _options.Providers)
         {
             var key = string.IsNullOrWhiteSpace(p.ApiKey) ? GatewayOptionsValidator.ReadKeyFile(p.ApiKeyFile!).Key! : p.ApiKey.Trim();
@@ -135,6 +137,14 @@ public sealed partial class ProviderGateway : IDisposable
         var key = estimate?.Model is { } model && IsConfiguredKey(providerLimits, model) ? model : LimiterKey.DefaultKey;
         var names = providerLimits.ForKey(limiterProvider, key).Limits.Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
         var cost = Cost(estimate, names);
+        if (estimate is not null && _leases.TryTake(upstream.Name, key, cost) is { } leased)
+        {
+            // Served from the host's lease of the key's capacity: no grain call before forwarding.
+            ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leased.Shared, _time.GetUtcNow());
+            await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leased.Shared);
+            return;
+        }
+
         Reservation reservation;
         try
         {
@@ -157,6 +167,7 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
+        _leases.Observe(upstream.Name, key, reservation.Result.Limits, refused: !reservation.IsGranted);
         var shared = await SharedCountAsync(upstream.Name, key, names, reservation);
         ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, shared, _time.GetUtcNow());
         if (!reservation.IsGranted)
@@ -175,7 +186,7 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, reservation, shared);
+        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(reservation, null), shared);
     }
 
     /// <summary>
@@ -201,7 +212,25 @@ public sealed partial class ProviderGateway : IDisposable
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Reservation reservation, IReadOnlyList<LimitState> shared)
+    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared)
+    {
+        var settled = false;
+        try
+        {
+            await ForwardCoreAsync(context, upstream, rest, body, estimate, key, names, charge, shared);
+            settled = true;
+        }
+        finally
+        {
+            // A call of a lease that ended by an error counts its estimate, so that the lease is settled.
+            if (!settled)
+            {
+                charge.Leased?.Complete(null);
+            }
+        }
+    }
+
+    private async Task ForwardCoreAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared)
     {
         if (body is not null)
         {
@@ -268,33 +297,39 @@ public sealed partial class ProviderGateway : IDisposable
             }
         }
 
-        await SettleAsync(reservation, call, estimate is null ? null : meter.Usage, names);
+        await SettleAsync(charge, Spent(charge.Estimate, call, estimate is null ? null : meter.Usage));
     }
 
-    private async Task SettleAsync(Reservation reservation, LimitedCall call, ReportedUsage? usage, HashSet<string> names)
+    /// <summary>
+    /// What a call spent, to settle it with; null when its estimate stays spent: nothing was reported
+    /// (another path, an error, a stream cut before its usage), or the provider refused it for an
+    /// exhausted quota, whose report already emptied the shared count to what the provider holds. A
+    /// 429 otherwise spent nothing at the provider: nothing.
+    /// </summary>
+    internal static LimitCost? Spent(LimitCost estimate, LimitedCall call, ReportedUsage? usage) =>
+        call.ProviderRefused && usage is null
+            ? call.QuotaExhausted ? null : LimitCost.Of([.. estimate.Limits.Select(l => (l, 0L))])
+            : usage is null ? null : Actual(estimate, usage);
+
+    private async Task SettleAsync(Charge charge, LimitCost? spent)
     {
+        if (charge.Leased is { } leased)
+        {
+            // Into the lease's one settle, made when the lease is closed and its last call has ended.
+            leased.Complete(spent);
+            return;
+        }
+
+        var reservation = charge.Reservation!;
         try
         {
-            if (call.ProviderRefused && usage is null)
+            if (spent is null)
             {
-                // A 429 spent nothing at the provider, so the reservation is given back; except for an
-                // exhausted quota, whose report already emptied the shared count to what the provider holds.
-                if (!call.QuotaExhausted)
-                {
-                    await reservation.SettleAsync(LimitCost.Of([.. reservation.Estimate.Limits.Select(l => (l, 0L))]), CancellationToken.None);
-                }
-
-                return;
-            }
-
-            if (usage is null)
-            {
-                // Nothing reported (another path, an error, a stream cut before its usage): the estimate stays spent.
                 await reservation.DisposeAsync();
                 return;
             }
 
-            await reservation.SettleAsync(Actual(reservation.Estimate, usage), CancellationToken.None);
+            await reservation.SettleAsync(spent, CancellationToken.None);
         }
         catch (LimiterUnavailableException ex)
         {
@@ -430,10 +465,17 @@ public sealed partial class ProviderGateway : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _leases.Dispose();
         foreach (var upstream in _upstreams.Values)
         {
             upstream.Invoker.Dispose();
         }
+    }
+
+    /// <summary>What a forwarded call is charged to: its own reservation, or the host's lease of the key's capacity.</summary>
+    private sealed record Charge(Reservation? Reservation, CapacityLeases.LeasedCall? Leased)
+    {
+        public LimitCost Estimate => Reservation?.Estimate ?? Leased!.Estimate;
     }
 
     /// <summary>A provider behind the gateway, with its real key and its connection pool.</summary>

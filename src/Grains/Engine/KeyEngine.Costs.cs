@@ -18,6 +18,27 @@ public sealed partial class KeyEngine
         return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend, batch.IsReservation);
     }
 
+    /// <inheritdoc cref="IProviderLimiterGrain.LeaseAsync"/>
+    public async ValueTask<CostBatchResult> LeaseAsync(CostBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (!batch.IsReservation || batch.Count != 1 || batch.RequestId.IsNone)
+        {
+            throw new ArgumentException("A lease is one reservation with a request id (CostBatch.Reservation).", nameof(batch));
+        }
+
+        var limits = KeyLimitsNow();
+        if (!_recentCosts.TryGet(batch.RequestId, out _) && (_waitQueue is { Count: > 0 } or { InFlight: > 0 } || _offers is { Count: > 0 } || _collecting is { Count: > 0 }))
+        {
+            // Someone waits: what is there is theirs, in the queue's order. (A lease decided before is
+            // told again below, whatever the queue holds now.)
+            var values = LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.Values : new LimitValue[limits.Limits.Length];
+            return new CostBatchResult([ConsumeOutcome.Refused], [0], [0], [], LimitSetMirror.ToStates(limits, values), LimitSet.Mirror.StoreNowMs());
+        }
+
+        return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend, reservation: true);
+    }
+
     /// <inheritdoc cref="IProviderLimiterGrain.SettleAsync"/>
     public async ValueTask<SettleResult> SettleAsync(SettleRequest request)
     {

@@ -64,14 +64,21 @@ public sealed partial class KeyEngine
     /// </summary>
     internal static readonly TimeSpan CollectWithin = TimeSpan.FromMilliseconds(500);
 
-    private readonly Dictionary<RequestId, WaiterCalls> _waiting = [];
-    private readonly Dictionary<RequestId, Task<WaitReply>> _collecting = [];
-    private readonly GrantWaits _grantWaits = new();
+    // The queue's state is made on the key's first waiter: most keys never hold one.
+    private Dictionary<RequestId, WaiterCalls>? _waiting;
+    private Dictionary<RequestId, Task<WaitReply>>? _collecting;
+    private GrantWaits? _grantWaits;
     private FairWaitQueue? _waitQueue;
     private OfferBook? _offers;
     private ProviderLimitOptions? _queueOptions;
     private RecentDecisions<WaitReply>? _waitAnswers;
     private bool _draining;
+
+    private Dictionary<RequestId, WaiterCalls> Waiting => _waiting ??= [];
+
+    private Dictionary<RequestId, Task<WaitReply>> Collecting => _collecting ??= [];
+
+    private GrantWaits GrantWaits => _grantWaits ??= new();
 
     private OfferBook Offers => _offers ??= new OfferBook(CollectWithin, _time);
 
@@ -169,7 +176,7 @@ public sealed partial class KeyEngine
         }
 
         var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal, Reservation: ticket.Cost is not null);
-        if (!_waiting.TryGetValue(ticket.Id, out var calls))
+        if (!Waiting.TryGetValue(ticket.Id, out var calls))
         {
             if (ticket.IsRenewal)
             {
@@ -187,7 +194,7 @@ public sealed partial class KeyEngine
                 }
             }
 
-            if (!_waiting.TryGetValue(ticket.Id, out calls))
+            if (!Waiting.TryGetValue(ticket.Id, out calls))
             {
                 if (costs is not null && !keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
@@ -206,7 +213,7 @@ public sealed partial class KeyEngine
                 }
 
                 calls = new WaiterCalls();
-                _waiting.Add(ticket.Id, calls);
+                Waiting.Add(ticket.Id, calls);
                 WakeEvery(Wake.Sweep, PollInterval);
                 DrainSoon();
             }
@@ -272,7 +279,7 @@ public sealed partial class KeyEngine
             return await answered;
         }
 
-        if (_collecting.TryGetValue(id, out var collecting))
+        if (Collecting.TryGetValue(id, out var collecting))
         {
             // Collected again while the first collect is with the store: told what it is told.
             return await collecting;
@@ -284,7 +291,7 @@ public sealed partial class KeyEngine
         }
 
         var keyLimits = KeyLimitsNow();
-        if (_waiting.ContainsKey(id))
+        if (Waiting.ContainsKey(id))
         {
             // Queued and not offered (a collect that came early, or after its refusal): it keeps its place.
             return NotCollected(keyLimits, "No capacity is offered to the waiter now; it keeps its place.");
@@ -328,7 +335,7 @@ public sealed partial class KeyEngine
                 return cancelled;
             }
 
-            if (!_collecting.TryGetValue(id, out var collecting))
+            if (!Collecting.TryGetValue(id, out var collecting))
             {
                 return Reply(WaitOutcome.Cancelled, WaitRejection.None, null);
             }
@@ -365,7 +372,7 @@ public sealed partial class KeyEngine
             snapshot?.OldestWait ?? TimeSpan.Zero,
             [.. lines.OrderByDescending(l => l.OldestWait).Take(WaitQueueState.MaxLines).Select(l => new WaitLineState(l.Tenant, l.Priority, l.Depth, l.Cost, l.OldestWait))],
             Math.Max(0, lines.Count - WaitQueueState.MaxLines),
-            _grantWaits.Classes(snapshot)));
+            GrantWaits.Classes(snapshot)));
     }
 
     /// <summary>After something that may have given capacity back (a reset): grant waiters now.</summary>
@@ -541,7 +548,7 @@ public sealed partial class KeyEngine
         var offers = Offers;
         foreach (var waiter in taken)
         {
-            var calls = _waiting.GetValueOrDefault(waiter.Id);
+            var calls = Waiting.GetValueOrDefault(waiter.Id);
             offers.Make(waiter, delivered: calls is { Held: > 0 });
             calls?.SignalOffer();
         }
@@ -555,7 +562,7 @@ public sealed partial class KeyEngine
         // The caller asked after it: a refused collect puts it back at its place, not among the abandoned.
         waiter.LastRenewedAt = _time.GetTimestamp();
         var done = new TaskCompletionSource<WaitReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _collecting[waiter.Id] = done.Task;
+        Collecting[waiter.Id] = done.Task;
         _ = CollectAsync(waiter, done);
         return done.Task;
     }
@@ -565,12 +572,12 @@ public sealed partial class KeyEngine
         try
         {
             var reply = await CollectCoreAsync(waiter);
-            _collecting.Remove(waiter.Id);
+            Collecting.Remove(waiter.Id);
             done.SetResult(reply);
         }
         catch (Exception ex)
         {
-            _collecting.Remove(waiter.Id);
+            Collecting.Remove(waiter.Id);
             done.SetException(ex);
         }
     }
@@ -642,7 +649,7 @@ public sealed partial class KeyEngine
         }
 
         queue.Complete([waiter]);
-        _grantWaits.Granted(waiter.Priority, _time.GetElapsedTime(waiter.EnqueuedAt));
+        GrantWaits.Granted(waiter.Priority, _time.GetElapsedTime(waiter.EnqueuedAt));
         Decided(granted: true);
         Answer(waiter.Id, granted);
         if (queue.Count > 0)
@@ -681,7 +688,7 @@ public sealed partial class KeyEngine
 
         foreach (var waiter in lapsed)
         {
-            if (_waiting.TryGetValue(waiter.Id, out var calls) && calls.Held > 0)
+            if (Waiting.TryGetValue(waiter.Id, out var calls) && calls.Held > 0)
             {
                 queue.Return([waiter]);
             }
@@ -793,7 +800,7 @@ public sealed partial class KeyEngine
     {
         foreach (var waiter in queue.TakeTimedOut())
         {
-            _grantWaits.TimedOut(waiter.Priority);
+            GrantWaits.TimedOut(waiter.Priority);
             Answer(waiter.Id, waiter.Request.Costs is { } costs && KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits) && costs.Length == keyLimits.Limits.Length
                 ? CostReply(WaitOutcome.TimedOut, WaitRejection.None, keyLimits, null, UntilFit(keyLimits, costs))
                 : Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
@@ -804,7 +811,7 @@ public sealed partial class KeyEngine
     private WaitReply Answer(RequestId id, WaitReply reply)
     {
         WaitAnswers.Add(id, Task.FromResult(reply));
-        if (_waiting.Remove(id, out var calls))
+        if (Waiting.Remove(id, out var calls))
         {
             calls.Final.TrySetResult(reply);
         }

@@ -9,8 +9,9 @@ namespace OrleansLimiter.Grains.Engine;
 /// </summary>
 public sealed partial class KeyEngine
 {
-    private readonly long?[] _due = new long?[WakeCount];
-    private readonly TimeSpan?[] _every = new TimeSpan?[WakeCount];
+    // Made the first time the engine needs waking: most keys never do (no outage, no waiter).
+    private long?[]? _due;
+    private TimeSpan?[]? _every;
 
     /// <summary>Raised when what <see cref="NextRun"/> answers may have changed.</summary>
     public event Action? Rescheduled;
@@ -46,7 +47,7 @@ public sealed partial class KeyEngine
         long? next = null;
         for (var w = 0; w < WakeCount; w++)
         {
-            if ((w != (int)Wake.ForeignCharge) == keepAlive && _due[w] is { } due && (next is null || due < next))
+            if ((w != (int)Wake.ForeignCharge) == keepAlive && _due?[w] is { } due && (next is null || due < next))
             {
                 next = due;
             }
@@ -68,14 +69,14 @@ public sealed partial class KeyEngine
     public void RunDue()
     {
         var now = _time.GetTimestamp();
-        for (var w = 0; w < WakeCount; w++)
+        for (var w = 0; _due is not null && w < WakeCount; w++)
         {
             if (_due[w] is not { } due || due > now)
             {
                 continue;
             }
 
-            _due[w] = _every[w] is { } every ? At(every) : null;
+            _due[w] = _every?[w] is { } every ? At(every) : null;
             switch ((Wake)w)
             {
                 case Wake.Sync:
@@ -102,33 +103,33 @@ public sealed partial class KeyEngine
     /// <summary>Runs once, <paramref name="due"/> from now (replacing an earlier time).</summary>
     private void WakeIn(Wake wake, TimeSpan due)
     {
-        _every[(int)wake] = null;
-        _due[(int)wake] = At(due < TimeSpan.Zero ? TimeSpan.Zero : due);
+        (_every ??= new TimeSpan?[WakeCount])[(int)wake] = null;
+        (_due ??= new long?[WakeCount])[(int)wake] = At(due < TimeSpan.Zero ? TimeSpan.Zero : due);
         Rescheduled?.Invoke();
     }
 
     /// <summary>Runs every <paramref name="period"/> from now until cancelled (no change when already running).</summary>
     private void WakeEvery(Wake wake, TimeSpan period)
     {
-        if (_due[(int)wake] is not null)
+        if (_due?[(int)wake] is not null)
         {
             return;
         }
 
-        _every[(int)wake] = period;
-        _due[(int)wake] = At(period);
+        (_every ??= new TimeSpan?[WakeCount])[(int)wake] = period;
+        (_due ??= new long?[WakeCount])[(int)wake] = At(period);
         Rescheduled?.Invoke();
     }
 
     private void Cancel(Wake wake)
     {
-        if (_due[(int)wake] is null)
+        if (_due?[(int)wake] is null)
         {
             return;
         }
 
-        _due[(int)wake] = null;
-        _every[(int)wake] = null;
+        _due![(int)wake] = null;
+        _every![(int)wake] = null;
         Rescheduled?.Invoke();
     }
 

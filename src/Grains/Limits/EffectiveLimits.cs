@@ -29,6 +29,53 @@ public sealed partial class EffectiveLimits(
     private long _refreshedAt = long.MinValue;
     private long _pushedAt = long.MinValue;
     private int _refreshing;
+    private int _loaded;
+    private Task? _loading;
+    private readonly Lock _loadGate = new();
+
+    /// <summary>How long a silo's first activation waits for the run-time changes before deciding under the configured limits.</summary>
+    public static readonly TimeSpan LoadTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// Before this silo's first decisions: loads the run-time changes once, so that a silo that has just
+    /// started does not decide under the configured limits until its first refresh answers. Completes
+    /// at once when they are loaded (by a push, a refresh or an earlier load); after
+    /// <see cref="LoadTimeout"/> or a failure it logs and lets decisions go on under what it knows.
+    /// </summary>
+    public Task EnsureLoadedAsync()
+    {
+        if (Volatile.Read(ref _loaded) == 1)
+        {
+            return Task.CompletedTask;
+        }
+
+        lock (_loadGate)
+        {
+            return _loading ??= LoadAsync();
+        }
+    }
+
+    private async Task LoadAsync()
+    {
+        try
+        {
+            var asked = time.GetTimestamp();
+            var overrides = await grains.GetGrain<ILimitOverridesGrain>(ILimitsGrain.DefaultKey).GetOverridesAsync().AsTask().WaitAsync(LoadTimeout, time).ConfigureAwait(false);
+            if (Interlocked.Read(ref _pushedAt) < asked)
+            {
+                Update(overrides);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Reason: any failure leaves this silo to its background refresh, as before its first load.
+            LogLoadFailed(logger, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _loaded, 1);
+        }
+    }
 
     /// <summary>The configured providers.</summary>
     public RateLimitingOptions Configured => options.CurrentValue;
@@ -81,6 +128,7 @@ public sealed partial class EffectiveLimits(
     /// <summary>Replaces the cached run-time changes.</summary>
     public void Update(IReadOnlyDictionary<string, LimitOverride> overrides)
     {
+        Volatile.Write(ref _loaded, 1);
         _overrides = new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase);
         Interlocked.Exchange(ref _refreshedAt, time.GetTimestamp());
     }
@@ -132,6 +180,9 @@ public sealed partial class EffectiveLimits(
 
     [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Could not refresh run-time limit changes; keeping the last known ones")]
     private static partial void LogRefreshFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "Could not load the run-time limit changes before this silo's first decisions; the configured limits apply until a refresh or a push brings them")]
+    private static partial void LogLoadFailed(ILogger logger, Exception exception);
 }
 
 /// <summary>

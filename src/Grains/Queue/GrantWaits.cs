@@ -12,35 +12,38 @@ public sealed class GrantWaits
 
     // Each class's sample is made on its first grant: most keys never hold a waiter, and three
     // samples up front cost every active key 24 KB (three arrays of 1,024 ticks).
-    private readonly long[]?[] _ticks = new long[]?[3];
-    private readonly long[] _granted = new long[3];
-    private readonly long[] _timedOut = new long[3];
+    // The counters too are made on a key's first waiter answered.
+    private long[]?[]? _ticks;
+    private long[]? _granted;
+    private long[]? _timedOut;
 
     /// <summary>Records one grant of a waiter of <paramref name="priority"/> after <paramref name="waited"/>.</summary>
     public void Granted(WaitPriority priority, TimeSpan waited)
     {
         var c = (int)priority;
+        _ticks ??= new long[]?[3];
+        _granted ??= new long[3];
         (_ticks[c] ??= new long[Sample])[_granted[c] % Sample] = waited.Ticks;
         _granted[c]++;
     }
 
     /// <summary>Records one waiter of <paramref name="priority"/> answered timed out.</summary>
-    public void TimedOut(WaitPriority priority) => _timedOut[(int)priority]++;
+    public void TimedOut(WaitPriority priority) => (_timedOut ??= new long[3])[(int)priority]++;
 
     /// <summary>Every class's figures, with what waits now from <paramref name="snapshot"/>.</summary>
     public WaitClassState[] Classes(QueueSnapshot? snapshot) => [.. Enum.GetValues<WaitPriority>().Select(p =>
     {
         var c = (int)p;
         var lines = snapshot?.Lines.Where(l => l.Priority == p).ToList() ?? [];
-        var sample = _ticks[c] is { } ticks ? ticks.AsSpan(0, (int)Math.Min(_granted[c], Sample)).ToArray() : [];
+        var sample = _ticks?[c] is { } ticks ? ticks.AsSpan(0, (int)Math.Min(_granted![c], Sample)).ToArray() : [];
         Array.Sort(sample);
         return new WaitClassState(
             p,
             lines.Sum(l => l.Depth),
             lines.Sum(l => l.Cost),
             lines.Count == 0 ? TimeSpan.Zero : lines.Max(l => l.OldestWait),
-            _granted[c],
-            _timedOut[c],
+            _granted?[c] ?? 0,
+            _timedOut?[c] ?? 0,
             Percentile(sample, 0.50),
             Percentile(sample, 0.99));
     })];

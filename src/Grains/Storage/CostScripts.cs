@@ -570,7 +570,9 @@ public static class CostScripts
                   avail[i] = math.max(0, avail[i] - hUnsynced); dirty[i] = true
                   sync = sync .. names[i] .. ': wrote back ' .. string.format('%.0f', hUnsynced) .. '; '
                 end
-              elseif caps[i] > hRemaining then
+              elseif hRemaining >= 0 and caps[i] > hRemaining then
+                -- (A remaining of -1 is a window the grain held spent knowing nothing of Redis's: it
+                -- granted nothing there, so Redis's window stands as it is.)
                 -- Redis holds another live window than the grain's (Redis lost the grain's and a call
                 -- opened a new one, or the grain opened its own while Redis was away and a call sent
                 -- before then opened Redis's): both are live now, so they are one window. It ends

@@ -25,12 +25,14 @@ namespace OrleansLimiter.Grains.Windows;
 /// </summary>
 public sealed class LimitSetOutage(TimeProvider time)
 {
-    private readonly List<UncertainCosts> _uncertain = [];
-    private readonly List<ReservationGrant> _reservations = [];
+    // Made in a key's first outage: most keys never have one.
+    private List<UncertainCosts>? _uncertain;
+    private List<ReservationGrant>? _reservations;
     private KeyLimits? _limits;
     private LimitLedger? _ledger;
     private long[] _unsynced = [];
     private long[] _unsyncedEnd = [];
+    private long[] _unknownEnd = [];
     private bool _granted;
     private bool _inOutage;
     private long _outageSinceMs;
@@ -40,7 +42,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     public bool InOutage => _inOutage;
 
     /// <summary>Whether Redis has to be told something before the activation may go.</summary>
-    public bool HasWriteBack => _limits is not null && (_granted || _uncertain.Count > 0 || _reservations.Count > 0);
+    public bool HasWriteBack => _limits is not null && (_granted || _uncertain is { Count: > 0 } || _reservations is { Count: > 0 });
 
     /// <summary>Whether a sync is due before the next store call: an outage to end, or grants to write back.</summary>
     public bool NeedsSync => _inOutage || HasWriteBack;
@@ -49,7 +51,7 @@ public sealed class LimitSetOutage(TimeProvider time)
     public KeyLimits? Limits => _limits;
 
     /// <summary>Batches decided alone after a call carrying them got no answer, or sent again; not yet told to Redis.</summary>
-    public IReadOnlyList<UncertainCosts> Uncertain => _uncertain;
+    public IReadOnlyList<UncertainCosts> Uncertain => (IReadOnlyList<UncertainCosts>?)_uncertain ?? [];
 
     /// <summary>Whether to call the store now: it is connected and no recent call failed for want of an answer.</summary>
     public bool ShouldCallStore(bool storeConnected) => storeConnected && time.GetTimestamp() >= _skipStoreUntil;
@@ -146,7 +148,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             return;
         }
 
-        _reservations.Add(new ReservationGrant(id, costs, outcome.Ends, outcome.NowMs));
+        (_reservations ??= []).Add(new ReservationGrant(id, costs, outcome.Ends, outcome.NowMs));
     }
 
     /// <summary>
@@ -161,7 +163,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             return;
         }
 
-        _uncertain.Add(new UncertainCosts(id, costs, outcome.Decisions, outcome.Ends));
+        (_uncertain ??= []).Add(new UncertainCosts(id, costs, outcome.Decisions, outcome.Ends));
     }
 
     /// <summary>The limits as the grain decides from them now; null before it decided anything alone.</summary>
@@ -181,19 +183,19 @@ public sealed class LimitSetOutage(TimeProvider time)
         for (var i = 0; i < hints.Length; i++)
         {
             var end = _ledger.RawEnd(i);
-            hints[i] = _limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow
-                ? new LimitHint(end, state[i].Remaining, _unsyncedEnd[i] == end ? _unsynced[i] : 0)
-                : new LimitHint(end, 0, 0);
+            hints[i] = _limits.Limits[i].Algorithm != LimitAlgorithm.FixedWindow ? new LimitHint(end, 0, 0)
+                : end == _unknownEnd[i] && state[i].Remaining == 0 ? LimitHint.Unknown(end)
+                : new LimitHint(end, state[i].Remaining, _unsyncedEnd[i] == end ? _unsynced[i] : 0);
         }
 
-        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. _uncertain], [.. _reservations], reservationTimeoutMs);
+        return new LimitSync(_limits.StoreKey, _limits.Limits, hints, [.. Uncertain], _reservations is null ? [] : [.. _reservations], reservationTimeoutMs);
     }
 
     /// <summary>Redis answered again and was told everything: the outage ends.</summary>
     /// <returns>What the outage cost, when one ended.</returns>
     public OutageEnded? Synced(long nowMs)
     {
-        var settled = _uncertain.Count;
+        var settled = Uncertain.Count;
         var granted = _unsynced.Sum();
         Forget();
         _skipStoreUntil = long.MinValue;
@@ -214,8 +216,9 @@ public sealed class LimitSetOutage(TimeProvider time)
         _granted = false;
         _unsynced = [];
         _unsyncedEnd = [];
-        _uncertain.Clear();
-        _reservations.Clear();
+        _unknownEnd = [];
+        _uncertain?.Clear();
+        _reservations?.Clear();
     }
 
     private void Start(KeyLimits limits, LimitSetMirror mirror, long nowMs)
@@ -225,6 +228,7 @@ public sealed class LimitSetOutage(TimeProvider time)
         _ledger = new LimitLedger(limits.Limits);
         _unsynced = new long[limits.Limits.Length];
         _unsyncedEnd = new long[limits.Limits.Length];
+        _unknownEnd = new long[limits.Limits.Length];
         var seen = mirror.Holds(limits) ? mirror.Values : null;
         var since = Math.Min(_outageSinceMs, nowMs);
         for (var i = 0; i < limits.Limits.Length; i++)
@@ -235,6 +239,7 @@ public sealed class LimitSetOutage(TimeProvider time)
                 // Unknown: spent until any window open at the outage's start has ended.
                 var (remaining, end) = seen is null ? (0L, since + spec.WindowMilliseconds) : (seen[i].Remaining, seen[i].EndMs);
                 _ledger.Set(i, remaining, end);
+                _unknownEnd[i] = seen is null ? end : 0;
             }
             else
             {

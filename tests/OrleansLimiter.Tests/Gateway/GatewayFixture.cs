@@ -57,6 +57,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         ["Logging:LogLevel:Orleans"] = "Warning",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Information",
         ["Logging:LogLevel:Yarp"] = "Debug",
+        ["Logging:LogLevel:OrleansLimiter.Gateway.Proxy.ProviderGateway"] = "Debug",
         ["RateLimiting:Providers:gwo:Points"] = "1000",
         ["RateLimiting:Providers:gwo:Duration"] = "600",
         ["RateLimiting:Providers:gwo:Limits:tokens:Points"] = "1000000",
@@ -73,6 +74,14 @@ public sealed class GatewayFixture : IAsyncLifetime
         ["RateLimiting:Providers:gwlim:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:gwlima:Points"] = "1",
         ["RateLimiting:Providers:gwlima:Duration"] = "600",
+        ["RateLimiting:Providers:gwlease:Points"] = "1000",
+        ["RateLimiting:Providers:gwlease:Duration"] = "600",
+        ["RateLimiting:Providers:gwlease:Limits:tokens:Points"] = "1000000",
+        ["RateLimiting:Providers:gwlease:Limits:tokens:Duration"] = "600",
+        ["RateLimiting:Providers:gwkl:Points"] = "1000",
+        ["RateLimiting:Providers:gwkl:Duration"] = "600",
+        ["RateLimiting:Providers:gwkl:Limits:tokens:Points"] = "1000000",
+        ["RateLimiting:Providers:gwkl:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:gwkill:Points"] = "1000",
         ["RateLimiting:Providers:gwkill:Duration"] = "600",
         ["RateLimiting:Providers:gwkill:Limits:tokens:Points"] = "1000000",
@@ -97,7 +106,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         Connection = await Redis.ConnectAsync();
         Simulator = await SimulatorProcess.StartAsync(SimulatorSettings(1));
         var settings = LimiterSettings;
-        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic") })
+        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic"), ("gwlease", "OpenAI") })
         {
             settings[$"Gateway:Providers:{provider}:Upstream"] = Simulator.Address.ToString();
             settings[$"Gateway:Providers:{provider}:Api"] = api;

@@ -210,9 +210,7 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         // An upstream slow enough that the call is in flight, its reservation granted, when the host dies.
         await using var slow = await SimulatorProcess.StartAsync(GatewayFixture.SimulatorSettings(120_000));
         var settings = fixture.LimiterSettings;
-        settings["Gateway:Providers:gwkill:Upstream"] = slow.Address.ToString();
-        settings["Gateway:Providers:gwkill:Api"] = "OpenAI";
-        settings["Gateway:Providers:gwkill:ApiKey"] = fixture.OpenAiKey;
+        OpenAiProvider(settings, "gwkill", slow.Address);
         await using var host = GatewayProcess.Start(settings);
         await host.WaitListeningAsync();
 
@@ -227,6 +225,90 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         Assert.Equal(estimate.InputTokens + estimate.OutputTokens, await fixture.SpentAsync("gwkill", "tokens", 1_000_000));
         Assert.DoesNotContain(fixture.OpenAiKey, host.Output, StringComparison.Ordinal);
         output.WriteLine($"estimate {estimate.InputTokens} + {estimate.OutputTokens} tokens, spent as estimated after the kill");
+    }
+
+    [Fact]
+    public async Task SteadyConcurrentCalls_ServedFromLeases_LedgerHoldsExactlyWhatTheProviderReported()
+    {
+        var before = await fixture.SimulatorStatsAsync("openai");
+        const int rounds = 12, concurrent = 10;
+        long reportedToCallers = 0;
+        for (var round = 0; round < rounds; round++)
+        {
+            // Estimates of different sizes: a lease is asked for at the largest of its key's recent calls.
+            var answers = await Task.WhenAll(Enumerable.Range(0, concurrent).Select(async i =>
+            {
+                using var response = await fixture.PostAsync("gwlease", "chat/completions", Chat("gpt-4o-mini", $"Lease round {round}, call {i}: say something short.", 10 + (37 * i), stream: false, askUsage: false), fixture.ValidKey);
+                var body = await fixture.ReadAsync(response);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal("1000000", Header(response, "x-ratelimit-limit-tokens"));
+                return (long)JsonNode.Parse(body)!["usage"]!["total_tokens"]!;
+            }));
+            reportedToCallers += answers.Sum();
+        }
+
+        var after = await fixture.SimulatorStatsAsync("openai");
+        var reported = (long)after["promptTokens"]! + (long)after["completionTokens"]! - (long)before["promptTokens"]! - (long)before["completionTokens"]!;
+        Assert.Equal(reported, reportedToCallers);
+        Assert.Equal(rounds * concurrent, (long)after["served"]! - (long)before["served"]!);
+
+        // Each lease is settled once, with the sum of its calls' usage, when its time is over.
+        await EventuallyAsync(async () => await fixture.SpentAsync("gwlease", "tokens", 1_000_000) == reported && await fixture.SpentAsync("gwlease", "requests", 1000) == rounds * concurrent);
+        Assert.Equal(reported, await fixture.SpentAsync("gwlease", "tokens", 1_000_000));
+        Assert.Equal(rounds * concurrent, await fixture.SpentAsync("gwlease", "requests", 1000));
+
+        var settled = LeaseLines(fixture.Silo.Output, "gwlease", "settled").ToList();
+        var leasedCalls = settled.Sum(l => int.Parse(System.Text.RegularExpressions.Regex.Match(l, @"settled: (\d+) calls").Groups[1].Value, CultureInfo.InvariantCulture));
+        output.WriteLine($"{rounds * concurrent} calls, {leasedCalls} of them served from {settled.Count} leases; {reported} tokens reported and spent");
+        Assert.InRange(leasedCalls, 1, (rounds * concurrent) - 1);
+    }
+
+    [Fact]
+    public async Task GatewayHostKilledHoldingLeases_TheyStaySpentAsEstimated_NothingGivenBackOrLost()
+    {
+        // Calls in flight at a slow upstream: the first two reserve on their own, the second asks for a
+        // lease of two calls; the third is served from it, and asks for the next lease. Then the host dies.
+        await using var slow = await SimulatorProcess.StartAsync(GatewayFixture.SimulatorSettings(120_000));
+        var settings = fixture.LimiterSettings;
+        OpenAiProvider(settings, "gwkl", slow.Address);
+        settings["Gateway:LeaseCalls"] = "2";
+        settings["Gateway:LeaseSeconds"] = "60";
+        await using var host = GatewayProcess.Start(settings);
+        await host.WaitListeningAsync();
+
+        var json = Chat("gpt-4o-mini", "A question whose answer takes a while to come back.", 300, stream: false, askUsage: false);
+        var estimate = new CallEstimator(GatewayOptions.DefaultOutputTokens).Estimate(GatewayEndpoint.ChatCompletions, Encoding.UTF8.GetBytes(json))!;
+        var perCall = estimate.InputTokens + estimate.OutputTokens;
+        var calls = new List<Task<HttpResponseMessage>>();
+        async Task CallAsync(int served)
+        {
+            calls.Add(fixture.PostAsync("gwkl", "chat/completions", json, fixture.ValidKey, baseAddress: host.BaseAddress));
+            await EventuallyAsync(async () => calls[^1].IsCompleted || (long)(await fixture.SimulatorStatsAsync("openai", slow))["served"]! == served);
+            Assert.False(calls[^1].IsCompleted, calls[^1].IsCompleted ? $"call {served} ended early: {(calls[^1].IsCompletedSuccessfully ? (await calls[^1]).StatusCode : calls[^1].Exception)}\n{host.Output}" : null);
+            Assert.Equal(served, (long)(await fixture.SimulatorStatsAsync("openai", slow))["served"]!);
+        }
+
+        await CallAsync(1);
+        await CallAsync(2);
+        await EventuallyAsync(() => Task.FromResult(LeaseLines(host.Output, "gwkl", "granted").Count() == 1));
+        Assert.True(LeaseLines(host.Output, "gwkl", "granted").Count() == 1, host.Output);
+        await EventuallyAsync(async () => await fixture.SpentAsync("gwkl", "requests", 1000) == 4);
+        Assert.Equal(4, await fixture.SpentAsync("gwkl", "requests", 1000));
+        await CallAsync(3);
+        await EventuallyAsync(() => Task.FromResult(LeaseLines(host.Output, "gwkl", "granted").Count() == 2));
+        Assert.Equal(2, LeaseLines(host.Output, "gwkl", "granted").Count(l => l.Contains($"requests=2 tokens={2 * perCall}", StringComparison.Ordinal)));
+
+        host.Kill();
+        foreach (var call in calls)
+        {
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        }
+
+        // Two calls' own reservations and two leases of two calls each, all as estimated: nothing settled.
+        await EventuallyAsync(async () => await fixture.SpentAsync("gwkl", "requests", 1000) == 6 && await fixture.SpentAsync("gwkl", "tokens", 1_000_000) == 6 * perCall);
+        Assert.Equal(6, await fixture.SpentAsync("gwkl", "requests", 1000));
+        Assert.Equal(6 * perCall, await fixture.SpentAsync("gwkl", "tokens", 1_000_000));
+        Assert.Equal(3, (long)(await fixture.SimulatorStatsAsync("openai", slow))["served"]!);
     }
 
     [Fact]
@@ -275,6 +357,18 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         .Select(l => JsonNode.Parse(l["data: ".Length..])!["usage"])
         .Where(u => u is JsonObject)
         .Sum(u => (long)u!["total_tokens"]!);
+
+    /// <summary>Adds an OpenAI-shaped gateway provider <paramref name="name"/> forwarding to <paramref name="upstream"/>.</summary>
+    private void OpenAiProvider(Dictionary<string, string> settings, string name, Uri upstream)
+    {
+        settings[$"Gateway:Providers:{name}:Upstream"] = upstream.ToString();
+        settings[$"Gateway:Providers:{name}:Api"] = "OpenAI";
+        settings[$"Gateway:Providers:{name}:ApiKey"] = fixture.OpenAiKey;
+    }
+
+    /// <summary>The gateway's log lines of leases of <paramref name="provider"/> (<c>granted</c> or <c>settled</c>).</summary>
+    private static IEnumerable<string> LeaseLines(string output, string provider, string what) => output.Split('\n')
+        .Where(l => l.Contains($"of {provider} (key global) {what}:", StringComparison.Ordinal));
 
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;

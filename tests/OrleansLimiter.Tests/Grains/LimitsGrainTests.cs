@@ -54,6 +54,44 @@ public sealed class LimitsGrainTests(LimiterClusterFixture fixture)
     }
 
     [Fact]
+    public async Task SetLimit_IsInForceOnASiloThatStartsAfterIt_FromItsFirstDecision()
+    {
+        // A silo that starts after a change missed its push; its first activation loads the run-time
+        // changes before it decides, so not even its first decision is made under the configured limit.
+        var key = LimiterKey.Format("anthropic", TestKeys.Unique());
+        await Limits.SetLimitAsync("anthropic", 7, 30);
+        SiloHandle? added = null;
+        try
+        {
+            added = await fixture.Cluster.StartAdditionalSiloAsync();
+            await fixture.Cluster.WaitForLivenessToStabilizeAsync();
+            RequestContext.Set(IPlacementDirector.PlacementHintKey, added.SiloAddress);
+            try
+            {
+                var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(key);
+                await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => grain.TryConsumeAsync(8).AsTask());
+                Assert.True((await grain.TryConsumeAsync(7)).IsAllowed);
+                Assert.False((await grain.TryConsumeAsync(1)).IsAllowed);
+                var state = await grain.GetStateAsync();
+                Assert.Equal(added.SiloAddress.ToParsableString(), state.Silo);
+                Assert.Equal(7, state.Limit);
+            }
+            finally
+            {
+                RequestContext.Remove(IPlacementDirector.PlacementHintKey);
+            }
+        }
+        finally
+        {
+            Assert.True(await Limits.ClearLimitAsync("anthropic"));
+            if (added is not null)
+            {
+                await fixture.Cluster.StopSiloAsync(added);
+            }
+        }
+    }
+
+    [Fact]
     public async Task SetNamedLimit_ChangesOneLimit_KeepsItsAlgorithmAndTheOthers_ThenClears()
     {
         // llm: requests 100/60 s, tokens a 1,000 per 10 s bucket; big-model configures its own tokens.

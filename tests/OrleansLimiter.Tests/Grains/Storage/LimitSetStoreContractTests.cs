@@ -363,6 +363,29 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
     }
 
     [Fact]
+    public async Task Sync_OfAWindowTheGrainHeldSpentUnknowing_LeavesRedisLiveWindowAsItIs()
+    {
+        var key = NewKey();
+
+        // The grain began deciding alone before it had seen Redis's window, so it held its own spent
+        // for one duration and granted nothing in it; Redis's live window has 2 spent.
+        var opened = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([2, 0])]));
+        var synced = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [LimitHint.Unknown(opened.Limits[0].EndMs + 5_000), default], []));
+
+        Assert.Equal(8, synced.Limits[0].Remaining);
+        Assert.Equal(opened.Limits[0].EndMs, synced.Limits[0].EndMs);
+        Assert.DoesNotContain("merged", synced.Sync, StringComparison.Ordinal);
+        Assert.Equal("8", (string?)await Db.HashGetAsync(key, "points"));
+
+        // Where Redis lost the window, it is restored spent until the grain's end, as the grain held it.
+        await Db.KeyDeleteAsync(key);
+        var end = synced.NowMs + 3_000;
+        var restored = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [LimitHint.Unknown(end), default], []));
+        Assert.Equal(0, restored.Limits[0].Remaining);
+        Assert.Equal(end, restored.Limits[0].EndMs);
+    }
+
+    [Fact]
     public async Task Reservation_IsRecordedInTheKeysSlot_ExpiringAfterItsTimeOut()
     {
         var key = NewKey();

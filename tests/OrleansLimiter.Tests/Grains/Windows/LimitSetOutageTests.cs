@@ -102,9 +102,13 @@ public sealed class LimitSetOutageTests
         _time.Advance(TimeSpan.FromMilliseconds(10));
         Assert.Equal([0], _outage.Decide(Limits, [[0, 1]], _mirror).Decisions);
 
+        // Its write-back says the window was unknown, not that the grain saw it spent.
+        Assert.Equal(LimitHint.Unknown(t0 + 10_000), _outage.WriteBack(Now)!.Hints[0]);
+
         _time.Advance(TimeSpan.FromMilliseconds(9_990));
         var opened = _outage.Decide(Limits, Requests(11, tokens: 0), _mirror);
         Assert.Equal(10, opened.Decisions.Count(d => d == 0));
+        Assert.Equal(new LimitHint(t0 + 20_000, 0, 10), _outage.WriteBack(Now)!.Hints[0]);
     }
 
     [Fact]

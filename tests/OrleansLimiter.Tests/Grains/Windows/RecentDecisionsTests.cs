@@ -63,4 +63,37 @@ public sealed class RecentDecisionsTests
         Assert.True(recent.TryGet(ids[4], out _));
         Assert.InRange(recent.Count, 1, 3);
     }
+
+    [Fact]
+    public async Task SeveralAtOnce_AreEachRemembered_ThenForgottenOldestFirst()
+    {
+        var recent = new RecentDecisions<string>(_time, TimeSpan.FromSeconds(30), capacity: 10);
+        var (first, second, third) = (RequestId.New(), RequestId.New(), RequestId.New());
+        recent.Add(first, Task.FromResult("first"));
+        _time.Advance(TimeSpan.FromSeconds(10));
+        recent.Add(second, Task.FromResult("second"));
+        var pending = new TaskCompletionSource<string>();
+        recent.Add(third, pending.Task);
+        Assert.Equal(3, recent.Count);
+        Assert.True(recent.TryGet(first, out var one));
+        Assert.Equal("first", await one);
+
+        // The first goes when its time is up, the others stay; failing forgets the third at once.
+        _time.Advance(TimeSpan.FromSeconds(25));
+        Assert.False(recent.TryGet(first, out _));
+        Assert.True(recent.TryGet(second, out var two));
+        Assert.Equal("second", await two);
+        pending.SetException(new InvalidOperationException("store failed"));
+        Assert.False(recent.TryGet(third, out _));
+
+        // Once all are forgotten, one more is remembered as the first was.
+        _time.Advance(TimeSpan.FromSeconds(10));
+        Assert.False(recent.TryGet(second, out _));
+        Assert.Equal(0, recent.Count);
+        var fourth = RequestId.New();
+        recent.Add(fourth, Task.FromResult("fourth"));
+        Assert.True(recent.TryGet(fourth, out var four));
+        Assert.Equal("fourth", await four);
+        Assert.Equal(1, recent.Count);
+    }
 }
