@@ -10,6 +10,6 @@ public sealed class GrantCostWaitersCommand(KeyLimits limits, (RequestId Id, lon
     /// <summary>The key's limits and hash.</summary>
     public KeyLimits Limits { get; } = limits;
 
-    /// <summary>Each waiter's id, cost per limit, whether its record is looked up first, and whether it is a reservation (recorded for its settle when granted), in grant order.</summary>
+    /// <summary>Each waiter's id, cost per limit (none: only looked up, nothing spent), whether its record is looked up first, and whether it is a reservation (recorded for its settle when granted), in grant order.</summary>
     public (RequestId Id, long[] Costs, bool LookUp, bool Reservation)[] Waiters { get; } = waiters;
 }

@@ -58,7 +58,9 @@ public sealed partial class KeyEngine
             throw new ArgumentException("A waiter must ask for something of at least one limit.", nameof(ticket));
         }
 
-        return (costs, share, null);
+        // With one limit, shares in its own units order waiters as the dominant share does, and the
+        // queue's figures (its depth in points) read as that limit's.
+        return (costs, costs.Length == 1 ? costs[0] : share, null);
     }
 
     /// <summary>
@@ -86,6 +88,24 @@ public sealed partial class KeyEngine
         }
 
         return earliest;
+    }
+
+    /// <summary>
+    /// When a waiter that leaves unanswered may try again: when its costs fit, by the mirror; when the
+    /// mirror shows they fit now (capacity others were offered), at the latest the end of a window
+    /// that refused it, at least <see cref="EarlyDrainRetry"/>.
+    /// </summary>
+    private TimeSpan UntilFit(KeyLimits limits, long[] costs)
+    {
+        var fit = EarliestFit(limits, costs);
+        if (fit <= TimeSpan.Zero && LimitSet.Mirror.Holds(limits))
+        {
+            var now = LimitSet.Mirror.StoreNowMs();
+            var end = LimitSet.Mirror.Values.Where((_, i) => limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow).Select(v => v.EndMs).DefaultIfEmpty(now).Min();
+            fit = TimeSpan.FromMilliseconds(Math.Max(0, end - now));
+        }
+
+        return fit < EarlyDrainRetry ? EarlyDrainRetry : fit;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
@@ -83,6 +84,12 @@ public sealed partial class KeyEngine
         return LimitSetMirror.ToStates(limits, read.Limits);
     }
 
+    /// <summary>
+    /// Whether the key is decided by the single-limit engine: only on a store without the limit-set
+    /// scripts. On any other store every key, the seed's one window included, is a set of limits.
+    /// </summary>
+    private bool SeedPath(KeyLimits limits) => limits.IsSeedOnly && _limitSet is null;
+
     /// <summary>The key's limits in force now (configuration with run-time changes).</summary>
     private KeyLimits KeyLimitsNow()
     {
@@ -127,13 +134,22 @@ public sealed partial class KeyEngine
         var result = await DecideCostsAsync(limits, costs, batch.RequestId, batch.IsResend, reservation: false);
         var requests = result.Limits.Length > 0 ? result.Limits[0] : null;
         var firstRefused = Array.FindIndex(result.Outcomes, o => o != ConsumeOutcome.Granted);
+
+        // The window the batch was decided in (a batch sent again is told the one its record names,
+        // not the one open now), so that grants are counted against the window that paid for them.
+        var windowEnd = result.GrantEndsMs is [var decidedEnd, ..] && limits.Limits[0].Algorithm == LimitAlgorithm.FixedWindow
+            ? DateTimeOffset.FromUnixTimeMilliseconds(decidedEnd)
+            : requests?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(result.DecidedAtMs);
         return new ConsumeBatchResult(
             result.Outcomes,
             requests?.Remaining ?? 0,
             firstRefused < 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(result.RetryAfterMs[firstRefused]),
-            requests?.Reset ?? DateTimeOffset.FromUnixTimeMilliseconds(result.DecidedAtMs),
+            windowEnd,
             limits.Limits[0].Points);
     }
+
+    /// <summary>The decision with the costs it was made for: an abandon gives back what was granted of these.</summary>
+    private static async Task<CostOutcome> WithCosts(Task<CostOutcome> decision, long[][] costs) => (await decision) with { Costs = costs };
 
     private async Task<CostBatchResult> DecideCostsAsync(KeyLimits limits, long[][] costs, RequestId id, bool resend, bool reservation)
     {
@@ -158,11 +174,18 @@ public sealed partial class KeyEngine
                 ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
                 : LimitSet.Mirror.RefusesAll(limits, eligible) is { } refused
                     ? Task.FromResult(new CostOutcome(refused, LimitSet.Mirror.Values, LimitSet.Mirror.StoreNowMs(), [], false))
-                    : Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1));
+                    : WithCosts(Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)), eligible);
             _recentCosts.Add(id, decided);
         }
 
         var outcome = await decided;
+        if (outcome.Decisions.Length != eligible.Length)
+        {
+            // The id was decided for a batch of another shape (a sending that differs from the first),
+            // or its sender abandoned it: nothing of this one is granted.
+            outcome = new CostOutcome([.. eligible.Select(_ => 1)], outcome.Limits, outcome.NowMs, outcome.Ends, outcome.Replayed);
+        }
+
         var outcomes = new ConsumeOutcome[costs.Length];
         var blockedBy = new byte[costs.Length];
         var retryAfter = new long[costs.Length];

@@ -67,7 +67,7 @@ public sealed partial class KeyEngine
         var learner = Learner(limits);
         var charges = ChargeEntries(learner);
         var reply = await Enqueue(new ObserveCommand(limits, [.. charges, .. mapped]));
-        if (limits.IsSeedOnly)
+        if (SeedPath(limits))
         {
             // The seed's path keeps its own mirror of the requests window.
             _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
@@ -199,7 +199,7 @@ public sealed partial class KeyEngine
         try
         {
             var reply = await Enqueue(new ObserveCommand(foreign.Limits, [.. charges]));
-            if (foreign.Limits.IsSeedOnly)
+            if (SeedPath(foreign.Limits))
             {
                 _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
             }

@@ -111,7 +111,7 @@ public sealed partial class KeyEngine
         long[]? costs = null;
         var fairCost = ticket.Points;
         var forecast = Forecast(limits);
-        if (keyLimits.IsSeedOnly)
+        if (SeedPath(keyLimits))
         {
             if (ticket.Cost is { } cost)
             {
@@ -136,6 +136,11 @@ public sealed partial class KeyEngine
         }
         else
         {
+            if (keyLimits.IsSeedOnly && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
+            {
+                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
+            }
+
             (costs, fairCost, var above) = WaiterCosts(ticket, keyLimits);
             if (above is not null)
             {
@@ -143,15 +148,23 @@ public sealed partial class KeyEngine
                     $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
             }
 
-            if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
+            if (keyLimits.IsSeedOnly)
+            {
+                // One fixed window: the fair queue's forecast is exact for it, and counts the waiters
+                // of every line that will be served first (a renewal keeps its place and deadline).
+                forecast = WindowForecast(keyLimits);
+            }
+            else if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
             {
                 return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
             }
-
-            // The fair queue's forecast counts one number; a key with several limits checks the
-            // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
-            forecast = CapacityForecast.Unbounded;
+            else
+            {
+                // The fair queue's forecast counts one number; a key with several limits checks the
+                // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
+                forecast = CapacityForecast.Unbounded;
+            }
         }
 
         var queue = WaitQueue(limits);
@@ -165,13 +178,11 @@ public sealed partial class KeyEngine
         var request = new WaitRequest(ticket.Id, ticket.Tenant, ticket.Priority, fairCost, ticket.MaxWait, costs, MayHaveRecord: ticket.IsRenewal, Reservation: ticket.Cost is not null);
         if (!Waiting.TryGetValue(ticket.Id, out var calls))
         {
-            // A renewal on a key with several limits needs no look-up: its grant goes through the
-            // store's look-up under its id, which tells a waiter granted before so again.
-            if (ticket.IsRenewal && costs is null)
+            if (ticket.IsRenewal)
             {
                 // A renewal this activation does not know: the waiter may have been granted by an
                 // activation that is gone (its answer lost with its silo). Redis's record says.
-                var lookUp = await LookUpAsync(ticket.Id);
+                var lookUp = await LookUpAsync(ticket.Id, keyLimits);
                 if (lookUp is not null)
                 {
                     return lookUp;
@@ -185,7 +196,7 @@ public sealed partial class KeyEngine
 
             if (!Waiting.TryGetValue(ticket.Id, out calls))
             {
-                if (costs is not null && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
+                if (costs is not null && !keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
                     return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, behind,
                         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the waiters ahead in its line and the limits' refill, is in {behind.TotalSeconds:0.###} s, after the maximum wait of {wait.TotalSeconds:0.###} s."));
@@ -215,7 +226,7 @@ public sealed partial class KeyEngine
 
         if (!calls.Final.Task.IsCompleted && !Offers.IsOffered(ticket.Id))
         {
-            var hold = HoldFor(costs is null);
+            var hold = HoldFor(keyLimits);
             if (queue.NextDeadline() is { } deadline && deadline < hold)
             {
                 // Wake just after the nearest deadline (a waiter is expired strictly after it).
@@ -251,7 +262,7 @@ public sealed partial class KeyEngine
         var earliest = queue.Enqueue(request, forecast).EarliestGrant;
         return costs is null
             ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, null, earliest)
-            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, EarliestFit(keyLimits, costs));
+            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsSeedOnly ? earliest : EarliestFit(keyLimits, costs));
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.CollectWaitAsync"/>
@@ -286,15 +297,14 @@ public sealed partial class KeyEngine
             return NotCollected(keyLimits, "No capacity is offered to the waiter now; it keeps its place.");
         }
 
-        if (keyLimits.IsSeedOnly && await LookUpAsync(id) is { } granted)
+        if (await LookUpAsync(id, keyLimits) is { } granted)
         {
             // Collected at an activation that is gone, its answer lost with it: told again from Redis.
             return granted;
         }
 
         // Unknown here (an activation that is gone offered it, or its answers were forgotten): the
-        // renewal queues it under its id, and on a key with several limits its grant looks the id up
-        // in Redis first, so one granted before is told so.
+        // renewal queues it under its id.
         return WaitAnswers.TryGet(id, out answered)
             ? await answered
             : NotCollected(keyLimits, "The waiter has no offer here; renew the wait to queue it.");
@@ -344,7 +354,7 @@ public sealed partial class KeyEngine
     public async Task<ProviderGrainView> GetState()
     {
         var keyLimits = KeyLimitsNow();
-        LimitState[] limits = keyLimits.IsSeedOnly
+        LimitState[] limits = SeedPath(keyLimits)
             ? _mirror.IsValid ? [keyLimits.Limits[0].State(_mirror.Remaining, _mirror.WindowEndMs)] : []
             : _limitSet is { } set && set.Mirror.Holds(keyLimits) ? set.Mirror.States() : [];
         var alone = _mirror.InOutage || (_limitSet?.Outage.HasWriteBack ?? false);
@@ -390,6 +400,18 @@ public sealed partial class KeyEngine
         return _waitQueue;
     }
 
+    /// <summary>When a key's one fixed window has capacity again, from the limit set's mirror (an upper bound on Redis).</summary>
+    private CapacityForecast WindowForecast(KeyLimits keyLimits)
+    {
+        var spec = keyLimits.Limits[0];
+        var window = TimeSpan.FromMilliseconds(spec.WindowMilliseconds);
+        var mirror = LimitSet.Mirror;
+        var now = mirror.StoreNowMs();
+        return mirror.Holds(keyLimits) && mirror.Values[0].EndMs > now
+            ? CapacityForecast.FixedWindow(mirror.Values[0].Remaining, TimeSpan.FromMilliseconds(mirror.Values[0].EndMs - now), spec.Points, window)
+            : CapacityForecast.FixedWindow(spec.Points, TimeSpan.Zero, spec.Points, window);
+    }
+
     /// <summary>When capacity comes back, from the mirror: an upper bound on Redis, so times computed from it are lower bounds.</summary>
     private CapacityForecast Forecast(ProviderLimitOptions limits)
     {
@@ -399,9 +421,26 @@ public sealed partial class KeyEngine
             : CapacityForecast.FixedWindow(limits.Points, TimeSpan.Zero, limits.Points, window);
     }
 
-    /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/> (seed key): its answer, kept, or null.</summary>
-    private async Task<WaitReply?> LookUpAsync(RequestId id)
+    /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/>: its answer, kept, or null.</summary>
+    private async Task<WaitReply?> LookUpAsync(RequestId id, KeyLimits keyLimits)
     {
+        if (!SeedPath(keyLimits))
+        {
+            try
+            {
+                // No costs: looked up only, nothing spent.
+                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(id, [], true, false)])))[0];
+                return outcome.Decisions is [0]
+                    ? Answer(id, CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero))
+                    : null;
+            }
+            catch (LimiterStoreException ex) when (ex.IsUnavailable)
+            {
+                // As below: granted only through Redis, which looks the id up again before granting.
+                return null;
+            }
+        }
+
         try
         {
             // A look-up spends nothing: the cost is not read.
@@ -447,7 +486,7 @@ public sealed partial class KeyEngine
                     return;
                 }
 
-                var (more, round, offered) = KeyLimitsNow() is { IsSeedOnly: false } keyLimits
+                var (more, round, offered) = KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits)
                     ? CostRound(queue, keyLimits)
                     : SeedRound(queue);
                 if (!more)
@@ -557,7 +596,7 @@ public sealed partial class KeyEngine
         Func<TimeSpan> retry;
         try
         {
-            if (keyLimits.IsSeedOnly && waiter.Request.Reservation && _limitSet is not null)
+            if (SeedPath(keyLimits) && waiter.Request.Reservation && _limitSet is not null)
             {
                 // A reservation on the seed's one limit is granted by the scripts that record it (the
                 // same two hash fields), so that its settle finds what it reserved.
@@ -570,7 +609,7 @@ public sealed partial class KeyEngine
 
                 retry = () => _mirror.IsOpen ? _mirror.UntilEnd() : DrainRetry;
             }
-            else if (keyLimits.IsSeedOnly)
+            else if (SeedPath(keyLimits))
             {
                 var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(waiter.Id, waiter.Cost, LookUp: waiter.MayHaveRecord)]));
                 granted = reply.Decisions[0] == WaiterGrant.NotGranted
@@ -624,7 +663,7 @@ public sealed partial class KeyEngine
     }
 
     /// <summary>A collect that granted nothing: the caller renews its wait.</summary>
-    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => keyLimits.IsSeedOnly
+    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => SeedPath(keyLimits)
         ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, reason)
         : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, TimeSpan.Zero, reason);
 
@@ -707,12 +746,17 @@ public sealed partial class KeyEngine
     /// reaching its caller only with the renewal. Such a hold lasts until shortly after the window's
     /// end instead.
     /// </summary>
-    private TimeSpan HoldFor(bool seedLimit)
+    private TimeSpan HoldFor(KeyLimits keyLimits)
     {
         var hold = PollInterval;
-        if (seedLimit && _mirror.IsOpen && _mirror.UntilEnd() is var untilEnd && (untilEnd - hold).Duration() < HoldClearOfCapacity)
+        TimeSpan? untilEnd = SeedPath(keyLimits)
+            ? _mirror.IsOpen ? _mirror.UntilEnd() : null
+            : keyLimits.IsSeedOnly && LimitSet.Mirror.Holds(keyLimits) && LimitSet.Mirror.Values[0].EndMs - LimitSet.Mirror.StoreNowMs() is var ms && ms > 0
+                ? TimeSpan.FromMilliseconds(ms)
+                : null;
+        if (untilEnd is { } end && (end - hold).Duration() < HoldClearOfCapacity)
         {
-            hold = untilEnd + HoldClearOfCapacity;
+            hold = end + HoldClearOfCapacity;
         }
 
         return hold;
@@ -757,7 +801,9 @@ public sealed partial class KeyEngine
         foreach (var waiter in queue.TakeTimedOut())
         {
             GrantWaits.TimedOut(waiter.Priority);
-            Answer(waiter.Id, Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
+            Answer(waiter.Id, waiter.Request.Costs is { } costs && KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits) && costs.Length == keyLimits.Limits.Length
+                ? CostReply(WaitOutcome.TimedOut, WaitRejection.None, keyLimits, null, UntilFit(keyLimits, costs))
+                : Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
         }
     }
 

@@ -51,6 +51,8 @@ public sealed partial class KeyEngine
     private readonly LimitSetWindow? _limitSet;
     private readonly RecentDecisions<CostOutcome> _recentCosts;
     private readonly RecentDecisions<SettleReply> _recentSettles;
+    private readonly string _storeName;
+    private readonly string _owner;
     private KeyLimitsCache? _keyLimitsCache;
 
     /// <summary>Builds the engine of one provider key.</summary>
@@ -66,6 +68,8 @@ public sealed partial class KeyEngine
     {
         _provider = provider;
         _key = key;
+        _storeName = store.Name;
+        _owner = owner;
         _resolve = resolve;
         _configured = configured;
         _time = time;
@@ -86,8 +90,9 @@ public sealed partial class KeyEngine
             _limitSet.OutageEnded += StopSyncing;
         }
 
-        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand or GrantCostWaitersCommand
+        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or AbandonCostsCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand or GrantCostWaitersCommand
             ? LimitSet.ExecuteAsync(commands)
+            : commands[0] is ResetCommand ? ResetInOrderAsync(commands)
             : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
         _recentCosts = new RecentDecisions<CostOutcome>(time, RememberDecisions, capacity: 100_000);
@@ -138,15 +143,15 @@ public sealed partial class KeyEngine
     /// <inheritdoc cref="IProviderLimiterGrain.TryConsumeAsync"/>
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
-        if (!KeyLimitsNow().IsSeedOnly)
+        var keyLimits = KeyLimitsNow();
+        if (keyLimits.IsSeedOnly && (points < 1 || points > keyLimits.Limits[0].Points))
         {
-            return (await TryConsumeBatchAsync(new ConsumeBatch([points]))).ToResult(0);
+            throw new ArgumentOutOfRangeException(nameof(points), points, $"A request must ask for 1 to {keyLimits.Limits[0].Points} points (the provider's points per window).");
         }
 
-        var (_, limits) = Resolve();
-        if (points < 1 || points > limits.Points)
+        if (!SeedPath(keyLimits))
         {
-            throw new ArgumentOutOfRangeException(nameof(points), points, $"A request must ask for 1 to {limits.Points} points (the provider's points per window).");
+            return (await TryConsumeBatchAsync(new ConsumeBatch([points]))).ToResult(0);
         }
 
         var decision = _mirror.RefusesAll([points]) ? _mirror.Refusal(1) : await Enqueue(new ConsumeCommand(RequestId.None, [points]));
@@ -161,7 +166,7 @@ public sealed partial class KeyEngine
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
-        if (KeyLimitsNow() is { IsSeedOnly: false } keyLimits)
+        if (KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits))
         {
             return await ConsumeAsCostsAsync(batch, keyLimits);
         }
@@ -219,15 +224,50 @@ public sealed partial class KeyEngine
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.GetStateAsync"/>
-    public async ValueTask<LimiterState> GetStateAsync() => await Enqueue(new ReadCommand());
+    public async ValueTask<LimiterState> GetStateAsync()
+    {
+        var keyLimits = KeyLimitsNow();
+        if (SeedPath(keyLimits))
+        {
+            return await Enqueue(new ReadCommand());
+        }
+
+        // The requests limit, as the limit set holds it (while Redis is away, as this engine decides from it).
+        var (name, options) = Resolve();
+        var read = await Enqueue(new ReadLimitsCommand(keyLimits));
+        var requests = keyLimits.Limits[0];
+        var value = read.Limits.Length > 0 ? read.Limits[0] : new LimitValue(requests.Points, 0);
+        var store = read.FromMirror ? "mirror" : _storeName;
+        return read.Exists
+            ? new LimiterState(name, _key, keyLimits.StoreKey, true, requests.Points, options.Window, value.Remaining,
+                DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(value.EndMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())),
+                TimeSpan.FromMilliseconds(Math.Max(0, value.EndMs - read.NowMs)), store, _owner)
+            : new LimiterState(name, _key, keyLimits.StoreKey, false, requests.Points, options.Window, requests.Points, null, TimeSpan.Zero, store, _owner);
+    }
 
     /// <inheritdoc cref="IProviderLimiterGrain.ResetAsync"/>
     public async ValueTask ResetAsync()
     {
         await Enqueue(new ResetCommand());
-        _limitSet?.Mirror.Clear();
-        _limitSet?.Outage.Forget();
         WaitersMayProceed();
+    }
+
+    /// <summary>
+    /// A reset, then the limit set's memory of the old window forgotten before the next store call:
+    /// a consume sends what the mirror saw so that Redis restores a hash it lost, and a reset's hash
+    /// must not be restored from it.
+    /// </summary>
+    private async Task ResetInOrderAsync(IReadOnlyList<ProviderCommand> commands)
+    {
+        try
+        {
+            await _window.ExecuteAsync(commands);
+        }
+        finally
+        {
+            _limitSet?.Mirror.Clear();
+            _limitSet?.Outage.Forget();
+        }
     }
 
     /// <summary>The decision with the costs it was made for: an abandon gives back what was granted of these, never of costs a later caller states.</summary>

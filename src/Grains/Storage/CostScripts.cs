@@ -563,8 +563,12 @@ public static class CostScripts
             if hEnd > now then
               if fresh[i] then
                 -- A live window Redis does not hold: restore what remains, never a fresh full window.
-                avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i]); dirty[i] = true
-                sync = sync .. names[i] .. ': restored ' .. string.format('%.0f', avail[i]) .. ' remaining; '
+                -- A window the grain held spent knowing nothing of Redis's (remaining -1) is not made up:
+                -- the grain granted nothing in it, and Redis holds none.
+                if hRemaining >= 0 then
+                  avail[i] = math.max(0, math.min(caps[i], hRemaining)); ends[i] = math.min(hEnd, now + durs[i]); dirty[i] = true
+                  sync = sync .. names[i] .. ': restored ' .. string.format('%.0f', avail[i]) .. ' remaining; '
+                end
               elseif ends[i] == hEnd then
                 if hUnsynced > 0 then
                   avail[i] = math.max(0, avail[i] - hUnsynced); dirty[i] = true

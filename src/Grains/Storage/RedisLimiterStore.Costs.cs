@@ -72,7 +72,10 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         for (var b = 0; b < decisions.Length; b++)
         {
             var text = (string?)perBatch[b] ?? string.Empty;
-            if (text.Length != request.Batches[b].Costs.Length)
+
+            // A waiter's look-up (no requests, looked up first) is answered its record's decisions, if any.
+            var lookUp = request.Batches[b] is { Costs.Length: 0, Waiter: true, Resent: true };
+            if (text.Length != request.Batches[b].Costs.Length && !(lookUp && text.Length <= 1))
             {
                 throw new LimiterStoreException(
                     $"Redis answered {text.Length} decisions for a batch of {request.Batches[b].Costs.Length} under request id {request.Batches[b].Id}; nothing in it is granted.");

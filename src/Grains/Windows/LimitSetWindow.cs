@@ -47,6 +47,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         ObserveCommand observe => ObserveAsync(observe),
         LimitSetSyncCommand sync => SyncCommandAsync(sync),
         GrantCostWaitersCommand => GrantWaitersAsync(commands.Cast<GrantCostWaitersCommand>().ToList()),
+        AbandonCostsCommand abandon => AbandonAsync(abandon),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
 
@@ -130,7 +131,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             await SyncAsync();
             var waiters = commands.SelectMany(c => c.Waiters).ToList();
             var reply = await store.ConsumeCostsAsync(new CostConsume(
-                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
+                limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, w.Costs.Length == 0 ? [] : [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
             var from = 0;
             foreach (var command in commands)
@@ -216,6 +217,38 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         command.Completion.TrySetResult(reply);
     }
 
+    private async Task AbandonAsync(AbandonCostsCommand command)
+    {
+        // Redis's record of the batch is the ledger to undo, and a grant made alone is in Redis only
+        // once written back (the sync first): until then the sender is told to try again.
+        var limits = command.Limits;
+        if (!outage.ShouldCallStore(store.IsAvailable))
+        {
+            throw new LimiterStoreException($"Redis is not in use for '{limits.StoreKey}' now; an abandoned batch is undone once it is.", isUnavailable: true);
+        }
+
+        try
+        {
+            await SyncAsync();
+            var reply = await store.AbandonCostsAsync(new CostAbandon(limits.StoreKey, limits.Limits, command.Id, command.Granted, Seen(limits)));
+
+            // What was given back raises Redis above the mirror: take Redis's word for it.
+            mirror.Observe(limits, reply.Limits, reply.NowMs);
+            LogAbandoned(logger, limits.StoreKey, command.Id, reply.Outcome, reply.Released.Length > 0 ? reply.Released[0] : 0);
+            command.Completion.TrySetResult(reply);
+        }
+        catch (LimiterStoreException ex) when (ex.IsUnavailable)
+        {
+            LogStoreUnreachable(logger, limits.StoreKey, ex.Message);
+            if (outage.StoreUnreachable(mirror.StoreNowMs()))
+            {
+                Began(limits.StoreKey);
+            }
+
+            throw;
+        }
+    }
+
     private async Task ReadAsync(ReadLimitsCommand command)
     {
         try
@@ -231,7 +264,7 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             var now = mirror.StoreNowMs();
             var values = outage.ValuesNow(command.Limits, now)
                 ?? (mirror.Holds(command.Limits) ? mirror.Values : [.. command.Limits.Limits.Select(_ => new LimitValue(0, now))]);
-            command.Completion.TrySetResult(new LimitsRead(true, now, values, string.Empty));
+            command.Completion.TrySetResult(new LimitsRead(true, now, values, string.Empty, FromMirror: true));
         }
     }
 
@@ -244,6 +277,9 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     }
 
     // Event ids 220-229.
+    [LoggerMessage(EventId = 225, Level = LogLevel.Debug, Message = "Abandoned batch {Id} on {StoreKey}: {Outcome}, {Released} requests given back")]
+    private static partial void LogAbandoned(ILogger logger, string storeKey, RequestId id, AbandonOutcome outcome, long released);
+
     [LoggerMessage(EventId = 220, Level = LogLevel.Debug, Message = "Settled reservation {Id} on {StoreKey}: {Outcome}")]
     private static partial void LogSettled(ILogger logger, string storeKey, RequestId id, SettleOutcome outcome);
 
@@ -266,4 +302,5 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
 /// <param name="NowMs">The store's clock (estimated when Redis was away).</param>
 /// <param name="Ends">Each limit's end when the batch was decided.</param>
 /// <param name="Replayed">Answered from the batch's record.</param>
-public sealed record CostOutcome(int[] Decisions, LimitValue[] Limits, long NowMs, long[] Ends, bool Replayed);
+/// <param name="Costs">The costs this engine sent for the decision (an abandon gives back what was granted of these, never of costs a later caller states); null when none reached the store.</param>
+public sealed record CostOutcome(int[] Decisions, LimitValue[] Limits, long NowMs, long[] Ends, bool Replayed, long[][]? Costs = null);

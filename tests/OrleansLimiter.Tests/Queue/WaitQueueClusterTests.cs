@@ -23,6 +23,11 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
 
     private ILimiterClient CreateClient(string tenant) => fixture.CreateClient(tenant);
 
+    /// <summary>A waiter's grant on tiny's one limit (100 per minute) as a grain records it, under the waiter's id.</summary>
+    private Task<CostReply> GrantWaiterAsync(string storeKey, RequestId id, long points) =>
+        new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance).ConsumeCostsAsync(new CostConsume(
+            storeKey, [new LimitSpec(LimitSpec.Requests, OrleansLimiter.Configuration.LimitAlgorithm.FixedWindow, 100, 60_000)], [new CostStoreBatch(id, [[points]], Waiter: true)]));
+
     private IProviderLimiterGrain Grain(string provider, string key) =>
         fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));
 
@@ -203,14 +208,13 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         // whose answer never reached the caller.
         var key = TestKeys.Unique();
         var ticket = new WaitTicket(RequestId.New(), "moved", WaitPriority.Normal, 40, TimeSpan.FromSeconds(5), IsRenewal: true);
-        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
-        var before = await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(ticket.Id, 40)]));
+        var before = await GrantWaiterAsync("test:tiny:" + key, ticket.Id, 40);
 
         var renewed = await Grain("tiny", key).WaitAsync(ticket);
 
-        Assert.Equal([WaiterGrant.Granted], before.Decisions);
+        Assert.Equal([0], before.Decisions[0]);
         Assert.Equal(WaitOutcome.Granted, renewed.Outcome);
-        Assert.Equal(before.WindowEndMs, renewed.WindowEnd.ToUnixTimeMilliseconds());
+        Assert.Equal(before.BatchEnds[0][0], renewed.WindowEnd.ToUnixTimeMilliseconds());
         Assert.Equal("60", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
     }
 
@@ -221,14 +225,14 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         // caller collects again, at an activation that never heard of the waiter.
         var key = TestKeys.Unique();
         var id = RequestId.New();
-        var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
-        var before = await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(id, 25)]));
+        var before = await GrantWaiterAsync("test:tiny:" + key, id, 25);
 
         var again = await Grain("tiny", key).CollectWaitAsync(id);
         var unknown = await Grain("tiny", key).CollectWaitAsync(RequestId.New());
 
+        Assert.Equal([0], before.Decisions[0]);
         Assert.Equal(WaitOutcome.Granted, again.Outcome);
-        Assert.Equal(before.WindowEndMs, again.WindowEnd.ToUnixTimeMilliseconds());
+        Assert.Equal(before.BatchEnds[0][0], again.WindowEnd.ToUnixTimeMilliseconds());
         Assert.Equal(WaitOutcome.StillWaiting, unknown.Outcome);
         Assert.Equal("75", (string?)await fixture.Db.HashGetAsync("test:tiny:" + key, "points"));
     }

@@ -377,12 +377,15 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
         Assert.DoesNotContain("merged", synced.Sync, StringComparison.Ordinal);
         Assert.Equal("8", (string?)await Db.HashGetAsync(key, "points"));
 
-        // Where Redis lost the window, it is restored spent until the grain's end, as the grain held it.
+        // Where Redis holds no window, no spent one is made up: the window is a full one, as a call opens it.
         await Db.KeyDeleteAsync(key);
         var end = synced.NowMs + 3_000;
-        var restored = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [LimitHint.Unknown(end), default], []));
-        Assert.Equal(0, restored.Limits[0].Remaining);
-        Assert.Equal(end, restored.Limits[0].EndMs);
+        var none = await RedisStore.SyncLimitsAsync(new LimitSync(key, RequestsAndTokens, [LimitHint.Unknown(end), default], []));
+        Assert.DoesNotContain("restored", none.Sync, StringComparison.Ordinal);
+        Assert.Equal(10, none.Limits[0].Remaining);
+        var next = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
+        Assert.Equal(9, next.Limits[0].Remaining);
+        Assert.Equal("9", (string?)await Db.HashGetAsync(key, "points"));
     }
 
     [Fact]
