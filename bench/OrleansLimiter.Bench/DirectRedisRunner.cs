@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Storage;
 using StackExchange.Redis;
 
@@ -14,7 +15,8 @@ internal sealed class DirectRedisRunner(IConnectionMultiplexer redis, string key
     // The bench provider's window: never exhausted, so every decision is a full script run.
     private const long Points = 1_000_000_000_000;
     private const long WindowMilliseconds = 600_000;
-    private static readonly long[] OneCost = [1];
+    private static readonly LimitSpec[] Requests = [new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, Points, WindowMilliseconds)];
+    private static readonly long[][] OneCost = [[1]];
 
     private readonly RedisLimiterStore _store = new(redis, NullLogger<RedisLimiterStore>.Instance);
 
@@ -27,7 +29,7 @@ internal sealed class DirectRedisRunner(IConnectionMultiplexer redis, string key
     /// <summary>The benchmark's only call into the store.</summary>
     private async Task<bool> DecideAsync(string storeKey)
     {
-        var reply = await _store.ConsumeAsync(new StoreConsume(storeKey, Points, WindowMilliseconds, default, [], [new StoreBatch(RequestId.None, OneCost)]));
-        return reply.Granted[0][0];
+        var reply = await _store.ConsumeCostsAsync(new CostConsume(storeKey, Requests, [new CostStoreBatch(RequestId.None, OneCost)]));
+        return reply.Decisions[0][0] == 0;
     }
 }

@@ -34,7 +34,7 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private IGrainTimer? _backgroundTimer;
 
     /// <summary>Builds the engine of the provider key named by the grain key.</summary>
-    public ProviderLimiterGrain(EffectiveLimits limits, ILimiterStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)
+    public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)
     {
         var grainKey = this.GetPrimaryKeyString();
         var (provider, key) = LimiterKey.Parse(grainKey);

@@ -3,11 +3,11 @@ namespace OrleansLimiter.Grains.Commands;
 /// <summary>
 /// One ordered queue of store commands: executes one at a time, in arrival order, so that a reset
 /// is ordered against the consumes around it and replies are applied in the order the store made
-/// them. Consumes queued back to back leave together (up to <see cref="MaxCostsPerCall"/> costs; a
-/// single batch is never split), and so do waiters' grants (collects). Nothing runs unobserved: any failure of an execution is delivered to
+/// them. Cost batches for the same limits queued back to back leave together (up to <see cref="MaxCostsPerCall"/>
+/// costs; a single batch is never split), and so do waiters' grants (collects). Nothing runs unobserved: any failure of an execution is delivered to
 /// exactly the commands it carried. Not thread-safe: used on one grain activation's scheduler.
 /// </summary>
-/// <param name="execute">Executes one command, or a group of consumes; completes the commands.</param>
+/// <param name="execute">Executes one command, or a group of cost batches or collects; completes the commands.</param>
 public sealed class CommandQueue(Func<IReadOnlyList<ProviderCommand>, Task> execute)
 {
     /// <summary>Upper bound on costs decided by one store call, to keep each script short.</summary>
@@ -68,7 +68,7 @@ public sealed class CommandQueue(Func<IReadOnlyList<ProviderCommand>, Task> exec
         var taken = new List<ProviderCommand> { first };
         if (first is CostCommand cost)
         {
-            // Cost batches for the same limits leave together, as consumes do.
+            // Cost batches for the same limits that arrive while a store call is out leave together.
             var requests = cost.Costs.Length;
             while (_commands.TryPeek(out var next) && next is CostCommand more && more.Limits.SameAs(cost.Limits) && requests + more.Costs.Length <= MaxCostsPerCall)
             {
@@ -76,48 +76,17 @@ public sealed class CommandQueue(Func<IReadOnlyList<ProviderCommand>, Task> exec
                 taken.Add(more);
                 requests += more.Costs.Length;
             }
-
-            return taken;
         }
-
-        if (first is GrantWaitersCommand grant)
+        else if (first is GrantCostWaitersCommand grant)
         {
-            // Waiters' collects that arrive while a store call is out leave together in the next.
+            // So do waiters' collects.
             var waiters = grant.Waiters.Length;
-            while (_commands.TryPeek(out var next) && next is GrantWaitersCommand more && waiters + more.Waiters.Length <= MaxCostsPerCall)
+            while (_commands.TryPeek(out var next) && next is GrantCostWaitersCommand more && more.Limits.SameAs(grant.Limits) && waiters + more.Waiters.Length <= MaxCostsPerCall)
             {
                 _commands.Dequeue();
                 taken.Add(more);
                 waiters += more.Waiters.Length;
             }
-
-            return taken;
-        }
-
-        if (first is GrantCostWaitersCommand costGrant)
-        {
-            var waiters = costGrant.Waiters.Length;
-            while (_commands.TryPeek(out var next) && next is GrantCostWaitersCommand more && more.Limits.SameAs(costGrant.Limits) && waiters + more.Waiters.Length <= MaxCostsPerCall)
-            {
-                _commands.Dequeue();
-                taken.Add(more);
-                waiters += more.Waiters.Length;
-            }
-
-            return taken;
-        }
-
-        if (first is not ConsumeCommand consume)
-        {
-            return taken;
-        }
-
-        var count = consume.Costs.Length;
-        while (_commands.TryPeek(out var next) && next is ConsumeCommand more && count + more.Costs.Length <= MaxCostsPerCall)
-        {
-            _commands.Dequeue();
-            taken.Add(more);
-            count += more.Costs.Length;
         }
 
         return taken;

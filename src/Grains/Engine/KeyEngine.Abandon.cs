@@ -17,48 +17,11 @@ public sealed partial class KeyEngine
             throw new ArgumentException("A batch is abandoned by its request id; this one has none.", nameof(batch));
         }
 
-        if (KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits))
-        {
-            return await AbandonCostsAsync(batch.RequestId, keyLimits);
-        }
-
-        // What this activation granted the batch, if it decided it: a batch still being decided is
-        // waited for (the abandon follows it), and from now on a sending of it is told it was refused.
-        var (_, limits) = Resolve();
-        long granted = -1, grantedEnd = 0;
-        if (_recent.TryGet(batch.RequestId, out var decided))
-        {
-            long[] eligible = [.. batch.Costs.Where(c => c >= 1 && c <= limits.Points)];
-            try
-            {
-                // What was granted of the costs this activation decided, never of the costs this
-                // abandon states (a caller could state more than it was granted).
-                var decision = await decided;
-                if (decision.GrantedPoints >= 0)
-                {
-                    granted = decision.GrantedPoints;
-                    grantedEnd = decision.WindowEndMs;
-                }
-            }
-            catch (LimiterStoreException)
-            {
-                // Decided nothing here; Redis's record of the id (if the call reached it) decides.
-            }
-
-            _recent.Add(batch.RequestId, Task.FromResult(_mirror.Refusal(eligible.Length)));
-        }
-
-        var reply = await Enqueue(new AbandonCommand(batch.RequestId, granted, grantedEnd));
-        if (reply.Released > 0)
-        {
-            WaitersMayProceed();
-        }
-
-        return new AbandonResult(reply.Outcome, reply.Released);
+        return await AbandonCostsAsync(batch.RequestId, KeyLimitsNow());
     }
 
     /// <summary>
-    /// Undoes a batch on a key decided as a set of limits: what it was charged goes back to each limit
+    /// Undoes a batch: what it was charged goes back to each limit
     /// still in the window it was charged to (Redis's record says how much; this engine's own decision
     /// only where Redis has none), and from now on a sending of it is refused, here and in Redis.
     /// </summary>
@@ -79,7 +42,7 @@ public sealed partial class KeyEngine
                 // Decided nothing here; Redis's record of the id (if the call reached it) decides.
             }
 
-            _recentCosts.Add(id, Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], Replayed: true)));
+            _recentCosts.Add(id, Task.FromResult(new CostOutcome([], [], _limitSet.Mirror.StoreNowMs(), [], Replayed: true)));
         }
 
         var reply = await Enqueue(new AbandonCostsCommand(limits, id, granted));

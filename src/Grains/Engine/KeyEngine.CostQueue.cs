@@ -70,7 +70,7 @@ public sealed partial class KeyEngine
     /// </summary>
     private TimeSpan EarliestFit(KeyLimits limits, long[] costs)
     {
-        var mirror = LimitSet.Mirror;
+        var mirror = _limitSet.Mirror;
         if (!mirror.Holds(limits))
         {
             return TimeSpan.Zero;
@@ -98,10 +98,10 @@ public sealed partial class KeyEngine
     private TimeSpan UntilFit(KeyLimits limits, long[] costs)
     {
         var fit = EarliestFit(limits, costs);
-        if (fit <= TimeSpan.Zero && LimitSet.Mirror.Holds(limits))
+        if (fit <= TimeSpan.Zero && _limitSet.Mirror.Holds(limits))
         {
-            var now = LimitSet.Mirror.StoreNowMs();
-            var end = LimitSet.Mirror.Values.Where((_, i) => limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow).Select(v => v.EndMs).DefaultIfEmpty(now).Min();
+            var now = _limitSet.Mirror.StoreNowMs();
+            var end = _limitSet.Mirror.Values.Where((_, i) => limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow).Select(v => v.EndMs).DefaultIfEmpty(now).Min();
             fit = TimeSpan.FromMilliseconds(Math.Max(0, end - now));
         }
 
@@ -116,7 +116,7 @@ public sealed partial class KeyEngine
     /// </summary>
     private TimeSpan EarliestBehindLine(KeyLimits limits, FairWaitQueue queue, WaitRequest request)
     {
-        if (!LimitSet.Mirror.Holds(limits) || request.Costs is not { } own)
+        if (!_limitSet.Mirror.Holds(limits) || request.Costs is not { } own)
         {
             return TimeSpan.Zero;
         }
@@ -142,7 +142,7 @@ public sealed partial class KeyEngine
     /// </summary>
     private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) CostRound(FairWaitQueue queue, KeyLimits limits)
     {
-        var mirror = LimitSet.Mirror;
+        var mirror = _limitSet.Mirror;
         var held = Offers.Held(limits.Limits.Length);
         var left = new long[limits.Limits.Length];
         for (var i = 0; i < left.Length; i++)
@@ -210,7 +210,7 @@ public sealed partial class KeyEngine
     /// <summary>A reply on a key with several limits: the limits as the engine knows them (for a grant, as Redis answered).</summary>
     private WaitReply CostReply(WaitOutcome outcome, WaitRejection rejection, KeyLimits limits, CostOutcome? grant, TimeSpan earliest, string? reason = null, string? blockedBy = null)
     {
-        var mirror = LimitSet.Mirror;
+        var mirror = _limitSet.Mirror;
         var values = grant is { Limits.Length: > 0 } ? grant.Limits
             : mirror.Holds(limits) ? mirror.Values
             : new LimitValue[limits.Limits.Length];

@@ -8,8 +8,6 @@ namespace OrleansLimiter.Grains.Engine;
 // Requests with a cost per limit (requests, tokens, …), reservations and their settles.
 public sealed partial class KeyEngine
 {
-    private LimitSetWindow LimitSet => _limitSet ?? throw new NotSupportedException("This silo's store holds single limits only.");
-
     /// <inheritdoc cref="IProviderLimiterGrain.TryConsumeCostsAsync"/>
     public async ValueTask<CostBatchResult> TryConsumeCostsAsync(CostBatch batch)
     {
@@ -32,8 +30,8 @@ public sealed partial class KeyEngine
         {
             // Someone waits: what is there is theirs, in the queue's order. (A lease decided before is
             // told again below, whatever the queue holds now.)
-            var values = LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.Values : new LimitValue[limits.Limits.Length];
-            return new CostBatchResult([ConsumeOutcome.Refused], [0], [0], [], LimitSetMirror.ToStates(limits, values), LimitSet.Mirror.StoreNowMs());
+            var values = _limitSet.Mirror.Holds(limits) ? _limitSet.Mirror.Values : new LimitValue[limits.Limits.Length];
+            return new CostBatchResult([ConsumeOutcome.Refused], [0], [0], [], LimitSetMirror.ToStates(limits, values), _limitSet.Mirror.StoreNowMs());
         }
 
         return await DecideCostsAsync(limits, batch.CostsFor(limits), batch.RequestId, batch.IsResend, reservation: true);
@@ -83,12 +81,6 @@ public sealed partial class KeyEngine
         var read = await Enqueue(new ReadLimitsCommand(limits));
         return LimitSetMirror.ToStates(limits, read.Limits);
     }
-
-    /// <summary>
-    /// Whether the key is decided by the single-limit engine: only on a store without the limit-set
-    /// scripts. On any other store every key, the seed's one window included, is a set of limits.
-    /// </summary>
-    private bool SeedPath(KeyLimits limits) => limits.IsSeedOnly && _limitSet is null;
 
     /// <summary>The key's limits in force now (configuration with run-time changes).</summary>
     private KeyLimits KeyLimitsNow()
@@ -171,9 +163,9 @@ public sealed partial class KeyEngine
         if (!replayed)
         {
             decided = eligible.Length == 0
-                ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
-                : LimitSet.Mirror.RefusesAll(limits, eligible) is { } refused
-                    ? Task.FromResult(new CostOutcome(refused, LimitSet.Mirror.Values, LimitSet.Mirror.StoreNowMs(), [], false))
+                ? Task.FromResult(new CostOutcome([], [], _limitSet.Mirror.StoreNowMs(), [], false))
+                : _limitSet.Mirror.RefusesAll(limits, eligible) is { } refused
+                    ? Task.FromResult(new CostOutcome(refused, _limitSet.Mirror.Values, _limitSet.Mirror.StoreNowMs(), [], false))
                     : WithCosts(Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)), eligible);
             _recentCosts.Add(id, decided);
         }
@@ -224,7 +216,7 @@ public sealed partial class KeyEngine
         // Without a store answer (every request above a limit, or Redis away) the limits are shown as
         // the mirror last saw them, or as unknown (nothing remaining) when it saw nothing.
         var values = outcome.Limits.Length > 0 ? outcome.Limits
-            : LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.Values
+            : _limitSet.Mirror.Holds(limits) ? _limitSet.Mirror.Values
             : new LimitValue[limits.Limits.Length];
         return new CostBatchResult(outcomes, blockedBy, retryAfter, outcome.Ends, LimitSetMirror.ToStates(limits, values), outcome.NowMs);
     }

@@ -60,19 +60,13 @@ public sealed partial class KeyEngine
 
         if (mapped.Count == 0)
         {
-            return new ObservationResult([], [.. ignored], LimitSet.Mirror.Holds(limits) ? LimitSet.Mirror.States() : []);
+            return new ObservationResult([], [.. ignored], _limitSet.Mirror.Holds(limits) ? _limitSet.Mirror.States() : []);
         }
 
         // Foreign spend learned so far is charged first: the report then measures only what it missed.
         var learner = Learner(limits);
         var charges = ChargeEntries(learner);
         var reply = await Enqueue(new ObserveCommand(limits, [.. charges, .. mapped]));
-        if (SeedPath(limits))
-        {
-            // The seed's path keeps its own mirror of the requests window.
-            _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
-        }
-
         Charged(learner, charges, reply.Lowered);
         var lowered = new long[observations.Length];
         // What each limit held after each entry: the reply's final count, plus what later entries took.
@@ -199,11 +193,6 @@ public sealed partial class KeyEngine
         try
         {
             var reply = await Enqueue(new ObserveCommand(foreign.Limits, [.. charges]));
-            if (SeedPath(foreign.Limits))
-            {
-                _mirror.Lower(reply.Limits[0].Remaining, reply.Limits[0].EndMs);
-            }
-
             Charged(foreign.Learner, charges, reply.Lowered);
         }
         catch (LimiterStoreException ex)

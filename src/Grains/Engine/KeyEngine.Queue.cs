@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Queue;
-using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
 
 namespace OrleansLimiter.Grains.Engine;
@@ -108,63 +107,35 @@ public sealed partial class KeyEngine
 
         var (_, limits) = Resolve();
         var keyLimits = KeyLimitsNow();
-        long[]? costs = null;
-        var fairCost = ticket.Points;
-        var forecast = Forecast(limits);
-        if (SeedPath(keyLimits))
+        if (keyLimits.IsSeedOnly && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
         {
-            if (ticket.Cost is { } cost)
-            {
-                // A reservation on the seed's one limit: its requests are the points.
-                fairCost = cost.For(keyLimits)[0];
-                if (fairCost > limits.Points)
-                {
-                    return Reply(WaitOutcome.Rejected, WaitRejection.AboveLimit, $"The cost is above what '{LimitSpec.Requests}' can ever hold ({limits.Points}).") with { BlockedBy = LimitSpec.Requests };
-                }
-
-                ticket = ticket with { Points = fairCost };
-            }
-
-            if (ticket.Points < 1 || ticket.Points > limits.Points)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
-            }
+            throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
         }
-        else if (_limitSet is null)
+
+        CapacityForecast forecast;
+        var (costs, fairCost, above) = WaiterCosts(ticket, keyLimits);
+        if (above is not null)
         {
-            return Reply(WaitOutcome.Rejected, WaitRejection.NotQueued, "This silo's store holds single limits only; callers of a key with several limits wait on their own.");
+            return CostReply(WaitOutcome.Rejected, WaitRejection.AboveLimit, keyLimits, null, TimeSpan.Zero,
+                $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
+        }
+
+        if (keyLimits.IsSeedOnly)
+        {
+            // One fixed window: the fair queue's forecast is exact for it, and counts the waiters
+            // of every line that will be served first (a renewal keeps its place and deadline).
+            forecast = WindowForecast(keyLimits);
+        }
+        else if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
+        {
+            return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
         }
         else
         {
-            if (keyLimits.IsSeedOnly && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
-            {
-                throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
-            }
-
-            (costs, fairCost, var above) = WaiterCosts(ticket, keyLimits);
-            if (above is not null)
-            {
-                return CostReply(WaitOutcome.Rejected, WaitRejection.AboveLimit, keyLimits, null, TimeSpan.Zero,
-                    $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
-            }
-
-            if (keyLimits.IsSeedOnly)
-            {
-                // One fixed window: the fair queue's forecast is exact for it, and counts the waiters
-                // of every line that will be served first (a renewal keeps its place and deadline).
-                forecast = WindowForecast(keyLimits);
-            }
-            else if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
-            {
-                return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
-                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
-            }
-            else
-            {
-                // The fair queue's forecast counts one number; a key with several limits checks the
-                // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
-                forecast = CapacityForecast.Unbounded;
-            }
+            // The fair queue's forecast counts one number; a key with several limits checks the
+            // waiter's own cost above, and its line's costs with its own below (EarliestBehindLine).
+            forecast = CapacityForecast.Unbounded;
         }
 
         var queue = WaitQueue(limits);
@@ -196,7 +167,7 @@ public sealed partial class KeyEngine
 
             if (!Waiting.TryGetValue(ticket.Id, out calls))
             {
-                if (costs is not null && !keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
+                if (!keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
                     return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, behind,
                         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the waiters ahead in its line and the limits' refill, is in {behind.TotalSeconds:0.###} s, after the maximum wait of {wait.TotalSeconds:0.###} s."));
@@ -207,9 +178,7 @@ public sealed partial class KeyEngine
                 if (!queued.IsQueued)
                 {
                     var rejection = queued.Outcome == EnqueueOutcome.QueueFull ? WaitRejection.QueueFull : WaitRejection.DeadlineUnreachable;
-                    return costs is null
-                        ? Reply(WaitOutcome.Rejected, rejection, queued.Reason, queued.EarliestGrant)
-                        : CostReply(WaitOutcome.Rejected, rejection, keyLimits, null, queued.EarliestGrant, queued.Reason);
+                    return CostReply(WaitOutcome.Rejected, rejection, keyLimits, null, queued.EarliestGrant, queued.Reason);
                 }
 
                 calls = new WaiterCalls();
@@ -254,15 +223,11 @@ public sealed partial class KeyEngine
 
         if (Offers.Deliver(ticket.Id))
         {
-            return costs is null
-                ? Reply(WaitOutcome.Offered, WaitRejection.None, null)
-                : CostReply(WaitOutcome.Offered, WaitRejection.None, keyLimits, null, TimeSpan.Zero);
+            return CostReply(WaitOutcome.Offered, WaitRejection.None, keyLimits, null, TimeSpan.Zero);
         }
 
         var earliest = queue.Enqueue(request, forecast).EarliestGrant;
-        return costs is null
-            ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, null, earliest)
-            : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsSeedOnly ? earliest : EarliestFit(keyLimits, costs));
+        return CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsSeedOnly ? earliest : EarliestFit(keyLimits, costs));
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.CollectWaitAsync"/>
@@ -354,10 +319,8 @@ public sealed partial class KeyEngine
     public async Task<ProviderGrainView> GetState()
     {
         var keyLimits = KeyLimitsNow();
-        LimitState[] limits = SeedPath(keyLimits)
-            ? _mirror.IsValid ? [keyLimits.Limits[0].State(_mirror.Remaining, _mirror.WindowEndMs)] : []
-            : _limitSet is { } set && set.Mirror.Holds(keyLimits) ? set.Mirror.States() : [];
-        var alone = _mirror.InOutage || (_limitSet?.Outage.HasWriteBack ?? false);
+        LimitState[] limits = _limitSet.Mirror.Holds(keyLimits) ? _limitSet.Mirror.States() : [];
+        var alone = _limitSet.Outage.HasWriteBack;
         return new ProviderGrainView(_provider, _key, limits, alone, await GetQueueAsync());
     }
 
@@ -405,48 +368,22 @@ public sealed partial class KeyEngine
     {
         var spec = keyLimits.Limits[0];
         var window = TimeSpan.FromMilliseconds(spec.WindowMilliseconds);
-        var mirror = LimitSet.Mirror;
+        var mirror = _limitSet.Mirror;
         var now = mirror.StoreNowMs();
         return mirror.Holds(keyLimits) && mirror.Values[0].EndMs > now
             ? CapacityForecast.FixedWindow(mirror.Values[0].Remaining, TimeSpan.FromMilliseconds(mirror.Values[0].EndMs - now), spec.Points, window)
             : CapacityForecast.FixedWindow(spec.Points, TimeSpan.Zero, spec.Points, window);
     }
 
-    /// <summary>When capacity comes back, from the mirror: an upper bound on Redis, so times computed from it are lower bounds.</summary>
-    private CapacityForecast Forecast(ProviderLimitOptions limits)
-    {
-        var window = TimeSpan.FromMilliseconds(limits.WindowMilliseconds);
-        return _mirror.IsOpen
-            ? CapacityForecast.FixedWindow(_mirror.Remaining, TimeSpan.FromMilliseconds(_mirror.WindowEndMs - _mirror.StoreNowMs()), limits.Points, window)
-            : CapacityForecast.FixedWindow(limits.Points, TimeSpan.Zero, limits.Points, window);
-    }
-
     /// <summary>Whether Redis holds a grant of waiter <paramref name="id"/>: its answer, kept, or null.</summary>
     private async Task<WaitReply?> LookUpAsync(RequestId id, KeyLimits keyLimits)
     {
-        if (!SeedPath(keyLimits))
-        {
-            try
-            {
-                // No costs: looked up only, nothing spent.
-                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(id, [], true, false)])))[0];
-                return outcome.Decisions is [0]
-                    ? Answer(id, CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero))
-                    : null;
-            }
-            catch (LimiterStoreException ex) when (ex.IsUnavailable)
-            {
-                // As below: granted only through Redis, which looks the id up again before granting.
-                return null;
-            }
-        }
-
         try
         {
-            // A look-up spends nothing: the cost is not read.
-            var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(id, 1, LookUpOnly: true)]));
-            return reply.Decisions[0] == WaiterGrant.GrantedBefore
-                ? Answer(id, Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs })
+            // No costs: looked up only, nothing spent.
+            var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(id, [], true, false)])))[0];
+            return outcome.Decisions is [0]
+                ? Answer(id, CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero))
                 : null;
         }
         catch (LimiterStoreException ex) when (ex.IsUnavailable)
@@ -486,9 +423,7 @@ public sealed partial class KeyEngine
                     return;
                 }
 
-                var (more, round, offered) = KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits)
-                    ? CostRound(queue, keyLimits)
-                    : SeedRound(queue);
+                var (more, round, offered) = CostRound(queue, KeyLimitsNow());
                 if (!more)
                 {
                     return;
@@ -504,39 +439,6 @@ public sealed partial class KeyEngine
         {
             _draining = false;
         }
-    }
-
-    /// <summary>
-    /// One round of offers on a key with the seed's one limit: false when nothing more can be offered
-    /// now (the next drain is set for the window's end, or for a retry).
-    /// </summary>
-    private (bool More, int Round, IReadOnlyList<QueuedWaiter> Offered) SeedRound(FairWaitQueue queue)
-    {
-        var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
-        if (_mirror.InOutage || _mirror.HasWriteBack)
-        {
-            // Waiters are granted through Redis only: while the engine decides alone, or owes Redis a
-            // write-back, a collect could not spend, so nothing is offered (the sync settles first).
-            DrainAt(DrainRetry);
-            return (false, round, []);
-        }
-
-        var (_, limits) = Resolve();
-        var available = (_mirror.IsOpen ? _mirror.Remaining : limits.Points) - Offers.HeldPoints;
-        var taken = queue.Take(available, round, backfill: true);
-        if (taken.Count == 0)
-        {
-            // With the mirror's window over, only outstanding offers hold the capacity: their ends drain.
-            if (_mirror.IsOpen || Offers.Count == 0)
-            {
-                DrainAt(_mirror.UntilEnd());
-            }
-
-            return (false, round, []);
-        }
-
-        Offer(taken);
-        return (true, round, taken);
     }
 
     /// <summary>
@@ -596,38 +498,11 @@ public sealed partial class KeyEngine
         Func<TimeSpan> retry;
         try
         {
-            if (SeedPath(keyLimits) && waiter.Request.Reservation && _limitSet is not null)
-            {
-                // A reservation on the seed's one limit is granted by the scripts that record it (the
-                // same two hash fields), so that its settle finds what it reserved.
-                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(waiter.Id, [waiter.Cost], waiter.MayHaveRecord, true)])))[0];
-                granted = outcome.Decisions is [0] ? CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero) : null;
-                if (outcome.Limits is [var requests, ..])
-                {
-                    _mirror.Lower(requests.Remaining, requests.EndMs);
-                }
+            var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(waiter.Id, waiter.Request.Costs!, waiter.MayHaveRecord, waiter.Request.Reservation)])))[0];
+            granted = outcome.Decisions is [0] ? CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero) : null;
 
-                retry = () => _mirror.IsOpen ? _mirror.UntilEnd() : DrainRetry;
-            }
-            else if (SeedPath(keyLimits))
-            {
-                var reply = await Enqueue(new GrantWaitersCommand([new StoreWaiter(waiter.Id, waiter.Cost, LookUp: waiter.MayHaveRecord)]));
-                granted = reply.Decisions[0] == WaiterGrant.NotGranted
-                    ? null
-                    : Reply(WaitOutcome.Granted, WaitRejection.None, null, reply.Remaining, reply.WindowEndsMs[0]) with { GrantEndsMs = [reply.WindowEndsMs[0]], DecidedAtMs = reply.NowMs };
-
-                // Refused: others consumed, or the drain came before Redis's window ended; capacity
-                // comes back at the window's end, as the mirror now has it from this reply.
-                retry = () => _mirror.WindowEndMs == reply.WindowEndMs ? _mirror.UntilEnd() : TimeSpan.FromMilliseconds(reply.WindowEndMs - reply.NowMs);
-            }
-            else
-            {
-                var outcome = (await Enqueue(new GrantCostWaitersCommand(keyLimits, [(waiter.Id, waiter.Request.Costs!, waiter.MayHaveRecord, waiter.Request.Reservation)])))[0];
-                granted = outcome.Decisions is [0] ? CostReply(WaitOutcome.Granted, WaitRejection.None, keyLimits, outcome, TimeSpan.Zero) : null;
-
-                // Refused: others spent; the first waiter can fit by what Redis just answered (now in the mirror).
-                retry = () => NextFit(queue, keyLimits) + CostDrainMargin;
-            }
+            // Refused: others spent; the first waiter can fit by what Redis just answered (now in the mirror).
+            retry = () => NextFit(queue, keyLimits) + CostDrainMargin;
         }
         catch (Exception ex)
         {
@@ -663,9 +538,8 @@ public sealed partial class KeyEngine
     }
 
     /// <summary>A collect that granted nothing: the caller renews its wait.</summary>
-    private WaitReply NotCollected(KeyLimits keyLimits, string reason) => SeedPath(keyLimits)
-        ? Reply(WaitOutcome.StillWaiting, WaitRejection.None, reason)
-        : CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, TimeSpan.Zero, reason);
+    private WaitReply NotCollected(KeyLimits keyLimits, string reason) =>
+        CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, TimeSpan.Zero, reason);
 
     /// <summary>
     /// Offers not collected within <see cref="CollectWithin"/> lapse: nothing was spent. A waiter with
@@ -699,7 +573,8 @@ public sealed partial class KeyEngine
             }
         }
 
-        LogOffersLapsed(_logger, _window.StoreKey, lapsed.Count);
+        var storeKey = KeyLimitsNow().StoreKey;
+        LogOffersLapsed(_logger, storeKey, lapsed.Count);
         DrainSoon();
     }
 
@@ -749,9 +624,7 @@ public sealed partial class KeyEngine
     private TimeSpan HoldFor(KeyLimits keyLimits)
     {
         var hold = PollInterval;
-        TimeSpan? untilEnd = SeedPath(keyLimits)
-            ? _mirror.IsOpen ? _mirror.UntilEnd() : null
-            : keyLimits.IsSeedOnly && LimitSet.Mirror.Holds(keyLimits) && LimitSet.Mirror.Values[0].EndMs - LimitSet.Mirror.StoreNowMs() is var ms && ms > 0
+        TimeSpan? untilEnd = keyLimits.IsSeedOnly && _limitSet.Mirror.Holds(keyLimits) && _limitSet.Mirror.Values[0].EndMs - _limitSet.Mirror.StoreNowMs() is var ms && ms > 0
                 ? TimeSpan.FromMilliseconds(ms)
                 : null;
         if (untilEnd is { } end && (end - hold).Duration() < HoldClearOfCapacity)
@@ -801,7 +674,7 @@ public sealed partial class KeyEngine
         foreach (var waiter in queue.TakeTimedOut())
         {
             GrantWaits.TimedOut(waiter.Priority);
-            Answer(waiter.Id, waiter.Request.Costs is { } costs && KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits) && costs.Length == keyLimits.Limits.Length
+            Answer(waiter.Id, waiter.Request.Costs is { } costs && KeyLimitsNow() is var keyLimits && costs.Length == keyLimits.Limits.Length
                 ? CostReply(WaitOutcome.TimedOut, WaitRejection.None, keyLimits, null, UntilFit(keyLimits, costs))
                 : Reply(WaitOutcome.TimedOut, WaitRejection.None, null));
         }
@@ -819,15 +692,20 @@ public sealed partial class KeyEngine
         return reply;
     }
 
-    /// <summary>A reply from the mirror; one not granted says, unless told otherwise, when the window it saw ends.</summary>
+    /// <summary>
+    /// A reply from the mirror's requests limit (the key's first); one not granted says, unless told
+    /// otherwise, when the window it saw ends.
+    /// </summary>
     private WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, TimeSpan earliest = default)
     {
-        if (earliest == TimeSpan.Zero && outcome is not (WaitOutcome.Granted or WaitOutcome.Offered) && _mirror.IsOpen)
+        var mirror = _limitSet.Mirror;
+        var (remaining, endMs) = mirror.Values is [var requests, ..] ? (requests.Remaining, requests.EndMs) : (0L, 0L);
+        if (earliest == TimeSpan.Zero && outcome is not (WaitOutcome.Granted or WaitOutcome.Offered) && endMs > mirror.StoreNowMs())
         {
-            earliest = TimeSpan.FromMilliseconds(Math.Max(0, _mirror.WindowEndMs - _mirror.StoreNowMs()));
+            earliest = TimeSpan.FromMilliseconds(endMs - mirror.StoreNowMs());
         }
 
-        return Reply(outcome, rejection, reason, _mirror.IsValid ? _mirror.Remaining : 0, _mirror.WindowEndMs, earliest);
+        return Reply(outcome, rejection, reason, remaining, endMs, earliest);
     }
 
     private static WaitReply Reply(WaitOutcome outcome, WaitRejection rejection, string? reason, long remaining, long windowEndMs, TimeSpan earliest = default) =>

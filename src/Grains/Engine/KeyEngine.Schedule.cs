@@ -147,7 +147,7 @@ public sealed partial class KeyEngine
         }
     }
 
-    // Event ids 200-219 (201-205 are logged by ProviderWindow, 212-214 by the queue and the feedback).
+    // Event ids 200-219 (201 and 220-225 are logged by LimitSetWindow, 212-214 by the queue and the feedback).
     [LoggerMessage(EventId = 206, Level = LogLevel.Debug, Message = "Write-back to Redis failed, retrying: {Error}")]
     private static partial void LogSyncFailed(ILogger logger, string error);
 

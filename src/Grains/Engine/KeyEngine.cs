@@ -42,13 +42,10 @@ public sealed partial class KeyEngine
     private readonly Func<RateLimitingOptions> _configured;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly WindowMirror _mirror;
-    private readonly ProviderWindow _window;
     private readonly CommandQueue _queue;
-    private readonly RecentDecisions<WindowDecision> _recent;
     private readonly string _provider;
     private readonly string _key;
-    private readonly LimitSetWindow? _limitSet;
+    private readonly LimitSetWindow _limitSet;
     private readonly RecentDecisions<CostOutcome> _recentCosts;
     private readonly RecentDecisions<SettleReply> _recentSettles;
     private readonly string _storeName;
@@ -64,7 +61,7 @@ public sealed partial class KeyEngine
     /// <param name="time">The clock every wait and every memory is measured by.</param>
     /// <param name="owner">Who decides (a silo's address), written into what it writes back after an outage.</param>
     /// <param name="logger">Where decisions worth telling an operator go.</param>
-    public KeyEngine(string provider, string key, Func<(string Name, ProviderLimitOptions Limits)> resolve, Func<RateLimitingOptions> configured, ILimiterStore store, TimeProvider time, string owner, ILogger logger)
+    public KeyEngine(string provider, string key, Func<(string Name, ProviderLimitOptions Limits)> resolve, Func<RateLimitingOptions> configured, ILimitSetStore store, TimeProvider time, string owner, ILogger logger)
     {
         _provider = provider;
         _key = key;
@@ -75,32 +72,16 @@ public sealed partial class KeyEngine
         _time = time;
         _countingSince = time.GetUtcNow();
         _logger = logger;
-        _mirror = new WindowMirror(time);
-        _window = new ProviderWindow(key, resolve, () => configured().OutagePolicy, store, _mirror, owner, logger);
-        _window.OutageBegan += KeepSyncing;
-        _window.OutageEnded += StopSyncing;
-        // Keys with several limits (or a token bucket) are decided by the limit-set scripts; a store
-        // without them (a test double) serves the seed's single limit only.
-        _limitSet = store is ILimitSetStore limitSetStore
-            ? new LimitSetWindow(limitSetStore, new LimitSetMirror(time), new LimitSetOutage(time), () => configured().OutagePolicy, logger, () => (long)configured().ReservationTimeout.TotalMilliseconds)
-            : null;
-        if (_limitSet is not null)
-        {
-            _limitSet.OutageBegan += KeepSyncing;
-            _limitSet.OutageEnded += StopSyncing;
-        }
-
-        _queue = new CommandQueue(commands => commands[0] is CostCommand or SettleCommand or AbandonCostsCommand or ReadLimitsCommand or ObserveCommand or LimitSetSyncCommand or GrantCostWaitersCommand
-            ? LimitSet.ExecuteAsync(commands)
-            : commands[0] is ResetCommand ? ResetInOrderAsync(commands)
-            : _window.ExecuteAsync(commands));
-        _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
+        _limitSet = new LimitSetWindow(store, new LimitSetMirror(time), new LimitSetOutage(time), () => configured().OutagePolicy, logger, () => (long)configured().ReservationTimeout.TotalMilliseconds);
+        _limitSet.OutageBegan += KeepSyncing;
+        _limitSet.OutageEnded += StopSyncing;
+        _queue = new CommandQueue(_limitSet.ExecuteAsync);
         _recentCosts = new RecentDecisions<CostOutcome>(time, RememberDecisions, capacity: 100_000);
         _recentSettles = new RecentDecisions<SettleReply>(time, RememberDecisions, capacity: 100_000);
     }
 
     /// <summary>Whether the engine holds grants Redis has not been told of (it must not be dropped before it has told it).</summary>
-    public bool OwesStore => _mirror.HasWriteBack || (_limitSet?.Outage.HasWriteBack ?? false);
+    public bool OwesStore => _limitSet.Outage.HasWriteBack;
 
     private RateLimitingOptions Configured => _configured();
 
@@ -113,20 +94,7 @@ public sealed partial class KeyEngine
     /// <param name="cancellationToken">Ends the attempt early.</param>
     public async Task WriteBackAsync(TimeSpan deadline, string reason, CancellationToken cancellationToken)
     {
-        if (_mirror.HasWriteBack)
-        {
-            var (points, uncertain) = (_mirror.Unsynced, _mirror.Uncertain.Count);
-            try
-            {
-                await _queue.Enqueue(new WriteBackCommand()).WaitAsync(deadline, _time, cancellationToken);
-            }
-            catch (Exception ex) when (ex is LimiterStoreException or TimeoutException or OperationCanceledException)
-            {
-                LogWriteBackLost(_logger, _window.StoreKey, points, uncertain, reason, ex.Message);
-            }
-        }
-
-        if (_limitSet?.Outage is { HasWriteBack: true, Limits: { } limits } outage)
+        if (_limitSet.Outage is { HasWriteBack: true, Limits: { } limits } outage)
         {
             var uncertain = outage.Uncertain.Count;
             try
@@ -149,16 +117,7 @@ public sealed partial class KeyEngine
             throw new ArgumentOutOfRangeException(nameof(points), points, $"A request must ask for 1 to {keyLimits.Limits[0].Points} points (the provider's points per window).");
         }
 
-        if (!SeedPath(keyLimits))
-        {
-            return (await TryConsumeBatchAsync(new ConsumeBatch([points]))).ToResult(0);
-        }
-
-        var decision = _mirror.RefusesAll([points]) ? _mirror.Refusal(1) : await Enqueue(new ConsumeCommand(RequestId.None, [points]));
-        Decided(decision.Granted[0]);
-        return decision.Granted[0]
-            ? new ConsumeResult(true, decision.Remaining, TimeSpan.Zero, decision.WindowEnd)
-            : new ConsumeResult(false, decision.Remaining, decision.RetryAfter, decision.WindowEnd);
+        return (await TryConsumeBatchAsync(new ConsumeBatch([points]))).ToResult(0);
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.TryConsumeBatchAsync"/>
@@ -166,71 +125,13 @@ public sealed partial class KeyEngine
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(batch.Costs, nameof(batch));
-        if (KeyLimitsNow() is var keyLimits && !SeedPath(keyLimits))
-        {
-            return await ConsumeAsCostsAsync(batch, keyLimits);
-        }
-
-        var (_, limits) = Resolve();
-        var outcomes = new ConsumeOutcome[batch.Costs.Length];
-        var eligible = new List<long>(batch.Costs.Length);
-        for (var i = 0; i < batch.Costs.Length; i++)
-        {
-            var cost = batch.Costs[i];
-            if (cost < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(batch), cost, $"Entry {i} asks for {cost} points; each request must ask for at least 1.");
-            }
-
-            outcomes[i] = cost > limits.Points ? ConsumeOutcome.AboveLimit : ConsumeOutcome.Refused;
-            if (cost <= limits.Points)
-            {
-                eligible.Add(cost);
-            }
-        }
-
-        long[] costs = [.. eligible];
-        var replayed = _recent.TryGet(batch.RequestId, out var decided);
-        if (!replayed)
-        {
-            decided = _mirror.RefusesAll(costs) || costs.Length == 0
-                ? Task.FromResult(_mirror.Refusal(costs.Length))
-                : WithCosts(Enqueue(new ConsumeCommand(batch.RequestId, costs, batch.IsResend)), costs);
-            _recent.Add(batch.RequestId, decided);
-        }
-
-        var decision = await decided;
-        if (decision.Granted.Length != costs.Length)
-        {
-            // The id was decided for a batch of another shape (a sending that differs from the first,
-            // or an abandon that stated other costs): nothing of this one is granted.
-            decision = _mirror.Refusal(costs.Length);
-        }
-
-        for (int i = 0, j = 0; i < outcomes.Length; i++)
-        {
-            if (outcomes[i] != ConsumeOutcome.AboveLimit)
-            {
-                outcomes[i] = decision.Granted[j++] ? ConsumeOutcome.Granted : ConsumeOutcome.Refused;
-            }
-        }
-
-        if (!replayed)
-        {
-            Decided(outcomes);
-        }
-
-        return new ConsumeBatchResult(outcomes, decision.Remaining, decision.RetryAfter, decision.WindowEnd, limits.Points);
+        return await ConsumeAsCostsAsync(batch, KeyLimitsNow());
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.GetStateAsync"/>
     public async ValueTask<LimiterState> GetStateAsync()
     {
         var keyLimits = KeyLimitsNow();
-        if (SeedPath(keyLimits))
-        {
-            return await Enqueue(new ReadCommand());
-        }
 
         // The requests limit, as the limit set holds it (while Redis is away, as this engine decides from it).
         var (name, options) = Resolve();
@@ -248,31 +149,9 @@ public sealed partial class KeyEngine
     /// <inheritdoc cref="IProviderLimiterGrain.ResetAsync"/>
     public async ValueTask ResetAsync()
     {
-        await Enqueue(new ResetCommand());
+        await Enqueue(new ResetCommand(KeyLimitsNow().StoreKey));
         WaitersMayProceed();
     }
-
-    /// <summary>
-    /// A reset, then the limit set's memory of the old window forgotten before the next store call:
-    /// a consume sends what the mirror saw so that Redis restores a hash it lost, and a reset's hash
-    /// must not be restored from it.
-    /// </summary>
-    private async Task ResetInOrderAsync(IReadOnlyList<ProviderCommand> commands)
-    {
-        try
-        {
-            await _window.ExecuteAsync(commands);
-        }
-        finally
-        {
-            _limitSet?.Mirror.Clear();
-            _limitSet?.Outage.Forget();
-        }
-    }
-
-    /// <summary>The decision with the costs it was made for: an abandon gives back what was granted of these, never of costs a later caller states.</summary>
-    private static async Task<WindowDecision> WithCosts(Task<WindowDecision> decision, long[] costs) => (await decision) with { Costs = costs };
-
 
     private (string Name, ProviderLimitOptions Limits) Resolve() => _resolve();
 
@@ -281,10 +160,10 @@ public sealed partial class KeyEngine
     /// <summary>Looks for Redis every <see cref="SyncInterval"/> until it has been told what was granted without it.</summary>
     private void KeepSyncing() => WakeEvery(Wake.Sync, SyncInterval);
 
-    /// <summary>Stops looking once neither the seed's window nor the limit set owes Redis anything.</summary>
+    /// <summary>Stops looking once the engine owes Redis nothing.</summary>
     private void StopSyncing()
     {
-        if (!_mirror.InOutage && !OwesStore)
+        if (!OwesStore)
         {
             Cancel(Wake.Sync);
         }
@@ -297,9 +176,7 @@ public sealed partial class KeyEngine
             return;
         }
 
-        var window = _mirror.InOutage || _mirror.HasWriteBack;
-        var limitSet = _limitSet?.Outage.HasWriteBack ?? false;
-        if (!window && !limitSet)
+        if (!OwesStore)
         {
             StopSyncing();
             return;
@@ -307,12 +184,7 @@ public sealed partial class KeyEngine
 
         try
         {
-            if (window && _mirror.ShouldCallStore(storeConnected: true))
-            {
-                await _queue.Enqueue(new WriteBackCommand());
-            }
-
-            if (limitSet && _limitSet!.Outage.ShouldCallStore(storeConnected: true))
+            if (_limitSet.Outage.ShouldCallStore(storeConnected: true))
             {
                 await _queue.Enqueue(new LimitSetSyncCommand());
             }

@@ -37,7 +37,7 @@ public static class LimiterSiloBuilderExtensions
         return Register(builder, configuration, services =>
         {
             services.TryAddSingleton(redis);
-            services.TryAddSingleton<ILimiterStore>(sp => new RedisLimiterStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ILogger<RedisLimiterStore>>()));
+            services.TryAddSingleton<ILimitSetStore>(sp => new RedisLimiterStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ILogger<RedisLimiterStore>>()));
         });
     }
 
@@ -46,7 +46,7 @@ public static class LimiterSiloBuilderExtensions
     /// windows are lost when the silo stops).
     /// </summary>
     public static ISiloBuilder AddOrleansLimiterInMemory(this ISiloBuilder builder, IConfiguration configuration) =>
-        Register(builder, configuration, services => services.TryAddSingleton<ILimiterStore>(sp => new InMemoryLimiterStore(sp.GetRequiredService<TimeProvider>())));
+        Register(builder, configuration, services => services.TryAddSingleton<ILimitSetStore>(sp => new InMemoryLimiterStore(sp.GetRequiredService<TimeProvider>())));
 
     /// <summary>
     /// Connects without failing when Redis is not there yet: the multiplexer keeps reconnecting and

@@ -21,7 +21,7 @@ internal sealed class LimiterStoreStartup(IServiceProvider services, LimiterRedi
 
         lifecycle.Subscribe(nameof(LimiterStoreStartup), ServiceLifecycleStage.RuntimeServices, _ =>
         {
-            services.GetRequiredService<ILimiterStore>();
+            services.GetRequiredService<ILimitSetStore>();
             return Task.CompletedTask;
         });
     }

@@ -1,8 +1,10 @@
 namespace OrleansLimiter.Grains.Storage;
 
 /// <summary>
-/// The Lua scripts for provider keys with several limits (requests and tokens, …), all in one hash:
-/// the seed's <c>points</c>/<c>expire</c> hold <c>requests</c>, and each other limit holds
+/// The Lua scripts behind <see cref="RedisLimiterStore"/>: every provider key is a set of limits
+/// (requests, tokens, …), all in one hash. The seed's <c>points</c> (remaining) and <c>expire</c>
+/// (window end, Unix epoch milliseconds, with <c>PEXPIREAT</c> at that instant) hold <c>requests</c>,
+/// and each other limit holds
 /// <c>{name}:points</c>/<c>{name}:expire</c> beside them, so one script call on one key (one Redis
 /// Cluster slot) decides every limit at once, and <c>HGETALL</c> shows them all.
 /// <para>
@@ -15,10 +17,62 @@ namespace OrleansLimiter.Grains.Storage;
 /// people reading the hash. The key expires when the last of its limits is whole again: then every
 /// window has ended and every bucket is full, exactly what a missing key means.
 /// </para>
+/// <para>
+/// Each script runs atomically in one round trip and takes the time from Redis <c>TIME</c>, so every
+/// silo and every direct writer shares one clock. Decisions made under a request id are recorded in
+/// hashes <c>{key}:req:{bucket}</c>, one per time bucket (field: the id): the braces put them in the
+/// key's Redis Cluster slot, a script call writes all its records with one HSET, and each hash
+/// expires by itself two buckets later.
+/// </para>
 /// Only <see cref="RedisLimiterStore"/> knows the argument layout below.
 /// </summary>
 public static class CostScripts
 {
+    /// <summary>What every script starts with: Redis's clock, and how a stored number is read.</summary>
+    internal const string Prelude = """
+        -- One clock for every silo and writer: Redis's own.
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+        -- A stored value is usable only as a finite number: Lua's tonumber also reads 'nan' and 'inf',
+        -- which would compare false with everything and slip past every check; beyond 2^53 a Lua
+        -- number is no longer an exact integer, nor one Redis can reply with.
+        local function finite(v)
+          local n = tonumber(v)
+          if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+          if n > 9007199254740991 or n < -9007199254740991 then return nil end
+          return n
+        end
+
+        """;
+
+    /// <summary>
+    /// Request records, shared by the scripts that decide under request ids; expects <c>key</c> (the
+    /// window hash), <c>now</c> and <c>bucket</c> (the record bucket length, ms) to be set.
+    /// </summary>
+    private const string RecordHelpers = """
+        -- Request records: written to the current bucket, looked up in it and the previous one.
+        local currentRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket))
+        local previousRecords = '{' .. key .. '}:req:' .. string.format('%.0f', math.floor(now / bucket) - 1)
+        local function recorded(id)
+          local record = redis.call('HGET', currentRecords, id)
+          if not record then record = redis.call('HGET', previousRecords, id) end
+          return record
+        end
+        -- All of a call's records in one HSET (in slices, to stay within Lua's argument limit); the
+        -- bucket's hash expires once no look-up can reach it.
+        local function writeRecords(toRecord)
+          if #toRecord > 0 then
+            for i = 1, #toRecord, 2000 do
+              redis.call('HSET', currentRecords, unpack(toRecord, i, math.min(i + 1999, #toRecord)))
+            end
+            redis.call('PEXPIRE', currentRecords, 2 * bucket + 1000)
+          end
+        end
+
+        """;
+
     /// <summary>Reads the limits (ARGV: L, then per limit name, 'w' or 'b', points, duration ms) into avail/ends, repairing damage.</summary>
     internal const string Limits = """
         local nLimits = tonumber(ARGV[2])
@@ -211,7 +265,7 @@ public static class CostScripts
     /// A record of two parts (<c>{decisions}|{ends}</c>, or with <c>|w</c> as its third) says nothing
     /// of what was charged.
     /// </summary>
-    private const string Records = "local bucket = tonumber(ARGV[1])\n" + LimiterScripts.Records + """
+    private const string Records = "local bucket = tonumber(ARGV[1])\n" + RecordHelpers + """
         -- decisions, ends (joined), charged (joined; nil when the record has none), and whether a grain
         -- decided it alone; nil for a record of another shape.
         local function parseRecord(record)
@@ -241,7 +295,7 @@ public static class CostScripts
     /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
     /// ',' }, repair note, Redis now in µs }.
     /// </summary>
-    public const string Consume = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+    public const string Consume = Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         local b = restoreSeen(a)
         -- How long a reservation's record is kept: its settle time-out, and a minute more to answer "expired".
         local reservationTtl = tonumber(ARGV[b]); b = b + 1
@@ -370,7 +424,7 @@ public static class CostScripts
     /// Returns { outcome ('settled', 'replayed', 'expired' or 'unknown'), Redis now ms, { remaining, end }
     /// per limit, { refunded, charged, uncharged } per limit as a flat list, repair note }.
     /// </summary>
-    public const string Settle = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Limits + """
+    public const string Settle = Prelude + "local key = KEYS[1]\n" + Limits + """
         a = restoreSeen(a)
         local timeout = tonumber(ARGV[a]); a = a + 1
         local rkey = KEYS[2]
@@ -482,7 +536,7 @@ public static class CostScripts
     /// a bucket takes the later of its instant and the grain's (the emptier of the two views).
     /// Returns { Redis now ms, { remaining, end } per limit, sync note, repair note }.
     /// </summary>
-    public const string Sync = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+    public const string Sync = Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         local b = a
         local hintEnd, hintRemaining, hintUnsynced = {}, {}, {}
         for i = 1, nLimits do
@@ -621,7 +675,7 @@ public static class CostScripts
     /// charged; 'ended': every limit charged has ended or refilled since), Redis now ms, { remaining,
     /// end } per limit, { given back } per limit, repair note }.
     /// </summary>
-    public const string Abandon = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Records + Limits + """
+    public const string Abandon = Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         a = restoreSeen(a)
         local id = ARGV[a]
         local stated = ARGV[a + 1] == '1'
@@ -704,7 +758,7 @@ public static class CostScripts
     /// (ARGV[1] unused). Returns { exists (0/1), Redis now ms, { remaining, end } per limit, repair note
     /// (what a write would repair) }.
     /// </summary>
-    public const string Read = LimiterScripts.Prelude + "local key = KEYS[1]\n" + Limits + """
+    public const string Read = Prelude + "local key = KEYS[1]\n" + Limits + """
         return { redis.call('EXISTS', key), string.format('%.0f', now), state(), repair }
         """;
 }

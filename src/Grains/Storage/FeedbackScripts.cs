@@ -26,7 +26,7 @@ public static class FeedbackScripts
     /// </para>
     /// Returns { Redis now ms, { remaining, end } per limit, { lowered per observation }, repair note }.
     /// </summary>
-    public const string Observe = LimiterScripts.Prelude + "local key = KEYS[1]\n" + CostScripts.Limits + """
+    public const string Observe = CostScripts.Prelude + "local key = KEYS[1]\n" + CostScripts.Limits + """
         local o = restoreSeen(a)
         local nObserved = tonumber(ARGV[o]); o = o + 1
         local lowered = {}

@@ -6,8 +6,17 @@ namespace OrleansLimiter.Grains.Storage;
 /// </summary>
 public interface ILimitSetStore
 {
-    /// <summary>False while the store is known to be unreachable.</summary>
+    /// <summary><c>redis</c> or <c>memory</c>, as shown to operators.</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// False while the store is known to be unreachable (connection down): callers then skip it
+    /// rather than wait for a time-out.
+    /// </summary>
     bool IsAvailable { get; }
+
+    /// <summary>Deletes a key's hash (every limit); returns whether one existed.</summary>
+    Task<bool> DeleteAsync(string key);
 
     /// <summary>Decides each batch in order; a batch whose id is recorded gets its recorded decisions back.</summary>
     Task<CostReply> ConsumeCostsAsync(CostConsume request);

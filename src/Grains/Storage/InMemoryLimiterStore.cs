@@ -1,20 +1,17 @@
-using OrleansLimiter.Configuration;
 using System.Collections.Concurrent;
 
 namespace OrleansLimiter.Grains.Storage;
 
 /// <summary>
-/// Windows kept in the silo's memory, for local mode (no Redis configured). Only correct for a
+/// Limits kept in the silo's memory, for local mode (no Redis configured). Only correct for a
 /// single silo: the limit then lives in the grain alone and is lost on restart. It never fails, so
 /// it never sees uncertain batches. Request records are kept as the scripts keep them in Redis
 /// (<see cref="RequestRecords"/>), so that a batch sent again or abandoned is answered alike.
 /// </summary>
-public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILimitSetStore
+public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
 {
-    private readonly ConcurrentDictionary<string, FixedWindow> _windows = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ReservationBook> _reservations = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(string Key, RequestId Id), long> _waiterGrants = new();
     private readonly ConcurrentDictionary<string, RequestRecords> _records = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
@@ -24,101 +21,10 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
     public bool IsAvailable => true;
 
     /// <inheritdoc/>
-    public Task<StoreReply> ConsumeAsync(StoreConsume request)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
-        var granted = new bool[request.Batches.Count][];
-        (long Remaining, DateTimeOffset WindowEnd, DateTimeOffset Now) last = default;
-        for (var b = 0; b < granted.Length; b++)
-        {
-            granted[b] = new bool[request.Batches[b].Costs.Length];
-            last = window.Consume(request.Batches[b].Costs, granted[b]);
-        }
-
-        if (granted.Length == 0)
-        {
-            last = window.Consume([], []);
-        }
-
-        return Task.FromResult(new StoreReply(
-            last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds(), last.Now.ToUnixTimeMilliseconds(), granted, new bool[granted.Length], string.Empty));
-    }
-
-    /// <inheritdoc/>
-    public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
-        var decisions = new WaiterGrant[request.Waiters.Count];
-        var ends = new long[decisions.Length];
-        lock (window)
-        {
-            var (remaining, end, now) = window.Consume([], []);
-            var nowMs = now.ToUnixTimeMilliseconds();
-            if (_waiterGrants.Count > 100_000)
-            {
-                // Renewals come within seconds; a long-lived local silo must not keep every id forever.
-                _waiterGrants.Clear();
-            }
-
-            Span<bool> granted = stackalloc bool[1];
-            for (var i = 0; i < decisions.Length; i++)
-            {
-                var waiter = request.Waiters[i];
-                if (_waiterGrants.TryGetValue((request.Key, waiter.Id), out var before))
-                {
-                    (decisions[i], ends[i]) = (WaiterGrant.GrantedBefore, before);
-                    continue;
-                }
-
-                ends[i] = end.ToUnixTimeMilliseconds();
-                if (!waiter.LookUpOnly)
-                {
-                    (remaining, end, _) = window.Consume([waiter.Cost], granted);
-                    if (granted[0])
-                    {
-                        decisions[i] = WaiterGrant.Granted;
-                        ends[i] = end.ToUnixTimeMilliseconds();
-                        _waiterGrants[(request.Key, waiter.Id)] = ends[i];
-                    }
-                }
-            }
-
-            return Task.FromResult(new StoreGrantReply(remaining, end.ToUnixTimeMilliseconds(), nowMs, decisions, ends));
-        }
-    }
-
-    /// <inheritdoc/>
-    /// <remarks>This store keeps no request records (the grain's memory answers request ids): the grain's own account of the batch decides.</remarks>
-    public Task<StoreAbandonReply> AbandonAsync(StoreAbandon request)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        var window = Window(request.Key, request.Limit, request.WindowMilliseconds);
-        var (released, open, remaining, end, now) = window.GiveBack(request.GrantedPoints, DateTimeOffset.FromUnixTimeMilliseconds(request.GrantedWindowEndMs));
-        var outcome = request.GrantedPoints <= 0 ? AbandonOutcome.NothingGranted
-            : open && end.ToUnixTimeMilliseconds() == request.GrantedWindowEndMs ? AbandonOutcome.Released
-            : AbandonOutcome.WindowEnded;
-        return Task.FromResult(new StoreAbandonReply(outcome, released, open, remaining, end.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds()));
-    }
-
-    /// <inheritdoc/>
-    public Task<StoreWindow> ReadAsync(string key)
-    {
-        if (_windows.TryGetValue(key, out var window))
-        {
-            var (exists, remaining, end, now) = window.Peek();
-            return Task.FromResult(new StoreWindow(exists, remaining, end.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds()));
-        }
-
-        return Task.FromResult(new StoreWindow(false, 0, 0, time.GetUtcNow().ToUnixTimeMilliseconds()));
-    }
-
-    /// <inheritdoc/>
     public Task<bool> DeleteAsync(string key)
     {
         var ledger = _ledgers.TryRemove(key, out var removed) && removed.IsInUse(time.GetUtcNow().ToUnixTimeMilliseconds());
-        return Task.FromResult((_windows.TryRemove(key, out var window) && window.Reset()) || ledger);
+        return Task.FromResult(ledger);
     }
 
     /// <inheritdoc/>
@@ -256,20 +162,6 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
         ArgumentNullException.ThrowIfNull(observations);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var lowered = new long[observations.Count];
-        if (limits is [{ Algorithm: LimitAlgorithm.FixedWindow } requests] && !_ledgers.ContainsKey(key))
-        {
-            // A key with the seed's one limit is held as a window of its own (see ConsumeAsync).
-            var window = _windows.GetOrAdd(key, _ => new FixedWindow(requests.Points, TimeSpan.FromMilliseconds(requests.WindowMilliseconds), time));
-            (long Remaining, DateTimeOffset WindowEnd) last = default;
-            for (var i = 0; i < observations.Count; i++)
-            {
-                var (down, remaining, end, _) = window.Lower(observations[i].Remaining, TimeSpan.FromMilliseconds(observations[i].PauseMs));
-                (lowered[i], last) = (down, (remaining, end));
-            }
-
-            return Task.FromResult(new ObserveReply(now, [new LimitValue(last.Remaining, last.WindowEnd.ToUnixTimeMilliseconds())], lowered, string.Empty));
-        }
-
         var ledger = Ledger(key, limits);
         lock (ledger)
         {
@@ -294,14 +186,6 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimiterStore, ILi
             return Task.FromResult(new SyncReply(now, Values(ledger, now), string.Empty, string.Empty));
         }
     }
-
-    private FixedWindow Window(string key, long limit, long windowMilliseconds) =>
-        _windows.AddOrUpdate(
-            key,
-            _ => new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time),
-            (_, existing) => existing.Limit == limit && existing.Window.TotalMilliseconds == windowMilliseconds
-                ? existing
-                : new FixedWindow(limit, TimeSpan.FromMilliseconds(windowMilliseconds), time));
 
     private RequestRecords Records(string key) => _records.GetOrAdd(key, _ => new RequestRecords((long)RedisLimiterStore.RequestRecordBucket.TotalMilliseconds));
 

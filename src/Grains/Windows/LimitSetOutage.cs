@@ -25,6 +25,9 @@ namespace OrleansLimiter.Grains.Windows;
 /// </summary>
 public sealed class LimitSetOutage(TimeProvider time)
 {
+    /// <summary>How long the engine decides alone after a store call failed for want of an answer, before trying again.</summary>
+    public static readonly TimeSpan StoreRetryAfterFailure = TimeSpan.FromSeconds(1);
+
     // Made in a key's first outage: most keys never have one.
     private List<UncertainCosts>? _uncertain;
     private List<ReservationGrant>? _reservations;
@@ -58,13 +61,13 @@ public sealed class LimitSetOutage(TimeProvider time)
 
     /// <summary>
     /// A store call failed for want of an answer: Redis may hang with its connection open, so the grain
-    /// decides alone for <see cref="WindowMirror.StoreRetryAfterFailure"/> rather than make every batch
+    /// decides alone for <see cref="StoreRetryAfterFailure"/> rather than make every batch
     /// wait out a time-out.
     /// </summary>
     /// <returns>True when this begins an outage.</returns>
     public bool StoreUnreachable(long nowMs)
     {
-        _skipStoreUntil = time.GetTimestamp() + (long)(WindowMirror.StoreRetryAfterFailure.TotalSeconds * time.TimestampFrequency);
+        _skipStoreUntil = time.GetTimestamp() + (long)(StoreRetryAfterFailure.TotalSeconds * time.TimestampFrequency);
         return Begin(nowMs);
     }
 

@@ -24,7 +24,7 @@ namespace OrleansLimiter.Grains.Windows;
 public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror mirror, LimitSetOutage outage, Func<OutagePolicy> policy, ILogger logger, Func<long>? reservationTimeoutMs = null)
 {
     /// <summary>RetryAfter of a batch the grain may not decide while Redis is away.</summary>
-    public static readonly TimeSpan OutageRetryAfter = WindowMirror.OutageRetryAfter;
+    public static readonly TimeSpan OutageRetryAfter = TimeSpan.FromSeconds(1);
 
     /// <summary>Raised when the grain begins deciding without Redis (to keep it active and syncing).</summary>
     public event Action? OutageBegan;
@@ -48,8 +48,23 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
         LimitSetSyncCommand sync => SyncCommandAsync(sync),
         GrantCostWaitersCommand => GrantWaitersAsync(commands.Cast<GrantCostWaitersCommand>().ToList()),
         AbandonCostsCommand abandon => AbandonAsync(abandon),
+        ResetCommand reset => ResetAsync(reset),
         _ => throw new ArgumentException($"Unknown command {commands[0].GetType().Name}.", nameof(commands)),
     };
+
+    /// <summary>
+    /// Deletes the hash, then forgets the mirror and what was decided alone, so that no later call
+    /// restores the old windows from them. A reset that fails changes nothing.
+    /// </summary>
+    private async Task ResetAsync(ResetCommand command)
+    {
+        var existed = await store.DeleteAsync(command.StoreKey);
+        var dropped = outage.HasWriteBack;
+        mirror.Clear();
+        outage.Forget();
+        LogReset(logger, command.StoreKey, existed, dropped);
+        command.Completion.TrySetResult(existed);
+    }
 
     private async Task ConsumeAsync(List<CostCommand> batch)
     {
@@ -277,6 +292,9 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     }
 
     // Event ids 220-229.
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Reset {StoreKey} (existed: {Existed}; grants made without Redis dropped: {Dropped})")]
+    private static partial void LogReset(ILogger logger, string storeKey, bool existed, bool dropped);
+
     [LoggerMessage(EventId = 225, Level = LogLevel.Debug, Message = "Abandoned batch {Id} on {StoreKey}: {Outcome}, {Released} requests given back")]
     private static partial void LogAbandoned(ILogger logger, string storeKey, RequestId id, AbandonOutcome outcome, long released);
 

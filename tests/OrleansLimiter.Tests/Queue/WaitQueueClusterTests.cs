@@ -4,7 +4,9 @@ using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrleansLimiter.Client;
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Grains.Storage;
+using OrleansLimiter.Tests.Grains.Storage;
 using OrleansLimiter.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -163,7 +165,7 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         var key = TestKeys.Unique();
         var grain = Grain("tiny", key);
         var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
-        await store.GrantWaitersAsync(new StoreGrant("test:tiny:" + key, 100, 60_000, default, [new StoreWaiter(RequestId.New(), 100)]));
+        await store.ConsumeAsync("test:tiny:" + key, 100, 60_000, [100]);
         var ticket = new WaitTicket(RequestId.New(), "waiting", WaitPriority.Normal, 30, MaxWait: null);
 
         var offered = await grain.WaitAsync(ticket);
@@ -355,7 +357,8 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         var held = await Task.WhenAll(heldCalls);
         var collectedLate = await Task.WhenAll(answeredEarly.Concat(heldAcross).Select(t => grain.CollectWaitAsync(t.Id).AsTask()));
         var store = new RedisLimiterStore(fixture.Connection, NullLogger<RedisLimiterStore>.Instance);
-        var records = await store.GrantWaitersAsync(new StoreGrant(redisKey, points, 2_000, default, [.. answeredEarly.Concat(heldAcross).Select(t => new StoreWaiter(t.Id, 1, LookUpOnly: true))]));
+        LimitSpec[] requests = [new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, points, 2_000)];
+        var records = await store.ConsumeCostsAsync(new CostConsume(redisKey, requests, [.. answeredEarly.Concat(heldAcross).Select(t => new CostStoreBatch(t.Id, [], Resent: true, Waiter: true))]));
         var after = (await fixture.Db.HashGetAllAsync(redisKey)).ToDictionary(e => (string)e.Name!, e => long.Parse((string)e.Value!, CultureInfo.InvariantCulture));
         output.WriteLine($"live callers per window: {string.Join(", ", liveEnds.OrderBy(e => e.Key).Select(e => $"{e.Key}: {e.Value}"))}; the gone waiters' calls answered {string.Join(", ", early.Concat(held).GroupBy(r => r.Outcome).Select(g => $"{g.Key} {g.Count()}"))}");
 
@@ -367,7 +370,7 @@ public sealed class WaitQueueClusterTests(LimiterClusterFixture fixture, ITestOu
         Assert.Contains(held, r => r.Outcome == WaitOutcome.Offered);
         Assert.All(held, r => Assert.True(r.Outcome is WaitOutcome.Offered or WaitOutcome.StillWaiting, r.Outcome.ToString()));
         Assert.All(collectedLate, r => Assert.Equal(WaitOutcome.Cancelled, r.Outcome));
-        Assert.All(records.Decisions, d => Assert.Equal(WaiterGrant.NotGranted, d));
+        Assert.All(records.Decisions, d => Assert.Empty(d));
         Assert.All(results, r => Assert.True(r.IsGranted));
         Assert.Equal(30 - points, liveEnds.Where(e => e.Key > nextEnd).Sum(e => e.Value));
         Assert.Equal(points - (30 - points), after["points"]);

@@ -6,7 +6,7 @@ namespace OrleansLimiter.Tests.Grains.Engine;
 /// The in-memory store on a fake clock, which can hang (every call waits for <see cref="Hold"/>) or
 /// fail without an answer (<see cref="Unreachable"/>) on demand, and counts the calls that reach it.
 /// </summary>
-internal sealed class FaultyStore(TimeProvider time) : ILimiterStore, ILimitSetStore
+internal sealed class FaultyStore(TimeProvider time) : ILimitSetStore
 {
     private readonly InMemoryLimiterStore _inner = new(time);
 
@@ -22,14 +22,6 @@ internal sealed class FaultyStore(TimeProvider time) : ILimiterStore, ILimitSetS
     public string Name => "faulty";
 
     public bool IsAvailable => true;
-
-    public Task<StoreReply> ConsumeAsync(StoreConsume request) => Gate(() => _inner.ConsumeAsync(request));
-
-    public Task<StoreGrantReply> GrantWaitersAsync(StoreGrant request) => Gate(() => _inner.GrantWaitersAsync(request));
-
-    public Task<StoreWindow> ReadAsync(string key) => Gate(() => _inner.ReadAsync(key));
-
-    public Task<StoreAbandonReply> AbandonAsync(StoreAbandon request) => Gate(() => _inner.AbandonAsync(request));
 
     public Task<bool> DeleteAsync(string key) => Gate(() => _inner.DeleteAsync(key));
 

@@ -29,7 +29,7 @@ public sealed class LimiterStoreStartupTests
         await StartAsync(services);
 
         Assert.True(services.GetRequiredService<IConnectionMultiplexer>().IsConnected);
-        Assert.IsType<RedisLimiterStore>(services.GetRequiredService<ILimiterStore>());
+        Assert.IsType<RedisLimiterStore>(services.GetRequiredService<ILimitSetStore>());
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public sealed class LimiterStoreStartupTests
         await StartAsync(services);
 
         Assert.Equal(1, made);
-        services.GetRequiredService<ILimiterStore>();
+        services.GetRequiredService<ILimitSetStore>();
         Assert.Equal(1, made);
     }
 

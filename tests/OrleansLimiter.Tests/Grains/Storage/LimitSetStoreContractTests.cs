@@ -389,6 +389,19 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
     }
 
     [Fact]
+    public async Task Delete_RemovesEveryLimit_SaysWhetherAHashExisted_AndTheNextCallFindsThemFull()
+    {
+        var key = NewKey();
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([3, 500])]));
+
+        Assert.True(await Store.DeleteAsync(key));
+        Assert.False(await Store.DeleteAsync(key));
+        var after = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])]));
+        Assert.Equal(9, after.Limits[0].Remaining);
+        Assert.Equal(1_000, after.Limits[1].Remaining);
+    }
+
+    [Fact]
     public async Task Reservation_IsRecordedInTheKeysSlot_ExpiringAfterItsTimeOut()
     {
         var key = NewKey();

@@ -152,7 +152,7 @@ public sealed class LimitSetOutageTests
         Assert.Equal([0, 0], uncertain.Decisions);
         Assert.Equal(outcome.Ends, uncertain.Ends);
 
-        _time.Advance(WindowMirror.StoreRetryAfterFailure);
+        _time.Advance(LimitSetOutage.StoreRetryAfterFailure);
         Assert.True(_outage.ShouldCallStore(storeConnected: true));
         var ended = _outage.Synced(Now);
         Assert.Equal(new OutageEnded(1_000, 2, 1), ended);
