@@ -154,15 +154,25 @@ public sealed partial class KeyEngine
         var replayed = _recentCosts.TryGet(id, out var decided);
         if (!replayed)
         {
-            decided = eligible.Length == 0
+            decided = DecidedCosts.Of(costs, reservation, eligible.Length == 0
                 ? Task.FromResult(new CostOutcome([], [], LimitSet.Mirror.StoreNowMs(), [], false))
                 : LimitSet.Mirror.RefusesAll(limits, eligible) is { } refused
                     ? Task.FromResult(new CostOutcome(refused, LimitSet.Mirror.Values, LimitSet.Mirror.StoreNowMs(), [], false))
-                    : Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1));
+                    : Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)));
             _recentCosts.Add(id, decided);
         }
 
-        var outcome = await decided;
+        var first = await decided;
+        if (replayed && !first.IsSameRequest(costs, reservation))
+        {
+            // An id names one request: told again, it is told what that request was decided. A sending
+            // under the id that asks another cost, or a lease where a consume was decided (or the other
+            // way round), would be told a grant Redis never charged.
+            throw new ArgumentException(
+                $"Request id {id} was decided for {first.Describe(limits)}; this sending asks {DecidedCosts.Describe(limits, costs, reservation)}. A request sent again under its id must be the same request.");
+        }
+
+        var outcome = first.Outcome;
         var outcomes = new ConsumeOutcome[costs.Length];
         var blockedBy = new byte[costs.Length];
         var retryAfter = new long[costs.Length];

@@ -49,7 +49,7 @@ public sealed partial class KeyEngine
     private readonly string _provider;
     private readonly string _key;
     private readonly LimitSetWindow? _limitSet;
-    private readonly RecentDecisions<CostOutcome> _recentCosts;
+    private readonly RecentDecisions<DecidedCosts> _recentCosts;
     private readonly RecentDecisions<SettleReply> _recentSettles;
     private KeyLimitsCache? _keyLimitsCache;
 
@@ -90,7 +90,7 @@ public sealed partial class KeyEngine
             ? LimitSet.ExecuteAsync(commands)
             : _window.ExecuteAsync(commands));
         _recent = new RecentDecisions<WindowDecision>(time, RememberDecisions, capacity: 100_000);
-        _recentCosts = new RecentDecisions<CostOutcome>(time, RememberDecisions, capacity: 100_000);
+        _recentCosts = new RecentDecisions<DecidedCosts>(time, RememberDecisions, capacity: 100_000);
         _recentSettles = new RecentDecisions<SettleReply>(time, RememberDecisions, capacity: 100_000);
     }
 
