@@ -323,6 +323,17 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         Assert.Equal("95", (string?)await fixture.Db.HashGetAsync($"test:tiny:{key}", "points"));
     }
 
+    [Fact]
+    public async Task ACostBatch_WhoseCountMatchesItsAmountsOnlyInOverflowedArithmetic_IsAnArgumentError()
+    {
+        // model-a1: requests, tokens and output-tokens. 3 × 1,431,655,766 is 2 above 2³², the 2 amounts sent.
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("llm", "model-a1"));
+        var forged = new CostBatch(["requests", "tokens", "output-tokens"], [1, 1], 1_431_655_766, RequestId.New());
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(forged).AsTask());
+        Assert.Contains("one amount per request and limit name", ex.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ArgumentException>(() => grain.LeaseAsync(forged with { IsReservation = true }).AsTask());
+    }
+
     private static long Refunded(SettleResult settled, string limit) => settled.Limits.Single(l => l.Name == limit).Refunded;
 
     /// <summary>
