@@ -198,7 +198,10 @@ public sealed record CostBatch(
     public long[][] CostsFor(KeyLimits limits)
     {
         ArgumentNullException.ThrowIfNull(limits);
-        if (Limits is null || Amounts is null || Count < 0 || Amounts.Length != Count * Limits.Length)
+
+        // In 64 bits: a count whose product with the names overflows 32 bits to the amounts' length would
+        // otherwise pass, and a row would be allocated per request it claims.
+        if (Limits is null || Amounts is null || Count < 0 || Amounts.Length != (long)Count * Limits.Length)
         {
             throw new ArgumentException("A cost batch needs one amount per request and limit name.");
         }

@@ -31,7 +31,10 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// Decides requests that each state a cost per limit (requests, tokens, …): one is granted only if
     /// every limit can pay, in one atomic store call, and a refusal names the limit that blocked.
     /// </summary>
-    /// <exception cref="ArgumentException">A cost names a limit the key does not have, or a negative amount.</exception>
+    /// <exception cref="ArgumentException">
+    /// A cost names a limit the key does not have, or a negative amount; or the batch's request id was
+    /// decided for another request (another cost, or a reservation where this is none, or the other way round).
+    /// </exception>
     ValueTask<CostBatchResult> TryConsumeCostsAsync(CostBatch batch);
 
     /// <summary>
@@ -41,7 +44,10 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// no blocking limit, no retry time), so capacity taken ahead of demand never passes a waiter.
     /// A gateway host's lease of capacity for its next calls (docs/gateway.md).
     /// </summary>
-    /// <exception cref="ArgumentException">The batch is not one reservation with an id, or names a limit the key does not have.</exception>
+    /// <exception cref="ArgumentException">
+    /// The batch is not one reservation with an id, or names a limit the key does not have; or its id
+    /// was decided for another request (another cost, or a consume that reserved nothing).
+    /// </exception>
     ValueTask<CostBatchResult> LeaseAsync(CostBatch batch);
 
     /// <summary>Adjusts a granted reservation to what the call really cost; once per reservation id.</summary>

@@ -34,15 +34,14 @@ public sealed partial class KeyEngine
             {
                 // Waited for when still being decided: the abandon follows it. What was granted of the
                 // costs this engine sent, never of the costs the abandon states.
-                var outcome = await decided;
-                granted = Granted(outcome, limits);
+                granted = Granted((await decided).Outcome, limits);
             }
             catch (LimiterStoreException)
             {
                 // Decided nothing here; Redis's record of the id (if the call reached it) decides.
             }
 
-            _recentCosts.Add(id, Task.FromResult(new CostOutcome([], [], _limitSet.Mirror.StoreNowMs(), [], Replayed: true)));
+            _recentCosts.Add(id, Task.FromResult(DecidedCosts.Abandoned(_limitSet.Mirror.StoreNowMs())));
         }
 
         var reply = await Enqueue(new AbandonCostsCommand(limits, id, granted));

@@ -162,22 +162,30 @@ public sealed partial class KeyEngine
         var replayed = _recentCosts.TryGet(id, out var decided);
         if (!replayed)
         {
-            decided = eligible.Length == 0
+            decided = DecidedCosts.Of(costs, reservation, eligible.Length == 0
                 ? Task.FromResult(new CostOutcome([], [], _limitSet.Mirror.StoreNowMs(), [], false))
                 : _limitSet.Mirror.RefusesAll(limits, eligible) is { } refused
                     ? Task.FromResult(new CostOutcome(refused, _limitSet.Mirror.Values, _limitSet.Mirror.StoreNowMs(), [], false))
-                    : WithCosts(Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)), eligible);
+                    : WithCosts(Enqueue(new CostCommand(limits, id, eligible, resend, reservation && eligible.Length == 1)), eligible));
             _recentCosts.Add(id, decided);
         }
 
-        var outcome = await decided;
-        if (outcome.Decisions.Length != eligible.Length)
+        var first = await decided;
+        if (replayed && !first.IsAbandoned && !first.IsSameRequest(costs, reservation))
         {
-            // The id was decided for a batch of another shape (a sending that differs from the first),
-            // or its sender abandoned it: nothing of this one is granted.
-            outcome = new CostOutcome([.. eligible.Select(_ => 1)], outcome.Limits, outcome.NowMs, outcome.Ends, outcome.Replayed);
+            // An id names one request: told again, it is told what that request was decided. A sending
+            // under the id that asks another cost, or a lease where a consume was decided (or the other
+            // way round), would be told a grant Redis never charged.
+            throw new ArgumentException(
+                $"Request id {id} was decided for {first.Describe(limits)}; this sending asks {DecidedCosts.Describe(limits, costs, reservation)}. A request sent again under its id must be the same request.");
         }
 
+        var outcome = first.Outcome;
+        if (outcome.Decisions.Length != eligible.Length)
+        {
+            // Its sender abandoned it: nothing of this one is granted.
+            outcome = new CostOutcome([.. eligible.Select(_ => 1)], outcome.Limits, outcome.NowMs, outcome.Ends, outcome.Replayed);
+        }
         var outcomes = new ConsumeOutcome[costs.Length];
         var blockedBy = new byte[costs.Length];
         var retryAfter = new long[costs.Length];

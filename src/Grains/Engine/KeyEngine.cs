@@ -46,7 +46,7 @@ public sealed partial class KeyEngine
     private readonly string _provider;
     private readonly string _key;
     private readonly LimitSetWindow _limitSet;
-    private readonly RecentDecisions<CostOutcome> _recentCosts;
+    private readonly RecentDecisions<DecidedCosts> _recentCosts;
     private readonly RecentDecisions<SettleReply> _recentSettles;
     private readonly string _storeName;
     private readonly string _owner;
@@ -76,7 +76,7 @@ public sealed partial class KeyEngine
         _limitSet.OutageBegan += KeepSyncing;
         _limitSet.OutageEnded += StopSyncing;
         _queue = new CommandQueue(_limitSet.ExecuteAsync);
-        _recentCosts = new RecentDecisions<CostOutcome>(time, RememberDecisions, capacity: 100_000);
+        _recentCosts = new RecentDecisions<DecidedCosts>(time, RememberDecisions, capacity: 100_000);
         _recentSettles = new RecentDecisions<SettleReply>(time, RememberDecisions, capacity: 100_000);
     }
 

@@ -8,4 +8,8 @@ namespace OrleansLimiter.Grains.Storage;
 /// <param name="BatchEnds">Per batch, each limit's end when it was decided.</param>
 /// <param name="Repair">Empty, or what was wrong with the hash and how it was repaired.</param>
 /// <param name="NowMicroseconds">The store's clock in microseconds (buckets count in them).</param>
-public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0);
+/// <param name="NotTheRequest">
+/// Per batch (null for none): sent again under an id whose record is of another request, so neither
+/// decided nor told that request's decision; its <paramref name="Decisions"/> say nothing.
+/// </param>
+public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0, bool[]? NotTheRequest = null);

@@ -290,6 +290,9 @@ public static class CostScripts
     /// nothing and names the first limit that could not pay. A batch with an id is recorded (see
     /// <see cref="Records"/>) with what it was charged of each limit; a batch answered from a record
     /// its sender abandoned is told every request refused, by the first limit.
+    /// A batch sent again (kind 2) whose record is of another request (another cost; a grant recorded as
+    /// a reservation while this is none, or the other way round; a record of the seed's) is answered '!'
+    /// for every request, spending and recording nothing.
     /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
     /// request '+' granted or the letter of the blocking limit ('A' for the first) }, replayed ('1' per
     /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
@@ -310,6 +313,47 @@ public static class CostScripts
           for i = 1, nLimits do e[i] = string.format('%.0f', endMs(i)) end
           return table.concat(e, ',')
         end
+        -- Whether a batch sent again under its id is the request its record was decided for (d, charged:
+        -- the record's decisions and what it charged per limit; the batch's varying costs from ARGV[at]
+        -- on, its other costs in cost[]): as many requests, the same charge for what was granted, and a
+        -- grant recorded as a reservation exactly when it is one. Told a decision made for another cost,
+        -- a sending would hold a grant nobody was charged for. A record of the seed's one-number
+        -- requests (another shape) is no cost batch's; a record of an abandoned batch refuses whatever
+        -- is asked; what a record does not say (charges, or names since changed) is not held against it.
+        local function sameRequest(id, d, charged, n, reservation, varying, nVarying, at)
+          if d == nil then return false end
+          if d == '' then return true end
+          if #d ~= n then return false end
+          local granted = string.find(d, '+', 1, true) ~= nil
+          local rsv = redis.call('HMGET', '{' .. key .. '}:rsv:' .. id, 'names', 'amounts')
+          if granted and (rsv[1] ~= false) ~= (reservation and n == 1) then return false end
+          if reservation and rsv[1] == table.concat(names, ',') then
+            for j = 1, nVarying do cost[varying[j]] = tonumber(ARGV[at + j - 1]) end
+            local amounts = {}
+            for i = 1, nLimits do amounts[i] = string.format('%.0f', cost[i]) end
+            if rsv[2] ~= table.concat(amounts, ',') then return false end
+          end
+          if charged then
+            local recorded = {}
+            for v in string.gmatch(charged, '[^,]+') do recorded[#recorded + 1] = v end
+            if #recorded == nLimits then
+              local isVarying, sums, grants = {}, {}, 0
+              for j = 1, nVarying do isVarying[varying[j]] = j; sums[j] = 0 end
+              for r = 1, n do
+                if string.sub(d, r, r) == '+' then
+                  grants = grants + 1
+                  for j = 1, nVarying do sums[j] = sums[j] + tonumber(ARGV[at + (r - 1) * nVarying + j - 1]) end
+                end
+              end
+              for i = 1, nLimits do
+                local asked
+                if isVarying[i] then asked = sums[isVarying[i]] else asked = cost[i] * grants end
+                if string.format('%.0f', asked) ~= recorded[i] then return false end
+              end
+            end
+          end
+          return true
+        end
         for batch = 1, nBatches do
           local kind, id, n, reservation = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3] == '1'
           b = b + 4
@@ -322,12 +366,18 @@ public static class CostScripts
           end
           b = b + nLimits
           local record = (kind == '2' or kind == '3') and recorded(id)
-          local d, e
-          if record then d, e = parseRecord(record) end
+          local d, e, charged
+          if record then d, e, charged = parseRecord(record) end
           -- A queued waiter (kind 3) is told again only a grant or an abandon: its refusals are never
           -- recorded, since it is asked again later under the same id.
           if record and kind == '3' and d ~= '' and string.sub(d or '', 1, 1) ~= '+' then record = nil end
-          if record then
+          if record and kind == '2' and not sameRequest(id, d, charged, n, reservation, varying, nVarying, b) then
+            -- Sent again under an id whose record is of another request: told neither that request's
+            -- decision nor a new one, and nothing is spent or recorded (the grain answers misuse).
+            decisions[batch] = string.rep('!', n)
+            batchEnds[batch] = endsNow()
+            replayed[batch] = '1'
+          elseif record then
             -- Told as decided then. A batch its sender abandoned is refused whatever it asks (by the
             -- first limit: no limit refused it, its sender gave it up).
             if d == '' then d = string.rep(letters[1], n) end

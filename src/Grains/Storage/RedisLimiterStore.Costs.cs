@@ -68,6 +68,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         var decisions = new int[request.Batches.Count][];
         var replayed = new bool[decisions.Length];
         var batchEnds = new long[decisions.Length][];
+        bool[]? notTheRequest = null;
         long[]? nowEnds = null;
         for (var b = 0; b < decisions.Length; b++)
         {
@@ -82,9 +83,17 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             }
 
             var decided = new int[text.Length];
-            for (var r = 0; r < decided.Length; r++)
+            if (text.Length > 0 && text[0] == ScriptCodes.NotTheRequest)
             {
-                decided[r] = ScriptCodes.Decision(text[r]);
+                (notTheRequest ??= new bool[decisions.Length])[b] = true;
+                Array.Fill(decided, -1);
+            }
+            else
+            {
+                for (var r = 0; r < decided.Length; r++)
+                {
+                    decided[r] = ScriptCodes.Decision(text[r]);
+                }
             }
 
             decisions[b] = decided;
@@ -100,7 +109,7 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
         }
 
-        return new CostReply(now, limits, decisions, replayed, batchEnds, repair, parts.Length > 6 ? Long(parts[6]) : now * 1000);
+        return new CostReply(now, limits, decisions, replayed, batchEnds, repair, parts.Length > 6 ? Long(parts[6]) : now * 1000, notTheRequest);
     }
 
     /// <inheritdoc/>

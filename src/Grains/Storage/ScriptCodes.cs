@@ -9,6 +9,9 @@ internal static class ScriptCodes
     /// <summary>A request granted (in a batch's decisions, and in uncertain batches told to the sync).</summary>
     public const char Granted = '+';
 
+    /// <summary>Every decision of a batch sent again under an id whose record is of another request (another cost, or a reservation where none was granted, or the other way round).</summary>
+    public const char NotTheRequest = '!';
+
     /// <summary>A flag set (a reservation; a batch answered from its record).</summary>
     public const char Yes = '1';
 

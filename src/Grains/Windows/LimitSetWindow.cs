@@ -81,6 +81,15 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
                 for (var i = 0; i < batch.Count; i++)
                 {
+                    if (reply.NotTheRequest is { } other && other[i])
+                    {
+                        // Misuse of an id by its sender, answered to that sender alone; the batches that
+                        // left with it stand as decided.
+                        batch[i].Completion.TrySetException(new ArgumentException(
+                            $"Request id {batch[i].Id} was decided for another request (another cost, or a reservation where this is none, or the other way round); a request sent again under its id must be the same request."));
+                        continue;
+                    }
+
                     batch[i].Completion.TrySetResult(new CostOutcome(reply.Decisions[i], reply.Limits, reply.NowMs, reply.BatchEnds[i], reply.Replayed[i]));
                 }
 

@@ -45,6 +45,17 @@ public sealed class CostBatchTests
     }
 
     [Fact]
+    public void CostsFor_RefusesACountWhoseAmountsMatchOnlyInOverflowedArithmetic()
+    {
+        // 3 × 1,431,655,766 is 2 above 2³²: in 32 bits it is the 2 amounts sent. A forged batch of that
+        // count would have the silo allocate a row per request (11 GB of references) before reading
+        // amounts it does not have.
+        var forged = new CostBatch(["requests", "input-tokens", "tokens"], [1, 1], 1_431_655_766, RequestId.New());
+        var error = Assert.Throws<ArgumentException>(() => forged.CostsFor(Limits));
+        Assert.Contains("one amount per request and limit name", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Of_RefusesANegativeAmount()
     {
         var error = Assert.Throws<ArgumentException>(() => CostBatch.Of([LimitCost.Of(("tokens", -1))]));
