@@ -1,0 +1,86 @@
+namespace OrleansLimiter.Replay;
+
+/// <summary>
+/// Where every continuation of the replay runs: queued, and run by <see cref="RunPending"/> on the
+/// replay's one thread, as a grain activation runs its calls one piece at a time. The engine is not
+/// thread-safe; this is how its host keeps it on one scheduler without real time.
+/// </summary>
+/// <remarks>
+/// One hop leaves the replay's thread: a task completed with <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>
+/// that a <see cref="Task.WhenAny(Task[])"/> watches (the engine's held waits) completes it on the
+/// thread pool, and the await behind it is posted back here from there. <see cref="Settle"/> waits
+/// for such hops before the clock may move: a continuation that came back after the clock moved on
+/// would run at the wrong time.
+/// </remarks>
+internal sealed class ReplayScheduler : SynchronizationContext
+{
+    private readonly Lock _lock = new();
+    private readonly Queue<(SendOrPostCallback Callback, object? State)> _work = new();
+    private long _poolSeen = -1;
+
+    /// <inheritdoc />
+    public override void Post(SendOrPostCallback d, object? state)
+    {
+        lock (_lock)
+        {
+            _work.Enqueue((d, state));
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Send(SendOrPostCallback d, object? state)
+    {
+        ArgumentNullException.ThrowIfNull(d);
+        d(state);
+    }
+
+    /// <inheritdoc />
+    public override SynchronizationContext CreateCopy() => this;
+
+    /// <summary>Runs queued work, and the work it queues, until none is left.</summary>
+    public void RunPending()
+    {
+        while (true)
+        {
+            (SendOrPostCallback Callback, object? State) item;
+            lock (_lock)
+            {
+                if (!_work.TryDequeue(out item))
+                {
+                    return;
+                }
+            }
+
+            item.Callback(item.State);
+        }
+    }
+
+    /// <summary>
+    /// Runs queued work until none is left and the thread pool is idle (no hop queued, running or
+    /// finished since last seen): then nothing can come back for the current instant.
+    /// </summary>
+    public void Settle()
+    {
+        var spin = default(SpinWait);
+        while (true)
+        {
+            RunPending();
+            ThreadPool.GetAvailableThreads(out var available, out _);
+            ThreadPool.GetMaxThreads(out var max, out _);
+            var seen = ThreadPool.CompletedWorkItemCount;
+            if (ThreadPool.PendingWorkItemCount == 0 && available == max && seen == _poolSeen)
+            {
+                lock (_lock)
+                {
+                    if (_work.Count == 0)
+                    {
+                        return;
+                    }
+                }
+            }
+
+            _poolSeen = seen;
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+}
