@@ -52,7 +52,7 @@ catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 }
 catch (Exception ex)
 {
-    code = Fail(ExitCodes.Failure, ex.ToString());
+    code = Fail(ExitCodes.Failure, $"{ex.GetType().Name}: {ClusterConnection.FirstLine(ex.Message)}");
 }
 
 // Orleans client threads must not keep a failed or finished command alive.

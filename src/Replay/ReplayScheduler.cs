@@ -55,9 +55,13 @@ internal sealed class ReplayScheduler : SynchronizationContext
         }
     }
 
+    /// <summary>Calls held at the engine now: only they can come back through the thread pool.</summary>
+    public int Held { get; set; }
+
     /// <summary>
-    /// Runs queued work until none is left and the thread pool is idle (no hop queued, running or
-    /// finished since last seen): then nothing can come back for the current instant.
+    /// Runs queued work until none is left and, while calls are held at the engine, the thread pool
+    /// is idle (no hop queued, running or finished since last seen): then nothing can come back for
+    /// the current instant.
     /// </summary>
     public void Settle()
     {
@@ -65,6 +69,19 @@ internal sealed class ReplayScheduler : SynchronizationContext
         while (true)
         {
             RunPending();
+            if (Held == 0)
+            {
+                lock (_lock)
+                {
+                    if (_work.Count == 0)
+                    {
+                        return;
+                    }
+                }
+
+                continue;
+            }
+
             ThreadPool.GetAvailableThreads(out var available, out _);
             ThreadPool.GetMaxThreads(out var max, out _);
             var seen = ThreadPool.CompletedWorkItemCount;

@@ -195,9 +195,28 @@ public sealed class TraceReplay
         while (true)
         {
             var left = maxWait - _clock.GetElapsedTime(started);
-            var reply = collect
-                ? await engine.CollectWaitAsync(id)
-                : await engine.WaitAsync(new WaitTicket(id, record.Tenant, record.Priority, 1, left > TimeSpan.Zero ? left : TimeSpan.Zero, renewal, estimate));
+            var call = collect
+                ? engine.CollectWaitAsync(id)
+                : engine.WaitAsync(new WaitTicket(id, record.Tenant, record.Priority, 1, left > TimeSpan.Zero ? left : TimeSpan.Zero, renewal, estimate));
+            WaitReply reply;
+            if (call.IsCompleted)
+            {
+                reply = call.Result;
+            }
+            else
+            {
+                // Held at the engine: its answer may come back through the thread pool (ReplayScheduler).
+                _scheduler.Held++;
+                try
+                {
+                    reply = await call;
+                }
+                finally
+                {
+                    _scheduler.Held--;
+                }
+            }
+
             switch (reply.Outcome)
             {
                 case WaitOutcome.Granted:
@@ -305,7 +324,8 @@ public sealed class TraceReplay
             {
                 var (provider, key, tenant) = t.Key;
                 var tally = t.Value;
-                var capacity = _keys[(provider, key)].TokensPerMinute(_settings.ProviderQuota) * Math.Max(covered.TotalMinutes, 1.0 / 60);
+                // What the quota allowed: full at the start, refilled over the time covered.
+                var capacity = _keys[(provider, key)].TokensPerMinute(_settings.ProviderQuota) * (1 + covered.TotalMinutes);
                 return new TenantResult(provider, key, tenant, tally.Calls, tally.Granted, tally.Refused, tally.TimedOut, tally.ProviderRefused,
                     Percentile(tally.Waits, 0.50), Percentile(tally.Waits, 0.99), tally.Tokens, tally.Tokens / capacity);
             })
