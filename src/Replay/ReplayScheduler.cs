@@ -18,6 +18,12 @@ internal sealed class ReplayScheduler : SynchronizationContext
     private readonly Queue<(SendOrPostCallback Callback, object? State)> _work = new();
     private long _poolSeen = -1;
 
+    /// <summary>Pool threads busy before the replay began (its caller's own, when it runs on the pool): never the replay's hops.</summary>
+    private readonly int _busyBefore = Busy();
+
+    /// <summary>Longest the clock waits for the pool to go idle; others' work keeping it busy only slows the replay down.</summary>
+    private static readonly TimeSpan MaxPoolWait = TimeSpan.FromMilliseconds(100);
+
     /// <inheritdoc />
     public override void Post(SendOrPostCallback d, object? state)
     {
@@ -66,6 +72,7 @@ internal sealed class ReplayScheduler : SynchronizationContext
     public void Settle()
     {
         var spin = default(SpinWait);
+        var since = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
             RunPending();
@@ -82,10 +89,9 @@ internal sealed class ReplayScheduler : SynchronizationContext
                 continue;
             }
 
-            ThreadPool.GetAvailableThreads(out var available, out _);
-            ThreadPool.GetMaxThreads(out var max, out _);
             var seen = ThreadPool.CompletedWorkItemCount;
-            if (ThreadPool.PendingWorkItemCount == 0 && available == max && seen == _poolSeen)
+            var idle = ThreadPool.PendingWorkItemCount == 0 && Busy() <= _busyBefore && seen == _poolSeen;
+            if (idle || System.Diagnostics.Stopwatch.GetElapsedTime(since) > MaxPoolWait)
             {
                 lock (_lock)
                 {
@@ -99,5 +105,12 @@ internal sealed class ReplayScheduler : SynchronizationContext
             _poolSeen = seen;
             spin.SpinOnce(sleep1Threshold: -1);
         }
+    }
+
+    private static int Busy()
+    {
+        ThreadPool.GetAvailableThreads(out var available, out _);
+        ThreadPool.GetMaxThreads(out var max, out _);
+        return max - available;
     }
 }
