@@ -18,6 +18,8 @@ COPY src/Silo/OrleansLimiter.Silo.csproj src/Silo/
 COPY src/Worker/OrleansLimiter.Worker.csproj src/Worker/
 COPY src/Cli/OrleansLimiter.Cli.csproj src/Cli/
 COPY src/Gateway.Host/OrleansLimiter.Gateway.Host.csproj src/Gateway.Host/
+COPY src/ProviderModel/OrleansLimiter.ProviderModel.csproj src/ProviderModel/
+COPY src/Replay/OrleansLimiter.Replay.csproj src/Replay/
 COPY tools/ProviderSimulator/OrleansLimiter.ProviderSimulator.csproj tools/ProviderSimulator/
 RUN dotnet restore src/Silo/OrleansLimiter.Silo.csproj \
  && dotnet restore src/Worker/OrleansLimiter.Worker.csproj \

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.AI.Feedback;
 using OrleansLimiter.Client;
+using OrleansLimiter.Tracing;
 
 namespace OrleansLimiter.AI.Chat;
 
@@ -47,8 +48,10 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     {
         var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
         var (key, estimate, counted) = EstimateCall(list, options);
-        await using var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
+        var traced = Traced(options, estimate);
+        await using var reservation = await ReserveTracedAsync(key, estimate, traced, cancellationToken).ConfigureAwait(false);
         var call = Call(key);
+        var sent = _time.GetTimestamp();
         ChatResponse response;
         try
         {
@@ -59,10 +62,12 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
         catch when (call.ProviderRefused)
         {
+            Trace(traced, null, _time.GetElapsedTime(sent));
             await GiveBackAsync(reservation, call).ConfigureAwait(false);
             throw;
         }
 
+        Trace(traced, response.Usage, _time.GetElapsedTime(sent));
         await SettleAsync(reservation, response.Usage, counted).ConfigureAwait(false);
         return response;
     }
@@ -72,9 +77,11 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     {
         var list = messages as IReadOnlyCollection<ChatMessage> ?? [.. messages];
         var (key, estimate, counted) = EstimateCall(list, options);
-        var reservation = await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
+        var traced = Traced(options, estimate);
+        var reservation = await ReserveTracedAsync(key, estimate, traced, cancellationToken).ConfigureAwait(false);
         UsageDetails? usage = null;
         var call = Call(key);
+        var sent = _time.GetTimestamp();
         using var inProgress = call.Enter();
         try
         {
@@ -97,6 +104,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         finally
         {
             // Also on an error, a cancellation, or a consumer that stops reading: what is known is settled.
+            Trace(traced, call.ProviderRefused ? null : usage, _time.GetElapsedTime(sent));
             if (call.ProviderRefused && usage is null)
             {
                 await GiveBackAsync(reservation, call).ConfigureAwait(false);
@@ -163,11 +171,66 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         return LimitCost.Of(parts);
     }
 
+    /// <summary>What a trace keeps of a sampled call from its start; null when it is not sampled.</summary>
+    private TracedCall? Traced(ChatOptions? options, LimitCost estimate)
+    {
+        if (_options.Trace?.Samples() != true)
+        {
+            return null;
+        }
+
+        long output = options?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens;
+        var total = _options.TokensLimit is { } tokens ? AmountOf(estimate, tokens) : null;
+        var input = _options.InputTokensLimit is { } inputLimit ? AmountOf(estimate, inputLimit) : null;
+        var modelId = options?.ModelId ?? InnerClient.GetService<ChatClientMetadata>()?.DefaultModelId;
+        return new TracedCall(_time.GetUtcNow(), modelId, new TokenCount(input ?? Math.Max(0, (total ?? output) - output), output));
+    }
+
+    private static long? AmountOf(LimitCost cost, string limit)
+    {
+        var i = Array.IndexOf(cost.Limits, limit);
+        return i < 0 ? null : cost.Amounts[i];
+    }
+
+    /// <summary>Records a sampled call: never its messages or any key.</summary>
+    private void Trace(TracedCall? traced, UsageDetails? usage, TimeSpan duration)
+    {
+        if (traced is null || _options.Trace is not { } trace)
+        {
+            return;
+        }
+
+        TokenCount? used = usage is { InputTokenCount: { } input, OutputTokenCount: { } output } ? new TokenCount(input, output) : null;
+        try
+        {
+            trace.Write(new CallTraceRecord(traced.Arrived, _options.Tenant ?? DefaultTraceTenant, _provider, traced.Model, WaitPriority.Normal, traced.Estimate, used, duration, _options.MaxWait));
+        }
+        catch (IOException ex)
+        {
+            // The call has been answered; a trace line lost is logged, never the call failed for it.
+            LogTraceFailed(_logger, ex.Message);
+        }
+    }
+
+    /// <summary>Reserves, recording a sampled call the limits refused.</summary>
+    private async Task<Reservation> ReserveTracedAsync(string key, LimitCost estimate, TracedCall? traced, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReserveAsync(key, estimate, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RateLimitTimeoutException or RequestAboveLimitException)
+        {
+            Trace(traced, null, TimeSpan.Zero);
+            throw;
+        }
+    }
+
     private async Task<Reservation> ReserveAsync(string key, LimitCost estimate, CancellationToken cancellationToken)
     {
         // Waits in the key's fair queue at its grain (or, without one, retries after each refusal).
         var started = _time.GetTimestamp();
-        var reservation = await _limiter.ReserveAsync(_provider, estimate, new AcquireOptions { Key = key, MaxWait = _options.MaxWait }, cancellationToken).ConfigureAwait(false);
+        var reservation = await _limiter.ReserveAsync(_provider, estimate, new AcquireOptions { Key = key, MaxWait = _options.MaxWait, Tenant = _options.Tenant }, cancellationToken).ConfigureAwait(false);
         if (reservation.IsGranted)
         {
             return reservation;
@@ -245,6 +308,15 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
     }
 
+
+    /// <summary>The tenant a trace names when <see cref="LimitedChatClientOptions.Tenant"/> is not set.</summary>
+    internal const string DefaultTraceTenant = "default";
+
+    /// <summary>What a trace keeps of a call from its start.</summary>
+    private sealed record TracedCall(DateTimeOffset Arrived, string? Model, TokenCount Estimate);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "A call could not be written to the trace ({Error})")]
+    private static partial void LogTraceFailed(ILogger logger, string error);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Call to {Provider} (key {Key}) not sent: limit {BlockedBy} refused it {Attempts} times over {Waited}; it can pay in {RetryAfter}")]
     private static partial void LogTimedOut(ILogger logger, string provider, string key, string? blockedBy, int attempts, TimeSpan waited, TimeSpan retryAfter);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.AI;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Tracing;
 
 namespace OrleansLimiter.AI.Chat;
 
@@ -72,6 +73,19 @@ public sealed class LimitedChatClientOptions
     /// </summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The tenant calls are queued for in the key's fair queue; null (default) takes the limiter
+    /// client's own (<c>RateLimiting:Client:Tenant</c>, or the process).
+    /// </summary>
+    public string? Tenant { get; set; }
+
+    /// <summary>
+    /// Where calls are recorded for <c>limiter replay</c> (docs/replay.md), sampled at the writer's
+    /// rate; null (default) records nothing. Never a prompt, a reply or a key. One writer per file,
+    /// shared by every client that writes to it.
+    /// </summary>
+    public CallTraceWriter? Trace { get; set; }
+
     /// <summary>Problems with these settings, each naming the setting.</summary>
     internal IEnumerable<string> Problems()
     {
@@ -112,6 +126,11 @@ public sealed class LimitedChatClientOptions
         if (MaxWait < TimeSpan.Zero)
         {
             yield return $"{nameof(LimitedChatClientOptions)}.{nameof(MaxWait)} must not be negative (was {MaxWait}).";
+        }
+
+        if (Tenant is not null && RateLimitingOptionsValidator.TenantNameProblem(Tenant) is { } tenantProblem)
+        {
+            yield return $"{nameof(LimitedChatClientOptions)}.{nameof(Tenant)}: tenant name {tenantProblem}.";
         }
 
         if (TokenizerEncoding is not null && TokenCounter.EncodingProblem(TokenizerEncoding) is { } encodingProblem)

@@ -18,6 +18,7 @@ internal static class LimiterRootCommand
             LimitsCommand.Create(),
             KeysCommand.Create(),
             CertsCommand.Create(),
+            ReplayCommand.Create(),
         };
         foreach (var option in ConnectionOptions.All)
         {

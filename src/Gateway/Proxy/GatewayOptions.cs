@@ -55,8 +55,25 @@ public sealed class GatewayOptions
     /// </summary>
     public double LeaseSeconds { get; set; } = 0.5;
 
+    /// <summary>Recording of calls for <c>limiter replay</c> (<c>Gateway:Trace</c>); off unless <see cref="GatewayTraceOptions.Path"/> is set.</summary>
+    public GatewayTraceOptions Trace { get; set; } = new();
+
     /// <summary><see cref="ApiPollSeconds"/> as a duration.</summary>
     internal TimeSpan ApiPoll => TimeSpan.FromSeconds(ApiPollSeconds);
+}
+
+/// <summary>
+/// The <c>Gateway:Trace</c> section: calls recorded one JSON line each (docs/replay.md) for
+/// <c>limiter replay</c>: arrival, tenant, provider, model, class, estimate, usage and duration;
+/// never a prompt, a reply or a key.
+/// </summary>
+public sealed class GatewayTraceOptions
+{
+    /// <summary>The file calls are appended to; empty (default) records nothing. Its folder must exist.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>Share of calls recorded, above 0 and at most 1; 1 (every call) by default.</summary>
+    public double SampleRate { get; set; } = 1;
 }
 
 /// <summary>One provider behind the gateway (<c>Gateway:Providers:{provider}</c>).</summary>

@@ -51,6 +51,16 @@ internal sealed class GatewayOptionsValidator(IOptions<RateLimitingOptions> limi
             yield return $"Gateway:LeaseSeconds ({options.LeaseSeconds}) must be at most half of RateLimiting:ReservationTimeout ({limits.ReservationTimeout.TotalSeconds} s): a lease is settled within that time.";
         }
 
+        if (!double.IsFinite(options.Trace.SampleRate) || options.Trace.SampleRate <= 0 || options.Trace.SampleRate > 1)
+        {
+            yield return $"Gateway:Trace:SampleRate must be above 0 and at most 1 (was {options.Trace.SampleRate}).";
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Trace.Path) && TraceFolderProblem(options.Trace.Path) is { } traceProblem)
+        {
+            yield return $"Gateway:Trace:Path {traceProblem}";
+        }
+
         foreach (var (provider, p) in options.Providers)
         {
             var prefix = $"Gateway:Providers:{provider}";
@@ -96,6 +106,22 @@ internal sealed class GatewayOptionsValidator(IOptions<RateLimitingOptions> limi
                     yield return $"{prefix}:ApiKeyFile {fileProblem}";
                 }
             }
+        }
+    }
+
+    /// <summary>Why calls cannot be appended to <paramref name="path"/>, or null.</summary>
+    private static string? TraceFolderProblem(string path)
+    {
+        try
+        {
+            var full = Path.GetFullPath(path);
+            return Directory.Exists(full) ? $"'{path}' is a folder; name a file in it."
+                : Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder) ? $"'{path}': its folder does not exist."
+                : null;
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            return $"'{path}' is not a file path ({ex.GetType().Name}).";
         }
     }
 

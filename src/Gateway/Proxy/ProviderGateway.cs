@@ -8,6 +8,7 @@ using OrleansLimiter.AI.Feedback;
 using OrleansLimiter.Client;
 using OrleansLimiter.Configuration;
 using OrleansLimiter.Gateway.Keys;
+using OrleansLimiter.Tracing;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace OrleansLimiter.Gateway.Proxy;
@@ -39,6 +40,7 @@ public sealed partial class ProviderGateway : IDisposable
     private readonly CallEstimator _estimator;
     private readonly CapacityLeases _leases;
     private readonly Dictionary<string, Upstream> _upstreams = new(StringComparer.OrdinalIgnoreCase);
+    private readonly CallTraceWriter? _trace;
 
     /// <summary>Creates the gateway over the validated <paramref name="options"/>.</summary>
     public ProviderGateway(
@@ -63,6 +65,7 @@ public sealed partial class ProviderGateway : IDisposable
         _time = time;
         _logger = loggers.CreateLogger<ProviderGateway>();
         _estimator = new CallEstimator(_options.DefaultMaxOutputTokens);
+        _trace = string.IsNullOrWhiteSpace(_options.Trace.Path) ? null : new CallTraceWriter(_options.Trace.Path, _options.Trace.SampleRate);
         _leases = new CapacityLeases(grains, _options.LeaseCalls, TimeSpan.FromSeconds(_options.LeaseSeconds), () => _limits.CurrentValue.ReservationTimeout / 2, time, _logger);
         foreach (var (name, p) in _options.Providers)
         {
@@ -118,6 +121,7 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
+        var arrived = _time.GetUtcNow();
         var endpoint = GatewayEndpoints.Of(api, context.Request.Method, rest);
         byte[]? body = null;
         CallEstimate? estimate = null;
@@ -137,11 +141,15 @@ public sealed partial class ProviderGateway : IDisposable
         var key = estimate?.Model is { } model && IsConfiguredKey(providerLimits, model) ? model : LimiterKey.DefaultKey;
         var names = providerLimits.ForKey(limiterProvider, key).Limits.Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
         var cost = Cost(estimate, names);
+        var traced = estimate is not null && _trace?.Samples() == true
+            ? new TracedCall(arrived, identity.Tenant, upstream.Name, estimate, priority ?? identity.Priority ?? WaitPriority.Normal,
+                maxWait ?? identity.MaxWait ?? (_options.DefaultMaxWaitSeconds is { } wait ? TimeSpan.FromSeconds(wait) : null))
+            : null;
         if (estimate is not null && _leases.TryTake(upstream.Name, key, cost) is { } leased)
         {
             // Served from the host's lease of the key's capacity: no grain call before forwarding.
             ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leased.Shared, _time.GetUtcNow());
-            await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leased.Shared);
+            await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leased.Shared, traced);
             return;
         }
 
@@ -172,6 +180,7 @@ public sealed partial class ProviderGateway : IDisposable
         ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, shared, _time.GetUtcNow());
         if (!reservation.IsGranted)
         {
+            Trace(traced, null, TimeSpan.Zero);
             if (reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit)
             {
                 await ProviderAnswers.TooLargeAsync(context.Response, api, estimate?.Model, reservation.Result.BlockedBy, cost);
@@ -186,7 +195,7 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(reservation, null), shared);
+        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(reservation, null), shared, traced);
     }
 
     /// <summary>
@@ -212,12 +221,12 @@ public sealed partial class ProviderGateway : IDisposable
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared)
+    private async Task ForwardAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared, TracedCall? traced)
     {
         var settled = false;
         try
         {
-            await ForwardCoreAsync(context, upstream, rest, body, estimate, key, names, charge, shared);
+            await ForwardCoreAsync(context, upstream, rest, body, estimate, key, names, charge, shared, traced);
             settled = true;
         }
         finally
@@ -230,8 +239,9 @@ public sealed partial class ProviderGateway : IDisposable
         }
     }
 
-    private async Task ForwardCoreAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared)
+    private async Task ForwardCoreAsync(HttpContext context, Upstream upstream, string rest, byte[]? body, CallEstimate? estimate, string key, HashSet<string> names, Charge charge, IReadOnlyList<LimitState> shared, TracedCall? traced)
     {
+        var forwarded = _time.GetTimestamp();
         if (body is not null)
         {
             // The body was read to estimate the call: the forwarder sends it (or its rewrite) from memory.
@@ -298,7 +308,31 @@ public sealed partial class ProviderGateway : IDisposable
         }
 
         await SettleAsync(charge, Spent(charge.Estimate, call, estimate is null ? null : meter.Usage));
+        Trace(traced, call.ProviderRefused || meter.Usage is not { InputTokens: { } input, OutputTokens: { } output } ? null : new TokenCount(input, output), _time.GetElapsedTime(forwarded));
     }
+
+    /// <summary>Records a sampled call: its arrival, whom it was for, what it was estimated and what it used; never its content or any key.</summary>
+    private void Trace(TracedCall? traced, TokenCount? usage, TimeSpan duration)
+    {
+        if (traced is null || _trace is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _trace.Write(new CallTraceRecord(traced.Arrived, traced.Tenant, traced.Provider, traced.Estimate.Model, traced.Priority,
+                new TokenCount(traced.Estimate.InputTokens, traced.Estimate.OutputTokens), usage, duration, traced.MaxWait));
+        }
+        catch (IOException ex)
+        {
+            // The call has been answered; a trace line lost is logged, never the call failed for it.
+            LogTraceFailed(_logger, _options.Trace.Path!, ex.Message);
+        }
+    }
+
+    /// <summary>What a trace keeps of a call from its arrival.</summary>
+    private sealed record TracedCall(DateTimeOffset Arrived, string Tenant, string Provider, CallEstimate Estimate, WaitPriority Priority, TimeSpan? MaxWait);
 
     /// <summary>
     /// What a call spent, to settle it with; null when its estimate stays spent: nothing was reported
@@ -465,6 +499,7 @@ public sealed partial class ProviderGateway : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _trace?.Dispose();
         _leases.Dispose();
         foreach (var upstream in _upstreams.Values)
         {
@@ -489,6 +524,9 @@ public sealed partial class ProviderGateway : IDisposable
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The shared count of {Provider} (key {Key}) could not be read for the rate-limit headers ({Error})")]
     private static partial void LogSharedCountUnread(ILogger logger, string provider, string key, string error);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "A call could not be written to the trace {Path} ({Error})")]
+    private static partial void LogTraceFailed(ILogger logger, string path, string error);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Settling a gateway call to {Provider} (key {Key}) failed ({Error}); its reservation stays as estimated")]
     private static partial void LogSettleFailed(ILogger logger, string provider, string key, string error);

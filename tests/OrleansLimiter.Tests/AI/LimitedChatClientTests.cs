@@ -1,4 +1,5 @@
 using OrleansLimiter.Tests.Infrastructure;
+using OrleansLimiter.Tracing;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
@@ -400,6 +401,40 @@ public sealed class LimitedChatClientTests : IDisposable
 
         var error = Assert.Throws<OptionsValidationException>(() => new ChatClientBuilder(_model).UseOrleansLimiter("llm", configure));
         Assert.Contains("LimitedChatClientOptions." + setting, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Trace_RecordsTheCallsFields_NeverItsMessages()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "chat-trace-" + Guid.NewGuid().ToString("N") + ".jsonl");
+        var prompt = "The secret recipe is " + Guid.NewGuid().ToString("N");
+        try
+        {
+            using (var trace = new CallTraceWriter(path, sampleRate: 1))
+            {
+                _model.Usage = new UsageDetails { InputTokenCount = 7, OutputTokenCount = 3, TotalTokenCount = 10 };
+                var client = Limited("llm", o => (o.Trace, o.Tenant, o.MaxWait) = (trace, "team-c", TimeSpan.FromSeconds(5)));
+                var started = _time.GetUtcNow();
+                _time.Advance(TimeSpan.FromSeconds(1));
+
+                await client.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { ModelId = "gpt-4o", MaxOutputTokens = 50 });
+
+                var (_, estimate) = client.Estimate([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { ModelId = "gpt-4o", MaxOutputTokens = 50 });
+                var text = File.ReadAllText(path);
+                var record = CallTraceFormat.Read(Assert.Single(text.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+                Assert.Equal(("team-c", "llm", "gpt-4o", WaitPriority.Normal), (record.Tenant, record.Provider, record.Model, record.Priority));
+                Assert.Equal(started.AddSeconds(1), record.Time);
+                Assert.Equal(estimate.Amounts[Array.IndexOf(estimate.Limits, "tokens")], record.Estimate.Total);
+                Assert.Equal(50, record.Estimate.Output);
+                Assert.Equal(new TokenCount(7, 3), record.Usage);
+                Assert.Equal(TimeSpan.FromSeconds(5), record.MaxWait);
+                Assert.DoesNotContain("secret recipe", text, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     private LimitedChatClient Limited(string provider, Action<LimitedChatClientOptions>? configure = null)

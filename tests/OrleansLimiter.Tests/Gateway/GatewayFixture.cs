@@ -30,6 +30,9 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public string ClusterId { get; } = "gw-" + Guid.NewGuid().ToString("N")[..8];
 
+    /// <summary>Where the gateway records calls (<c>Gateway:Trace:Path</c>), every call.</summary>
+    public string TracePath { get; } = Path.Combine(Path.GetTempPath(), "gw-trace-" + Guid.NewGuid().ToString("N") + ".jsonl");
+
     public RedisServer Redis { get; private set; } = null!;
 
     public ConnectionMultiplexer Connection { get; private set; } = null!;
@@ -113,6 +116,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             settings[$"Gateway:Providers:{provider}:ApiKey"] = api == "OpenAI" ? OpenAiKey : AnthropicKey;
         }
 
+        settings["Gateway:Trace:Path"] = TracePath;
         Silo = SiloProcess.Start("gateway-silo", settings);
         await Silo.WaitHealthyAsync();
 

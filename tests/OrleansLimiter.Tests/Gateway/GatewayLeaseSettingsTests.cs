@@ -37,4 +37,31 @@ public sealed class GatewayLeaseSettingsTests
         Assert.Contains("Gateway:LeaseSeconds", problem, StringComparison.Ordinal);
         Assert.Contains("RateLimiting:ReservationTimeout", problem, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(0.0, "Gateway:Trace:SampleRate must be above 0 and at most 1")]
+    [InlineData(1.5, "Gateway:Trace:SampleRate must be above 0 and at most 1")]
+    [InlineData(double.NaN, "Gateway:Trace:SampleRate must be above 0 and at most 1")]
+    public void TraceSampleRate_OutOfRange_NamesTheSetting(double rate, string expected)
+    {
+        var options = new GatewayOptions { Trace = new GatewayTraceOptions { Path = Path.Combine(Path.GetTempPath(), "trace.jsonl"), SampleRate = rate } };
+
+        var problem = Assert.Single(GatewayOptionsValidator.Problems(options, new RateLimitingOptions()));
+
+        Assert.StartsWith(expected, problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TracePath_InAFolderThatDoesNotExist_OrAFolder_NamesTheSetting()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "no-such-folder-" + Guid.NewGuid().ToString("N"), "trace.jsonl");
+
+        var inMissing = Assert.Single(GatewayOptionsValidator.Problems(new GatewayOptions { Trace = new GatewayTraceOptions { Path = missing } }, new RateLimitingOptions()));
+        var folder = Assert.Single(GatewayOptionsValidator.Problems(new GatewayOptions { Trace = new GatewayTraceOptions { Path = Path.GetTempPath() } }, new RateLimitingOptions()));
+
+        Assert.StartsWith("Gateway:Trace:Path", inMissing, StringComparison.Ordinal);
+        Assert.Contains("folder does not exist", inMissing, StringComparison.Ordinal);
+        Assert.StartsWith("Gateway:Trace:Path", folder, StringComparison.Ordinal);
+        Assert.Contains("is a folder", folder, StringComparison.Ordinal);
+    }
 }

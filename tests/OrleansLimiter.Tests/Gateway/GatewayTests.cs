@@ -1,3 +1,4 @@
+using OrleansLimiter.Tracing;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -17,6 +18,52 @@ namespace OrleansLimiter.Tests.Gateway;
 public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper output) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan SettleWait = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Trace_RecordsEachCallsFields_NeverItsPromptOrAnyKey()
+    {
+        var prompt = "The secret recipe is " + Guid.NewGuid().ToString("N");
+        var model = "trace-model-" + Guid.NewGuid().ToString("N")[..8];
+        using (var response = await fixture.PostAsync("gwo", "chat/completions", Chat(model, prompt, 25, stream: false, askUsage: false), fixture.ValidKey))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await fixture.ReadAsync(response);
+        }
+
+        // Written once the call is settled, after the answer.
+        string[] lines = [];
+        await EventuallyAsync(() =>
+        {
+            lines = ReadShared(fixture.TracePath).Where(l => l.Contains(model, StringComparison.Ordinal)).ToArray();
+            return Task.FromResult(lines.Length == 1);
+        });
+        var record = CallTraceFormat.Read(Assert.Single(lines));
+        Assert.Equal(("team-a", "gwo", model, WaitPriority.Normal), (record.Tenant, record.Provider, record.Model, record.Priority));
+        Assert.Equal(25, record.Estimate.Output);
+        Assert.True(record.Estimate.Input > 0);
+        Assert.Equal(new TokenCount(record.Usage!.Value.Input, 25), record.Usage);
+        Assert.True(record.Duration > TimeSpan.Zero);
+        Assert.InRange(record.Time, DateTimeOffset.UtcNow.AddMinutes(-2), DateTimeOffset.UtcNow);
+
+        var whole = string.Join("\n", ReadShared(fixture.TracePath));
+        foreach (var secret in new[] { prompt, "secret recipe", fixture.ValidKey, fixture.OpenAiKey, fixture.AnthropicKey })
+        {
+            Assert.DoesNotContain(secret, whole, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>The trace's lines, read while the gateway holds the file open for appending.</summary>
+    private static string[] ReadShared(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
 
     [Fact]
     public async Task OpenAiStreams_ChargedExactlyTheUsageTheyReported_UsageChunkOnlyWhenAskedFor()

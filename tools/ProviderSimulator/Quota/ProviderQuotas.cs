@@ -6,18 +6,8 @@ namespace OrleansLimiter.ProviderSimulator.Quota;
 public sealed class ProviderQuotas(IOptions<SimulatorOptions> options, TimeProvider time)
 {
     /// <summary><c>/v1/chat/completions</c>: requests and tokens per minute.</summary>
-    public SimulatedQuota OpenAi { get; } = new(
-        [new(LimitKind.Requests, options.Value.RequestsPerMinute), new(LimitKind.Tokens, options.Value.TokensPerMinute)],
-        options.Value.OtherTenantShare,
-        time);
+    public SimulatedQuota OpenAi { get; } = SimulatedQuota.OpenAi(options.Value, time);
 
     /// <summary><c>/v1/messages</c>: requests, input tokens and output tokens per minute.</summary>
-    public SimulatedQuota Anthropic { get; } = new(
-        [
-            new(LimitKind.Requests, options.Value.RequestsPerMinute),
-            new(LimitKind.InputTokens, options.Value.InputTokensPerMinute),
-            new(LimitKind.OutputTokens, options.Value.OutputTokensPerMinute),
-        ],
-        options.Value.OtherTenantShare,
-        time);
+    public SimulatedQuota Anthropic { get; } = SimulatedQuota.Anthropic(options.Value, time);
 }

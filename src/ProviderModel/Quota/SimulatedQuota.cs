@@ -53,6 +53,27 @@ public sealed class SimulatedQuota
         _lastTimestamp = time.GetTimestamp();
     }
 
+    /// <summary>An OpenAI-style key (<c>/v1/chat/completions</c>): requests and tokens per minute.</summary>
+    public static SimulatedQuota OpenAi(SimulatorOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new([new(LimitKind.Requests, options.RequestsPerMinute), new(LimitKind.Tokens, options.TokensPerMinute)], options.OtherTenantShare, time);
+    }
+
+    /// <summary>An Anthropic-style key (<c>/v1/messages</c>): requests, input tokens and output tokens per minute.</summary>
+    public static SimulatedQuota Anthropic(SimulatorOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new(
+            [
+                new(LimitKind.Requests, options.RequestsPerMinute),
+                new(LimitKind.InputTokens, options.InputTokensPerMinute),
+                new(LimitKind.OutputTokens, options.OutputTokensPerMinute),
+            ],
+            options.OtherTenantShare,
+            time);
+    }
+
     /// <summary>The limits this quota has.</summary>
     public IEnumerable<LimitKind> Kinds => _buckets.Select(b => b.Kind);
 
