@@ -318,7 +318,10 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
         // The provider says 5 requests and 600 tokens remain: more than the grain saw. Nothing rises.
         var report = await RedisStore.ObserveAsync(key, RequestsAndTokens, [new LimitObservation(0, 5, 0, 0), new LimitObservation(1, 600, 0, 0)], first.Limits);
         Assert.Equal(first.Limits[0], report.Limits[0]);
-        Assert.InRange(report.Limits[1].Remaining, 100, 130);
+
+        // 100 tokens were left, plus the refill since; the bucket's instant as seen is kept to the
+        // millisecond and restored rounded up, which withholds up to a tenth of a token (at 100 tokens/s).
+        Assert.InRange(report.Limits[1].Remaining, 99, 130);
         Assert.Equal("2", (string?)await Db.HashGetAsync(key, "points"));
         Assert.Equal(first.Limits[0].EndMs, (long)await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key));
     }
