@@ -22,7 +22,6 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// silo was dying): what it was granted goes back to the window it was granted in, if that window
     /// is still open, and a sending of it that arrives later is refused. So a grant nobody was told of
     /// is not counted against the quota. The same batch as sent (id and costs); idempotent.
-    /// Keys with the seed's single limit only; other keys answer <see cref="AbandonOutcome.NotUndone"/>.
     /// </summary>
     /// <exception cref="ArgumentException">The batch has no request id.</exception>
     ValueTask<AbandonResult> AbandonBatchAsync(ConsumeBatch batch);
@@ -70,8 +69,7 @@ public interface IProviderLimiterGrain : IGrainWithStringKey
     /// with <see cref="CollectWaitAsync"/>, so a caller whose process is gone spends nothing. A renewal
     /// of a waiter granted before (its answer lost) is told the grant again, also by another activation
     /// (grants are recorded under the ticket's id). A refusal is a value (<see cref="WaitOutcome.Rejected"/>,
-    /// <see cref="WaitOutcome.TimedOut"/>). On a silo whose store holds single limits only, a key with
-    /// several limits answers <see cref="WaitRejection.NotQueued"/>.
+    /// <see cref="WaitOutcome.TimedOut"/>).
     /// </summary>
     /// <exception cref="ArgumentException">The ticket has no id or no tenant.</exception>
     /// <exception cref="ArgumentOutOfRangeException">Points below 1 or above the provider's points per window, a negative wait, or an undefined priority.</exception>

@@ -90,10 +90,10 @@ public sealed record LimitSpec(
 public sealed record KeyLimits(string StoreKey, LimitSpec[] Limits, bool Pooled)
 {
     /// <summary>
-    /// True when the key has only the seed's fixed-window <c>requests</c> limit in a hash of its own:
-    /// the seed's path (one number per request) decides it.
+    /// True when the key's only limit is one fixed window (the seed's <c>requests</c>) in a hash of its
+    /// own: a request's cost is one number, and the fair queue's forecast of the window is exact.
     /// </summary>
-    public bool IsSeedOnly => Limits.Length == 1 && Limits[0].Algorithm == LimitAlgorithm.FixedWindow && !Pooled;
+    public bool IsOneWindow => Limits.Length == 1 && Limits[0].Algorithm == LimitAlgorithm.FixedWindow && !Pooled;
 
     /// <summary>Whether <paramref name="other"/> names the same hash and the same limits.</summary>
     public bool SameAs(KeyLimits other) => other is not null && StoreKey == other.StoreKey && Limits.AsSpan().SequenceEqual(other.Limits);

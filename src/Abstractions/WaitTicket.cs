@@ -66,7 +66,7 @@ public enum WaitRejection : byte
     /// <summary>Even the earliest possible grant, given the queue ahead and the refill rate, comes after the maximum wait.</summary>
     DeadlineUnreachable = 2,
 
-    /// <summary>The key has no queue here (a silo whose store holds single limits only): its callers wait on their own, retrying after each refusal.</summary>
+    /// <summary>The key has no queue here: its callers wait on their own, retrying after each refusal.</summary>
     NotQueued = 3,
 
     /// <summary>A cost is above what its limit can ever hold (<see cref="WaitReply.BlockedBy"/> names it): it can never be granted.</summary>

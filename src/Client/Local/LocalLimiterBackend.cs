@@ -20,7 +20,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (name, configured) = options.CurrentValue.Resolve(provider);
-        if (!configured.ForKey(name, key).IsSeedOnly)
+        if (!configured.ForKey(name, key).IsOneWindow)
         {
             return DecideRequestsAsync(provider, key, points, cancellationToken);
         }
@@ -113,7 +113,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         var limits = configured.ForKey(name, key);
         var lowered = new long[observations.Length];
         var ignored = new List<string>();
-        if (limits.IsSeedOnly)
+        if (limits.IsOneWindow)
         {
             var own = configured.ForOneKey(key);
             var window = _windows.GetOrAdd(configured.StoreKey(name, key), _ => new FixedWindow(own.Points, own.Window, time));

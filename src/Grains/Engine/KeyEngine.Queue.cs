@@ -107,7 +107,7 @@ public sealed partial class KeyEngine
 
         var (_, limits) = Resolve();
         var keyLimits = KeyLimitsNow();
-        if (keyLimits.IsSeedOnly && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
+        if (keyLimits.IsOneWindow && ticket.Cost is null && (ticket.Points < 1 || ticket.Points > limits.Points))
         {
             throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, $"A waiter must ask for 1 to {limits.Points} points (the provider's points per window).");
         }
@@ -120,7 +120,7 @@ public sealed partial class KeyEngine
                 $"The cost is above what '{above.Name}' can ever hold ({above.Points}).", above.Name);
         }
 
-        if (keyLimits.IsSeedOnly)
+        if (keyLimits.IsOneWindow)
         {
             // One fixed window: the fair queue's forecast is exact for it, and counts the waiters
             // of every line that will be served first (a renewal keeps its place and deadline).
@@ -167,7 +167,7 @@ public sealed partial class KeyEngine
 
             if (!Waiting.TryGetValue(ticket.Id, out calls))
             {
-                if (!keyLimits.IsSeedOnly && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
+                if (!keyLimits.IsOneWindow && !ticket.IsRenewal && ticket.MaxWait is { } wait && EarliestBehindLine(keyLimits, queue, request) is var behind && behind > wait)
                 {
                     return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, behind,
                         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the waiters ahead in its line and the limits' refill, is in {behind.TotalSeconds:0.###} s, after the maximum wait of {wait.TotalSeconds:0.###} s."));
@@ -227,7 +227,7 @@ public sealed partial class KeyEngine
         }
 
         var earliest = queue.Enqueue(request, forecast).EarliestGrant;
-        return CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsSeedOnly ? earliest : EarliestFit(keyLimits, costs));
+        return CostReply(WaitOutcome.StillWaiting, WaitRejection.None, keyLimits, null, keyLimits.IsOneWindow ? earliest : EarliestFit(keyLimits, costs));
     }
 
     /// <inheritdoc cref="IProviderLimiterGrain.CollectWaitAsync"/>
@@ -624,7 +624,7 @@ public sealed partial class KeyEngine
     private TimeSpan HoldFor(KeyLimits keyLimits)
     {
         var hold = PollInterval;
-        TimeSpan? untilEnd = keyLimits.IsSeedOnly && _limitSet.Mirror.Holds(keyLimits) && _limitSet.Mirror.Values[0].EndMs - _limitSet.Mirror.StoreNowMs() is var ms && ms > 0
+        TimeSpan? untilEnd = keyLimits.IsOneWindow && _limitSet.Mirror.Holds(keyLimits) && _limitSet.Mirror.Values[0].EndMs - _limitSet.Mirror.StoreNowMs() is var ms && ms > 0
                 ? TimeSpan.FromMilliseconds(ms)
                 : null;
         if (untilEnd is { } end && (end - hold).Duration() < HoldClearOfCapacity)

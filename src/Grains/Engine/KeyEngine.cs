@@ -112,7 +112,7 @@ public sealed partial class KeyEngine
     public async ValueTask<ConsumeResult> TryConsumeAsync(long points)
     {
         var keyLimits = KeyLimitsNow();
-        if (keyLimits.IsSeedOnly && (points < 1 || points > keyLimits.Limits[0].Points))
+        if (keyLimits.IsOneWindow && (points < 1 || points > keyLimits.Limits[0].Points))
         {
             throw new ArgumentOutOfRangeException(nameof(points), points, $"A request must ask for 1 to {keyLimits.Limits[0].Points} points (the provider's points per window).");
         }

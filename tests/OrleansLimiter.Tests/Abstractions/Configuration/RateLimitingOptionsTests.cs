@@ -144,7 +144,7 @@ public sealed class RateLimitingOptionsTests
         var (name, openai) = options.Resolve("OpenAI");
         var mini = openai.ForKey(name, "gpt-4o-mini");
         Assert.Equal(["requests:FixedWindow:500", "tokens:TokenBucket:30000"], mini.Limits.Select(l => $"{l.Name}:{l.Algorithm}:{l.Points}"));
-        Assert.False(mini.IsSeedOnly);
+        Assert.False(mini.IsOneWindow);
         var gpt4o = openai.ForKey(name, "gpt-4o");
         Assert.Equal(["requests:5000", "tokens:800000"], gpt4o.Limits.Select(l => $"{l.Name}:{l.Points}"));
         Assert.Equal("ratelimit:openai:gpt-4o", gpt4o.StoreKey);
@@ -154,7 +154,7 @@ public sealed class RateLimitingOptionsTests
         Assert.Equal("ratelimit:anthropic:sonnet", claude.StoreKey);
         Assert.True(claude.Pooled);
         Assert.Equal(["requests", "input-tokens"], claude.Limits.Select(l => l.Name));
-        Assert.True(anthropic.ForKey(anthropicName, "global").IsSeedOnly);
+        Assert.True(anthropic.ForKey(anthropicName, "global").IsOneWindow);
     }
 
     [Fact]
@@ -179,7 +179,7 @@ public sealed class RateLimitingOptionsTests
 
         // A key decided by the seed's single window sees its own points and duration in place of the provider's.
         var (anthropicName, anthropic) = options.Resolve("anthropic");
-        Assert.True(anthropic.ForKey(anthropicName, "user-1").IsSeedOnly);
+        Assert.True(anthropic.ForKey(anthropicName, "user-1").IsOneWindow);
         Assert.Equal(30, anthropic.ForOneKey("user-1").Points);
         Assert.Equal(50_000, anthropic.Points);
         var plain = new ProviderLimitOptions();
