@@ -17,8 +17,15 @@ public sealed class LimiterHealthTests
     {
         await using var server = await RedisServer.StartAsync();
         await using var redis = await ConnectAsync(server.ConnectionString);
+        await redis.GetDatabase().PingAsync();
 
+        // A loaded machine can hold one INFO call past the part's time-out (LimiterHealth.PartTimeout,
+        // 600 ms), which answers "degraded": the figures must come within three documents.
         var health = await BuildAsync(redis);
+        for (var attempt = 2; attempt <= 3 && (string?)health["status"] != "ok"; attempt++)
+        {
+            health = await BuildAsync(redis);
+        }
 
         Assert.Empty(SeedContract.ShapeDifferences(JsonNode.Parse(SeedContract.HealthExample)!, health));
         Assert.Equal("ok", (string?)health["status"]);
