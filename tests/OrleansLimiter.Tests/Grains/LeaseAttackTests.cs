@@ -57,7 +57,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var id = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(4, 400), id))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(4, 400), id);
 
         // Two settles of one lease with different uses, at once: one applies, the other is told its answer.
         var both = await Task.WhenAll(
@@ -84,7 +84,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var id = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(2, 400), id))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(2, 400), id);
         Assert.True((await grain.TryConsumeCostsAsync(CostBatch.Of([Block(1, 500)], RequestId.New()))).Decision(0).IsAllowed);
         await AssertHeldAsync(key, 9, 100);
 
@@ -109,7 +109,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         var grain = Grain(key);
         Assert.True((await grain.TryConsumeCostsAsync(CostBatch.Of([Block(3, 300)], RequestId.New()))).Decision(0).IsAllowed);
         var id = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(4, 400), id))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(4, 400), id);
         await AssertHeldAsync(key, 5, 300);
 
         // A use below zero would be a refund beyond the lease: refused before anything is applied.
@@ -161,7 +161,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
 
         // Exactly the limits: granted, and then nothing more of either.
         var all = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(Requests, Tokens), all))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(Requests, Tokens), all);
         await AssertHeldAsync(key, 0, 0);
         var noRequest = await grain.LeaseAsync(CostBatch.Reservation(Block(1, 0), RequestId.New()));
         var noToken = await grain.LeaseAsync(CostBatch.Reservation(Block(0, 1), RequestId.New()));
@@ -177,7 +177,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
 
         // Zero of each: granted, nothing spent (the windows it opened are whole); its settle charges what its calls used.
         var zero = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Nothing, zero))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Nothing, zero);
         await AssertHeldAsync(key, Requests, Tokens);
         var charged = await grain.SettleAsync(new SettleRequest(zero, Block(2, 50)));
         Assert.Equal((2L, 50L), (charged.Limits.Single(l => l.Name == "requests").Charged, charged.Limits.Single(l => l.Name == "tokens").Charged));
@@ -217,7 +217,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
 
         // Named in the other order: each charged by its name.
         var id = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(LimitCost.Of(("tokens", 100), ("requests", 2)), id))).Outcomes[0]);
+        await AssertLeasedAsync(grain, LimitCost.Of(("tokens", 100), ("requests", 2)), id);
         await AssertHeldAsync(key, 10, 900);
         var settled = await grain.SettleAsync(new SettleRequest(id, LimitCost.Of(("tokens", 40), ("requests", 1))));
         Assert.Equal((1L, 60L), (Refunded(settled, "requests"), Refunded(settled, "tokens")));
@@ -230,7 +230,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         var key = TestKeys.Unique();
         var grain = Grain(key);
         var id = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(1, 100), id))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(1, 100), id);
         await AssertHeldAsync(key, 11, 900);
 
         // The same id for 900 tokens, as a resend and as a first sending: misuse, and nothing granted.
@@ -284,7 +284,7 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
 
         // A lease's id, sent as a plain consume of another cost: not told a grant it was never charged.
         var leased = RequestId.New();
-        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(Block(1, 100), leased))).Outcomes[0]);
+        await AssertLeasedAsync(grain, Block(1, 100), leased);
         await Assert.ThrowsAsync<ArgumentException>(() => grain.TryConsumeCostsAsync(CostBatch.Of([Block(1, 600)], leased, isResend: true)).AsTask());
         await AssertHeldAsync(key, 10, 600);
 
@@ -333,6 +333,10 @@ public sealed class LeaseAttackTests(LimiterClusterFixture fixture)
         Assert.Contains("one amount per request and limit name", ex.Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<ArgumentException>(() => grain.LeaseAsync(forged with { IsReservation = true }).AsTask());
     }
+
+    /// <summary>Leases <paramref name="cost"/> under <paramref name="id"/> and asserts it was granted.</summary>
+    private static async Task AssertLeasedAsync(IProviderLimiterGrain grain, LimitCost cost, RequestId id) =>
+        Assert.Equal(ConsumeOutcome.Granted, (await grain.LeaseAsync(CostBatch.Reservation(cost, id))).Outcomes[0]);
 
     private static long Refunded(SettleResult settled, string limit) => settled.Limits.Single(l => l.Name == limit).Refunded;
 
