@@ -50,10 +50,11 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
     }
 
     /// <summary>
-    /// The cost per limit of <paramref name="limits"/>, in their order; throws
+    /// The cost per limit of <paramref name="limits"/>, in their order (with <paramref name="tenant"/>'s
+    /// own limits counting what the request costs of theirs); throws
     /// <see cref="ArgumentException"/> for a limit the key does not have, a negative amount, or a name given twice.
     /// </summary>
-    public long[] For(KeyLimits limits) => CostBatch.Of([this]).CostsFor(limits)[0];
+    public long[] For(KeyLimits limits, string? tenant = null) => (CostBatch.Of([this]) with { Tenant = tenant }).CostsFor(limits)[0];
 
     /// <summary>
     /// Throws <see cref="ArgumentException"/> naming the field when the cost is malformed: no
@@ -101,6 +102,10 @@ public sealed record LimitCost([property: Id(0)] string[] Limits, [property: Id(
 /// reserved of each limit is recorded under that id, and a settle is applied against that record only
 /// (<see cref="IProviderLimiterGrain.SettleAsync"/>). Needs a request id and exactly one request.
 /// </param>
+/// <param name="Tenant">
+/// Whom the requests are for: the tenant's own limits on the key (<c>Tenants:{tenant}:Limits</c>) pay
+/// beside the key's, all or nothing; null for none.
+/// </param>
 [GenerateSerializer, Immutable]
 public sealed record CostBatch(
     [property: Id(0)] string[] Limits,
@@ -108,7 +113,8 @@ public sealed record CostBatch(
     [property: Id(2)] int Count,
     [property: Id(3)] RequestId RequestId = default,
     [property: Id(4)] bool IsResend = false,
-    [property: Id(5)] bool IsReservation = false)
+    [property: Id(5)] bool IsReservation = false,
+    [property: Id(6)] string? Tenant = null)
 {
     /// <summary>A reservation of <paramref name="estimate"/> under <paramref name="reservationId"/>.</summary>
     public static CostBatch Reservation(LimitCost estimate, RequestId reservationId, bool isResend = false)
@@ -211,19 +217,37 @@ public sealed record CostBatch(
             throw new ArgumentException($"A reservation is one request under its own id; this batch has {Count} request(s){(RequestId.IsNone ? " and no id" : string.Empty)}.");
         }
 
+        // The tenant's own limits count what a request costs of the limit they name: each takes its
+        // amount from that column of the batch (-1: the batch does not state it).
+        var tenantLimits = limits.TenantLimits(Tenant);
+        var sources = new int[tenantLimits.Count];
+        for (var t = 0; t < sources.Length; t++)
+        {
+            sources[t] = Array.FindIndex(Limits, n => string.Equals(n, tenantLimits[t].Counts, StringComparison.OrdinalIgnoreCase));
+        }
+
         var columns = new int[Limits.Length];
         for (var i = 0; i < Limits.Length; i++)
         {
-            columns[i] = limits.IndexOf(Limits[i]);
-            if (columns[i] < 0)
+            if (Limits[i] is { } named && named.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal))
             {
                 throw new ArgumentException(
-                    $"No limit '{Limits[i]}' on this provider key; it has {string.Join(", ", limits.Limits.Select(l => l.Name))}. Configure it under Limits:{Limits[i]}.");
+                    $"'{named}' is a tenant's own limit: state what the request costs of '{named[(named.LastIndexOf(LimitSpec.TenantSeparator) + 1)..]}', for the tenant.");
             }
 
-            if (Array.IndexOf(columns, columns[i]) < i)
+            columns[i] = limits.IndexOf(Limits[i]!);
+            if (columns[i] < 0 && Array.IndexOf(sources, i) < 0)
             {
-                throw new ArgumentException($"The cost batch names limit '{Limits[i]}' twice.");
+                throw new ArgumentException(
+                    $"No limit '{Limits[i]}' on this provider key; it has {string.Join(", ", limits.Limits.Where(l => l.OfTenant() is null).Select(l => l.Name))}. Configure it under Limits:{Limits[i]}.");
+            }
+
+            for (var earlier = 0; earlier < i; earlier++)
+            {
+                if (string.Equals(Limits[earlier], Limits[i], StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new ArgumentException($"The cost batch names limit '{Limits[i]}' twice.");
+                }
             }
         }
 
@@ -245,7 +269,17 @@ public sealed record CostBatch(
                     throw new ArgumentException($"The cost of '{Limits[i]}' must be from 0 to {LimitBounds.MaxPoints} (was {amount}).");
                 }
 
-                row[columns[i]] = amount;
+                if (columns[i] >= 0)
+                {
+                    row[columns[i]] = amount;
+                }
+            }
+
+            for (var t = 0; t < sources.Length; t++)
+            {
+                var stated = sources[t] < 0 ? -1 : Amounts[(r * Limits.Length) + sources[t]];
+                row[tenantLimits[t].Index] = stated != -1 ? stated
+                    : string.Equals(tenantLimits[t].Counts, LimitSpec.Requests, StringComparison.Ordinal) ? 1 : 0;
             }
 
             costs[r] = row;
@@ -313,10 +347,12 @@ public sealed record CostBatchResult(
 /// </summary>
 /// <param name="ReservationId">The reservation's id (the request id it was granted under): settling twice applies once.</param>
 /// <param name="Actual">What the call cost, per limit (a limit left out cost nothing, except <c>requests</c>, 1).</param>
+/// <param name="Tenant">The tenant the reservation was made for (<see cref="CostBatch.Tenant"/>): its own limits are settled with the key's.</param>
 [GenerateSerializer, Immutable]
 public sealed record SettleRequest(
     [property: Id(0)] RequestId ReservationId,
-    [property: Id(1)] LimitCost Actual);
+    [property: Id(1)] LimitCost Actual,
+    [property: Id(2)] string? Tenant = null);
 
 /// <summary>How a settle ended.</summary>
 [GenerateSerializer]

@@ -17,6 +17,24 @@ public sealed record LimitSpec(
     /// <summary>The seed's limit, stored in the hash fields <c>points</c> and <c>expire</c>.</summary>
     public const string Requests = "requests";
 
+    /// <summary>Separates the tenant from the limit in a tenant limit's name (<c>team-a/tokens</c>); no limit name holds it.</summary>
+    public const char TenantSeparator = '/';
+
+    /// <summary>The name of <paramref name="tenant"/>'s own limit <paramref name="limit"/> on a key: <c>{tenant}/{limit}</c>, in lower case.</summary>
+    public static string TenantLimit(string tenant, string limit)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(limit);
+        return tenant.ToLowerInvariant() + TenantSeparator + limit.ToLowerInvariant();
+    }
+
+    /// <summary>Whether this is a tenant's own limit (<see cref="TenantLimit"/>).</summary>
+    public bool IsTenantLimit => Name.Contains(TenantSeparator, StringComparison.Ordinal);
+
+    /// <summary>For a tenant's own limit, the tenant and the limit of a request's cost it counts; null for a limit of the key.</summary>
+    public (string Tenant, string Counts)? OfTenant() =>
+        Name.LastIndexOf(TenantSeparator) is var at and > 0 ? (Name[..at], Name[(at + 1)..]) : null;
+
     /// <summary>The hash field holding what remains (the seed's <c>points</c> for <see cref="Requests"/>).</summary>
     public string PointsField => Name == Requests ? "points" : Name + ":points";
 
@@ -97,6 +115,32 @@ public sealed record KeyLimits(string StoreKey, LimitSpec[] Limits, bool Pooled)
 
     /// <summary>Whether <paramref name="other"/> names the same hash and the same limits.</summary>
     public bool SameAs(KeyLimits other) => other is not null && StoreKey == other.StoreKey && Limits.AsSpan().SequenceEqual(other.Limits);
+
+    /// <summary>Whether some tenant has limits of its own on the key (<see cref="LimitSpec.OfTenant"/>).</summary>
+    public bool HasTenantLimits => Array.Exists(Limits, l => l.IsTenantLimit);
+
+    /// <summary>
+    /// The limits of <paramref name="tenant"/>'s own on the key: each one's index in <see cref="Limits"/>
+    /// and the limit of a request's cost it counts. Empty for no tenant, or one without limits.
+    /// </summary>
+    public IReadOnlyList<(int Index, string Counts)> TenantLimits(string? tenant)
+    {
+        if (string.IsNullOrEmpty(tenant) || !HasTenantLimits)
+        {
+            return [];
+        }
+
+        var own = new List<(int, string)>();
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            if (Limits[i].OfTenant() is var (of, counts) && string.Equals(of, tenant, StringComparison.OrdinalIgnoreCase))
+            {
+                own.Add((i, counts));
+            }
+        }
+
+        return own;
+    }
 
     /// <summary>The index of the limit named <paramref name="name"/>, or -1.</summary>
     public int IndexOf(string name)

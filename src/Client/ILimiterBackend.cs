@@ -13,13 +13,13 @@ internal interface ILimiterBackend
     /// <see cref="RequestId.None"/> the backend makes an id where it needs one (a coalesced request
     /// travels under its batch's id, so a per-request id would only cost time).
     /// </summary>
-    Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken);
+    Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, string? tenant, CancellationToken cancellationToken);
 
     /// <summary>
     /// Reserves <paramref name="estimate"/> as one request under <paramref name="id"/> (never coalesced
     /// with others): where it is granted, what it reserved is recorded under the id for its settle.
     /// </summary>
-    Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken);
+    Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, string? tenant, CancellationToken cancellationToken);
 
     /// <summary>Settles a reservation against what was recorded when it was granted.</summary>
     Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken);

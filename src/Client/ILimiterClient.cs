@@ -29,10 +29,25 @@ public interface ILimiterClient
     Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// As <see cref="TryConsumeAsync(string, string, LimitCost, CancellationToken)"/>, for <paramref name="tenant"/>
+    /// (the client's <see cref="LimiterClientOptions.Tenant"/> when null): the tenant's own limits on the
+    /// key (<c>RateLimiting:Providers:{p}:Tenants:{tenant}:Limits</c>) pay beside the key's, all or nothing,
+    /// and a refusal by one of them is named <c>{tenant}/{limit}</c>.
+    /// </summary>
+    Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, string? tenant, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Reserves <paramref name="estimate"/> (e.g. prompt tokens plus the maximum output) once; settle the
     /// returned reservation with the call's actual usage. Check <see cref="Reservation.IsGranted"/>.
     /// </summary>
     Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="ReserveAsync(string, string, LimitCost, CancellationToken)"/>, for <paramref name="tenant"/>
+    /// (the client's <see cref="LimiterClientOptions.Tenant"/> when null): its own limits are reserved and
+    /// settled with the key's.
+    /// </summary>
+    Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, string? tenant, CancellationToken cancellationToken);
 
     /// <summary>
     /// Reserves <paramref name="estimate"/>, waiting for it for at most <see cref="AcquireOptions.MaxWait"/>:

@@ -29,24 +29,35 @@ internal sealed partial class LimiterClient(
         return _metrics.Measure(provider, (backend, provider, key, points, cancellationToken), static s => s.backend.TryConsumeAsync(s.provider, s.key, s.points, s.cancellationToken));
     }
 
-    public Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default)
+    public Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, CancellationToken cancellationToken = default) =>
+        TryConsumeAsync(provider, key, cost, tenant: null, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<CostResult> TryConsumeAsync(string provider, string key, LimitCost cost, string? tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(cost);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
+        tenant ??= _options.Tenant;
         // RequestId.None: the backend makes an id where it sends one (a coalesced batch has its own).
-        return _metrics.Measure(provider, (backend, provider, key, cost, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.None, s.cancellationToken));
+        return _metrics.Measure(provider, (backend, provider, key, cost, tenant, cancellationToken), static s => s.backend.TryConsumeCostsAsync(s.provider, s.key, s.cost, RequestId.None, s.tenant, s.cancellationToken));
     }
 
-    public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default)
+    /// <inheritdoc/>
+    public Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, CancellationToken cancellationToken = default) =>
+        ReserveAsync(provider, key, estimate, tenant: null, cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task<Reservation> ReserveAsync(string provider, string key, LimitCost estimate, string? tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(estimate);
         LimiterKey.ValidateProvider(provider);
         LimiterKey.ValidateKey(key);
+        tenant ??= _options.Tenant;
         var id = RequestId.New();
-        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, cancellationToken), static s => s.backend.ReserveAsync(s.provider, s.key, s.estimate, s.id, s.cancellationToken)).ConfigureAwait(false);
+        var result = await _metrics.Measure(provider, (backend, provider, key, estimate, id, tenant, cancellationToken), static s => s.backend.ReserveAsync(s.provider, s.key, s.estimate, s.id, s.tenant, s.cancellationToken)).ConfigureAwait(false);
         return new Reservation(provider, key, id, estimate, result,
-            (request, ct) => backend.SettleAsync(provider, key, request, ct));
+            (request, ct) => backend.SettleAsync(provider, key, request, ct), tenant: tenant);
     }
 
     public Task<ObservationResult> ObserveProviderAsync(string provider, string key, IReadOnlyList<ProviderObservation> observations, CancellationToken cancellationToken = default)
@@ -105,13 +116,13 @@ internal sealed partial class LimiterClient(
                 ? new CostDecision(ConsumeOutcome.Granted, null, TimeSpan.Zero, reply.GrantEndsMs)
                 : new CostDecision(reply.Rejection == WaitRejection.AboveLimit ? ConsumeOutcome.AboveLimit : ConsumeOutcome.Refused, reply.BlockedBy, reply.EarliestGrant, null);
             return new Reservation(provider, key, waited.Id, estimate, new CostResult(decision, limits, reply.DecidedAtMs),
-                (request, ct) => backend.SettleAsync(provider, key, request, ct), isStillWaiting: reply.Outcome == WaitOutcome.StillWaiting);
+                (request, ct) => backend.SettleAsync(provider, key, request, ct), isStillWaiting: reply.Outcome == WaitOutcome.StillWaiting, tenant: tenant);
         }
 
         // No queue: ask, and after each refusal wait until the blocking limit can pay.
         while (true)
         {
-            var reservation = await ReserveAsync(provider, key, estimate, cancellationToken).ConfigureAwait(false);
+            var reservation = await ReserveAsync(provider, key, estimate, tenant, cancellationToken).ConfigureAwait(false);
             var delay = reservation.Result.RetryAfter < _options.MinRetryDelay ? _options.MinRetryDelay : reservation.Result.RetryAfter;
             if (reservation.IsGranted || reservation.Result.Decision.Outcome == ConsumeOutcome.AboveLimit || time.GetElapsedTime(started) + delay > longest)
             {

@@ -28,8 +28,9 @@ public sealed class Reservation : IAsyncDisposable
     private readonly Func<SettleRequest, CancellationToken, Task<SettleResult>> _settle;
     private SettleResult? _settled;
 
-    internal Reservation(string provider, string key, RequestId id, LimitCost estimate, CostResult result, Func<SettleRequest, CancellationToken, Task<SettleResult>> settle, bool isStillWaiting = false)
+    internal Reservation(string provider, string key, RequestId id, LimitCost estimate, CostResult result, Func<SettleRequest, CancellationToken, Task<SettleResult>> settle, bool isStillWaiting = false, string? tenant = null)
     {
+        Tenant = tenant;
         IsStillWaiting = isStillWaiting;
         Provider = provider;
         Key = key;
@@ -44,6 +45,9 @@ public sealed class Reservation : IAsyncDisposable
 
     /// <summary>The key.</summary>
     public string Key { get; }
+
+    /// <summary>The tenant it was made for (its own limits are settled with the key's); null for none.</summary>
+    public string? Tenant { get; }
 
     /// <summary>The reservation's id (the request id it was granted under).</summary>
     public RequestId Id { get; }
@@ -64,7 +68,7 @@ public sealed class Reservation : IAsyncDisposable
     public bool IsStillWaiting { get; }
 
     /// <summary>This reservation, not granted, marked as still waiting (its call's poll ended first).</summary>
-    internal Reservation StillWaiting() => new(Provider, Key, Id, Estimate, Result, _settle, isStillWaiting: true);
+    internal Reservation StillWaiting() => new(Provider, Key, Id, Estimate, Result, _settle, isStillWaiting: true, Tenant);
 
     /// <summary>The settle's answer, once settled.</summary>
     public SettleResult? Settled => _settled;
@@ -88,7 +92,7 @@ public sealed class Reservation : IAsyncDisposable
             return done;
         }
 
-        var result = await _settle(new SettleRequest(Id, actual), cancellationToken).ConfigureAwait(false);
+        var result = await _settle(new SettleRequest(Id, actual, Tenant), cancellationToken).ConfigureAwait(false);
         _settled = result;
         return result;
     }

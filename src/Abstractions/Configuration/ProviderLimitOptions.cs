@@ -122,7 +122,8 @@ public sealed class ProviderLimitOptions
     /// <summary>
     /// The limits of <paramref name="key"/>: <c>requests</c> first, then the other limits by name, with
     /// the key's own settings (or <see cref="KeyDefaults"/> for a key not configured) over the
-    /// provider's; and the Redis key they are counted in (the pool's, for a key that shares one).
+    /// provider's, then every tenant's own limits (<see cref="LimitSpec.TenantLimit"/>) by name; and the
+    /// Redis key they are counted in (the pool's, for a key that shares one).
     /// </summary>
     public KeyLimits ForKey(string provider, string key)
     {
@@ -148,7 +149,21 @@ public sealed class ProviderLimitOptions
         }
 
         var specs = new List<LimitSpec>(merged.Count + 1) { requests };
-        specs.AddRange(merged.Select(m => new LimitSpec(m.Key, m.Value.Algorithm, m.Value.Points, Math.Max(1, (long)Math.Round(m.Value.Duration * 1000)))));
+        specs.AddRange(merged.Select(m => Spec(m.Key, m.Value)));
+
+        // Each tenant's own limits, in the same hash (one script decides them with the key's).
+        var tenantLimits = new SortedDictionary<string, LimitOptions>(StringComparer.Ordinal);
+        foreach (var (tenant, options) in Tenants ?? [])
+        {
+            foreach (var (name, limit) in options?.Limits ?? [])
+            {
+                tenantLimits[LimitSpec.TenantLimit(tenant, name)] = limit;
+            }
+        }
+
+        specs.AddRange(tenantLimits.Select(m => Spec(m.Key, m.Value)));
         return new KeyLimits(StoreKey(provider, counted), [.. specs], Pooled: counted != key);
+
+        static LimitSpec Spec(string name, LimitOptions limit) => new(name, limit.Algorithm, limit.Points, Math.Max(1, (long)Math.Round(limit.Duration * 1000)));
     }
 }

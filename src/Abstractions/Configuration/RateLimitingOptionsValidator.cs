@@ -189,6 +189,9 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
     /// <summary>Most limits one provider key may have, <c>requests</c> included.</summary>
     public const int MaxLimits = 16;
 
+    /// <summary>Most tenant limits (<c>Tenants:{tenant}:Limits</c>) of one provider, all tenants together.</summary>
+    public const int MaxTenantLimits = 32;
+
     /// <summary>Why <paramref name="name"/> cannot name a limit, or null: 1 to 40 ASCII letters, digits, '-' or '_'; not <c>requests</c> (the provider's own Points/Duration).</summary>
     public static string? LimitNameProblem(string? name) =>
         string.IsNullOrEmpty(name) || name.Length > 40 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
@@ -216,6 +219,19 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 yield return string.Create(CultureInfo.InvariantCulture,
                     $"{path}:Tenants:{tenant}:Weight must be a number from {TenantOptions.MinWeight} to {TenantOptions.MaxWeight} (was {options?.Weight}).");
             }
+            else
+            {
+                foreach (var problem in LimitProblems(options.Limits, $"{path}:Tenants:{tenant}:Limits", tenantLimits: true))
+                {
+                    yield return problem;
+                }
+            }
+        }
+
+        var tenantLimitCount = limits.Tenants?.Values.Sum(t => t?.Limits.Count ?? 0) ?? 0;
+        if (tenantLimitCount > MaxTenantLimits)
+        {
+            yield return $"{path}:Tenants: at most {MaxTenantLimits} tenant limits in all (there are {tenantLimitCount}); every key of the provider holds them beside its own.";
         }
 
         if (limits.Queue is not { } queue)
@@ -246,11 +262,13 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
         }
     }
 
-    private static IEnumerable<string> LimitProblems(Dictionary<string, LimitOptions> limits, string path)
+    private static IEnumerable<string> LimitProblems(Dictionary<string, LimitOptions> limits, string path, bool tenantLimits = false)
     {
         foreach (var (name, limit) in limits)
         {
-            if (LimitNameProblem(name) is { } nameProblem)
+            // A tenant may cap its own requests; a key's requests are the provider's Points and Duration.
+            var isTenantRequests = tenantLimits && string.Equals(name, LimitSpec.Requests, StringComparison.OrdinalIgnoreCase);
+            if (!isTenantRequests && LimitNameProblem(name) is { } nameProblem)
             {
                 yield return $"{path}: limit name {nameProblem}.";
                 continue;

@@ -147,9 +147,13 @@ public static class RateLimitingServiceCollectionExtensions
             foreach (var setting in tenantSection.GetChildren())
             {
                 var settingPath = $"{path}:{tenantSection.Key}:{setting.Key}";
-                if (!string.Equals(setting.Key, nameof(TenantOptions.Weight), StringComparison.OrdinalIgnoreCase))
+                if (string.Equals(setting.Key, nameof(TenantOptions.Limits), StringComparison.OrdinalIgnoreCase))
                 {
-                    options.BindingProblems.Add($"{settingPath} is not a setting; use Weight.");
+                    BindLimits(options, tenant.Limits, setting, settingPath);
+                }
+                else if (!string.Equals(setting.Key, nameof(TenantOptions.Weight), StringComparison.OrdinalIgnoreCase))
+                {
+                    options.BindingProblems.Add($"{settingPath} is not a setting; use Weight or Limits.");
                 }
                 else if (double.TryParse(setting.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var weight))
                 {

@@ -21,4 +21,12 @@ public sealed class TenantOptions
     /// one tenant gets half, whatever the number of callers each has.
     /// </summary>
     public double Weight { get; set; } = DefaultWeight;
+
+    /// <summary>
+    /// The tenant's own limits on every key of the provider, by name (<c>…:Tenants:{tenant}:Limits:{limit}</c>:
+    /// <c>requests</c>, <c>tokens</c>, …, each with Points, Duration and Algorithm), inside the key's:
+    /// a request of the tenant is granted only when its limits and the key's can all pay. A limit
+    /// named as one of the key's counts what the request costs of that one.
+    /// </summary>
+    public Dictionary<string, LimitOptions> Limits { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

@@ -53,7 +53,7 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         return await coalescer.EnqueueAsync(points).ConfigureAwait(false);
     }
 
-    public async Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken)
+    public async Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, string? tenant, CancellationToken cancellationToken)
     {
         // As above: honoured until sent; once sent, decided and answered.
         cancellationToken.ThrowIfCancellationRequested();
@@ -61,19 +61,19 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         if (!_options.CoalesceRequests)
         {
             var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey);
-            var batch = CostBatch.Of([cost], id.IsNone ? RequestId.New() : id);
+            var batch = CostBatch.Of([cost], id.IsNone ? RequestId.New() : id) with { Tenant = tenant };
             var single = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
             return new CostResult(single.Decision(0), single.Limits, single.DecidedAtMs);
         }
 
-        // Concurrent cost requests of this process leave together, under one request id per call.
-        var coalescer = _costCoalescers.GetOrAdd(grainKey, k =>
+        // Concurrent cost requests of this process for one tenant leave together, under one request id per call.
+        var coalescer = _costCoalescers.GetOrAdd(tenant is null ? grainKey : grainKey + "\n" + tenant, _ =>
         {
-            var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, k);
+            var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, grainKey);
             return new RequestCoalescer<LimitCost, CostResult>(
                 async costs =>
                 {
-                    var batch = CostBatch.Of(costs, RequestId.New());
+                    var batch = CostBatch.Of(costs, RequestId.New()) with { Tenant = tenant };
                     var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
                     var answers = new Answer<CostResult>[costs.Length];
                     CostResult? granted = null;
@@ -93,13 +93,13 @@ internal sealed class GrainLimiterBackend(IGrainFactory grains, IOptions<Limiter
         return await coalescer.EnqueueAsync(cost).ConfigureAwait(false);
     }
 
-    public async Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken)
+    public async Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, string? tenant, CancellationToken cancellationToken)
     {
         // As a consume: honoured until sent; once sent, decided and answered. A reservation travels
         // alone under its own id, since its record (and so its settle) is made under that id.
         cancellationToken.ThrowIfCancellationRequested();
         var grain = ClusterGrains.Get<IProviderLimiterGrain>(grains, LimiterKey.Format(provider, key));
-        var batch = CostBatch.Reservation(estimate, id);
+        var batch = CostBatch.Reservation(estimate, id) with { Tenant = tenant };
         var result = await _sender.SendAsync(resend => grain.TryConsumeCostsAsync(batch with { IsResend = resend }).AsTask()).ConfigureAwait(false);
         return new CostResult(result.Decision(0), result.Limits, result.DecidedAtMs);
     }

@@ -41,19 +41,19 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
             : new ConsumeResult(false, remaining, end - now, end));
     }
 
-    public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
-        DecideCostsAsync(provider, key, cost, RequestId.None, cancellationToken);
+    public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, string? tenant, CancellationToken cancellationToken) =>
+        DecideCostsAsync(provider, key, cost, RequestId.None, tenant, cancellationToken);
 
-    public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken) =>
-        DecideCostsAsync(provider, key, estimate, id, cancellationToken);
+    public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, string? tenant, CancellationToken cancellationToken) =>
+        DecideCostsAsync(provider, key, estimate, id, tenant, cancellationToken);
 
     /// <summary>Decides one request; a granted one under <paramref name="reservationId"/> is recorded as a reservation.</summary>
-    private Task<CostResult> DecideCostsAsync(string provider, string key, LimitCost cost, RequestId reservationId, CancellationToken cancellationToken)
+    private Task<CostResult> DecideCostsAsync(string provider, string key, LimitCost cost, RequestId reservationId, string? tenant, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (name, configured) = options.CurrentValue.Resolve(provider);
         var limits = configured.ForKey(name, key);
-        var costs = cost.For(limits);
+        var costs = cost.For(limits, tenant);
         var ledger = Ledger(limits);
         lock (ledger)
         {
@@ -86,7 +86,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var timeout = (long)options.CurrentValue.ReservationTimeout.TotalMilliseconds;
-            var (outcome, amounts) = Reservations(limits.StoreKey).Settle(request.ReservationId, ledger, request.Actual.For(limits), now, timeout);
+            var (outcome, amounts) = Reservations(limits.StoreKey).Settle(request.ReservationId, ledger, request.Actual.For(limits, request.Tenant), now, timeout);
             return Task.FromResult(new SettleResult(outcome, [.. limits.Limits.Select((l, i) => new LimitSettlement(l.Name, amounts[i].Refunded, amounts[i].Charged, amounts[i].Uncharged))], []));
         }
     }
@@ -95,7 +95,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
 
     private async Task<ConsumeResult> DecideRequestsAsync(string provider, string key, long points, CancellationToken cancellationToken)
     {
-        var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.None, cancellationToken).ConfigureAwait(false);
+        var result = await TryConsumeCostsAsync(provider, key, LimitCost.Requests(points), RequestId.None, tenant: null, cancellationToken).ConfigureAwait(false);
         var decision = result.Decision;
         if (decision.Outcome == ConsumeOutcome.AboveLimit)
         {

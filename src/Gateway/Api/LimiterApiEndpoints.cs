@@ -117,7 +117,7 @@ internal static partial class LimiterApiEndpoints
             return Results.Ok(FromPoints(result));
         }
 
-        return Results.Ok(FromCost(await limiter.TryConsumeAsync(provider, key, cost, http.RequestAborted), cost, null));
+        return Results.Ok(FromCost(await limiter.TryConsumeAsync(provider, key, cost, TenantOf(body, Caller(http)), http.RequestAborted), cost, null));
     }
 
     private static async Task<IResult> AcquireAsync(string provider, string key, HttpContext http, ILimiterClient limiter, TimeProvider time, IOptions<LimiterClientOptions> defaults, IOptions<GatewayOptions> gateway)
@@ -146,9 +146,9 @@ internal static partial class LimiterApiEndpoints
         var estimate = cost ?? (points is { } p ? LimitCost.Requests(p) : throw new ApiInputException("cost", "'cost' (or 'points') is required: the estimate to reserve."));
         if (!body.TryGetProperty("maxWaitMs", out var wait) || wait.ValueKind == JsonValueKind.Null)
         {
-            // Asked once; tenant and priority only matter to a wait, but a wrong claim is still refused.
-            _ = WaitOptions(body, Caller(http), key, 1, TimeSpan.Zero, gateway.Value.ApiPoll);
-            return Results.Ok(FromReservation(await limiter.ReserveAsync(provider, key, estimate, http.RequestAborted)));
+            // Asked once: the tenant's own limits pay beside the key's; a wrong claim is refused.
+            var once = WaitOptions(body, Caller(http), key, 1, TimeSpan.Zero, gateway.Value.ApiPoll);
+            return Results.Ok(FromReservation(await limiter.ReserveAsync(provider, key, estimate, once.Tenant, http.RequestAborted)));
         }
 
         var options = WaitOptions(body, Caller(http), key, 1, defaults.Value.DefaultMaxWait, gateway.Value.ApiPoll);
@@ -170,7 +170,7 @@ internal static partial class LimiterApiEndpoints
         // Straight to the key's grain: it applies the settle against the record the grant made under
         // the id alone, so a settle is idempotent and cannot give back more than was reserved.
         var grain = grains.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(provider, key));
-        var result = await grain.SettleAsync(new SettleRequest(reservationId, actual)).AsTask().WaitAsync(http.RequestAborted);
+        var result = await grain.SettleAsync(new SettleRequest(reservationId, actual, TenantOf(body, Caller(http)))).AsTask().WaitAsync(http.RequestAborted);
         return Results.Ok(new SettleAnswer(
             result.Outcome.ToString().ToLowerInvariant(),
             [.. result.Limits.Select(l => new SettlementView(l.Name, l.Refunded, l.Charged, l.Uncharged))],
@@ -204,13 +204,33 @@ internal static partial class LimiterApiEndpoints
     }
 
     /// <summary>
-    /// The wait's settings: the tenant is the key's. A key may not wait as another tenant, since fair
-    /// shares between tenants are only worth anything if a tenant cannot borrow another's name; the
-    /// development default (no key, loopback only) may name any tenant, to try the queue locally.
+    /// The wait's settings, for the caller's tenant (<see cref="TenantOf"/>).
     /// The whole wait is the queue's deadline; this call waits one poll of it, and a call with the
     /// answer's <c>waitId</c> continues it in the same place.
     /// </summary>
     private static AcquireOptions WaitOptions(JsonElement body, CallerIdentity caller, string key, long points, TimeSpan fallbackWait, TimeSpan poll)
+    {
+        var tenant = TenantOf(body, caller);
+        var priority = ApiInput.Priority(body) ?? caller.Priority;
+        var asked = ApiInput.Wait(body) ?? caller.MaxWait ?? fallbackWait;
+        return new AcquireOptions
+        {
+            Key = key,
+            Points = points,
+            Tenant = tenant,
+            Priority = priority,
+            MaxWait = asked,
+            Poll = poll,
+            WaitId = WaitIdOf(body),
+        };
+    }
+
+    /// <summary>
+    /// Whom a call is for: the key's tenant. A key may not act as another tenant (its fair share and its
+    /// own limits are only worth anything if a tenant cannot borrow another's name); the development
+    /// default (no key, loopback only) may name any tenant in <c>tenant</c>.
+    /// </summary>
+    private static string TenantOf(JsonElement body, CallerIdentity caller)
     {
         var tenant = ApiInput.String(body, "tenant");
         if (tenant is not null && caller.KeyId is not null && !tenant.Equals(caller.Tenant, StringComparison.Ordinal))
@@ -218,18 +238,7 @@ internal static partial class LimiterApiEndpoints
             throw new ApiInputException("tenant", $"'tenant' must be the key's own tenant ('{caller.Tenant}') or left out.") { Status = StatusCodes.Status403Forbidden };
         }
 
-        var priority = ApiInput.Priority(body) ?? caller.Priority;
-        var asked = ApiInput.Wait(body) ?? caller.MaxWait ?? fallbackWait;
-        return new AcquireOptions
-        {
-            Key = key,
-            Points = points,
-            Tenant = tenant ?? caller.Tenant,
-            Priority = priority,
-            MaxWait = asked,
-            Poll = poll,
-            WaitId = WaitIdOf(body),
-        };
+        return tenant ?? caller.Tenant;
     }
 
     private static RequestId? WaitIdOf(JsonElement body)

@@ -139,13 +139,18 @@ public sealed partial class ProviderGateway : IDisposable
 
         var (limiterProvider, providerLimits) = _limits.CurrentValue.Resolve(upstream.Name);
         var key = estimate?.Model is { } model && IsConfiguredKey(providerLimits, model) ? model : LimiterKey.DefaultKey;
-        var names = providerLimits.ForKey(limiterProvider, key).Limits.Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
+        var keyLimits = providerLimits.ForKey(limiterProvider, key);
+        var ownLimits = keyLimits.TenantLimits(identity.Tenant);
+
+        // What the call is charged: the key's limits, and the tenant's own (which count one of those).
+        var names = keyLimits.Limits.Where(l => !l.IsTenantLimit).Select(l => l.Name).Concat(ownLimits.Select(o => o.Counts)).ToHashSet(StringComparer.Ordinal);
         var cost = Cost(estimate, names);
         var traced = estimate is not null && _trace?.Samples() == true
             ? new TracedCall(arrived, identity.Tenant, upstream.Name, estimate, priority ?? identity.Priority ?? WaitPriority.Normal,
                 maxWait ?? identity.MaxWait ?? (_options.DefaultMaxWaitSeconds is { } wait ? TimeSpan.FromSeconds(wait) : null))
             : null;
-        if (estimate is not null && _leases.TryTake(upstream.Name, key, cost) is { } leased)
+        // A tenant with limits of its own reserves call by call: a block leased for the key holds no tenant's share.
+        if (estimate is not null && ownLimits.Count == 0 && _leases.TryTake(upstream.Name, key, cost) is { } leased)
         {
             // Served from the host's lease of the key's capacity: no grain call before forwarding.
             ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leased.Shared, _time.GetUtcNow());

@@ -23,7 +23,7 @@ public sealed partial class KeyEngine
         long[] costs;
         if (ticket.Cost is { } cost)
         {
-            costs = cost.For(limits);
+            costs = cost.For(limits, ticket.Tenant);
         }
         else
         {
@@ -32,7 +32,7 @@ public sealed partial class KeyEngine
                 throw new ArgumentOutOfRangeException(nameof(ticket), ticket.Points, "A waiter must ask for at least 1 point.");
             }
 
-            costs = new long[limits.Limits.Length];
+            costs = limits.HasTenantLimits ? LimitCost.Requests(ticket.Points).For(limits, ticket.Tenant) : new long[limits.Limits.Length];
             costs[0] = ticket.Points;
         }
 
@@ -50,7 +50,11 @@ public sealed partial class KeyEngine
                 return (costs, 1, spec);
             }
 
-            share = Math.Max(share, (long)Math.Ceiling((double)costs[i] * ShareUnit / spec.Points));
+            // Fairness shares what tenants share: the key's limits, not a tenant's own.
+            if (!spec.IsTenantLimit)
+            {
+                share = Math.Max(share, (long)Math.Ceiling((double)costs[i] * ShareUnit / spec.Points));
+            }
         }
 
         if (share == 0)
@@ -155,7 +159,8 @@ public sealed partial class KeyEngine
         // Backfill only when every limit is a window: a bucket's later waiters would delay the first.
         var backfill = limits.Limits.All(l => l.Algorithm == LimitAlgorithm.FixedWindow);
         var round = Math.Min(queue.FairRound(), MaxCostsPerStoreCall);
-        var taken = queue.Take(w => Fits(w.Request.Costs!, left), w => Pay(w.Request.Costs!, left), round, backfill);
+        var taken = queue.Take(w => Fits(w.Request.Costs!, left), w => Pay(w.Request.Costs!, left), round, backfill,
+            limits.HasTenantLimits ? w => FitsShared(w.Request.Costs!, left, limits) : null);
         if (taken.Count == 0)
         {
             // Capacity the mirror shows but offers hold comes back when they are collected, lapse or
@@ -178,6 +183,20 @@ public sealed partial class KeyEngine
         for (var i = 0; i < costs.Length; i++)
         {
             if (costs[i] > left[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="costs"/> fit what is left of the key's own limits (a tenant's own aside).</summary>
+    private static bool FitsShared(long[] costs, long[] left, KeyLimits limits)
+    {
+        for (var i = 0; i < costs.Length; i++)
+        {
+            if (costs[i] > left[i] && !limits.Limits[i].IsTenantLimit)
             {
                 return false;
             }

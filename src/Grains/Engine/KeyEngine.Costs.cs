@@ -48,7 +48,7 @@ public sealed partial class KeyEngine
 
         ArgumentNullException.ThrowIfNull(request.Actual, nameof(request));
         var limits = KeyLimitsNow();
-        var actual = request.Actual.For(limits);
+        var actual = request.Actual.For(limits, request.Tenant);
         var repeated = _recentSettles.TryGet(request.ReservationId, out var settled);
         if (!repeated)
         {
@@ -89,20 +89,21 @@ public sealed partial class KeyEngine
 
         // Resolved once per change of the options (a run-time change gives new options with the
         // same limits beside requests), not on every call.
-        if (_keyLimitsCache is { } cached && ReferenceEquals(cached.Limits, options.Limits) && ReferenceEquals(cached.Keys, options.Keys)
+        if (_keyLimitsCache is { } cached && ReferenceEquals(cached.Limits, options.Limits) && ReferenceEquals(cached.Keys, options.Keys) && ReferenceEquals(cached.Tenants, options.Tenants)
             && cached.Points == options.Points && cached.Duration.Equals(options.Duration) && cached.Algorithm == options.Algorithm)
         {
             return cached.Resolved;
         }
 
         var resolved = options.ForKey(name, _key);
-        _keyLimitsCache = new KeyLimitsCache(options.Limits, options.Keys, options.Points, options.Duration, options.Algorithm, resolved);
+        _keyLimitsCache = new KeyLimitsCache(options.Limits, options.Keys, options.Tenants, options.Points, options.Duration, options.Algorithm, resolved);
         return resolved;
     }
 
     private sealed record KeyLimitsCache(
         Dictionary<string, OrleansLimiter.Configuration.LimitOptions> Limits,
         Dictionary<string, OrleansLimiter.Configuration.KeyLimitOptions> Keys,
+        Dictionary<string, OrleansLimiter.Configuration.TenantOptions> Tenants,
         long Points,
         double Duration,
         OrleansLimiter.Configuration.LimitAlgorithm Algorithm,

@@ -144,15 +144,17 @@ public sealed class FairWaitQueue
     /// <summary>
     /// As <see cref="Take(long, int, bool)"/>, for capacity that is not one number (a key with several
     /// limits): <paramref name="fits"/> says whether a waiter fits in what is left, and
-    /// <paramref name="took"/> takes its cost from it.
+    /// <paramref name="took"/> takes its cost from it. A waiter that does not fit only because of its
+    /// tenant's own limits (<paramref name="waitsOnItsOwn"/>) never holds up the others: its line is
+    /// passed over, and it keeps its place.
     /// </summary>
-    public IReadOnlyList<QueuedWaiter> Take(Func<QueuedWaiter, bool> fits, Action<QueuedWaiter> took, int max = int.MaxValue, bool backfill = false)
+    public IReadOnlyList<QueuedWaiter> Take(Func<QueuedWaiter, bool> fits, Action<QueuedWaiter> took, int max = int.MaxValue, bool backfill = false, Func<QueuedWaiter, bool>? waitsOnItsOwn = null)
     {
         ArgumentNullException.ThrowIfNull(fits);
         ArgumentNullException.ThrowIfNull(took);
         ExpireDue();
         var taken = new List<QueuedWaiter>();
-        while (taken.Count < max && _byId.Count > 0 && Pick(fits, backfill) is { } next)
+        while (taken.Count < max && _byId.Count > 0 && Pick(fits, backfill, waitsOnItsOwn) is { } next)
         {
             Grant(next);
             _inFlight.Add(next.Id, next);
@@ -408,7 +410,7 @@ public sealed class FairWaitQueue
         return Math.Min(SaturatingAdd(higher, x), Math.Max(x, bound));
     }
 
-    private QueuedWaiter? Pick(Func<QueuedWaiter, bool> fits, bool backfill)
+    private QueuedWaiter? Pick(Func<QueuedWaiter, bool> fits, bool backfill, Func<QueuedWaiter, bool>? waitsOnItsOwn)
     {
         var order = ClassOrder();
         if (order.Count == 0)
@@ -422,7 +424,7 @@ public sealed class FairWaitQueue
             return first;
         }
 
-        if (!backfill)
+        if (!backfill && (waitsOnItsOwn is null || !waitsOnItsOwn(first)))
         {
             return null;
         }
@@ -431,9 +433,16 @@ public sealed class FairWaitQueue
         {
             foreach (var line in cls.Lines.Values.OrderBy(l => l.HeadFinish).ThenBy(l => l.Waiters.First!.Value.Sequence))
             {
-                if (fits(line.Waiters.First!.Value))
+                var head = line.Waiters.First!.Value;
+                if (fits(head))
                 {
-                    return line.Waiters.First.Value;
+                    return head;
+                }
+
+                if (!backfill && !waitsOnItsOwn!(head))
+                {
+                    // Held up by what everyone shares: later waiters would take what it waits for.
+                    return null;
                 }
             }
         }

@@ -21,10 +21,10 @@ public sealed class LimiterClientUnavailableTests
             throw new SiloUnavailableException("no silo answers");
         }
 
-        public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
+        public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, string? tenant, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
 
-        public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken) =>
+        public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, string? tenant, CancellationToken cancellationToken) =>
             throw new SiloUnavailableException("no silo answers");
 
         public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>

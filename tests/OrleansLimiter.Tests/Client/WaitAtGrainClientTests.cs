@@ -106,10 +106,10 @@ public sealed class WaitAtGrainClientTests
         public Task<ConsumeResult> TryConsumeAsync(string provider, string key, long points, CancellationToken cancellationToken) =>
             throw new NotSupportedException("Waits only.");
 
-        public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, CancellationToken cancellationToken) =>
+        public Task<CostResult> TryConsumeCostsAsync(string provider, string key, LimitCost cost, RequestId id, string? tenant, CancellationToken cancellationToken) =>
             throw new NotSupportedException("Waits only.");
 
-        public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, CancellationToken cancellationToken) =>
+        public Task<CostResult> ReserveAsync(string provider, string key, LimitCost estimate, RequestId id, string? tenant, CancellationToken cancellationToken) =>
             throw new NotSupportedException();
 
         public Task<SettleResult> SettleAsync(string provider, string key, SettleRequest request, CancellationToken cancellationToken) =>
