@@ -12,6 +12,8 @@ namespace OrleansLimiter.Cli.Commands;
 /// <c>--acquire [--tenant T] [--priority P] [--max-wait S]</c> each caller waits through
 /// <c>AcquireAsync</c> (in the key's fair queue) instead of asking once, and the summary counts
 /// granted and timed-out waits with their p50/p99; <c>--print-grants</c> prints each grant as it comes.
+/// <c>--tenant T</c> makes every request the tenant's (its own limits pay beside the key's), with or
+/// without <c>--acquire</c>; <c>--cost</c> with <c>--acquire</c> reserves each cost in the fair queue.
 /// </summary>
 internal static class LoadCommand
 {
@@ -37,7 +39,7 @@ internal static class LoadCommand
         var acquire = new Option<bool>("--acquire") { Description = "wait for each grant through AcquireAsync (the key's fair queue) instead of asking once" };
         var tenant = new Option<string?>("--tenant")
         {
-            Description = "with --acquire: the tenant the waits belong to (default: this process)",
+            Description = "the tenant the requests are for: its own limits pay beside the key's, and with --acquire its waits are its (default: this process)",
             HelpName = "T",
             Validators = { result => { if (result.GetValueOrDefault<string?>() is { } t && (t.Length is 0 or > 200 || string.IsNullOrWhiteSpace(t))) { result.AddError("--tenant must be 1 to 200 characters"); } } },
         };
@@ -58,14 +60,9 @@ internal static class LoadCommand
                 result.AddError("give either --points or --cost, not both");
             }
 
-            if (result.GetResult(acquire) is not { Implicit: false } && (result.GetResult(tenant) is { Implicit: false } || result.GetResult(priority) is { Implicit: false } || result.GetResult(maxWait) is { Implicit: false }))
+            if (result.GetResult(acquire) is not { Implicit: false } && (result.GetResult(priority) is { Implicit: false } || result.GetResult(maxWait) is { Implicit: false }))
             {
-                result.AddError("--tenant, --priority and --max-wait go with --acquire");
-            }
-
-            if (result.GetResult(acquire) is { Implicit: false } && result.GetResult(cost) is { Tokens.Count: > 0 })
-            {
-                result.AddError("--acquire waits for points; give --points, not --cost");
+                result.AddError("--priority and --max-wait go with --acquire");
             }
 
             if (result.GetResult(printGrants) is { Implicit: false } && (result.GetResult(acquire) is not { Implicit: false } || result.GetResult(json) is { Implicit: false }))
@@ -81,7 +78,8 @@ internal static class LoadCommand
             TimeSpan.FromSeconds(parse.GetValue(duration)),
             parse.GetValue(points),
             parse.GetValue(rate),
-            parse.GetValue(cost),
+            parse.GetValue(cost) ?? (parse.GetResult(tenant) is { Implicit: false } && !parse.GetValue(acquire) ? LimitCost.Requests(parse.GetValue(points)) : null),
+            parse.GetValue(tenant),
             parse.GetValue(json),
             parse.GetValue(printGrants),
             parse.GetValue(acquire) ? new AcquireOptions
@@ -96,7 +94,7 @@ internal static class LoadCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, bool json, bool printGrants, AcquireOptions? acquire, CancellationToken cancel)
+    private static async Task<int> RunAsync(ClusterConnection c, string provider, string key, int workers, TimeSpan duration, long points, double rate, LimitCost? cost, string? tenant, bool json, bool printGrants, AcquireOptions? acquire, CancellationToken cancel)
     {
         // Fail fast on an unknown provider, an unknown limit, or a cost above what a limit can ever
         // hold, before starting workers, without spending a permit.
@@ -115,7 +113,9 @@ internal static class LoadCommand
             perLimit[LimitSpec.Requests] = 1;
             for (var i = 0; i < cost.Limits.Length; i++)
             {
+                // A limit of the key, or one of the tenant's own that counts it.
                 var limit = limits.FirstOrDefault(l => l.Name == cost.Limits[i])
+                    ?? limits.FirstOrDefault(l => tenant is not null && string.Equals(l.Name, LimitSpec.TenantLimit(tenant, cost.Limits[i]), StringComparison.Ordinal))
                     ?? throw new UsageException($"--cost names '{cost.Limits[i]}', but {provider}/{key} has only {string.Join(", ", limits.Select(l => l.Name))}");
                 if (cost.Amounts[i] > limit.Limit)
                 {
@@ -159,7 +159,22 @@ internal static class LoadCommand
                 var t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    if (acquire is not null)
+                    if (acquire is not null && cost is not null)
+                    {
+                        // Reserved in the fair queue and left as reserved: the cost is what it spends.
+                        var reservation = await c.Limiter.ReserveAsync(provider, cost, acquire, CancellationToken.None);
+                        Interlocked.Increment(ref reservation.IsGranted ? ref granted : ref timedOut);
+                        if (reservation.IsGranted)
+                        {
+                            foreach (var (limit, amount) in perLimit)
+                            {
+                                Interlocked.Add(ref grantedCost[limit].Value, amount);
+                            }
+                        }
+
+                        waits[w].Add(Stopwatch.GetTimestamp() - t0);
+                    }
+                    else if (acquire is not null)
                     {
                         // Cancellation ends the run, not a wait: a wait under way is let finish so that
                         // what was granted is counted.
@@ -181,7 +196,7 @@ internal static class LoadCommand
                     }
                     else
                     {
-                        var result = await c.Limiter.TryConsumeAsync(provider, key, cost);
+                        var result = await c.Limiter.TryConsumeAsync(provider, key, cost, tenant, CancellationToken.None);
                         Interlocked.Increment(ref result.IsAllowed ? ref granted : ref refused);
                         if (result.IsAllowed)
                         {
@@ -258,6 +273,11 @@ internal static class LoadCommand
             summary["timedOut"] = timedOut;
             summary["waitP50Ms"] = Math.Round(WaitMs(0.5), 3);
             summary["waitP99Ms"] = Math.Round(WaitMs(0.99), 3);
+        }
+
+        if (tenant is not null)
+        {
+            summary["tenant"] = tenant;
         }
 
         if (cost is not null)

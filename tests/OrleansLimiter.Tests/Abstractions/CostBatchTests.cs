@@ -61,4 +61,45 @@ public sealed class CostBatchTests
         var error = Assert.Throws<ArgumentException>(() => CostBatch.Of([LimitCost.Of(("tokens", -1))]));
         Assert.Contains("'tokens'", error.Message, StringComparison.Ordinal);
     }
+
+    private static readonly KeyLimits WithTenants = new("ratelimit:p:k",
+    [
+        new LimitSpec(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 100, 60_000),
+        new LimitSpec("tokens", LimitAlgorithm.FixedWindow, 50_000, 60_000),
+        new LimitSpec(LimitSpec.TenantLimit("Team-A", "requests"), LimitAlgorithm.FixedWindow, 10, 60_000),
+        new LimitSpec(LimitSpec.TenantLimit("team-a", "tokens"), LimitAlgorithm.FixedWindow, 5_000, 60_000),
+        new LimitSpec(LimitSpec.TenantLimit("team/b", "tokens"), LimitAlgorithm.FixedWindow, 9_000, 60_000),
+    ], Pooled: false);
+
+    [Fact]
+    public void CostsFor_ATenantsOwnLimitsCountWhatTheRequestCostsOfTheirs_OtherTenantsNothing()
+    {
+        var batch = CostBatch.Of([LimitCost.Of(("tokens", 700)), LimitCost.Of(("requests", 2))]);
+
+        Assert.Equal([[1, 700, 1, 700, 0], [2, 0, 2, 0, 0]], (batch with { Tenant = "TEAM-A" }).CostsFor(WithTenants));
+        Assert.Equal([[1, 700, 0, 0, 700], [2, 0, 0, 0, 0]], (batch with { Tenant = "team/b" }).CostsFor(WithTenants));
+        Assert.Equal([[1, 700, 0, 0, 0], [2, 0, 0, 0, 0]], batch.CostsFor(WithTenants));
+        Assert.Equal([1, 700, 0, 0, 0], LimitCost.Of(("tokens", 700)).For(WithTenants, "team-c"));
+    }
+
+    [Fact]
+    public void CostsFor_RefusesACostNamingATenantsLimit()
+    {
+        var error = Assert.Throws<ArgumentException>(() => (CostBatch.Of([LimitCost.Of(("team-a/tokens", 1))]) with { Tenant = "team-a" }).CostsFor(WithTenants));
+        Assert.Contains("state what the request costs of 'tokens'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CostsFor_ALimitOnlyATenantHas_IsKnownForThatTenantAlone()
+    {
+        var onlyTenant = new KeyLimits("ratelimit:p:k",
+        [
+            new LimitSpec(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 100, 60_000),
+            new LimitSpec(LimitSpec.TenantLimit("team-a", "tokens"), LimitAlgorithm.FixedWindow, 5_000, 60_000),
+        ], Pooled: false);
+
+        Assert.Equal([1, 40], LimitCost.Of(("tokens", 40)).For(onlyTenant, "team-a"));
+        var error = Assert.Throws<ArgumentException>(() => LimitCost.Of(("tokens", 40)).For(onlyTenant, "team-b"));
+        Assert.Contains("No limit 'tokens' on this provider key; it has requests.", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -34,6 +34,16 @@ public abstract class OutageClusterFixture : IAsyncLifetime
             ["RateLimiting:Providers:outcost:Limits:tokens:Points"] = "1000",
             ["RateLimiting:Providers:outcost:Limits:tokens:Duration"] = "60",
             ["RateLimiting:Providers:outcost:Limits:tokens:Algorithm"] = "TokenBucket",
+
+            // 60,000 tokens a minute for the key; two tenants capped inside it, a third not.
+            ["RateLimiting:Providers:tenq:Points"] = "100000",
+            ["RateLimiting:Providers:tenq:Duration"] = "60",
+            ["RateLimiting:Providers:tenq:Limits:tokens:Points"] = "60000",
+            ["RateLimiting:Providers:tenq:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:tenq:Tenants:team-a:Limits:tokens:Points"] = "10000",
+            ["RateLimiting:Providers:tenq:Tenants:team-a:Limits:tokens:Duration"] = "60",
+            ["RateLimiting:Providers:tenq:Tenants:team-b:Limits:tokens:Points"] = "20000",
+            ["RateLimiting:Providers:tenq:Tenants:team-b:Limits:tokens:Duration"] = "60",
         });
     }
 

@@ -515,4 +515,22 @@ public sealed class FairWaitQueueTests
 
         return result;
     }
+
+    [Fact]
+    public void Take_AWaiterHeldOnlyByItsTenantsOwnLimit_DoesNotHoldUpTheOthers()
+    {
+        // "capped" is first in line but its tenant's own limit is spent; without backfill (buckets),
+        // a waiter held by what everyone shares stops the round, one held by its own limit does not.
+        var queue = NewQueue();
+        queue.Enqueue(Wait("capped"), Plenty);
+        queue.Enqueue(Wait("free"), Plenty);
+        queue.Enqueue(Wait("free"), Plenty);
+
+        var heldByShared = queue.Take(w => w.Tenant != "capped", _ => { }, backfill: false);
+        Assert.Empty(heldByShared);
+
+        var taken = queue.Take(w => w.Tenant != "capped", _ => { }, backfill: false, waitsOnItsOwn: w => w.Tenant == "capped");
+        Assert.Equal(["free", "free"], taken.Select(w => w.Tenant));
+        Assert.Equal(1, queue.Count);
+    }
 }

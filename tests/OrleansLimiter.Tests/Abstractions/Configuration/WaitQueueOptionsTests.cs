@@ -75,7 +75,7 @@ public sealed class WaitQueueOptionsTests
     [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Weight", "-2", "RateLimiting:Providers:openai:Tenants:team-a:Weight must be a number from 0.01 to 10000 (was -2).")]
     [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Weight", "NaN", "RateLimiting:Providers:openai:Tenants:team-a:Weight must be a number from 0.01 to 10000 (was NaN).")]
     [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Weight", "20000", "RateLimiting:Providers:openai:Tenants:team-a:Weight must be a number from 0.01 to 10000")]
-    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Wieght", "2", "RateLimiting:Providers:openai:Tenants:team-a:Wieght is not a setting; use Weight.")]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Wieght", "2", "RateLimiting:Providers:openai:Tenants:team-a:Wieght is not a setting; use Weight or Limits.")]
     [InlineData("RateLimiting:Providers:openai:Queue:MaxLength", "0", "RateLimiting:Providers:openai:Queue:MaxLength must be from 1 to 1000000 (was 0).")]
     [InlineData("RateLimiting:Providers:openai:Queue:MaxLength", "lots", "RateLimiting:Providers:openai:Queue:MaxLength must be a whole number (was 'lots').")]
     [InlineData("RateLimiting:Providers:openai:Queue:NormalShare", "1", "RateLimiting:Providers:openai:Queue:NormalShare must be a number from 0 to below 1 (was 1).")]
@@ -128,5 +128,50 @@ public sealed class WaitQueueOptionsTests
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TenantLimits_AreBound_AndEveryKeyHoldsThemAfterItsOwn()
+    {
+        var openai = Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Limits:tokens:Points"] = "60000",
+            ["RateLimiting:Providers:openai:Tenants:Team-A:Weight"] = "2",
+            ["RateLimiting:Providers:openai:Tenants:Team-A:Limits:tokens:Points"] = "10000",
+            ["RateLimiting:Providers:openai:Tenants:Team-A:Limits:requests:Points"] = "50",
+            ["RateLimiting:Providers:openai:Tenants:Team-A:Limits:requests:Duration"] = "1",
+            ["RateLimiting:Providers:openai:Tenants:team-b:Limits:tokens:Points"] = "20000",
+            ["RateLimiting:Providers:openai:Tenants:team-b:Limits:tokens:Algorithm"] = "TokenBucket",
+        }).Resolve("openai").Limits;
+
+        var limits = openai.ForKey("openai", "gpt-4o").Limits;
+        Assert.Equal(["requests", "tokens", "team-a/requests", "team-a/tokens", "team-b/tokens"], limits.Select(l => l.Name));
+        Assert.Equal((50L, 1_000L), (limits[2].Points, limits[2].WindowMilliseconds));
+        Assert.Equal(LimitAlgorithm.TokenBucket, limits[4].Algorithm);
+        Assert.Equal(2, openai.WeightOf("team-a"));
+    }
+
+    [Theory]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Points", "0", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Points")]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:to/kens:Points", "5", "RateLimiting:Providers:openai:Tenants:team-a:Limits: limit name must be 1 to 40 letters")]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size", "5", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size is not a setting; use Points, Duration or Algorithm.")]
+    public void BadTenantLimit_FailsValidation_NamingTheSetting(string setting, string value, string expected)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MoreTenantLimitsThanAKeyHolds_FailValidation()
+    {
+        var values = new Dictionary<string, string?>();
+        for (var t = 0; t <= RateLimitingOptionsValidator.MaxTenantLimits; t++)
+        {
+            values[$"RateLimiting:Providers:openai:Tenants:team-{t}:Limits:tokens:Points"] = "100";
+        }
+
+        var error = Assert.Throws<OptionsValidationException>(() => Bind(values));
+        Assert.Contains($"RateLimiting:Providers:openai:Tenants: at most {RateLimitingOptionsValidator.MaxTenantLimits} tenant limits in all", error.Message, StringComparison.Ordinal);
     }
 }
