@@ -62,6 +62,35 @@ public sealed class KeyEngineTests
     });
 
     [Fact]
+    public Task TenantHeldByItsOwnLimit_DoesNotHoldUpAnotherTenant_AndIsGrantedWhenItsWindowEnds() => OneScheduler.Run(async () =>
+    {
+        // A bucket on the key: no backfill, so a waiter held by what everyone shares stops a round.
+        _limits.Tenants["team-a"] = new TenantOptions { Limits = { ["tokens"] = new LimitOptions { Points = 20, Duration = 10 } } };
+        var engine = Engine(withTokens: true);
+        var started = _time.GetTimestamp();
+        var spent = await engine.TryConsumeCostsAsync(CostBatch.Of([OneCall, OneCall]) with { Tenant = "team-a" });
+        Assert.All(spent.Outcomes, o => Assert.Equal(ConsumeOutcome.Granted, o));
+
+        // team-a's waiter is first in line, held by its own cap until the window ends.
+        var capped = new WaitTicket(RequestId.New(), "team-a", WaitPriority.Normal, 1, TimeSpan.FromSeconds(30), Cost: OneCall);
+        var firstCall = engine.WaitAsync(capped).AsTask();
+        var other = new WaitTicket(RequestId.New(), "team-b", WaitPriority.Normal, 1, TimeSpan.FromSeconds(30), Cost: OneCall);
+        var (reply, waited) = await WaitUntilAnsweredAsync(engine, other);
+        Assert.Equal(WaitOutcome.Granted, reply.Outcome);
+        Assert.True(waited < TimeSpan.FromSeconds(1), $"team-b waited {waited} behind a waiter held by its own tenant's limit");
+        Assert.NotEqual(WaitOutcome.Granted, (await PollAsync(engine, firstCall)).Outcome);
+
+        var (late, _) = await WaitUntilAnsweredAsync(engine, capped);
+        Assert.Equal(WaitOutcome.Granted, late.Outcome);
+        Assert.InRange(_time.GetElapsedTime(started), WindowEnd, OfferedBy + TimeSpan.FromSeconds(1));
+
+        // team-a's waiter paid 10 tokens of its own new window.
+        var held = await _store.PeekAsync(KeyLimits.StoreKey, KeyLimits.Limits);
+        Assert.Equal(["requests", "tokens", "team-a/tokens"], KeyLimits.Limits.Select(l => l.Name));
+        Assert.Equal(10, held.Limits[2].Remaining);
+    });
+
+    [Fact]
     public Task OneLimit_DrainRound_OffersWhenTheWindowEnds_AndTheCollectSpendsOnce() => OneScheduler.Run(async () =>
     {
         var engine = Engine(withTokens: false);
