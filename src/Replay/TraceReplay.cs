@@ -160,7 +160,7 @@ public sealed class TraceReplay
             var maxWait = record.MaxWait ?? _settings.DefaultMaxWait;
             var (outcome, id) = maxWait > TimeSpan.Zero
                 ? await WaitAsync(key.Engine, record, estimate, maxWait)
-                : await ReserveAsync(key.Engine, estimate);
+                : await ReserveAsync(key.Engine, estimate, record.Tenant);
             switch (outcome)
             {
                 case Outcome.Refused:
@@ -232,7 +232,7 @@ public sealed class TraceReplay
                     (id, renewal, collect) = (RequestId.New(), false, false);
                     break;
                 case WaitOutcome.Rejected when reply.Rejection == WaitRejection.NotQueued:
-                    return await ReserveAsync(engine, estimate);
+                    return await ReserveAsync(engine, estimate, record.Tenant);
                 case WaitOutcome.TimedOut or WaitOutcome.Cancelled:
                     return (Outcome.TimedOut, id);
                 default:
@@ -241,10 +241,10 @@ public sealed class TraceReplay
         }
     }
 
-    private static async Task<(Outcome, RequestId)> ReserveAsync(KeyEngine engine, LimitCost estimate)
+    private static async Task<(Outcome, RequestId)> ReserveAsync(KeyEngine engine, LimitCost estimate, string tenant)
     {
         var id = RequestId.New();
-        var result = await engine.TryConsumeCostsAsync(CostBatch.Reservation(estimate, id));
+        var result = await engine.TryConsumeCostsAsync(CostBatch.Reservation(estimate, id) with { Tenant = tenant });
         return (result.Outcomes[0] == ConsumeOutcome.Granted ? Outcome.Granted : Outcome.Refused, id);
     }
 
@@ -257,7 +257,7 @@ public sealed class TraceReplay
         {
             // Answered 429: nothing was used, and the gateway settles it so.
             tally.ProviderRefused++;
-            await key.Engine.SettleAsync(new SettleRequest(id, key.Zero));
+            await key.Engine.SettleAsync(new SettleRequest(id, key.Zero, record.Tenant));
             return;
         }
 
@@ -272,7 +272,7 @@ public sealed class TraceReplay
         key.ProviderRefund(record.Estimate.Output - used.Output);
         if (record.Usage is { } usage)
         {
-            await key.Engine.SettleAsync(new SettleRequest(id, key.Cost(usage)));
+            await key.Engine.SettleAsync(new SettleRequest(id, key.Cost(usage), record.Tenant));
         }
     }
 

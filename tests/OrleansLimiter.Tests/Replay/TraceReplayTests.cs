@@ -51,6 +51,24 @@ public sealed class TraceReplayTests
     }
 
     [Fact]
+    public void ATenantWithItsOwnCap_IsGrantedNoMoreThanIt_TheOtherTakesTheRest()
+    {
+        // 60 requests per fixed minute for the key, team-a capped at 20 of them; both ask for 50 at
+        // t = 0 and may wait 30 s (not to the window's end): team-a gets its 20, team-b the other 40,
+        // whatever the fair queue's order; the rest are refused (a wait its limit cannot meet) or time out.
+        var limits = FixedMinute(60);
+        limits.Tenants["team-a"] = new TenantOptions { Limits = { [LimitSpec.Requests] = new LimitOptions { Points = 20, Duration = 60 } } };
+        var calls = Calls("team-a", 50, TimeSpan.Zero, TimeSpan.Zero)
+            .Concat(Calls("team-b", 50, TimeSpan.Zero, TimeSpan.Zero))
+            .ToList();
+
+        var report = TraceReplay.Run(calls, Settings(limits, maxWait: TimeSpan.FromSeconds(30), providerRequestsPerMinute: 1_000));
+
+        Assert.Equal((50, 20, 30), (report["team-a"].Calls, report["team-a"].Granted, report["team-a"].Refused + report["team-a"].TimedOut));
+        Assert.Equal((50, 40, 10), (report["team-b"].Calls, report["team-b"].Granted, report["team-b"].Refused + report["team-b"].TimedOut));
+    }
+
+    [Fact]
     public void LimitsAtTheProvidersQuota_LetNoProvider429Through()
     {
         var quota = Quota(requestsPerMinute: 60);
