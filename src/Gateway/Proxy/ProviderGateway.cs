@@ -153,8 +153,9 @@ public sealed partial class ProviderGateway : IDisposable
         if (estimate is not null && ownLimits.Count == 0 && _leases.TryTake(upstream.Name, key, cost) is { } leased)
         {
             // Served from the host's lease of the key's capacity: no grain call before forwarding.
-            ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leased.Shared, _time.GetUtcNow());
-            await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leased.Shared, traced);
+            var leasedView = AsSeenBy(leased.Shared, identity.Tenant);
+            ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leasedView, _time.GetUtcNow());
+            await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leasedView, traced);
             return;
         }
 
@@ -180,9 +181,14 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        _leases.Observe(upstream.Name, key, reservation.Result.Limits, refused: !reservation.IsGranted);
+        if (ownLimits.Count == 0)
+        {
+            // Leases serve the calls of tenants without limits of their own: only theirs make the demand.
+            _leases.Observe(upstream.Name, key, reservation.Result.Limits, refused: !reservation.IsGranted);
+        }
         var shared = await SharedCountAsync(upstream.Name, key, names, reservation);
-        ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, shared, _time.GetUtcNow());
+        var view = AsSeenBy(shared, identity.Tenant);
+        ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, view, _time.GetUtcNow());
         if (!reservation.IsGranted)
         {
             Trace(traced, null, TimeSpan.Zero);
@@ -200,7 +206,44 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(reservation, null), shared, traced);
+        await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(reservation, null), view, traced);
+    }
+
+    /// <summary>
+    /// The key's limits as <paramref name="tenant"/> can spend them, under the provider's header names:
+    /// each limit, or the tenant's own cap of it where that holds less; a cap of a limit the key lacks
+    /// under its own name; other tenants' limits left out.
+    /// </summary>
+    internal static IReadOnlyList<LimitState> AsSeenBy(IReadOnlyList<LimitState> shared, string tenant)
+    {
+        if (!shared.Any(l => l.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal)))
+        {
+            return shared;
+        }
+
+        var view = new List<LimitState>(shared.Count);
+        foreach (var limit in shared)
+        {
+            if (limit.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var own = shared.FirstOrDefault(l => string.Equals(l.Name, LimitSpec.TenantLimit(tenant, limit.Name), StringComparison.Ordinal));
+            view.Add(own is not null && own.Remaining < limit.Remaining ? own with { Name = limit.Name } : limit);
+        }
+
+        var prefix = tenant.ToLowerInvariant() + LimitSpec.TenantSeparator;
+        foreach (var own in shared)
+        {
+            if (own.Name.StartsWith(prefix, StringComparison.Ordinal) && own.Name[prefix.Length..] is var counts
+                && !counts.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal) && !view.Any(v => v.Name == counts))
+            {
+                view.Add(own with { Name = counts });
+            }
+        }
+
+        return view;
     }
 
     /// <summary>

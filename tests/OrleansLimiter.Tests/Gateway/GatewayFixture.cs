@@ -85,6 +85,12 @@ public sealed class GatewayFixture : IAsyncLifetime
         ["RateLimiting:Providers:gwkl:Duration"] = "600",
         ["RateLimiting:Providers:gwkl:Limits:tokens:Points"] = "1000000",
         ["RateLimiting:Providers:gwkl:Limits:tokens:Duration"] = "600",
+        ["RateLimiting:Providers:gwten:Points"] = "1000",
+        ["RateLimiting:Providers:gwten:Duration"] = "600",
+        ["RateLimiting:Providers:gwten:Limits:tokens:Points"] = "1000000",
+        ["RateLimiting:Providers:gwten:Limits:tokens:Duration"] = "600",
+        ["RateLimiting:Providers:gwten:Tenants:team-a:Limits:tokens:Points"] = "500",
+        ["RateLimiting:Providers:gwten:Tenants:team-a:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:gwkill:Points"] = "1000",
         ["RateLimiting:Providers:gwkill:Duration"] = "600",
         ["RateLimiting:Providers:gwkill:Limits:tokens:Points"] = "1000000",
@@ -109,7 +115,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         Connection = await Redis.ConnectAsync();
         Simulator = await SimulatorProcess.StartAsync(SimulatorSettings(1));
         var settings = LimiterSettings;
-        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic"), ("gwlease", "OpenAI") })
+        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic"), ("gwlease", "OpenAI"), ("gwten", "OpenAI") })
         {
             settings[$"Gateway:Providers:{provider}:Upstream"] = Simulator.Address.ToString();
             settings[$"Gateway:Providers:{provider}:Api"] = api;

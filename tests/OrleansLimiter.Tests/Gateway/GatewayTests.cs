@@ -311,6 +311,46 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task ATenantsOwnCap_IsAnswered429NamingIt_AndItsCountHoldsExactlyWhatTheProviderReported()
+    {
+        // The valid key's tenant, team-a, may spend 500 of the key's 1,000,000 tokens: its calls reserve
+        // one by one (no lease holds a tenant's share) and settle at what the provider reported.
+        long reported = 0;
+        var granted = 0;
+        string? refusal = null;
+        for (var i = 0; i < 40 && refusal is null; i++)
+        {
+            using var response = await fixture.PostAsync("gwten", "chat/completions", Chat("gpt-4o-mini", $"Tenant call {i}: say something short.", 20, stream: false, askUsage: false),
+                fixture.ValidKey, new Dictionary<string, string> { ["x-limiter-max-wait"] = "0" });
+            var body = await fixture.ReadAsync(response);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                refusal = body;
+                continue;
+            }
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+            // The headers show what the tenant can spend: its own cap, under the provider's names.
+            Assert.Equal("500", Header(response, "x-ratelimit-limit-tokens"));
+            Assert.DoesNotContain(response.Headers, h => h.Key.Contains('/', StringComparison.Ordinal));
+            reported += (long)JsonNode.Parse(body)!["usage"]!["total_tokens"]!;
+            granted++;
+        }
+
+        output.WriteLine($"team-a: {granted} calls granted, {reported} tokens reported, then: {refusal}");
+        Assert.NotNull(refusal);
+        Assert.Contains("team-a/tokens", refusal, StringComparison.Ordinal);
+        Assert.InRange(granted, 1, 39);
+
+        async Task<long> TenantSpentAsync() => 500 - (long)await fixture.Db.HashGetAsync("ratelimit:gwten:global", "team-a/tokens:points");
+        await EventuallyAsync(async () => await TenantSpentAsync() == reported);
+        Assert.Equal(reported, await TenantSpentAsync());
+        Assert.Equal(reported, await fixture.SpentAsync("gwten", "tokens", 1_000_000));
+        Assert.Equal(granted, await fixture.SpentAsync("gwten", "requests", 1000));
+    }
+
+    [Fact]
     public async Task GatewayHostKilledHoldingLeases_TheyStaySpentAsEstimated_NothingGivenBackOrLost()
     {
         // Calls in flight at a slow upstream: the first two reserve on their own, the second asks for a
