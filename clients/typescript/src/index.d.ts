@@ -103,10 +103,10 @@ export interface RateLimiterOptions {
 export class RateLimiter {
   constructor(options: RateLimiterOptions);
   /** Asks once, as the seed's workers do: `await limiter.tryConsume("openai", "global")`. */
-  tryConsume(provider: string, key?: string, pointsOrCost?: number | Cost, options?: { signal?: AbortSignal }): Promise<Decision>;
+  tryConsume(provider: string, key?: string, pointsOrCost?: number | Cost, options?: { tenant?: string; signal?: AbortSignal }): Promise<Decision>;
   acquire(provider: string, key: string | undefined, options: AcquireOptions & { cost: Cost }): Promise<Reservation | Decision>;
   acquire(provider: string, key?: string, options?: AcquireOptions): Promise<Decision>;
   reserve(provider: string, key: string, estimate: number | Cost, options?: WaitOptions): Promise<Reservation>;
-  settle(id: string, actual: Cost, options?: { signal?: AbortSignal }): Promise<SettleResult>;
+  settle(id: string, actual: Cost, options?: { tenant?: string; signal?: AbortSignal }): Promise<SettleResult>;
   limits(options?: { signal?: AbortSignal }): Promise<LimitsAnswer>;
 }

@@ -57,18 +57,20 @@ function pause(ms, signal) {
 /** A reservation granted by reserve (or acquire with a cost): settle it with what the call really cost. */
 export class Reservation {
   #limiter;
+  #tenant;
   #settled = null;
 
-  constructor(limiter, decision) {
+  constructor(limiter, decision, tenant) {
     this.#limiter = limiter;
+    this.#tenant = tenant;
     Object.assign(this, decision);
     this.id = decision.reservationId;
   }
 
-  /** Gives back the unused part (or charges an overrun); once, however often it is called. */
+  /** Gives back the unused part (or charges an overrun), for the tenant it was made for; once, however often it is called. */
   async settle(actual) {
     if (!this.allowed) throw new Error("Only a granted reservation can be settled.");
-    this.#settled ??= this.#limiter.settle(this.id, actual);
+    this.#settled ??= this.#limiter.settle(this.id, actual, { tenant: this.#tenant });
     return this.#settled;
   }
 }
@@ -95,8 +97,8 @@ export class RateLimiter {
    * Asks once, as the seed's workers do: `await limiter.tryConsume("openai", "global")`. Check
    * `allowed`; a refusal carries `retryAfterMs` and the `limit` that blocked.
    */
-  async tryConsume(provider, key = DEFAULT_KEY, pointsOrCost = 1, { signal } = {}) {
-    return toDecision(await this.#post(`/v1/limits/${enc(provider)}/${enc(key)}/consume`, amountOf(pointsOrCost), { signal }));
+  async tryConsume(provider, key = DEFAULT_KEY, pointsOrCost = 1, { tenant, signal } = {}) {
+    return toDecision(await this.#post(`/v1/limits/${enc(provider)}/${enc(key)}/consume`, { ...amountOf(pointsOrCost), tenant }, { signal }));
   }
 
   /**
@@ -129,7 +131,7 @@ export class RateLimiter {
       const decision = toDecision(body);
       if (decision.allowed || !body.renew) {
         decision.waitedMs = Date.now() - started;
-        return cost && decision.allowed ? new Reservation(this, decision) : decision;
+        return cost && decision.allowed ? new Reservation(this, decision, tenant) : decision;
       }
 
       const remaining = left === undefined ? Infinity : maxWaitMs - (Date.now() - started);
@@ -145,16 +147,19 @@ export class RateLimiter {
   async reserve(provider, key, estimate, { tenant, priority, maxWaitMs, signal } = {}) {
     if (maxWaitMs !== undefined) {
       const result = await this.acquire(provider, key, { cost: typeof estimate === "number" ? { requests: estimate } : estimate, tenant, priority, maxWaitMs, signal });
-      return result instanceof Reservation ? result : new Reservation(this, result);
+      return result instanceof Reservation ? result : new Reservation(this, result, tenant);
     }
 
     const body = await this.#post(`/v1/limits/${enc(provider)}/${enc(key)}/reserve`, { ...amountOf(estimate), tenant, priority }, { signal });
-    return new Reservation(this, toDecision(body));
+    return new Reservation(this, toDecision(body), tenant);
   }
 
-  /** Settles reservation `id` with `actual` (per limit); idempotent: a second settle is `replayed`. */
-  async settle(id, actual, { signal } = {}) {
-    const body = await this.#post(`/v1/reservations/${enc(id)}/settle`, { actual }, { signal });
+  /**
+   * Settles reservation `id` with `actual` (per limit); idempotent: a second settle is `replayed`.
+   * `tenant` is the one it was reserved for (with a key, the key's own, which is the default).
+   */
+  async settle(id, actual, { tenant, signal } = {}) {
+    const body = await this.#post(`/v1/reservations/${enc(id)}/settle`, { actual, tenant }, { signal });
     return { outcome: body.outcome, settlements: body.settlements, limits: body.limits.map(toLimit) };
   }
 
