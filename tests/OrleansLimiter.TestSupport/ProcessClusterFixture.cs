@@ -35,6 +35,13 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:tok:Limits:tokens:Points"] = "20000",
         ["RateLimiting:Providers:tok:Limits:tokens:Duration"] = "60",
         ["RateLimiting:Providers:tok:Limits:tokens:Algorithm"] = "TokenBucket",
+        // 60,000 tokens per 10 minutes for the key, 10,000 of them at most for team-a.
+        ["RateLimiting:Providers:tenl:Points"] = "100000",
+        ["RateLimiting:Providers:tenl:Duration"] = "600",
+        ["RateLimiting:Providers:tenl:Limits:tokens:Points"] = "60000",
+        ["RateLimiting:Providers:tenl:Limits:tokens:Duration"] = "600",
+        ["RateLimiting:Providers:tenl:Tenants:team-a:Limits:tokens:Points"] = "10000",
+        ["RateLimiting:Providers:tenl:Tenants:team-a:Limits:tokens:Duration"] = "600",
         ["Logging:LogLevel:Default"] = "Warning",
     };
 

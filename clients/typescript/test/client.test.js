@@ -15,6 +15,13 @@ before(async () => {
       "RateLimiting:Providers:tok:Duration": 60,
       "RateLimiting:Providers:tok:Limits:tokens:Points": 10000,
       "RateLimiting:Providers:tok:Limits:tokens:Duration": 60,
+      // team-a may spend 1,000 of the key's 10,000 tokens.
+      "RateLimiting:Providers:tenq:Points": 100,
+      "RateLimiting:Providers:tenq:Duration": 60,
+      "RateLimiting:Providers:tenq:Limits:tokens:Points": 10000,
+      "RateLimiting:Providers:tenq:Limits:tokens:Duration": 60,
+      "RateLimiting:Providers:tenq:Tenants:team-a:Limits:tokens:Points": 1000,
+      "RateLimiting:Providers:tenq:Tenants:team-a:Limits:tokens:Duration": 60,
       // Two points per 4 s and a 1 s long poll: a wait for the next window is several calls.
       "RateLimiting:Providers:renew:Points": 2,
       "RateLimiting:Providers:renew:Duration": 4,
@@ -91,6 +98,29 @@ test("reserve then settle gives back the unused part once", async () => {
   assert.equal(cluster.hgetall(`ratelimit:tok:${key}`)["tokens:points"], "8800");
   assert.equal((await limiter.settle(reservation.id, { tokens: 0 })).outcome, "replayed");
   assert.equal(cluster.hgetall(`ratelimit:tok:${key}`)["tokens:points"], "8800");
+});
+
+test("a tenant's own cap refuses naming it, and a reservation settles the tenant's count with the key's", async () => {
+  const limiter = new RateLimiter({ url: cluster.url });
+  const key = `ten-${Date.now()}`;
+  const reservation = await limiter.reserve("tenq", key, { tokens: 800 }, { tenant: "team-a" });
+  assert.equal(reservation.allowed, true);
+  let hash = cluster.hgetall(`ratelimit:tenq:${key}`);
+  assert.equal(hash["team-a/tokens:points"], "200");
+  assert.equal(hash["tokens:points"], "9200");
+
+  const settled = await reservation.settle({ tokens: 300 });
+  assert.equal(settled.outcome, "settled");
+  hash = cluster.hgetall(`ratelimit:tenq:${key}`);
+  assert.equal(hash["team-a/tokens:points"], "700");
+  assert.equal(hash["tokens:points"], "9700");
+
+  const capped = await limiter.tryConsume("tenq", key, { tokens: 800 }, { tenant: "team-a" });
+  assert.equal(capped.allowed, false);
+  assert.equal(capped.limit, "team-a/tokens");
+  const other = await limiter.tryConsume("tenq", key, { tokens: 800 }, { tenant: "team-b" });
+  assert.equal(other.allowed, true);
+  assert.equal(cluster.hgetall(`ratelimit:tenq:${key}`)["tokens:points"], "8900");
 });
 
 test("acquire waits in the queue: granted, or refused at once when the window cannot reopen in time", async () => {

@@ -97,6 +97,29 @@ public sealed class TokenLimitLoadTests(ProcessClusterFixture fixture, ITestOutp
         Assert.Equal(20_000, (long?)cleared["limits"]![0]!["points"]);
     }
 
+    [Fact]
+    public async Task LoadAsATenant_GetsExactlyItsCap_ThenAnotherTenantWaitingInTheQueueGetsExactlyTheRest()
+    {
+        var key = "ten-" + TestKeys.Unique();
+        var capped = await LimiterAsync($"load --provider tenl --key {key} --tenant team-a --cost tokens=100 --workers 4 --duration 3 --json");
+        Assert.True(capped.ExitCode == 0, capped.Stderr);
+        var a = JsonNode.Parse(capped.Stdout)!;
+        Assert.Equal("team-a", (string?)a["tenant"]);
+        Assert.Equal(10_000, (long)a["grantedCost"]!["tokens"]!);
+        Assert.True((long)a["refused"]! > 0, "team-a asked for no more than its cap");
+
+        var rest = await LimiterAsync($"load --provider tenl --key {key} --tenant team-c --cost tokens=100 --acquire --max-wait 0.5 --workers 4 --duration 3 --json");
+        Assert.True(rest.ExitCode == 0, rest.Stderr);
+        var c = JsonNode.Parse(rest.Stdout)!;
+        output.WriteLine($"team-a granted {a["grantedCost"]!["tokens"]} tokens, refused {a["refused"]}; team-c granted {c["grantedCost"]!["tokens"]}, not granted {c["timedOut"]}");
+        Assert.Equal(50_000, (long)c["grantedCost"]!["tokens"]!);
+
+        var hash = (await fixture.Db.HashGetAllAsync("ratelimit:tenl:" + key)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal("0", hash["tokens:points"]);
+        Assert.Equal("0", hash["team-a/tokens:points"]);
+        Assert.Equal((100_000 - 600).ToString(System.Globalization.CultureInfo.InvariantCulture), hash["points"]);
+    }
+
     private Task<ProcessRunner.Result> LimiterAsync(string arguments) =>
         ProcessRunner.RunAsync(RepoPaths.CliDll, arguments + " --timeout 30", fixture.ClientEnvironment, TimeSpan.FromSeconds(60));
 }
