@@ -77,6 +77,9 @@ public sealed partial class EffectiveLimits(
         }
     }
 
+    /// <summary>The run-time changes this silo decides under (as last pushed or refreshed).</summary>
+    public IReadOnlyDictionary<string, LimitOverride> InForce => _overrides;
+
     /// <summary>The configured providers.</summary>
     public RateLimitingOptions Configured => options.CurrentValue;
 

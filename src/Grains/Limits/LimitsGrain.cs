@@ -12,7 +12,10 @@ namespace OrleansLimiter.Grains.Limits;
 /// <see cref="RecordCheckInterval"/>: a record that vanished (Redis flushed or restarted empty) is
 /// written again from memory, one that cannot be read is reported (and replaced by the next change),
 /// and one written by someone else is taken as it is. Its timer keeps it active, so that the changes
-/// stay in memory on one silo to be written again.
+/// stay in memory on one silo to be written again. Between two checks the record can vanish and this
+/// activation move (its silo stopping): it checks once more as it deactivates, and an activation that
+/// finds no record while its silo still decides under run-time changes (pushed to every silo) writes
+/// those again rather than let the configured limits return.
 /// </remarks>
 public sealed partial class LimitsGrain(
     [FromKeyedServices(LimitsGrain.StorageName)] IGrainStorage storage,
@@ -36,14 +39,51 @@ public sealed partial class LimitsGrain(
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _record = new LimitsRecord(storage, ServiceProvider.GetService<IStateRecords>(), this.GetGrainId());
-        if (await _record.ReadAsync() == LimitsRecord.ReadResult.Unreadable)
+        var read = await _record.ReadAsync();
+        if (read == LimitsRecord.ReadResult.Unreadable)
         {
             LogUnreadable(logger, _record.Problem!.Record, _record.Problem.Reason);
+        }
+        else if (read == LimitsRecord.ReadResult.Missing && limits.InForce is { Count: > 0 } inForce)
+        {
+            // The record vanished (Redis flushed or restarted empty) with the activation that held the
+            // changes: this silo still decides under them, so they are held again, and written.
+            _record.Hold(inForce);
+            try
+            {
+                await _record.WriteAsync(overrides => new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase));
+                LogRestoredFromSilo(logger, State.Overrides.Count);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Reason: storage away; the record check writes what is held once it answers.
+                LogCheckFailed(logger, ex);
+            }
         }
 
         limits.Pushed(State.Overrides);
         this.RegisterGrainTimer(CheckRecordAsync, new GrainTimerCreationOptions(RecordCheckInterval, RecordCheckInterval) { KeepAlive = true });
         await base.OnActivateAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (State.Overrides.Count > 0)
+        {
+            // Moving away (its silo stopping): a record that vanished since the last check is written
+            // again now, or the changes held only here would go with this activation.
+            try
+            {
+                await CheckRecordAsync(cancellationToken).WaitAsync(RecordCheckInterval, cancellationToken);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                LogCheckFailed(logger, ex);
+            }
+        }
+
+        await base.OnDeactivateAsync(reason, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -218,6 +258,9 @@ public sealed partial class LimitsGrain(
 
     [LoggerMessage(EventId = 414, Level = LogLevel.Warning, Message = "The stored run-time limits had vanished (Redis flushed or restarted empty); wrote the {Count} changes held in memory again")]
     private static partial void LogRewritten(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 418, Level = LogLevel.Warning, Message = "The stored run-time limits had vanished with the activation that held them; wrote again the {Count} changes this silo decides under")]
+    private static partial void LogRestoredFromSilo(ILogger logger, int count);
 
     [LoggerMessage(EventId = 415, Level = LogLevel.Debug, Message = "Could not check the stored run-time limits; trying again")]
     private static partial void LogCheckFailed(ILogger logger, Exception exception);

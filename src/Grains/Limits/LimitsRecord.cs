@@ -91,6 +91,13 @@ internal sealed class LimitsRecord(IGrainStorage storage, IStateRecords? records
     }
 
     /// <summary>
+    /// Takes <paramref name="overrides"/> as the current changes before they are stored: what the silos
+    /// already decide under, when the record vanished with the activation that held them.
+    /// </summary>
+    public void Hold(IReadOnlyDictionary<string, LimitOverride> overrides) =>
+        State = new LimitsState { Overrides = new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) };
+
+    /// <summary>
     /// Stores the run-time changes <paramref name="change"/> makes of the current ones, and only then
     /// makes them current: a failed write leaves <see cref="State"/> as it was. A record that cannot be
     /// read is replaced; one that vanished is written again. Returns the record this write replaced

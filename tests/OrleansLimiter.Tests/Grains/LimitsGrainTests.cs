@@ -223,3 +223,67 @@ public sealed class LimitsGrainStorageFailureTests : IAsyncLifetime
         Assert.Equal(8, (await limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic").Points);
     }
 }
+
+/// <summary>
+/// The run-time changes outlive both the silo that held them in memory (killed) and their record
+/// (Redis flushed): the silos that decide under them write them again.
+/// </summary>
+[Trait(Tier.Name, Tier.Cluster)]
+public sealed class LimitsGrainRecordLossTests : IAsyncLifetime
+{
+    private RedisServer _redis = null!;
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = await RedisServer.StartAsync();
+        _cluster = await LimiterTestCluster.DeployAsync<LimiterClusterFixture.SiloConfigurator>(2, "limitsloss-", new Dictionary<string, string?>
+        {
+            ["Test:Redis"] = _redis.ConnectionString,
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await LimiterTestCluster.StopAsync(_cluster);
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task ItsSiloKilled_AndTheRecordFlushed_TheChangeStaysInForce_AndIsStoredAgain()
+    {
+        var limits = _cluster.Client.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+        Assert.Equal(7, (await limits.SetLimitAsync("anthropic", 7, 30)).Points);
+        var host = await _cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(limits);
+        var holder = _cluster.Silos.Single(s => s.SiloAddress.Equals(host));
+
+        // The silo holding the changes in memory killed (no deactivation), then the record lost before
+        // anything activates the grain again.
+        await _cluster.KillSiloAsync(holder);
+        using (var redis = await _redis.ConnectAsync())
+        {
+            await redis.GetDatabase().ExecuteAsync("FLUSHALL");
+        }
+
+        // Its next activation, on the silo left, finds no record and takes what that silo decides under.
+        ProviderLimit? anthropic = null;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (anthropic is null)
+        {
+            try
+            {
+                anthropic = (await limits.GetProvidersAsync()).Single(p => p.Provider == "anthropic");
+            }
+            catch (Exception ex) when (ex is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        Assert.Equal((7L, true), (anthropic.Points, anthropic.ChangedAtRunTime));
+        using (var redis = await _redis.ConnectAsync())
+        {
+            Assert.True(await redis.GetDatabase().KeyExistsAsync($"{_cluster.Options.ServiceId}/state/limits/default/limits"), "the record was not written again");
+        }
+    }
+}
