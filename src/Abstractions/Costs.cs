@@ -220,7 +220,7 @@ public sealed record CostBatch(
         // The tenant's own limits count what a request costs of the limit they name: each takes its
         // amount from that column of the batch (-1: the batch does not state it).
         var tenantLimits = limits.TenantLimits(Tenant);
-        var sources = new int[tenantLimits.Count];
+        var sources = tenantLimits.Count == 0 ? [] : new int[tenantLimits.Count];
         for (var t = 0; t < sources.Length; t++)
         {
             sources[t] = Array.FindIndex(Limits, n => string.Equals(n, tenantLimits[t].Counts, StringComparison.OrdinalIgnoreCase));

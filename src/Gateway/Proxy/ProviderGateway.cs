@@ -153,7 +153,7 @@ public sealed partial class ProviderGateway : IDisposable
         if (estimate is not null && ownLimits.Count == 0 && _leases.TryTake(upstream.Name, key, cost) is { } leased)
         {
             // Served from the host's lease of the key's capacity: no grain call before forwarding.
-            var leasedView = AsSeenBy(leased.Shared, identity.Tenant);
+            var leasedView = AsSeenBy(leased.Shared, keyLimits, ownLimits);
             ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, leasedView, _time.GetUtcNow());
             await ForwardAsync(context, upstream, rest ?? string.Empty, body, estimate, key, names, new Charge(null, leased), leasedView, traced);
             return;
@@ -187,7 +187,7 @@ public sealed partial class ProviderGateway : IDisposable
             _leases.Observe(upstream.Name, key, reservation.Result.Limits, refused: !reservation.IsGranted);
         }
         var shared = await SharedCountAsync(upstream.Name, key, names, reservation);
-        var view = AsSeenBy(shared, identity.Tenant);
+        var view = AsSeenBy(shared, keyLimits, ownLimits);
         ProviderAnswers.WriteRateLimitHeaders(context.Response.Headers, api, view, _time.GetUtcNow());
         if (!reservation.IsGranted)
         {
@@ -210,36 +210,33 @@ public sealed partial class ProviderGateway : IDisposable
     }
 
     /// <summary>
-    /// The key's limits as <paramref name="tenant"/> can spend them, under the provider's header names:
-    /// each limit, or the tenant's own cap of it where that holds less; a cap of a limit the key lacks
-    /// under its own name; other tenants' limits left out.
+    /// The key's limits as a tenant with <paramref name="own"/> limits (<see cref="KeyLimits.TenantLimits"/>)
+    /// can spend them, under the provider's header names: each limit, or the tenant's own cap of it where
+    /// that holds less; a cap of a limit the key lacks under that limit's name; other tenants' limits left out.
     /// </summary>
-    internal static IReadOnlyList<LimitState> AsSeenBy(IReadOnlyList<LimitState> shared, string tenant)
+    internal static IReadOnlyList<LimitState> AsSeenBy(IReadOnlyList<LimitState> shared, KeyLimits keyLimits, IReadOnlyList<(int Index, string Counts)> own)
     {
-        if (!shared.Any(l => l.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal)))
+        if (!keyLimits.HasTenantLimits)
         {
             return shared;
         }
 
-        var view = new List<LimitState>(shared.Count);
-        foreach (var limit in shared)
+        var view = shared.Where(l => !l.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal)).ToList();
+        foreach (var (index, counts) in own)
         {
-            if (limit.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal))
+            if (shared.FirstOrDefault(l => l.Name == keyLimits.Limits[index].Name) is not { } cap)
             {
                 continue;
             }
 
-            var own = shared.FirstOrDefault(l => string.Equals(l.Name, LimitSpec.TenantLimit(tenant, limit.Name), StringComparison.Ordinal));
-            view.Add(own is not null && own.Remaining < limit.Remaining ? own with { Name = limit.Name } : limit);
-        }
-
-        var prefix = tenant.ToLowerInvariant() + LimitSpec.TenantSeparator;
-        foreach (var own in shared)
-        {
-            if (own.Name.StartsWith(prefix, StringComparison.Ordinal) && own.Name[prefix.Length..] is var counts
-                && !counts.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal) && !view.Any(v => v.Name == counts))
+            var at = view.FindIndex(v => v.Name == counts);
+            if (at < 0)
             {
-                view.Add(own with { Name = counts });
+                view.Add(cap with { Name = counts });
+            }
+            else if (cap.Remaining < view[at].Remaining)
+            {
+                view[at] = cap with { Name = counts };
             }
         }
 

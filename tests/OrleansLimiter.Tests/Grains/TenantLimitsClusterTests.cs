@@ -128,6 +128,33 @@ public sealed class TenantLimitsClusterTests(DecideLocallyClusterFixture fixture
         Assert.Equal(0, hash["team-b/tokens:points"]);
     }
 
+    [Fact]
+    public async Task ForgedTenantClaimsAtTheGrain_NeverGrantBeyondTheKey_AndItsLedgerStaysExact()
+    {
+        var key = TestKeys.Unique();
+        var grain = Grain(key);
+        await ReachRedisAsync(grain);
+
+        // A reservation of team-a's settled as if it were team-b's: a tenant claim is taken as stated
+        // (team-a's cap gets its 1,000 back, team-b's is charged the 400 as an overrun), and the key
+        // is charged exactly what the call cost.
+        var id = RequestId.New();
+        Assert.True((await grain.TryConsumeCostsAsync(CostBatch.Reservation(LimitCost.Of(("tokens", 1_000)), id) with { Tenant = "team-a" })).Decision(0).IsAllowed);
+        Assert.Equal(SettleOutcome.Settled, (await grain.SettleAsync(new SettleRequest(id, LimitCost.Of(("tokens", 400)), "team-b"))).Outcome);
+        var hash = await HashAsync(key);
+        Assert.Equal(60_000 - 400, hash["tokens:points"]);
+        Assert.Equal(10_000, hash["team-a/tokens:points"]);
+        Assert.Equal(20_000 - 400, hash["team-b/tokens:points"]);
+
+        // Made-up tenants (unknown, 10,000 characters long, spelling a limit) have no cap of their own:
+        // together they get exactly what the key has left, and no more.
+        var forged = new[] { "nobody", new string('x', 10_000), "tokens", "team-a/", "TEAM-C" };
+        var answers = await Task.WhenAll(Enumerable.Range(0, 700).Select(async i =>
+            (await grain.TryConsumeCostsAsync(Batch(forged[i % forged.Length], Tokens))).Decision(0).IsAllowed));
+        Assert.Equal((60_000 - 400) / Tokens, answers.Count(granted => granted));
+        Assert.Equal(0, (await HashAsync(key))["tokens:points"]);
+    }
+
     private IProviderLimiterGrain Grain(string key) => fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("tenq", key));
 
     private static CostBatch Batch(string tenant, long tokens) =>
