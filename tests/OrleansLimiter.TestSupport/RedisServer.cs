@@ -225,12 +225,8 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A free loopback port for a server a test starts; see <see cref="LoopbackPorts"/>.</summary>
+    public static int FreePort() => LoopbackPorts.Next();
 }
 
 /// <summary>A stopped <see cref="RedisServer"/>; disposing it starts the server again.</summary>

@@ -13,12 +13,13 @@ namespace OrleansLimiter.Tests.Worker;
 /// provider simulator, with two silos limiting provider <c>openai</c> to the simulator's own RPM and TPM.
 /// </summary>
 [Trait(Tier.Name, Tier.Process)]
+[Collection(AloneCollection.Name)]
 public sealed partial class ChatWorkerTests(ITestOutputHelper output)
 {
     private const int Rpm = 60;
     private const int Tpm = 6000;
 
-    private sealed record Run(string Limiter, long WorkersOk, long Workers429, long WorkersErrors, long WorkersTokens, JsonNode Stats, double Seconds)
+    private sealed record Run(string Limiter, long WorkersOk, long Workers429, long WorkersErrors, long WorkersTokens, JsonNode Stats, double Seconds, string Notes)
     {
         public long Served => (long)Stats["served"]!;
 
@@ -106,13 +107,15 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
                 $"limiter {run.Limiter}: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()} (workers: ok {run.WorkersOk}, 429s {run.Workers429}, errors {run.WorkersErrors}); tokens {run.Tokens} of {run.Offered:0} offered over {run.Seconds:0.0} s = {100 * run.Tokens / run.Offered:0.0}%"));
         }
 
-        Assert.Equal(0, on.WorkersErrors);
+        // What the workers logged of 429s and failed calls goes with every assertion on them.
+        var seen = $"simulator refused {on.Stats["refused"]!.ToJsonString()}; the workers logged:\n{on.Notes}";
+        Assert.True(on.WorkersErrors == 0, $"{on.WorkersErrors} calls ended in an error; {seen}");
 
         // No 429. (One was met in two of four runs while the simulator's framing of each message,
         // 4 tokens against the estimate's 3, left every call in flight reserved 1-2 tokens short: the
         // chat client now learns the provider's count from reported usage.)
-        Assert.Equal(0, on.Refused);
-        Assert.Equal(on.Refused, on.Workers429);
+        Assert.True(on.Refused == 0, $"{on.Refused} 429s with the limiter; {seen}");
+        Assert.True(on.Workers429 == on.Refused, $"the workers saw {on.Workers429} 429s, the simulator answered {on.Refused}; {seen}");
 
         // A call still in flight when a worker stops was served but not counted by the worker.
         Assert.InRange(on.Served, on.WorkersOk, on.WorkersOk + (3 * 4));
@@ -151,8 +154,9 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"other tenant 30%: simulator served {run.Served}, 429s {run.Refused} {run.Stats["refused"]!.ToJsonString()}; in the first 10 s {earlyRefused} of {earlyServed + earlyRefused} requests, after them {laterRefused} of {laterServed + laterRefused} ({100.0 * laterRefused / Math.Max(1, laterServed + laterRefused):0.0}%); tokens {run.Tokens} (ours) of the {leftToUs:0} left to us = {100 * run.Tokens / leftToUs:0.0}%"));
 
-        Assert.Equal(0, run.WorkersErrors);
-        Assert.Equal(run.Refused, run.Workers429);
+        var seen = $"simulator refused {run.Stats["refused"]!.ToJsonString()}; the workers logged:\n{run.Notes}";
+        Assert.True(run.WorkersErrors == 0, $"{run.WorkersErrors} calls ended in an error; {seen}");
+        Assert.True(run.Workers429 == run.Refused, $"the workers saw {run.Workers429} 429s, the simulator answered {run.Refused}; {seen}");
         Assert.True(laterServed > 0, "calls were served after the first 10 s");
 
         // The issue's goal is under 2% of requests after the first ones. The limiter learns the other
@@ -162,7 +166,7 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
         // one 429 is 4–8%, so what is asserted is at most four; the 2% itself needs a window of 50
         // requests or more (the demo's chat part).
         var laterTotal = laterServed + laterRefused;
-        Assert.True(laterRefused <= 4, $"{laterRefused} 429s of {laterTotal} requests after the first 10 s");
+        Assert.True(laterRefused <= 4, $"{laterRefused} 429s of {laterTotal} requests after the first 10 s; {seen}");
 
         // Not by starving: 72.8–94.0% of what the provider left us was used in those runs.
         Assert.True(run.Tokens >= 0.65 * leftToUs, $"the workers used {run.Tokens} tokens of the {leftToUs:0} left to them");
@@ -194,6 +198,7 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
 
         var stats = JsonNode.Parse(await http.GetStringAsync(new Uri("stats", UriKind.Relative)))!["openai"]!;
         long ok = 0, limited = 0, errors = 0, tokens = 0;
+        var notes = new StringBuilder();
         foreach (var (exitCode, stdout) in runs)
         {
             Assert.True(exitCode == 0, $"a worker exited with {exitCode}: {stdout}");
@@ -202,9 +207,10 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
             output.WriteLine(line.Value.TrimEnd());
             if (limiter == "on")
             {
-                foreach (var refusal in stdout.Split('\n').Where(l => l.Contains("answered 429", StringComparison.Ordinal)))
+                foreach (var note in stdout.Split('\n').Where(IsNote))
                 {
-                    output.WriteLine("  " + refusal.Trim());
+                    output.WriteLine("  " + note.Trim());
+                    notes.AppendLine(note.Trim());
                 }
             }
             ok += long.Parse(line.Groups["ok"].Value, CultureInfo.InvariantCulture);
@@ -213,8 +219,14 @@ public sealed partial class ChatWorkerTests(ITestOutputHelper output)
             tokens += long.Parse(line.Groups["prompt"].Value, CultureInfo.InvariantCulture) + long.Parse(line.Groups["completion"].Value, CultureInfo.InvariantCulture);
         }
 
-        return new Run(limiter, ok, limited, errors, tokens, stats, (ended - await firstStart.Task).TotalSeconds);
+        return new Run(limiter, ok, limited, errors, tokens, stats, (ended - await firstStart.Task).TotalSeconds, notes.ToString());
     }
+
+    /// <summary>A worker's log line about a 429, a failed call, a call not sent or a report not taken.</summary>
+    private static bool IsNote(string line) =>
+        line.Contains("answered 429", StringComparison.Ordinal) || line.Contains("Chat call failed", StringComparison.Ordinal) ||
+        line.Contains("not sent", StringComparison.Ordinal) || line.Contains("Settling a call", StringComparison.Ordinal) ||
+        line.Contains("not taken into", StringComparison.Ordinal);
 
     /// <summary>Runs a worker to its end, noting when the first of them starts calling.</summary>
     private static async Task<(int ExitCode, string Stdout)> RunWorkerAsync(ProcessStartInfo psi, Stopwatch watch, TaskCompletionSource<TimeSpan> firstStart, TimeSpan timeout)
