@@ -2,7 +2,7 @@
 # The benchmark: direct-Redis baseline, no-op grain ceiling and the limiter side by side in one run.
 # Starts its own redis-server and silo(s) unless REDIS_URL is set. Extra arguments go to the driver:
 #   --levels 1,16,64,256  --repeats 3  --phase-seconds 1.5  --silos 1  --out FILE  --long
-#   --gateway [--gateway-rate 200 --gateway-seconds 15]: only the gateway's added latency (docs/gateway.md)
+#   --gateway [--gateway-rate 200 --gateway-seconds 15 --gateway-warmup-seconds 20]: only the gateway's added latency (docs/gateway.md)
 #   --console [--repeats 5]: only the console's cost, decisions with it closed then open (docs/console.md)
 #   --keys N [--key-idle-seconds 30]: only the many-keys run: a key drawn from N per decision, limiter vs
 #     direct Redis over N keys, memory per key in the silo and in Redis, keys deactivating when idle

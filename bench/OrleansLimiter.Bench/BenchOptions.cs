@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrleansLimiter.Bench;
 
-/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --gateway-lease-calls N --keys N --key-idle-seconds S</c>.</summary>
+/// <summary>The command line: <c>--levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --gateway-warmup-seconds S --gateway-lease-calls N --keys N --key-idle-seconds S</c>.</summary>
 internal sealed record BenchOptions
 {
     public int[] Levels { get; init; } = [1, 16, 64, 256];
@@ -52,6 +52,13 @@ internal sealed record BenchOptions
     /// <summary>Length of the gateway run's measured part (<c>--gateway-seconds</c>).</summary>
     public double GatewaySeconds { get; init; } = 15;
 
+    /// <summary>
+    /// Paced calls before the gateway run's measured part (<c>--gateway-warmup-seconds</c>): a silo
+    /// just started compiles its hot code again, with what it learned, over its first tens of seconds;
+    /// a gateway in service has long done so.
+    /// </summary>
+    public double GatewayWarmupSeconds { get; init; } = 20;
+
     /// <summary><c>Gateway:LeaseCalls</c> of the silo in the gateway run (<c>--gateway-lease-calls</c>; 0: every call reserves on its own); the gateway's default when not given.</summary>
     public int? GatewayLeaseCalls { get; init; }
 
@@ -88,16 +95,17 @@ internal sealed record BenchOptions
                 "--console-idle-seconds" => o with { ConsoleIdleSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-rate" => o with { GatewayRate = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-seconds" => o with { GatewaySeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--gateway-warmup-seconds" => o with { GatewayWarmupSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--gateway-lease-calls" => o with { GatewayLeaseCalls = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--queue-seconds" => o with { QueueSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--keys" => o with { Keys = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--key-idle-seconds" => o with { KeyIdleSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--long" => o with { Repeats = 5, PhaseSeconds = 5, PacedSeconds = 10, ExactWindows = 5, QueueSeconds = 40 },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --gateway-lease-calls N --keys N --key-idle-seconds S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --levels 1,16,64,256 --repeats N --phase-seconds S --silos N --redis URL --out FILE --long --queue-only --queue-seconds S --console --console-pairs N --console-idle-seconds S --gateway --gateway-rate N --gateway-seconds S --gateway-warmup-seconds S --gateway-lease-calls N --keys N --key-idle-seconds S"),
             };
         }
 
-        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0 || o.GatewayRate < 1 || o.GatewayLeaseCalls < 0 || o.GatewaySeconds <= 0 || o.Keys < 0 || o.KeyIdleSeconds is < 1 or > 86_400
+        if (o.Levels.Length == 0 || o.Levels.Any(l => l < 1) || o.Repeats < 1 || o.PhaseSeconds <= 0 || o.Silos < 1 || o.QueueSeconds <= 0 || o.GatewayRate < 1 || o.GatewayLeaseCalls < 0 || o.GatewaySeconds <= 0 || o.GatewayWarmupSeconds < 0 || o.Keys < 0 || o.KeyIdleSeconds is < 1 or > 86_400
             || o.ConsolePairs < 1 || o.ConsoleIdleSeconds is < 1 or > 86_400)
         {
             throw new ArgumentException("levels, repeats, phase seconds, queue seconds, console pairs and silos must be positive; keys not negative; key and console idle seconds from 1 to 86400");

@@ -78,8 +78,12 @@ internal static class GatewayLatencyRun
             return elapsed;
         }
 
-        Console.WriteLine($"Gateway latency: warming up, then {options.GatewaySeconds:0.#} s at {options.GatewayRate} calls/s through the gateway and {options.GatewayRate} calls/s direct, interleaved");
-        await PacedAsync(Math.Min(2, options.GatewaySeconds), options.GatewayRate, direct, viaGateway, CallAsync);
+        Console.WriteLine($"Gateway latency: {options.GatewayWarmupSeconds:0.#} s of warm-up, then {options.GatewaySeconds:0.#} s at {options.GatewayRate} calls/s through the gateway and {options.GatewayRate} calls/s direct, interleaved");
+        if (options.GatewayWarmupSeconds > 0)
+        {
+            await PacedAsync(options.GatewayWarmupSeconds, options.GatewayRate, direct, viaGateway, CallAsync);
+        }
+
         // The silo serves only the gateway's calls: its processor time per call is the gateway's cost,
         // read apart from how busy the machine is.
         using var siloProcess = Process.GetProcessById(silo.Pid);
@@ -136,7 +140,7 @@ internal static class GatewayLatencyRun
     {
         static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"## Gateway added latency (non-streaming chat call, {options.GatewayRate} calls/s each, {options.GatewaySeconds:0.#} s, {Environment.ProcessorCount} cores, Gateway:LeaseCalls {(options.GatewayLeaseCalls is { } l ? l.ToString(CultureInfo.InvariantCulture) : "default")})");
+        text.AppendLine(CultureInfo.InvariantCulture, $"## Gateway added latency (non-streaming chat call, {options.GatewayRate} calls/s each, {options.GatewaySeconds:0.#} s after {options.GatewayWarmupSeconds:0.#} s of warm-up, {Environment.ProcessorCount} cores, Gateway:LeaseCalls {(options.GatewayLeaseCalls is { } l ? l.ToString(CultureInfo.InvariantCulture) : "default")})");
         text.AppendLine();
         text.AppendLine("| path | calls | p50 ms | p90 ms | p99 ms | max ms |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|");
