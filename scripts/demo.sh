@@ -73,6 +73,7 @@ dotnet build OrleansLimiter.sln -c Release -nologo -v q >"$RUN_DIR/build.log" 2>
   || { say "build failed:"; grep -E ' error ' "$RUN_DIR/build.log" | sort -u | head -20; exit 1; }
 SILO=src/Silo/bin/Release/net10.0/OrleansLimiter.Silo.dll
 WORKER=src/Worker/bin/Release/net10.0/OrleansLimiter.Worker.dll
+CLI=src/Cli/bin/Release/net10.0/OrleansLimiter.Cli.dll
 SIMULATOR=tools/ProviderSimulator/bin/Release/net10.0/OrleansLimiter.ProviderSimulator.dll
 
 # The private Redis and the two silos of the quota and chat parts (the gateway part starts its own).
@@ -207,11 +208,12 @@ chat_run() {
   local limiter=$1 t_first="" t_end now done_count
   curl -s -X POST "$SIM_URL/stats/reset?fill=true" >/dev/null
   redis-cli "${CLI_REDIS[@]}" del "ratelimit:openai:gpt-4o-mini" >/dev/null
-  rm -f "$RUN_DIR"/chat-"$limiter"-*.log
+  rm -f "$RUN_DIR"/chat-"$limiter"-*.log "$RUN_DIR"/chat-trace-*.jsonl
   say "chat run, limiter $limiter: $WORKERS workers x $CHAT_CALLERS callers for $CHAT_SECONDS s"
   for i in $(seq "$WORKERS"); do
+    # With the limiter, each worker records its calls for the replay that follows (docs/replay.md).
     Worker__Mode=chat Worker__Name="chat$i-$limiter" Worker__Limiter="$limiter" Worker__Endpoint="$SIM_URL/v1" Worker__Callers=$CHAT_CALLERS \
-      Worker__MaxOutputTokens=200 Worker__Duration=$CHAT_SECONDS \
+      Worker__MaxOutputTokens=200 Worker__Duration=$CHAT_SECONDS Worker__TracePath="$RUN_DIR/chat-trace-$i.jsonl" \
       spawn bash -c 'dotnet "$0" 2>&1 | tee "$1" | grep --line-buffered -vE "^CHAT |health at"' "$WORKER" "$RUN_DIR/chat-$limiter-$i.log"
   done
 
@@ -227,6 +229,7 @@ chat_run() {
   done
   [ -n "${t_end:-}" ] && [ -n "$t_first" ] || { say "the chat workers did not finish"; tail -5 "$RUN_DIR"/chat-"$limiter"-*.log; return 1; }
 
+  RUN_ANSWERED=$(grep -h '^CHAT ' "$RUN_DIR"/chat-"$limiter"-*.log | sed 's/.* ok=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
   RUN_429=$(stat refusedTotal)
   RUN_TOKENS=$(( $(stat promptTokens) + $(stat completionTokens) ))
   RUN_OK=$(stat served)
@@ -258,7 +261,7 @@ chat_demo() {
   echo
   chat_run on || return 1
   screenshot
-  local on_429=$RUN_429 on_tokens=$RUN_TOKENS on_offered=$RUN_OFFERED on_minutes=$RUN_MINUTES on_ok=$RUN_OK
+  local on_429=$RUN_429 on_tokens=$RUN_TOKENS on_offered=$RUN_OFFERED on_minutes=$RUN_MINUTES on_ok=$RUN_OK on_answered=$RUN_ANSWERED
 
   echo
   say "chat, side by side (from the simulator's /stats; capacity = a full bucket of $CHAT_TPM + its refill over the run):"
@@ -280,12 +283,33 @@ chat_demo() {
     say "RESULT: unexpected: $share% 429s with the limiter (see $RUN_DIR)"
     return 1
   fi
+  replay_chat_run "$on_answered" "$on_429" || return 1
   if [ "$on_429" = 0 ] && [ "$off_429" -gt 0 ]; then
     say "RESULT: without the limiter the three workers got $off_429 429s; with it, none, at $(awk -v t="$on_tokens" -v o="$on_offered" 'BEGIN { printf "%.1f", 100 * t / o }')% of the token capacity"
   else
     say "RESULT: unexpected: $on_429 429s with the limiter, $off_429 without (see $RUN_DIR)"
     return 1
   fi
+}
+
+# The limited chat run's calls, as its workers recorded them, replayed by `limiter replay` through the
+# same engine on simulated time with the run's limits and the simulator's quotas: the calls it grants
+# against those the workers had answered (within 2%), and the provider 429s it predicts against the run's.
+replay_chat_run() {
+  local answered=$1 live_429=$2 trace="$RUN_DIR/chat-trace.jsonl" config="$RUN_DIR/replay.json" granted predicted
+  cat "$RUN_DIR"/chat-trace-*.jsonl > "$trace" 2>/dev/null
+  cat > "$config" <<JSON
+{ "RateLimiting": { "Providers": { "openai": { "Points": $CHAT_RPM, "Duration": 60, "Algorithm": "TokenBucket",
+    "Limits": { "tokens": { "Points": $CHAT_TPM, "Duration": 60, "Algorithm": "TokenBucket" } } } } },
+  "Simulator": { "RequestsPerMinute": $CHAT_RPM, "TokensPerMinute": $CHAT_TPM, "OtherTenantShare": $CHAT_OTHER } }
+JSON
+  echo
+  say "replay: the limited run's $(wc -l < "$trace") recorded calls through the same limits on simulated time (limiter replay --trace $trace --config $config)"
+  dotnet "$CLI" replay --trace "$trace" --config "$config" > "$RUN_DIR/replay.txt" 2>"$RUN_DIR/replay.err" || { say "the replay failed:"; cat "$RUN_DIR/replay.err"; return 1; }
+  sed 's/^/  /' "$RUN_DIR/replay.txt"
+  granted=$(awk '$1 ~ /^openai\// { s += $4 } END { print s + 0 }' "$RUN_DIR/replay.txt")
+  predicted=$(sed -n 's/^provider 429s the limits let through: \([0-9]*\).*/\1/p' "$RUN_DIR/replay.txt")
+  say "replay vs the live run: granted $granted vs $answered answered ($(awk -v g="$granted" -v a="$answered" 'BEGIN { printf "%+.1f", (a ? 100 * (g - a) / a : 0) }')%), provider 429s ${predicted:-?} vs $live_429"
 }
 
 # Any language: three Node processes with the official openai SDK through the gateway (two silos'

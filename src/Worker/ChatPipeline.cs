@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using OpenAI;
 using OrleansLimiter.AI;
 using OrleansLimiter.AI.Feedback;
+using OrleansLimiter.Tracing;
 
 namespace OrleansLimiter.Worker;
 
@@ -42,8 +43,16 @@ internal static class ChatPipeline
         var chat = services.AddChatClient(CreateProviderClient);
         if (worker.LimiterOn)
         {
+            // One writer for the process, disposed (and flushed) with the host.
+            var trace = worker.TracePath is { Length: > 0 } path ? new CallTraceWriter(path, sampleRate: 1) : null;
+            if (trace is not null)
+            {
+                services.AddSingleton(trace);
+            }
+
             chat.UseOrleansLimiter(worker.Provider, o =>
             {
+                o.Trace = trace;
                 o.MaxWait = TimeSpan.FromSeconds(worker.MaxWait);
 
                 // The simulator charges 4 per message at admission; OpenAI's format costs 3 per message

@@ -50,6 +50,13 @@ public sealed class WorkerOptions
     /// </summary>
     public string Limiter { get; set; } = "on";
 
+    /// <summary>
+    /// In <c>chat</c> mode with the limiter on, a file each call is appended to once answered and
+    /// settled, for <c>limiter replay</c> (docs/replay.md); its folder must exist. Unset (default):
+    /// nothing is recorded.
+    /// </summary>
+    public string? TracePath { get; set; }
+
     /// <summary>Whether <see cref="Limiter"/> is <c>on</c>.</summary>
     internal bool LimiterOn => string.Equals(Limiter, "on", StringComparison.OrdinalIgnoreCase);
 }

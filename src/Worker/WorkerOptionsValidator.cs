@@ -49,6 +49,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
                 failures.Add($"Worker:Limiter must be 'on' or 'off' (was '{options.Limiter}').");
             }
 
+            if (options.TracePath is { Length: > 0 } trace && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(trace))))
+            {
+                failures.Add($"Worker:TracePath must be a file in a folder that exists (was '{trace}').");
+            }
+
             if (LimiterKey.ProviderProblem(options.Provider) is { } problem)
             {
                 failures.Add($"Worker:Provider must name one provider in chat mode: {problem}");
