@@ -284,6 +284,7 @@ chat_demo() {
     return 1
   fi
   replay_chat_run "$on_answered" "$on_429" || return 1
+  over_limits_run || return 1
   if [ "$on_429" = 0 ] && [ "$off_429" -gt 0 ]; then
     say "RESULT: without the limiter the three workers got $off_429 429s; with it, none, at $(awk -v t="$on_tokens" -v o="$on_offered" 'BEGIN { printf "%.1f", 100 * t / o }')% of the token capacity"
   else
@@ -310,6 +311,27 @@ JSON
   granted=$(awk '$1 ~ /^openai\// { s += $4 } END { print s + 0 }' "$RUN_DIR/replay.txt")
   predicted=$(sed -n 's/^provider 429s the limits let through: \([0-9]*\).*/\1/p' "$RUN_DIR/replay.txt")
   say "replay vs the live run: granted $granted vs $answered answered ($(awk -v g="$granted" -v a="$answered" 'BEGIN { printf "%+.1f", (a ? 100 * (g - a) / a : 0) }')%), provider 429s ${predicted:-?} vs $live_429"
+}
+
+# Limits set 20% above the provider's, tried first on the recorded trace (the 429s the replay predicts),
+# then live (`limiter limits set` on the running silos, one more limited chat run, `limits clear`).
+over_limits_run() {
+  local rpm=$((CHAT_RPM * 12 / 10)) tpm=$((CHAT_TPM * 12 / 10)) config="$RUN_DIR/replay-over.json" predicted alone
+  local cli=(--redis "$REDIS_URL" --cluster-id "$CLUSTER" --service-id "$CLUSTER")
+  sed "s/\"Points\": $CHAT_RPM,/\"Points\": $rpm,/; s/\"Points\": $CHAT_TPM,/\"Points\": $tpm,/" "$RUN_DIR/replay.json" > "$config"
+  dotnet "$CLI" replay --trace "$RUN_DIR/chat-trace.jsonl" --config "$config" > "$RUN_DIR/replay-over.txt" 2>"$RUN_DIR/replay-over.err" || { say "the replay failed:"; cat "$RUN_DIR/replay-over.err"; return 1; }
+  predicted=$(sed -n 's/^provider 429s the limits let through: \([0-9]*\).*/\1/p' "$RUN_DIR/replay-over.txt")
+  # The same limits without the provider's answers taken into the count: what the limits alone let through.
+  dotnet "$CLI" replay --trace "$RUN_DIR/chat-trace.jsonl" --config "$config" --no-feedback > "$RUN_DIR/replay-over-alone.txt" 2>/dev/null
+  alone=$(sed -n 's/^provider 429s the limits let through: \([0-9]*\).*/\1/p' "$RUN_DIR/replay-over-alone.txt")
+  echo
+  say "limits 20% above the provider's ($rpm requests, $tpm tokens per minute): the replay of the trace predicts ${predicted:-?} provider 429s (${alone:-?} from the limits alone, without the provider's answers); now live"
+  dotnet "$CLI" limits set openai --points "$rpm" --duration 60 "${cli[@]}" >/dev/null &&
+    dotnet "$CLI" limits set openai --limit tokens --points "$tpm" --duration 60 "${cli[@]}" >/dev/null || { say "limits set failed"; return 1; }
+  chat_run on; local rc=$?
+  dotnet "$CLI" limits clear openai "${cli[@]}" >/dev/null || say "limits clear failed"
+  [ $rc = 0 ] || return 1
+  say "limits 20% above the provider's: the replay predicted ${predicted:-?} provider 429s, the live run got $RUN_429"
 }
 
 # Any language: three Node processes with the official openai SDK through the gateway (two silos'

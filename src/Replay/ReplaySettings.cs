@@ -40,6 +40,12 @@ public sealed class ReplaySettings
     /// <summary>The longest a call waits in the fair queue when its record does not say; zero reserves without waiting.</summary>
     public TimeSpan DefaultMaxWait { get; init; } = ClientMaxWait;
 
+    /// <summary>
+    /// Whether each answer of the provider's quota is taken into the key's count, as the gateway and the
+    /// chat middleware do by default (docs/replay.md); true by default. False replays the limits alone.
+    /// </summary>
+    public bool ProviderFeedback { get; init; } = true;
+
     /// <summary>How <paramref name="provider"/> counts its quota.</summary>
     public ProviderQuotaStyle StyleOf(string provider) =>
         Styles.TryGetValue(provider, out var style) ? style

@@ -255,8 +255,10 @@ public sealed class TraceReplay
         var decision = key.Quota.TryAcquire(key.ProviderCharges(input, record.Estimate.Output));
         if (decision.Outcome != QuotaOutcome.Admitted)
         {
-            // Answered 429: nothing was used, and the gateway settles it so.
+            // Answered 429: nothing was used, and the gateway settles it so. The answer's headers and
+            // its refusal reach the shared count at once.
             tally.ProviderRefused++;
+            await ObserveAsync(key, decision);
             await key.Engine.SettleAsync(new SettleRequest(id, key.Zero, record.Tenant));
             return;
         }
@@ -268,12 +270,42 @@ public sealed class TraceReplay
             await Task.Delay(record.Duration, _clock);
         }
 
-        // Generation is over: the provider settles its charge to what was used.
+        // Generation is over: the provider settles its charge to what was used. Its headers, written at
+        // admission, reach the caller with the answer, and the shared count takes them as fresh.
         key.ProviderRefund(record.Estimate.Output - used.Output);
+        await ObserveAsync(key, decision);
         if (record.Usage is { } usage)
         {
             await key.Engine.SettleAsync(new SettleRequest(id, key.Cost(usage), record.Tenant));
         }
+    }
+
+    /// <summary>
+    /// What the provider's answer tells the key's count, as the clients' provider feedback takes it
+    /// (<c>ClusterFeedbackSink</c>): every limit's remaining count, and a pause of the refused limit
+    /// until the provider's retry time.
+    /// </summary>
+    private Task ObserveAsync(ProviderKey key, QuotaDecision decision)
+    {
+        if (!_settings.ProviderFeedback)
+        {
+            return Task.CompletedTask;
+        }
+
+        var observations = new List<ProviderObservation>(decision.Buckets.Count);
+        foreach (var bucket in decision.Buckets)
+        {
+            if (key.LimitOf(bucket.Kind) is not { } name)
+            {
+                continue;
+            }
+
+            observations.Add(decision.Outcome == QuotaOutcome.Refused && decision.Limit == bucket.Kind
+                ? new ProviderObservation(name, 0, decision.RetryAfter > TimeSpan.Zero ? decision.RetryAfter : TimeSpan.FromSeconds(1))
+                : new ProviderObservation(name, Math.Max(0, bucket.Remaining)));
+        }
+
+        return observations.Count == 0 ? Task.CompletedTask : key.Engine.ObserveProviderAsync([.. observations]).AsTask();
     }
 
     private ProviderKey KeyOf(TraceCall call)
@@ -390,6 +422,20 @@ public sealed class TraceReplay
 
         /// <summary>A call's cost in the key's limits, as the gateway counts it: one request, and the tokens of each token limit the key has.</summary>
         public LimitCost Cost(TokenCount tokens) => LimitCost.Of([.. Parts(tokens, requests: 1)]);
+
+        /// <summary>The key's limit that counts what <paramref name="kind"/> counts at the provider, or null when it has none.</summary>
+        public string? LimitOf(LimitKind kind)
+        {
+            var name = kind switch
+            {
+                LimitKind.Requests => LimitSpec.Requests,
+                LimitKind.Tokens => "tokens",
+                LimitKind.InputTokens => "input-tokens",
+                LimitKind.OutputTokens => "output-tokens",
+                _ => null,
+            };
+            return name is not null && limits.Contains(name) ? name : null;
+        }
 
         /// <summary>What the provider charges at admission: the prompt and the maximum output.</summary>
         public QuotaCharge[] ProviderCharges(long input, long maxOutput) => style == ProviderQuotaStyle.Anthropic

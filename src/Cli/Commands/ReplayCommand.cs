@@ -25,7 +25,11 @@ internal static class ReplayCommand
             Description = "seconds a call waits in the fair queue when its record does not say (0: reserve without waiting)",
             DefaultValueFactory = _ => ReplaySettings.ClientMaxWait.TotalSeconds,
         };
-        var command = new Command("replay", "run a recorded trace through the limiter on simulated time and report per tenant") { trace, config, maxWait };
+        var noFeedback = new Option<bool>("--no-feedback")
+        {
+            Description = "replay the limits alone: the provider's answers (remaining counts, 429s) are not taken into the shared count",
+        };
+        var command = new Command("replay", "run a recorded trace through the limiter on simulated time and report per tenant") { trace, config, maxWait, noFeedback };
         command.SetAction(parse =>
         {
             var wait = parse.GetValue(maxWait);
@@ -35,6 +39,14 @@ internal static class ReplayCommand
             }
 
             var settings = Settings(parse.GetValue(config), TimeSpan.FromSeconds(wait));
+            settings = new ReplaySettings
+            {
+                Limits = settings.Limits,
+                ProviderQuota = settings.ProviderQuota,
+                Styles = settings.Styles,
+                DefaultMaxWait = settings.DefaultMaxWait,
+                ProviderFeedback = !parse.GetValue(noFeedback),
+            };
             var calls = Read(parse.GetRequiredValue(trace));
             var report = TraceReplay.Run(calls, settings, new ProgressOnStderr());
             Console.Write(report.ToText());

@@ -87,15 +87,35 @@ public sealed class TraceReplayTests
         var quota = Quota(requestsPerMinute: 60);
         var calls = Calls("team-a", 200, TimeSpan.Zero, TimeSpan.FromMilliseconds(300));
 
-        var report = TraceReplay.Run(calls, Settings(AtProvider(quota, scale: 1.2), TimeSpan.Zero, quota));
+        var report = TraceReplay.Run(calls, Settings(AtProvider(quota, scale: 1.2), TimeSpan.Zero, quota, feedback: false));
 
-        // The limits hold 72 plus 1.2 a second, and each 429 is settled at zero (the gateway gives its
-        // request back), so every call is granted; the provider admits its 60 plus 1 a second over the
-        // 59.7 s: the other 80 or so are the 429s the limits let through.
+        // The limits alone (no provider feedback) hold 72 plus 1.2 a second, and each 429 is settled at
+        // zero (the gateway gives its request back), so every call is granted; the provider admits its
+        // 60 plus 1 a second over the 59.7 s: the other 80 or so are the 429s the limits let through.
         var row = report["team-a"];
         Assert.Equal(200, row.Granted);
         Assert.InRange(row.ProviderRefused, 80, 82);
         Assert.True(report.ProviderRefused > 0);
+    }
+
+    [Fact]
+    public void LimitsTwentyPercentAboveTheProvidersQuota_WithProviderFeedback_TheAnswersHoldTheCountToTheProvidersOwn()
+    {
+        var quota = Quota(requestsPerMinute: 60);
+        var calls = Calls("team-a", 200, TimeSpan.Zero, TimeSpan.FromMilliseconds(300));
+
+        var alone = TraceReplay.Run(calls, Settings(AtProvider(quota, scale: 1.2), TimeSpan.Zero, quota, feedback: false));
+        var withFeedback = TraceReplay.Run(calls, Settings(AtProvider(quota, scale: 1.2), TimeSpan.Zero, quota));
+
+        // As the clients do, each answer's remaining count lowers the shared count to the provider's, and
+        // a 429 pauses the limit until the provider's retry time, so most calls past the provider's quota
+        // are refused by the limits instead of by the provider (38 of 81 still reach it: between two
+        // answers the count refills at the configured 1.2 a second against the provider's 1, a rate too
+        // close to the configured one for the foreign-spend learner to charge).
+        var row = withFeedback["team-a"];
+        Assert.True(row.ProviderRefused > 0 && row.ProviderRefused < alone["team-a"].ProviderRefused / 2, $"{row.ProviderRefused} provider 429s with feedback, {alone["team-a"].ProviderRefused} without");
+        Assert.InRange(row.Granted - row.ProviderRefused, 118, 121);
+        Assert.Equal(200, row.Granted + row.Refused + row.TimedOut);
     }
 
     [Fact]
@@ -136,7 +156,7 @@ public sealed class TraceReplayTests
 
     private static ProviderLimitOptions AtProvider(SimulatorOptions quota, double scale) => ReplaySettings.AtProvider(ProviderQuotaStyle.OpenAI, quota, scale);
 
-    private static ReplaySettings Settings(ProviderLimitOptions limits, TimeSpan maxWait, SimulatorOptions? quota = null, long providerRequestsPerMinute = 0)
+    private static ReplaySettings Settings(ProviderLimitOptions limits, TimeSpan maxWait, SimulatorOptions? quota = null, long providerRequestsPerMinute = 0, bool feedback = true)
     {
         var options = new RateLimitingOptions { Providers = new(StringComparer.OrdinalIgnoreCase) { [Provider] = limits } };
         return new ReplaySettings
@@ -144,6 +164,7 @@ public sealed class TraceReplayTests
             Limits = options,
             ProviderQuota = quota ?? Quota(providerRequestsPerMinute),
             DefaultMaxWait = maxWait,
+            ProviderFeedback = feedback,
         };
     }
 }
