@@ -81,7 +81,7 @@ public sealed class ReplaySettings
     /// provider's quotas) and <c>Gateway:Providers:{p}:Api</c> (how each provider counts).
     /// </summary>
     /// <exception cref="ArgumentException">A setting is wrong; the message names each one.</exception>
-    public static ReplaySettings From(IConfiguration configuration, TimeSpan defaultMaxWait)
+    public static ReplaySettings From(IConfiguration configuration, TimeSpan defaultMaxWait, bool providerFeedback = true)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         RateLimitingOptions? limits = null;
@@ -138,7 +138,7 @@ public sealed class ReplaySettings
             throw new ArgumentException(string.Join(Environment.NewLine, problems), nameof(configuration));
         }
 
-        return new ReplaySettings { Limits = limits, ProviderQuota = quota, Styles = styles, DefaultMaxWait = defaultMaxWait };
+        return new ReplaySettings { Limits = limits, ProviderQuota = quota, Styles = styles, DefaultMaxWait = defaultMaxWait, ProviderFeedback = providerFeedback };
     }
 
     private static long PerMinute(IConfigurationSection section, string name, long fallback, List<string> problems)

@@ -38,15 +38,7 @@ internal static class ReplayCommand
                 throw new UsageException($"--max-wait must be from 0 to 86400 seconds (was {wait.ToString(CultureInfo.InvariantCulture)})");
             }
 
-            var settings = Settings(parse.GetValue(config), TimeSpan.FromSeconds(wait));
-            settings = new ReplaySettings
-            {
-                Limits = settings.Limits,
-                ProviderQuota = settings.ProviderQuota,
-                Styles = settings.Styles,
-                DefaultMaxWait = settings.DefaultMaxWait,
-                ProviderFeedback = !parse.GetValue(noFeedback),
-            };
+            var settings = Settings(parse.GetValue(config), TimeSpan.FromSeconds(wait), providerFeedback: !parse.GetValue(noFeedback));
             var calls = Read(parse.GetRequiredValue(trace));
             var report = TraceReplay.Run(calls, settings, new ProgressOnStderr());
             Console.Write(report.ToText());
@@ -55,11 +47,11 @@ internal static class ReplayCommand
         return command;
     }
 
-    private static ReplaySettings Settings(FileInfo? file, TimeSpan maxWait)
+    private static ReplaySettings Settings(FileInfo? file, TimeSpan maxWait, bool providerFeedback)
     {
         if (file is null)
         {
-            return new ReplaySettings { DefaultMaxWait = maxWait };
+            return new ReplaySettings { DefaultMaxWait = maxWait, ProviderFeedback = providerFeedback };
         }
 
         if (!file.Exists)
@@ -79,7 +71,7 @@ internal static class ReplayCommand
 
         try
         {
-            return ReplaySettings.From(configuration, maxWait);
+            return ReplaySettings.From(configuration, maxWait, providerFeedback);
         }
         catch (ArgumentException ex)
         {
