@@ -24,11 +24,12 @@ public interface ILimitsGrain : IGrainWithStringKey
 
     /// <summary>
     /// Changes one configured limit of a provider at run time: <c>requests</c> (as
-    /// <see cref="SetLimitAsync"/>) or one of its <c>Limits</c> (e.g. <c>tokens</c>), whose algorithm
-    /// stays as configured. A key that configures the limit itself keeps its own.
+    /// <see cref="SetLimitAsync"/>), one of its <c>Limits</c> (e.g. <c>tokens</c>), or a tenant's own
+    /// (<c>{tenant}/{limit}</c>, e.g. <c>team-a/tokens</c>, configured under <c>Tenants:{tenant}:Limits</c>),
+    /// whose algorithm stays as configured. A key that configures the limit itself keeps its own.
     /// </summary>
     /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
-    /// <exception cref="ArgumentException">The provider has no limit of that name.</exception>
+    /// <exception cref="ArgumentException">The provider has no limit (or tenant limit) of that name.</exception>
     /// <exception cref="ArgumentOutOfRangeException">Points or duration outside <see cref="Configuration.LimitBounds"/>.</exception>
     /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
     [RequiresOperator]
@@ -60,7 +61,15 @@ public sealed record ProviderLimit(
     [property: Id(2)] double DurationSeconds,
     [property: Id(3)] string KeyPrefix,
     [property: Id(4)] bool ChangedAtRunTime,
-    [property: Id(5)] NamedLimit[]? Limits = null);
+    [property: Id(5)] NamedLimit[]? Limits = null)
+{
+    /// <summary>
+    /// The tenants' own limits in force (<c>Tenants:{tenant}:Limits:{limit}</c>), each named
+    /// <c>{tenant}/{limit}</c>; null when no tenant has any.
+    /// </summary>
+    [Id(6)]
+    public NamedLimit[]? TenantLimits { get; init; }
+}
 
 /// <summary>One more limit of a provider in force, beside <c>requests</c>.</summary>
 /// <param name="Name">The limit's name, e.g. <c>tokens</c>.</param>

@@ -32,8 +32,14 @@ public sealed record LimitSpec(
     public bool IsTenantLimit => Name.Contains(TenantSeparator, StringComparison.Ordinal);
 
     /// <summary>For a tenant's own limit, the tenant and the limit of a request's cost it counts; null for a limit of the key.</summary>
-    public (string Tenant, string Counts)? OfTenant() =>
-        Name.LastIndexOf(TenantSeparator) is var at and > 0 ? (Name[..at], Name[(at + 1)..]) : null;
+    public (string Tenant, string Counts)? OfTenant() => TenantLimitParts(Name);
+
+    /// <summary>The tenant and the limit a tenant limit's name (<see cref="TenantLimit"/>) holds; null for any other name.</summary>
+    public static (string Tenant, string Counts)? TenantLimitParts(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.LastIndexOf(TenantSeparator) is var at and > 0 && at < name.Length - 1 ? (name[..at], name[(at + 1)..]) : null;
+    }
 
     /// <summary>The hash field holding what remains (the seed's <c>points</c> for <see cref="Requests"/>).</summary>
     public string PointsField => Name == Requests ? "points" : Name + ":points";

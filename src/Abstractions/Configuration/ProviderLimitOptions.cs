@@ -75,6 +75,35 @@ public sealed class ProviderLimitOptions
         return Copy(Points, Duration, limits);
     }
 
+    /// <summary>
+    /// A copy with tenant <paramref name="tenant"/>'s own limit <paramref name="limit"/> (configured in
+    /// <see cref="Tenants"/>) given new points and duration (a run-time change); its algorithm, the
+    /// tenant's weight and everything else stay as configured.
+    /// </summary>
+    public ProviderLimitOptions WithTenantLimit(string tenant, string limit, long points, double duration)
+    {
+        var own = Tenants is not null && Tenants.TryGetValue(tenant, out var t) && t is not null ? t : throw new ArgumentException($"The provider has no tenant '{tenant}' with limits of its own.", nameof(tenant));
+        var configured = own.Limits.TryGetValue(limit, out var l) ? l : throw new ArgumentException($"Tenant '{tenant}' has no limit named '{limit}'.", nameof(limit));
+        var tenants = new Dictionary<string, TenantOptions>(Tenants, StringComparer.OrdinalIgnoreCase)
+        {
+            [tenant] = new TenantOptions
+            {
+                Weight = own.Weight,
+                Limits = new Dictionary<string, LimitOptions>(own.Limits, StringComparer.OrdinalIgnoreCase)
+                {
+                    [limit] = new LimitOptions { Points = points, Duration = duration, Algorithm = configured.Algorithm },
+                },
+            },
+        };
+        var copy = Copy(Points, Duration, Limits);
+        copy.Tenants = tenants;
+        return copy;
+    }
+
+    /// <summary>Whether tenant <paramref name="tenant"/> has a limit of its own named <paramref name="limit"/>.</summary>
+    public bool HasTenantLimit(string tenant, string limit) =>
+        Tenants is not null && Tenants.TryGetValue(tenant, out var t) && t is not null && t.Limits.ContainsKey(limit);
+
     private ProviderLimitOptions Copy(long points, double duration, Dictionary<string, LimitOptions> limits) => new()
     {
         Points = points,

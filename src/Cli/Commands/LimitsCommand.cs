@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace OrleansLimiter.Cli.Commands;
 
 /// <summary>
-/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens] --points N --duration S</c>,
+/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens|team-a/tokens] --points N --duration S</c>,
 /// <c>limiter limits clear &lt;provider&gt;</c>: run-time limits, kept across silo restarts.
 /// </summary>
 internal static class LimitsCommand
@@ -23,7 +23,7 @@ internal static class LimitsCommand
         var duration = CommonOptions.Duration("window length in seconds", defaultValue: null);
         var limit = new Option<string>("--limit")
         {
-            Description = "the limit to change: requests (the default) or one of the provider's Limits, e.g. tokens",
+            Description = "the limit to change: requests (the default), one of the provider's Limits (e.g. tokens), or a tenant's own (e.g. team-a/tokens)",
             HelpName = "name",
             DefaultValueFactory = _ => LimitSpec.Requests,
         };
@@ -32,7 +32,7 @@ internal static class LimitsCommand
         {
             var name = parse.GetRequiredValue(limit);
             var changed = await Limits(c).SetNamedLimitAsync(parse.GetRequiredValue(setProvider), name, parse.GetValue(points), parse.GetValue(duration));
-            var (p, d) = changed.Limits?.FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
+            var (p, d) = (changed.Limits ?? []).Concat(changed.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
                 ? (other.Points, other.DurationSeconds)
                 : (changed.Points, changed.DurationSeconds);
             var which = LimitSpec.Requests.Equals(name, StringComparison.OrdinalIgnoreCase) ? changed.Provider : $"{changed.Provider} {name.ToLowerInvariant()}";
@@ -69,7 +69,7 @@ internal static class LimitsCommand
             foreach (var p in all)
             {
                 Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
-                foreach (var l in p.Limits ?? [])
+                foreach (var l in (p.Limits ?? []).Concat(p.TenantLimits ?? []))
                 {
                     Console.WriteLine($"  {l.Name,-14} {l.Points,12:N0} points per {l.DurationSeconds,6} s  {l.Algorithm}{(l.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
                 }

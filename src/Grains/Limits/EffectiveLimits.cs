@@ -114,7 +114,14 @@ public sealed partial class EffectiveLimits(
         NamedLimit[]? others = limits.Limits.Count == 0 ? null : [.. limits.Limits
             .OrderBy(l => l.Key, StringComparer.Ordinal)
             .Select(l => new NamedLimit(l.Key.ToLowerInvariant(), l.Value.Algorithm, l.Value.Points, l.Value.Duration, change?.Changes(l.Key) == true))];
-        return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), change?.Changes(LimitSpec.Requests) == true, others);
+        NamedLimit[]? tenants = limits.Tenants is not { Count: > 0 } ? null : [.. limits.Tenants
+            .SelectMany(t => (t.Value?.Limits ?? []).Select(l => (Name: LimitSpec.TenantLimit(t.Key, l.Key), Limit: l.Value)))
+            .OrderBy(l => l.Name, StringComparer.Ordinal)
+            .Select(l => new NamedLimit(l.Name, l.Limit.Algorithm, l.Limit.Points, l.Limit.Duration, change?.Changes(l.Name) == true))];
+        return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), change?.Changes(LimitSpec.Requests) == true, others)
+        {
+            TenantLimits = tenants is { Length: > 0 } ? tenants : null,
+        };
     });
 
     /// <summary>
@@ -206,7 +213,14 @@ public sealed record LimitOverride(
         foreach (var (name, change) in Limits ?? [])
         {
             // A limit dropped from configuration since the change was made is no longer enforced.
-            if (applied.Limits.ContainsKey(name))
+            if (LimitSpec.TenantLimitParts(name) is var (tenant, limit))
+            {
+                if (applied.HasTenantLimit(tenant, limit))
+                {
+                    applied = applied.WithTenantLimit(tenant, limit, change.Points, change.Duration);
+                }
+            }
+            else if (applied.Limits.ContainsKey(name))
             {
                 applied = applied.WithLimit(name, change.Points, change.Duration);
             }

@@ -105,7 +105,15 @@ public sealed partial class LimitsGrain(
         var (name, configured) = limits.Configured.Resolve(provider);
         ArgumentException.ThrowIfNullOrWhiteSpace(limit);
         var isRequests = LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase);
-        if (!isRequests && !configured.Limits.ContainsKey(limit))
+        if (LimitSpec.TenantLimitParts(limit) is var (tenant, tenantLimit))
+        {
+            if (!configured.HasTenantLimit(tenant, tenantLimit))
+            {
+                var known = string.Join(", ", (configured.Tenants ?? []).SelectMany(t => (t.Value?.Limits ?? []).Keys.Select(l => LimitSpec.TenantLimit(t.Key, l))).Order(StringComparer.Ordinal));
+                throw new ArgumentException($"Provider '{name}' has no tenant limit '{limit}' ({(known.Length == 0 ? "no tenant has limits of its own" : "there are: " + known)}); tenant limits are added in configuration (RateLimiting:Providers:{name}:Tenants:{tenant}:Limits:{tenantLimit}).", nameof(limit));
+            }
+        }
+        else if (!isRequests && !configured.Limits.ContainsKey(limit))
         {
             var known = string.Join(", ", configured.Limits.Keys.Prepend(LimitSpec.Requests).Select(k => k.ToLowerInvariant()));
             throw new ArgumentException($"Provider '{name}' has no limit named '{limit}' (it has: {known}); limits are added in configuration (RateLimiting:Providers:{name}:Limits:{limit}).", nameof(limit));

@@ -155,6 +155,42 @@ public sealed class TenantLimitsClusterTests(DecideLocallyClusterFixture fixture
         Assert.Equal(0, (await HashAsync(key))["tokens:points"]);
     }
 
+    [Fact]
+    public async Task TenantLimitChangedAtRunTime_IsTheCapInForce_AndClearBringsTheConfiguredOneBack()
+    {
+        var limits = fixture.Cluster.Client.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => limits.SetNamedLimitAsync("tenq", "team-z/tokens", 5_000, 60).AsTask());
+        Assert.Contains("team-a/tokens, team-b/tokens", unknown.Message, StringComparison.Ordinal);
+
+        var key = TestKeys.Unique();
+        var grain = Grain(key);
+        await ReachRedisAsync(grain);
+        try
+        {
+            // team-a's cap halved by an operator: every silo decides under it from the answer on.
+            var changed = await limits.SetNamedLimitAsync("tenq", "TEAM-A/tokens", 5_000, 60);
+            Assert.Contains(changed.TenantLimits ?? [], l => l is { Name: "team-a/tokens", Points: 5_000, ChangedAtRunTime: true });
+            Assert.Contains(changed.TenantLimits ?? [], l => l is { Name: "team-b/tokens", Points: 20_000, ChangedAtRunTime: false });
+
+            var granted = await AskAsync(grain, ("team-a", 150), ("team-b", 300));
+            Assert.Equal(5_000, granted["team-a"]);
+            Assert.Equal(20_000, granted["team-b"]);
+            var hash = await HashAsync(key);
+            Assert.Equal(0, hash["team-a/tokens:points"]);
+            Assert.Equal(60_000 - 25_000, hash["tokens:points"]);
+        }
+        finally
+        {
+            Assert.True(await limits.ClearLimitAsync("tenq"));
+        }
+
+        // The configured 10,000 again, on a key opened after the clear.
+        var afterClear = Grain(TestKeys.Unique());
+        await ReachRedisAsync(afterClear);
+        var after = await AskAsync(afterClear, ("team-a", 150));
+        Assert.Equal(10_000, after["team-a"]);
+    }
+
     private IProviderLimiterGrain Grain(string key) => fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format("tenq", key));
 
     private static CostBatch Batch(string tenant, long tokens) =>
