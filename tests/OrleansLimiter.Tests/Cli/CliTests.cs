@@ -162,6 +162,31 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Limits_TenantLimit_SetListClear()
+    {
+        try
+        {
+            var set = await Limiter("limits set tenl --limit team-a/tokens --points 4000 --duration 600");
+            Assert.Equal(0, set.ExitCode);
+            Assert.Contains("tenl team-a/tokens: 4000 points per 600 s", set.Stdout, StringComparison.Ordinal);
+
+            var list = await Limiter("limits");
+            Assert.Equal(0, list.ExitCode);
+            Assert.Matches(@"team-a/tokens\s+4,000 points per\s+600 s\s+FixedWindow\s+\(changed at run time\)", list.Stdout);
+
+            var unknown = await Limiter("limits set tenl --limit team-z/tokens --points 4000 --duration 600");
+            Assert.Equal(2, unknown.ExitCode);
+            Assert.Contains("team-a/tokens", unknown.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Assert.Equal(0, (await Limiter("limits clear tenl")).ExitCode);
+        }
+
+        Assert.DoesNotContain("changed at run time", (await Limiter("limits")).Stdout.Split('\n').Single(l => l.Contains("team-a/tokens", StringComparison.Ordinal)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Limits_UnreadableRecord_IsReportedNamingTheKey_AndReplacedBySet()
     {
         var record = $"{fixture.ClusterId}/state/limits/default/limits";
