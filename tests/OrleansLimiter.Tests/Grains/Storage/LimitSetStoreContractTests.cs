@@ -340,8 +340,9 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
         await Db.HashSetAsync(key, [new HashEntry("points", 8), new HashEntry("tokens:expire", first.NowMs)]);
         var next = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndTokens, [Batch([1, 0])], first.Limits, SeenBounds: true));
         Assert.Equal(new LimitValue(2, first.Limits[0].EndMs), next.Limits[0]);
-        // Taken down to what the grain saw, plus what refilled since by Redis's clock (100 tokens/s).
-        Assert.InRange(next.Limits[1].Remaining, first.Limits[1].Remaining, first.Limits[1].Remaining + TokensRefilled(first.NowMs, next.NowMs));
+        // Taken down to what the grain saw, plus what refilled since by Redis's clock (100 tokens/s). The
+        // grain's full-again instant is in whole ms, taken one ms later (it withholds): a token less at most.
+        Assert.InRange(next.Limits[1].Remaining, first.Limits[1].Remaining - 1, first.Limits[1].Remaining + TokensRefilled(first.NowMs, next.NowMs));
         Assert.Contains("taken down", next.Repair, StringComparison.Ordinal);
 
         // A key other writers share (a pool) keeps Redis's count: their settles raise it.
@@ -502,12 +503,15 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
     [Fact]
     public async Task TokenBucket_DecidesExactlyAsAnIndependentModel()
     {
-        // An independent continuous bucket (tokens as a real number, refilled by elapsed time and capped),
-        // fed the clock Redis reports with each decision (µs). One token is exactly 10 ms, so both agree on every decision.
+        // An independent continuous bucket (refilled by elapsed time and capped), fed the clock Redis
+        // reports with each decision (µs). One token is exactly 10 ms, so the model counts in whole
+        // microseconds of refill (no floating-point sum to drift below a whole token), and both agree on
+        // every decision.
+        const long MicrosecondsPerToken = 10_000;
         var limits = new LimitSpec[] { new(LimitSpec.Requests, LimitAlgorithm.TokenBucket, 1_000_000, 60_000), new("tokens", LimitAlgorithm.TokenBucket, 200, 2_000) };
         var key = NewKey();
         var random = new Random(7);
-        double tokens = 200;
+        long held = 200 * MicrosecondsPerToken;
         long? last = null;
         var disagreements = new List<string>();
         var granted = 0;
@@ -517,20 +521,20 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
             var reply = await RedisStore.ConsumeCostsAsync(new CostConsume(key, limits, [Batch([0, cost])]));
             if (last is { } previous)
             {
-                tokens = Math.Min(200, tokens + ((reply.NowMicroseconds - previous) / 10_000.0));
+                held = Math.Min(200 * MicrosecondsPerToken, held + (reply.NowMicroseconds - previous));
             }
 
             last = reply.NowMicroseconds;
-            var modelGrants = tokens >= cost;
+            var modelGrants = held >= cost * MicrosecondsPerToken;
             if (modelGrants)
             {
-                tokens -= cost;
+                held -= cost * MicrosecondsPerToken;
                 granted++;
             }
 
-            if (modelGrants != (reply.Decisions[0][0] == 0) || (long)Math.Floor(tokens) != reply.Limits[1].Remaining)
+            if (modelGrants != (reply.Decisions[0][0] == 0) || held / MicrosecondsPerToken != reply.Limits[1].Remaining)
             {
-                disagreements.Add($"step {step} cost {cost}: model {modelGrants}/{tokens:0.##}, Redis {reply.Decisions[0][0]}/{reply.Limits[1].Remaining}");
+                disagreements.Add($"step {step} cost {cost}: model {modelGrants}/{held / (double)MicrosecondsPerToken:0.####}, Redis {reply.Decisions[0][0]}/{reply.Limits[1].Remaining}");
             }
 
             await Task.Delay(random.Next(0, 40));
