@@ -49,6 +49,10 @@ public sealed class ForgedSettleWithAdminKeyTests : IAsyncLifetime
         // The key is in force: an operator action without it is refused.
         await Assert.ThrowsAsync<OperatorAccessDeniedException>(() => window.ResetAsync().AsTask());
 
+        // So is raising a tenant's own cap by its run-time name, whatever the tenant claims.
+        var limits = _cluster.Client.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+        await Assert.ThrowsAsync<OperatorAccessDeniedException>(() => limits.SetNamedLimitAsync("window", "team-a/tokens", 1_000_000, 60).AsTask());
+
         var points = 0;
         long tokens = 0;
         for (var round = 0; round < 3; round++)
