@@ -236,7 +236,7 @@ public sealed record CostBatch(
             }
 
             columns[i] = limits.IndexOf(Limits[i]!);
-            if (columns[i] < 0 && Array.IndexOf(sources, i) < 0)
+            if (columns[i] < 0 && Array.IndexOf(sources, i) < 0 && !string.Equals(Limits[i], LimitSpec.Spend, StringComparison.OrdinalIgnoreCase))
             {
                 throw new ArgumentException(
                     $"No limit '{Limits[i]}' on this provider key; it has {string.Join(", ", limits.Limits.Where(l => l.OfTenant() is null).Select(l => l.Name))}. Configure it under Limits:{Limits[i]}.");

@@ -246,7 +246,7 @@ public sealed class LimitLedger
                 if (!_present[i] || _ends[i] <= nowMs)
                 {
                     _avail[i] = spec.Points;
-                    _ends[i] = nowMs + spec.WindowMilliseconds;
+                    _ends[i] = spec.WindowEndFrom(nowMs);
                     _present[i] = true;
                 }
             }

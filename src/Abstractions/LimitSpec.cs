@@ -17,6 +17,27 @@ public sealed record LimitSpec(
     /// <summary>The seed's limit, stored in the hash fields <c>points</c> and <c>expire</c>.</summary>
     public const string Requests = "requests";
 
+    /// <summary>
+    /// The budget's limit: money, in micro-dollars (a <see cref="LimitAlgorithm.Calendar"/> limit of the key,
+    /// or a tenant's <c>{tenant}/spend</c>). Callers that price calls state it on every call; a key
+    /// and tenant without such a limit charge it nowhere.
+    /// </summary>
+    public const string Spend = "spend";
+
+    /// <summary>
+    /// For a <see cref="LimitAlgorithm.Calendar"/> limit, the periods its windows span; null otherwise.
+    /// Such a limit counts as a fixed window (<see cref="Algorithm"/>) whose every window ends at its
+    /// period's turn, and <see cref="WindowMilliseconds"/> is the period's nominal length.
+    /// </summary>
+    [Id(4)]
+    public CalendarWindow? Calendar { get; init; }
+
+    /// <summary>How the limit counts as configured: <see cref="LimitAlgorithm.Calendar"/> for a calendar limit, else <see cref="Algorithm"/>.</summary>
+    public LimitAlgorithm ConfiguredAlgorithm => Calendar is null ? Algorithm : LimitAlgorithm.Calendar;
+
+    /// <summary>When a window of this limit opened at <paramref name="nowMs"/> ends (Unix ms): one duration later, or a calendar limit's period turn.</summary>
+    public long WindowEndFrom(long nowMs) => Calendar is { } calendar ? calendar.EndAfter(nowMs) : nowMs + WindowMilliseconds;
+
     /// <summary>Separates the tenant from the limit in a tenant limit's name (<c>team-a/tokens</c>); no limit name holds it.</summary>
     public const char TenantSeparator = '/';
 
@@ -52,7 +73,7 @@ public sealed record LimitSpec(
 
     /// <summary>This limit as it stands, given what remains and when it is whole again (Unix ms).</summary>
     public LimitState State(long remaining, long endMs) => new(
-        Name, Algorithm, Points, WindowMilliseconds / 1000.0, remaining,
+        Name, ConfiguredAlgorithm, Points, WindowMilliseconds / 1000.0, remaining,
         DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(endMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())));
 
     /// <summary>
@@ -88,7 +109,7 @@ public sealed record LimitSpec(
         {
             if (endMs <= nowMs)
             {
-                (available, endMs) = (Points, nowMs + WindowMilliseconds);
+                (available, endMs) = (Points, WindowEndFrom(nowMs));
             }
 
             if (total <= available)
@@ -97,7 +118,8 @@ public sealed record LimitSpec(
             }
 
             var furtherWindows = ((total - Math.Max(0, available)) + Points - 1) / Points;
-            return TimeSpan.FromMilliseconds(endMs - nowMs + ((furtherWindows - 1) * WindowMilliseconds));
+            var window = Calendar?.ShortestMilliseconds ?? WindowMilliseconds;
+            return TimeSpan.FromMilliseconds(endMs - nowMs + ((furtherWindows - 1) * window));
         }
 
         // A bucket is full at endMs and refills Points per WindowMilliseconds; what it grants beyond
@@ -113,6 +135,9 @@ public sealed record LimitSpec(
 /// <param name="Pooled">True when the key counts in another key's pool.</param>
 public sealed record KeyLimits(string StoreKey, LimitSpec[] Limits, bool Pooled)
 {
+    /// <summary>Whether some limit is a <see cref="LimitAlgorithm.Calendar"/> one (a budget).</summary>
+    public bool HasCalendar { get; } = Array.Exists(Limits, l => l.Calendar is not null);
+
     /// <summary>
     /// True when the key's only limit is one fixed window (the seed's <c>requests</c>) in a hash of its
     /// own: a request's cost is one number, and the fair queue's forecast of the window is exact.

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
+using OrleansLimiter.Grains.Budgets;
 using OrleansLimiter.Grains.Engine;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;
@@ -34,7 +35,7 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private IGrainTimer? _backgroundTimer;
 
     /// <summary>Builds the engine of the provider key named by the grain key.</summary>
-    public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger)
+    public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger, IBudgetAlertSink? alerts = null)
     {
         var grainKey = this.GetPrimaryKeyString();
         var (provider, key) = LimiterKey.Parse(grainKey);
@@ -44,7 +45,7 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(provider, key)}'; use LimiterKey.Format.";
         _limits = limits;
         var keyLimits = new OneKeyLimits(limits, provider, key);
-        _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger);
+        _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger, alerts);
         _engine.Rescheduled += Arm;
     }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using OrleansLimiter.AI.Feedback;
 using OrleansLimiter.Client;
+using OrleansLimiter.Configuration;
 using OrleansLimiter.Tracing;
 
 namespace OrleansLimiter.AI.Chat;
@@ -68,7 +69,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
 
         Trace(traced, response.Usage, _time.GetElapsedTime(sent));
-        await SettleAsync(reservation, response.Usage, counted).ConfigureAwait(false);
+        await SettleAsync(reservation, response.Usage, counted, ModelOf(options)).ConfigureAwait(false);
         return response;
     }
 
@@ -111,7 +112,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             }
             else
             {
-                await SettleAsync(reservation, usage, counted).ConfigureAwait(false);
+                await SettleAsync(reservation, usage, counted, ModelOf(options)).ConfigureAwait(false);
             }
         }
     }
@@ -126,7 +127,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
     /// <summary>The limiter key, the estimated cost of a call, and its input tokens as counted (before the calibration raised them).</summary>
     private (string Key, LimitCost Estimate, long CountedInput) EstimateCall(IReadOnlyCollection<ChatMessage> messages, ChatOptions? options)
     {
-        var modelId = options?.ModelId ?? InnerClient.GetService<ChatClientMetadata>()?.DefaultModelId;
+        var modelId = ModelOf(options);
         var key = _options.Key ?? _options.KeySelector?.Invoke(messages, options) ?? modelId ?? LimiterKey.DefaultKey;
         var counted = _tokens.CountInput(messages, options, modelId);
         var input = _calibration?.Apply(counted) ?? counted;
@@ -147,14 +148,23 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
             parts.Add((outputLimit, output));
         }
 
+        if (_options.Prices is { } prices)
+        {
+            parts.Add((LimitSpec.Spend, PriceOf(prices, modelId).MicroDollars(input, output)));
+        }
+
         return (key, LimitCost.Of([.. parts]), counted);
     }
+
+    private ModelPrice PriceOf(ProviderPrices prices, string? modelId) => prices.For(modelId)
+        ?? throw new InvalidOperationException(
+            $"No price for model '{modelId}' of provider '{_provider}': set RateLimiting:Pricing:{_provider}:{modelId ?? ProviderPrices.AnyModel} (or :{ProviderPrices.AnyModel} for every model), or leave Prices unset to state no spend.");
 
     /// <summary>
     /// What the call cost by <paramref name="usage"/>; a limit whose count the provider did not report
     /// stays at its estimate.
     /// </summary>
-    internal LimitCost Actual(UsageDetails usage, LimitCost estimate)
+    internal LimitCost Actual(UsageDetails usage, LimitCost estimate, string? modelId = null)
     {
         var parts = new (string Limit, long Amount)[estimate.Limits.Length];
         for (var i = 0; i < parts.Length; i++)
@@ -164,6 +174,8 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
                 name == _options.TokensLimit ? usage.TotalTokenCount ?? usage.InputTokenCount + usage.OutputTokenCount
                 : name == _options.InputTokensLimit ? usage.InputTokenCount
                 : name == _options.OutputTokensLimit ? usage.OutputTokenCount
+                : name == LimitSpec.Spend && _options.Prices?.For(modelId) is { } price && usage is { InputTokenCount: { } input, OutputTokenCount: { } output }
+                    ? price.MicroDollars(input, output, usage.CachedInputTokenCount ?? 0)
                 : null;
             parts[i] = (name, reported is >= 0 ? reported.Value : estimate.Amounts[i]);
         }
@@ -274,7 +286,9 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         }
     }
 
-    private async Task SettleAsync(Reservation reservation, UsageDetails? usage, long countedInput)
+    private string? ModelOf(ChatOptions? options) => options?.ModelId ?? InnerClient.GetService<ChatClientMetadata>()?.DefaultModelId;
+
+    private async Task SettleAsync(Reservation reservation, UsageDetails? usage, long countedInput, string? modelId)
     {
         if (usage is null)
         {
@@ -288,7 +302,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         {
             // Not the caller's token: the call has been made, and a settle skipped would keep the whole
             // estimate spent until the reservation expires.
-            await reservation.SettleAsync(Actual(usage, reservation.Estimate), CancellationToken.None).ConfigureAwait(false);
+            await reservation.SettleAsync(Actual(usage, reservation.Estimate, modelId), CancellationToken.None).ConfigureAwait(false);
         }
         catch (LimiterUnavailableException error)
         {

@@ -1,8 +1,10 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using OrleansLimiter.AI.Chat;
 using OrleansLimiter.Client;
+using OrleansLimiter.Configuration;
 
 namespace OrleansLimiter.AI;
 
@@ -31,8 +33,19 @@ public static class LimitedChatClientBuilderExtensions
             inner,
             limiter ?? services.GetRequiredService<ILimiterClient>(),
             provider,
-            options,
+            WithConfiguredPrices(options, provider, services),
             services.GetService<TimeProvider>(),
             services.GetService<ILoggerFactory>()?.CreateLogger<LimitedChatClient>()));
+    }
+
+    // Prices set on the options win; else those configured under RateLimiting:Pricing, if any.
+    private static LimitedChatClientOptions WithConfiguredPrices(LimitedChatClientOptions options, string provider, IServiceProvider services)
+    {
+        if (options.Prices is null && services.GetService<IOptions<RateLimitingOptions>>()?.Value.PricesOf(provider) is { } configured)
+        {
+            options.Prices = configured;
+        }
+
+        return options;
     }
 }

@@ -86,6 +86,15 @@ public sealed class LimitedChatClientOptions
     /// </summary>
     public CallTraceWriter? Trace { get; set; }
 
+    /// <summary>
+    /// What the provider's models cost (<c>RateLimiting:Pricing:{provider}</c>): when set, every call also
+    /// states its cost of the <c>spend</c> limit in micro-dollars, reserved at the estimate and settled at
+    /// the reported usage, so that budgets (a <c>Calendar</c> limit named <c>spend</c>, the key's or a
+    /// tenant's) count it. A call of a model with no price is refused before it is sent. Null (default)
+    /// takes the prices configured under <c>RateLimiting:Pricing</c> in the pipeline's services, if any.
+    /// </summary>
+    public ProviderPrices? Prices { get; set; }
+
     /// <summary>Problems with these settings, each naming the setting.</summary>
     internal IEnumerable<string> Problems()
     {
@@ -131,6 +140,14 @@ public sealed class LimitedChatClientOptions
         if (Tenant is not null && RateLimitingOptionsValidator.TenantNameProblem(Tenant) is { } tenantProblem)
         {
             yield return $"{nameof(LimitedChatClientOptions)}.{nameof(Tenant)}: tenant name {tenantProblem}.";
+        }
+
+        foreach (var (model, price) in Prices ?? [])
+        {
+            foreach (var problem in price?.Problems($"{nameof(LimitedChatClientOptions)}.{nameof(Prices)}[{model}]") ?? [$"{nameof(LimitedChatClientOptions)}.{nameof(Prices)}[{model}] is null."])
+            {
+                yield return problem;
+            }
         }
 
         if (TokenizerEncoding is not null && TokenCounter.EncodingProblem(TokenizerEncoding) is { } encodingProblem)

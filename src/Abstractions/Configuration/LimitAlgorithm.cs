@@ -14,4 +14,24 @@ public enum LimitAlgorithm
     /// seconds, as providers describe their per-minute limits: what was spent comes back gradually.
     /// </summary>
     TokenBucket,
+
+    /// <summary>
+    /// <c>Points</c> per calendar period (<c>Period</c>: a day, week or month in <c>TimeZone</c>): a
+    /// fixed window whose end is the period's, whenever it was opened; everything comes back at the
+    /// period's turn. For budgets (<c>spend</c>, in micro-dollars); <c>Duration</c> is not used.
+    /// </summary>
+    Calendar,
+}
+
+/// <summary>The period of a <see cref="LimitAlgorithm.Calendar"/> limit.</summary>
+public enum CalendarPeriod
+{
+    /// <summary>From midnight to midnight.</summary>
+    Day,
+
+    /// <summary>From Monday 00:00 to the next Monday 00:00 (ISO 8601 weeks).</summary>
+    Week,
+
+    /// <summary>From the first of the month 00:00 to the first of the next.</summary>
+    Month,
 }

@@ -16,8 +16,35 @@ public sealed class LimitOptions
     /// <summary>How the limit counts.</summary>
     public LimitAlgorithm Algorithm { get; set; } = LimitAlgorithm.FixedWindow;
 
+    /// <summary>For <see cref="LimitAlgorithm.Calendar"/>: the period its windows span (<c>Day</c>, <c>Week</c> or <c>Month</c>, the default).</summary>
+    public CalendarPeriod Period { get; set; } = CalendarPeriod.Month;
+
+    /// <summary>For <see cref="LimitAlgorithm.Calendar"/>: the time zone its periods turn in (an IANA id such as <c>Europe/Paris</c>); <c>UTC</c> by default.</summary>
+    public string? TimeZone { get; set; }
+
+    /// <summary>
+    /// For <see cref="LimitAlgorithm.Calendar"/>: the percentages of <see cref="Points"/> spent at which an
+    /// alert is raised, once per period each (<c>Thresholds:0=80</c>, <c>Thresholds:1=100</c>): a metric,
+    /// a log event and, when <c>RateLimiting:Alerts:Webhook</c> is set, a POST to it.
+    /// </summary>
+    public List<double> Thresholds { get; set; } = [];
+
+    /// <summary>The calendar this limit's windows follow; null unless it is a <see cref="LimitAlgorithm.Calendar"/> limit.</summary>
+    public CalendarWindow? Calendar => Algorithm == LimitAlgorithm.Calendar
+        ? new CalendarWindow(Period, string.IsNullOrWhiteSpace(TimeZone) ? CalendarWindow.DefaultTimeZone : TimeZone)
+        : null;
+
     /// <summary>A copy.</summary>
-    public LimitOptions Clone() => new() { Points = Points, Duration = Duration, Algorithm = Algorithm };
+    public LimitOptions Clone() => new() { Points = Points, Duration = Duration, Algorithm = Algorithm, Period = Period, TimeZone = TimeZone, Thresholds = [.. Thresholds] };
+
+    /// <summary>A copy with new points and duration (a run-time change): how it counts and alerts stays.</summary>
+    public LimitOptions With(long points, double duration)
+    {
+        var copy = Clone();
+        copy.Points = points;
+        copy.Duration = duration;
+        return copy;
+    }
 }
 
 /// <summary>

@@ -70,7 +70,7 @@ public sealed class ProviderLimitOptions
         var configured = Limits.TryGetValue(limit, out var l) ? l : throw new ArgumentException($"The provider has no limit named '{limit}'.", nameof(limit));
         var limits = new Dictionary<string, LimitOptions>(Limits, StringComparer.OrdinalIgnoreCase)
         {
-            [limit] = new LimitOptions { Points = points, Duration = duration, Algorithm = configured.Algorithm },
+            [limit] = configured.With(points, duration),
         };
         return Copy(Points, Duration, limits);
     }
@@ -91,7 +91,7 @@ public sealed class ProviderLimitOptions
                 Weight = own.Weight,
                 Limits = new Dictionary<string, LimitOptions>(own.Limits, StringComparer.OrdinalIgnoreCase)
                 {
-                    [limit] = new LimitOptions { Points = points, Duration = duration, Algorithm = configured.Algorithm },
+                    [limit] = configured.With(points, duration),
                 },
             },
         };
@@ -103,6 +103,26 @@ public sealed class ProviderLimitOptions
     /// <summary>Whether tenant <paramref name="tenant"/> has a limit of its own named <paramref name="limit"/>.</summary>
     public bool HasTenantLimit(string tenant, string limit) =>
         Tenants is not null && Tenants.TryGetValue(tenant, out var t) && t is not null && t.Limits.ContainsKey(limit);
+
+    /// <summary>
+    /// The alert thresholds (percentages, in increasing order) of <paramref name="key"/>'s limit
+    /// <paramref name="limit"/> (a tenant limit by its <c>{tenant}/{limit}</c> name); empty when it has none.
+    /// </summary>
+    public IReadOnlyList<double> ThresholdsOf(string key, string limit)
+    {
+        LimitOptions? found = null;
+        if (LimitSpec.TenantLimitParts(limit) is var (tenant, counts))
+        {
+            found = Tenants is not null && Tenants.TryGetValue(tenant, out var t) && t is not null && t.Limits.TryGetValue(counts, out var tl) ? tl : null;
+        }
+        else
+        {
+            var (own, _) = OwnSettings(key);
+            found = own is not null && own.Limits.TryGetValue(limit, out var kl) ? kl : Limits.TryGetValue(limit, out var pl) ? pl : null;
+        }
+
+        return found?.Thresholds is { Count: > 0 } thresholds ? [.. thresholds.Order()] : [];
+    }
 
     private ProviderLimitOptions Copy(long points, double duration, Dictionary<string, LimitOptions> limits) => new()
     {
@@ -193,6 +213,8 @@ public sealed class ProviderLimitOptions
         specs.AddRange(tenantLimits.Select(m => Spec(m.Key, m.Value)));
         return new KeyLimits(StoreKey(provider, counted), [.. specs], Pooled: counted != key);
 
-        static LimitSpec Spec(string name, LimitOptions limit) => new(name, limit.Algorithm, limit.Points, Math.Max(1, (long)Math.Round(limit.Duration * 1000)));
+        static LimitSpec Spec(string name, LimitOptions limit) => limit.Calendar is { } calendar
+            ? new(name, LimitAlgorithm.FixedWindow, limit.Points, calendar.NominalMilliseconds) { Calendar = calendar }
+            : new(name, limit.Algorithm, limit.Points, Math.Max(1, (long)Math.Round(limit.Duration * 1000)));
     }
 }

@@ -47,6 +47,20 @@ public sealed class RateLimitingOptions
     /// </summary>
     public TimeSpan KeyIdleTimeout { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// What models cost, by provider and model (<c>RateLimiting:Pricing:{provider}:{model}:InputPerMillion</c>,
+    /// <c>OutputPerMillion</c>, <c>CachedInputPerMillion</c>, in US dollars): callers that know a call's
+    /// model and tokens (the chat middleware, the gateway) state its cost of the <c>spend</c> limit from it.
+    /// </summary>
+    public Dictionary<string, ProviderPrices> Pricing { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Where budget alerts go beside the metric and the log (<c>RateLimiting:Alerts</c>).</summary>
+    public AlertOptions Alerts { get; set; } = new();
+
+    /// <summary>The prices of <paramref name="provider"/>'s models; null when none are configured.</summary>
+    public ProviderPrices? PricesOf(string provider) =>
+        Pricing.FirstOrDefault(p => string.Equals(p.Key, provider, StringComparison.OrdinalIgnoreCase)).Value is { Count: > 0 } prices ? prices : null;
+
     /// <summary>Settings that could not be read from configuration; reported by the validator.</summary>
     internal List<string> BindingProblems { get; } = [];
 
@@ -79,4 +93,17 @@ public enum OutagePolicy
 
     /// <summary>Refuse every request (RetryAfter one second) until Redis is back.</summary>
     Refuse,
+}
+
+/// <summary>Where budget alerts (a <c>Calendar</c> limit's <c>Thresholds</c>) are sent beside the metric and the log.</summary>
+public sealed class AlertOptions
+{
+    /// <summary>
+    /// An http(s) address each alert is POSTed to as JSON (<c>RateLimiting:Alerts:Webhook</c>); null for
+    /// none. It may carry a secret: it is never logged or shown.
+    /// </summary>
+    public Uri? Webhook { get; set; }
+
+    /// <summary>How long one POST may take before it is given up (seconds; 10 by default).</summary>
+    public TimeSpan WebhookTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

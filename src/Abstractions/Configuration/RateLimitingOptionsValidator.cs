@@ -33,6 +33,34 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
             yield break;
         }
 
+        foreach (var (provider, prices) in options.Pricing ?? [])
+        {
+            foreach (var (model, price) in prices ?? [])
+            {
+                var path = $"{RateLimitingOptions.SectionName}:Pricing:{provider}:{model}";
+                if (price is null)
+                {
+                    yield return $"{path} is empty.";
+                    continue;
+                }
+
+                foreach (var problem in price.Problems(path))
+                {
+                    yield return problem;
+                }
+            }
+        }
+
+        if (options.Alerts?.Webhook is { } webhook && (!webhook.IsAbsoluteUri || webhook.Scheme is not ("http" or "https")))
+        {
+            yield return $"{RateLimitingOptions.SectionName}:Alerts:Webhook must be an absolute http or https address.";
+        }
+
+        if (options.Alerts is { } alerts && !(alerts.WebhookTimeout > TimeSpan.Zero && alerts.WebhookTimeout <= TimeSpan.FromMinutes(5)))
+        {
+            yield return $"{RateLimitingOptions.SectionName}:Alerts:WebhookTimeout must be above 0 and at most 5 minutes (was {alerts.WebhookTimeout}).";
+        }
+
         var prefixes = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (provider, limits) in options.Providers)
         {
@@ -58,6 +86,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 yield return $"{Section}:{provider}:Duration {durationProblem}";
             }
 
+            if (limits.Algorithm == LimitAlgorithm.Calendar)
+            {
+                yield return $"{Section}:{provider}:Algorithm Calendar is for a budget under Limits (such as Limits:spend), not for the provider's requests.";
+            }
+
             foreach (var problem in LimitProblems(limits.Limits, $"{Section}:{provider}:Limits"))
             {
                 yield return problem;
@@ -80,6 +113,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 if (keyLimits.Duration is { } kd && LimitBounds.DurationProblem(kd) is { } kdProblem)
                 {
                     yield return $"{keyPath}:Duration {kdProblem}";
+                }
+
+                if (keyLimits.Algorithm == LimitAlgorithm.Calendar)
+                {
+                    yield return $"{keyPath}:Algorithm Calendar is for a budget under Limits (such as Limits:spend), not for the key's requests.";
                 }
 
                 foreach (var problem in LimitProblems(keyLimits.Limits, $"{keyPath}:Limits"))
@@ -121,6 +159,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 if (defaults.Duration is { } dd && LimitBounds.DurationProblem(dd) is { } ddProblem)
                 {
                     yield return $"{defaultsPath}:Duration {ddProblem}";
+                }
+
+                if (defaults.Algorithm == LimitAlgorithm.Calendar)
+                {
+                    yield return $"{defaultsPath}:Algorithm Calendar is for a budget under Limits (such as Limits:spend), not for the keys' requests.";
                 }
 
                 foreach (var problem in LimitProblems(defaults.Limits, $"{defaultsPath}:Limits"))
@@ -282,6 +325,44 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
             if (LimitBounds.DurationProblem(limit.Duration) is { } durationProblem)
             {
                 yield return $"{path}:{name}:Duration {durationProblem}";
+            }
+
+            if (!Enum.IsDefined(limit.Algorithm))
+            {
+                yield return $"{path}:{name}:Algorithm must be FixedWindow, TokenBucket or Calendar (was {limit.Algorithm}).";
+            }
+
+            if (limit.Algorithm != LimitAlgorithm.Calendar)
+            {
+                if (limit.Thresholds is { Count: > 0 })
+                {
+                    yield return $"{path}:{name}:Thresholds apply to a Calendar limit (a budget); this one is {limit.Algorithm}.";
+                }
+
+                continue;
+            }
+
+            if (isTenantRequests)
+            {
+                yield return $"{path}:{name}:Algorithm Calendar is for a budget (such as Limits:spend), not for requests.";
+            }
+
+            if (!Enum.IsDefined(limit.Period))
+            {
+                yield return $"{path}:{name}:Period must be Day, Week or Month (was {limit.Period}).";
+            }
+
+            if (CalendarWindow.FindTimeZone(limit.TimeZone, out var zoneProblem) is null)
+            {
+                yield return $"{path}:{name}:TimeZone {zoneProblem}.";
+            }
+
+            foreach (var threshold in limit.Thresholds ?? [])
+            {
+                if (!(threshold is > 0 and <= 1000))
+                {
+                    yield return string.Create(CultureInfo.InvariantCulture, $"{path}:{name}:Thresholds must be percentages above 0 and at most 1000 (was {threshold}).");
+                }
             }
         }
     }

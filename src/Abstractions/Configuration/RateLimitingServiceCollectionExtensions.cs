@@ -68,6 +68,8 @@ public static class RateLimitingServiceCollectionExtensions
             }
         }
 
+        BindPricing(options, section.GetSection("Pricing"));
+        BindAlerts(options, section.GetSection("Alerts"));
         foreach (var provider in section.GetSection("Providers").GetChildren())
         {
             var limits = options.Providers.TryGetValue(provider.Key, out var existing) ? existing : new ProviderLimitOptions();
@@ -126,9 +128,15 @@ public static class RateLimitingServiceCollectionExtensions
             into[limitSection.Key] = limit;
             foreach (var setting in limitSection.GetChildren())
             {
+                var settingPath = $"{path}:{limitSection.Key}:{setting.Key}";
+                if (BindCalendarSetting(options, limit, setting, settingPath))
+                {
+                    continue;
+                }
+
                 if (!BindLimitSetting(options, setting, $"{path}:{limitSection.Key}", out var points, out var duration, out var algorithm))
                 {
-                    options.BindingProblems.Add($"{path}:{limitSection.Key}:{setting.Key} is not a setting; use Points, Duration or Algorithm.");
+                    options.BindingProblems.Add($"{settingPath} is not a setting; use Points, Duration, Algorithm, or for a Calendar limit Period, TimeZone and Thresholds.");
                 }
 
                 limit.Points = points ?? limit.Points;
@@ -222,6 +230,107 @@ public static class RateLimitingServiceCollectionExtensions
         }
     }
 
+    /// <summary>Reads a calendar limit's Period, TimeZone or Thresholds; false when the setting is none of them.</summary>
+    private static bool BindCalendarSetting(RateLimitingOptions options, LimitOptions limit, IConfigurationSection setting, string path)
+    {
+        switch (setting.Key.ToUpperInvariant())
+        {
+            case "PERIOD" when Enum.TryParse<CalendarPeriod>(setting.Value, ignoreCase: true, out var period) && Enum.IsDefined(period) && !int.TryParse(setting.Value, out _):
+                limit.Period = period;
+                return true;
+            case "PERIOD":
+                options.BindingProblems.Add($"{path} must be Day, Week or Month (was '{setting.Value}').");
+                return true;
+            case "TIMEZONE":
+                limit.TimeZone = setting.Value;
+                return true;
+            case "THRESHOLDS":
+                limit.Thresholds.Clear();
+                var values = setting.Value is { } joined ? joined.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : setting.GetChildren().Select(c => c.Value ?? string.Empty).ToArray();
+                foreach (var value in values)
+                {
+                    if (double.TryParse(value.TrimEnd('%'), NumberStyles.Float, CultureInfo.InvariantCulture, out var percent))
+                    {
+                        limit.Thresholds.Add(percent);
+                    }
+                    else
+                    {
+                        options.BindingProblems.Add($"{path} must be percentages such as 80 (was '{value}').");
+                    }
+                }
+
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static void BindPricing(RateLimitingOptions options, IConfigurationSection section)
+    {
+        foreach (var provider in section.GetChildren())
+        {
+            var prices = options.Pricing.TryGetValue(provider.Key, out var existing) ? existing : new ProviderPrices();
+            options.Pricing[provider.Key] = prices;
+            foreach (var model in provider.GetChildren())
+            {
+                var price = prices.TryGetValue(model.Key, out var known) ? known : new ModelPrice();
+                prices[model.Key] = price;
+                foreach (var setting in model.GetChildren())
+                {
+                    var path = $"{RateLimitingOptions.SectionName}:Pricing:{provider.Key}:{model.Key}:{setting.Key}";
+                    var parsed = decimal.TryParse(setting.Value, NumberStyles.Number, CultureInfo.InvariantCulture, out var dollars);
+                    switch (setting.Key.ToUpperInvariant())
+                    {
+                        case "INPUTPERMILLION" when parsed:
+                            price.InputPerMillion = dollars;
+                            break;
+                        case "OUTPUTPERMILLION" when parsed:
+                            price.OutputPerMillion = dollars;
+                            break;
+                        case "CACHEDINPUTPERMILLION" when parsed:
+                            price.CachedInputPerMillion = dollars;
+                            break;
+                        case "INPUTPERMILLION" or "OUTPUTPERMILLION" or "CACHEDINPUTPERMILLION":
+                            options.BindingProblems.Add($"{path} must be a number of dollars per million tokens (was '{setting.Value}').");
+                            break;
+                        default:
+                            options.BindingProblems.Add($"{path} is not a setting; use InputPerMillion, OutputPerMillion or CachedInputPerMillion.");
+                            break;
+                    }
+                }
+            }
+        }
+    }
+
+    private static void BindAlerts(RateLimitingOptions options, IConfigurationSection section)
+    {
+        foreach (var setting in section.GetChildren())
+        {
+            var path = $"{RateLimitingOptions.SectionName}:Alerts:{setting.Key}";
+            switch (setting.Key.ToUpperInvariant())
+            {
+                case "WEBHOOK" when string.IsNullOrWhiteSpace(setting.Value):
+                    options.Alerts.Webhook = null;
+                    break;
+                case "WEBHOOK" when Uri.TryCreate(setting.Value, UriKind.Absolute, out var uri):
+                    options.Alerts.Webhook = uri;
+                    break;
+                case "WEBHOOK":
+                    options.BindingProblems.Add($"{path} must be an absolute http or https address.");
+                    break;
+                case "WEBHOOKTIMEOUT" when double.TryParse(setting.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) && seconds is > 0 and <= 300:
+                    options.Alerts.WebhookTimeout = TimeSpan.FromSeconds(seconds);
+                    break;
+                case "WEBHOOKTIMEOUT":
+                    options.BindingProblems.Add($"{path} must be a number of seconds above 0 and at most 300 (was '{setting.Value}').");
+                    break;
+                default:
+                    options.BindingProblems.Add($"{path} is not a setting; use Webhook or WebhookTimeout.");
+                    break;
+            }
+        }
+    }
+
     /// <summary>Reads Points, Duration or Algorithm; false when the setting is none of them. A value that does not parse is reported here.</summary>
     private static bool BindLimitSetting(RateLimitingOptions options, IConfigurationSection setting, string path, out long? points, out double? duration, out LimitAlgorithm? algorithm)
     {
@@ -245,7 +354,7 @@ public static class RateLimitingServiceCollectionExtensions
                 algorithm = a;
                 return true;
             case "ALGORITHM":
-                options.BindingProblems.Add($"{path}:Algorithm must be FixedWindow or TokenBucket (was '{value}').");
+                options.BindingProblems.Add($"{path}:Algorithm must be FixedWindow, TokenBucket or Calendar (was '{value}').");
                 return true;
             default:
                 return false;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Budgets;
 using OrleansLimiter.Grains.Commands;
 using OrleansLimiter.Grains.Storage;
 using OrleansLimiter.Grains.Windows;
@@ -61,7 +62,8 @@ public sealed partial class KeyEngine
     /// <param name="time">The clock every wait and every memory is measured by.</param>
     /// <param name="owner">Who decides (a silo's address), written into what it writes back after an outage.</param>
     /// <param name="logger">Where decisions worth telling an operator go.</param>
-    public KeyEngine(string provider, string key, Func<(string Name, ProviderLimitOptions Limits)> resolve, Func<RateLimitingOptions> configured, ILimitSetStore store, TimeProvider time, string owner, ILogger logger)
+    /// <param name="alerts">Where the key's budgets raise their thresholds; null for nowhere.</param>
+    public KeyEngine(string provider, string key, Func<(string Name, ProviderLimitOptions Limits)> resolve, Func<RateLimitingOptions> configured, ILimitSetStore store, TimeProvider time, string owner, ILogger logger, IBudgetAlertSink? alerts = null)
     {
         _provider = provider;
         _key = key;
@@ -73,6 +75,18 @@ public sealed partial class KeyEngine
         _countingSince = time.GetUtcNow();
         _logger = logger;
         _limitSet = new LimitSetWindow(store, new LimitSetMirror(time), new LimitSetOutage(time), () => configured().OutagePolicy, logger, () => (long)configured().ReservationTimeout.TotalMilliseconds);
+        if (alerts is not null)
+        {
+            BudgetWatch? budgets = null;
+            _limitSet.Mirror.Changed += (limits, values, nowMs) =>
+            {
+                if (limits.HasCalendar)
+                {
+                    (budgets ??= new BudgetWatch(provider, key, store, alerts, logger)).Observe(limits, values, nowMs, _resolve().Limits);
+                }
+            };
+        }
+
         _limitSet.OutageBegan += KeepSyncing;
         _limitSet.OutageEnded += StopSyncing;
         _queue = new CommandQueue(_limitSet.ExecuteAsync);

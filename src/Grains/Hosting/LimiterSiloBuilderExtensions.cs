@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OrleansLimiter.Configuration;
+using OrleansLimiter.Grains.Budgets;
 using OrleansLimiter.Grains.Limits;
 using OrleansLimiter.Grains.Storage;
 using StackExchange.Redis;
@@ -101,6 +102,7 @@ public static class LimiterSiloBuilderExtensions
         builder.Services.AddRateLimitingOptions(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<EffectiveLimits>();
+        builder.Services.TryAddSingleton<IBudgetAlertSink, BudgetAlerts>();
         builder.Services.AddPlacementDirector<OnKeyedSiloPlacement, OnKeyedSiloPlacementDirector>();
         builder.Services.AddOptions<GrainCollectionOptions>()
             .Configure<IOptions<RateLimitingOptions>>((collection, rateLimiting) => CollectIdleKeys(collection, rateLimiting.Value.KeyIdleTimeout));

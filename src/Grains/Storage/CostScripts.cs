@@ -73,13 +73,26 @@ public static class CostScripts
 
         """;
 
-    /// <summary>Reads the limits (ARGV: L, then per limit name, 'w' or 'b', points, duration ms) into avail/ends, repairing damage.</summary>
+    /// <summary>
+    /// Reads the limits (ARGV: L, then per limit name, 'w', 'b' or 'c', points, duration ms) into
+    /// avail/ends, repairing damage. A calendar limit ('c') is a fixed window whose "duration" is two
+    /// period turns (<c>end:nextEnd</c>, Unix ms): a window it opens ends at the first of them after now.
+    /// </summary>
     internal const string Limits = """
         local nLimits = tonumber(ARGV[2])
         local names, algos, caps, durs = {}, {}, {}, {}
         local a = 3
         for i = 1, nLimits do
-          names[i] = ARGV[a]; algos[i] = ARGV[a + 1]; caps[i] = tonumber(ARGV[a + 2]); durs[i] = tonumber(ARGV[a + 3])
+          names[i] = ARGV[a]; algos[i] = ARGV[a + 1]; caps[i] = tonumber(ARGV[a + 2])
+          if algos[i] == 'c' then
+            -- A calendar period: its window, opened now, ends at the period's turn.
+            local turn, nextTurn = string.match(ARGV[a + 3], '^(%d+):(%d+)$')
+            local periodEnd = tonumber(turn)
+            if periodEnd <= now then periodEnd = tonumber(nextTurn) end
+            algos[i] = 'w'; durs[i] = math.max(1, periodEnd - now)
+          else
+            durs[i] = tonumber(ARGV[a + 3])
+          end
           a = a + 4
         end
         local function pointsField(i) if names[i] == 'requests' then return 'points' end return names[i] .. ':points' end

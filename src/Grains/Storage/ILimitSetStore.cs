@@ -46,4 +46,11 @@ public interface ILimitSetStore
     /// told, and writes back what was granted meanwhile. Also the probe that ends an outage.
     /// </summary>
     Task<SyncReply> SyncLimitsAsync(LimitSync request);
+
+    /// <summary>
+    /// Claims alert <paramref name="alert"/> of <paramref name="key"/> for the period ending at
+    /// <paramref name="periodEndMs"/> (Unix ms): true for the one claim that gets it, on whichever silo,
+    /// false when it was claimed before. Kept in <c>{key}:alerts</c> until the period ends.
+    /// </summary>
+    Task<bool> ClaimAlertAsync(string key, string alert, long periodEndMs);
 }

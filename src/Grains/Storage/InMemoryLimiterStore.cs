@@ -11,6 +11,7 @@ namespace OrleansLimiter.Grains.Storage;
 public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
 {
     private readonly ConcurrentDictionary<string, LimitLedger> _ledgers = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Key, string Alert), long> _alerts = [];
     private readonly ConcurrentDictionary<string, ReservationBook> _reservations = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RequestRecords> _records = new(StringComparer.Ordinal);
 
@@ -19,6 +20,21 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
 
     /// <inheritdoc/>
     public bool IsAvailable => true;
+
+    /// <inheritdoc/>
+    public Task<bool> ClaimAlertAsync(string key, string alert, long periodEndMs)
+    {
+        lock (_alerts)
+        {
+            if (_alerts.TryGetValue((key, alert), out var before) && before >= periodEndMs)
+            {
+                return Task.FromResult(false);
+            }
+
+            _alerts[(key, alert)] = periodEndMs;
+            return Task.FromResult(true);
+        }
+    }
 
     /// <inheritdoc/>
     public Task<bool> DeleteAsync(string key)

@@ -331,6 +331,9 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
 
     private static int LimitArgCount(LimitSpec[] limits) => 2 + (4 * limits.Length);
 
+    /// <summary>How far this silo's clock and Redis's may differ at a calendar period's turn and still open the window of the right period.</summary>
+    private const long CalendarClockSlackMs = 60_000;
+
     /// <summary>The record of reservation <paramref name="id"/> granted on <paramref name="key"/>: in the key's Redis Cluster slot (the hash tag).</summary>
     public static string ReservationKey(string key, RequestId id) => $"{{{key}}}:rsv:{id}";
 
@@ -346,6 +349,17 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
         foreach (var limit in limits)
         {
             args[a++] = limit.Name;
+            if (limit.Calendar is { } calendar)
+            {
+                // The turns of the period a minute ago and of the next: the script opens a window ending
+                // at the first after Redis's now, whichever side of a turn this clock and Redis's are.
+                var (end, nextEnd) = calendar.Ends(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - CalendarClockSlackMs);
+                args[a++] = "c";
+                args[a++] = limit.Points;
+                args[a++] = string.Create(CultureInfo.InvariantCulture, $"{end}:{nextEnd}");
+                continue;
+            }
+
             args[a++] = limit.Algorithm == LimitAlgorithm.TokenBucket ? "b" : "w";
             args[a++] = limit.Points;
             args[a++] = limit.WindowMilliseconds;

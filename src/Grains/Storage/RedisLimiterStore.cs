@@ -42,6 +42,16 @@ public sealed partial class RedisLimiterStore(IConnectionMultiplexer redis, ILog
         }
     }
 
+    /// <summary>The hash that records which budget alerts of <paramref name="windowKey"/> were raised, per period (same Cluster slot).</summary>
+    public static string AlertHash(string windowKey) => "{" + windowKey + "}:alerts";
+
+    /// <inheritdoc/>
+    public async Task<bool> ClaimAlertAsync(string key, string alert, long periodEndMs)
+    {
+        var claimed = await EvaluateAsync(AlertScripts.Claim, [AlertHash(key)], [alert, periodEndMs]).ConfigureAwait(false);
+        return (long)claimed == 1;
+    }
+
     private async Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] args)
     {
         try

@@ -29,6 +29,9 @@ public sealed class LimitSetMirror(TimeProvider time)
     /// <summary>Every limit as Redis last reported it.</summary>
     public LimitValue[] Values => _values;
 
+    /// <summary>Raised after every answer taken (<see cref="Observe"/>, <see cref="Lower"/>): the limits, their values now and Redis's clock.</summary>
+    public event Action<KeyLimits, LimitValue[], long>? Changed;
+
     /// <summary>Takes Redis's answer as the state of every limit.</summary>
     public void Observe(KeyLimits limits, LimitValue[] values, long nowMs)
     {
@@ -36,6 +39,7 @@ public sealed class LimitSetMirror(TimeProvider time)
         _values = values;
         _storeNowMs = nowMs;
         _storeNowTimestamp = time.GetTimestamp();
+        Changed?.Invoke(limits, values, nowMs);
     }
 
     /// <summary>Forgets everything (after a reset, or an answer it cannot bound).</summary>
@@ -108,6 +112,7 @@ public sealed class LimitSetMirror(TimeProvider time)
         }
 
         _values = lowered;
+        Changed?.Invoke(limits, lowered, nowMs);
     }
 
     /// <summary>The state of every limit as <see cref="LimitState"/>s.</summary>

@@ -240,7 +240,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             if (spec.Algorithm == LimitAlgorithm.FixedWindow)
             {
                 // Unknown: spent until any window open at the outage's start has ended.
-                var (remaining, end) = seen is null ? (0L, since + spec.WindowMilliseconds) : (seen[i].Remaining, seen[i].EndMs);
+                var (remaining, end) = seen is null ? (0L, spec.WindowEndFrom(since)) : (seen[i].Remaining, seen[i].EndMs);
                 _ledger.Set(i, remaining, end);
                 _unknownEnd[i] = seen is null ? end : 0;
             }

@@ -87,12 +87,12 @@ public sealed class RateLimitingOptionsTests
     [Theory]
     [InlineData("RateLimiting:Providers:openai:Limits:tokens:Points", "0", "RateLimiting:Providers:openai:Limits:tokens:Points must be at least 1")]
     [InlineData("RateLimiting:Providers:openai:Limits:tokens:Duration", "NaN", "RateLimiting:Providers:openai:Limits:tokens:Duration must be a number of seconds from 0.001")]
-    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "Leaky", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow or TokenBucket (was 'Leaky')")]
-    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "1", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow or TokenBucket")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "Leaky", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow, TokenBucket or Calendar (was 'Leaky')")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Algorithm", "1", "RateLimiting:Providers:openai:Limits:tokens:Algorithm must be FixedWindow, TokenBucket or Calendar")]
     [InlineData("RateLimiting:Providers:openai:Limits:tokens:Point", "5", "RateLimiting:Providers:openai:Limits:tokens:Point is not a setting")]
     [InlineData("RateLimiting:Providers:openai:Limits:requests:Points", "5", "limit name is the provider's own limit")]
     [InlineData("RateLimiting:Providers:openai:Limits:to kens:Points", "5", "limit name must be 1 to 40 letters")]
-    [InlineData("RateLimiting:Providers:openai:Algorithm", "Sliding", "RateLimiting:Providers:openai:Algorithm must be FixedWindow or TokenBucket")]
+    [InlineData("RateLimiting:Providers:openai:Algorithm", "Sliding", "RateLimiting:Providers:openai:Algorithm must be FixedWindow, TokenBucket or Calendar")]
     [InlineData("RateLimiting:Providers:openai:Keys:gpt 4o:Points", "5", "RateLimiting:Providers:openai:Keys:gpt 4o: key")]
     [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points", "-1", "RateLimiting:Providers:openai:Keys:gpt-4o:Limits:tokens:Points must be at least 1")]
     [InlineData("RateLimiting:Providers:openai:Keys:gpt-4o:Color", "red", "RateLimiting:Providers:openai:Keys:gpt-4o:Color is not a setting")]
@@ -104,10 +104,58 @@ public sealed class RateLimitingOptionsTests
     [InlineData("RateLimiting:Providers:openai:KeyDefault:Points", "5", "RateLimiting:Providers:openai:KeyDefault is not a setting; use Points, Duration, Algorithm, KeyPrefix, Limits, Keys, KeyDefaults, Tenants or Queue.")]
     [InlineData("RateLimiting:KeyIdleTimeout", "a minute", "RateLimiting:KeyIdleTimeout must be a number of seconds from 1 to 86400 (was 'a minute')")]
     [InlineData("RateLimiting:KeyIdleTimeout", "86401", "RateLimiting:KeyIdleTimeout must be a number of seconds from 1 to 86400")]
+    [InlineData("RateLimiting:Providers:openai:Algorithm", "Calendar", "RateLimiting:Providers:openai:Algorithm Calendar is for a budget under Limits")]
+    [InlineData("RateLimiting:Providers:openai:Limits:spend:Period", "Year", "RateLimiting:Providers:openai:Limits:spend:Period must be Day, Week or Month (was 'Year')")]
+    [InlineData("RateLimiting:Providers:openai:Limits:spend:Thresholds", "80,lots", "RateLimiting:Providers:openai:Limits:spend:Thresholds must be percentages such as 80 (was 'lots')")]
+    [InlineData("RateLimiting:Providers:openai:Limits:spend:Thresholds", "80", "RateLimiting:Providers:openai:Limits:spend:Thresholds apply to a Calendar limit (a budget); this one is FixedWindow")]
+    [InlineData("RateLimiting:Pricing:openai:gpt-4o:InputPerMillion", "cheap", "RateLimiting:Pricing:openai:gpt-4o:InputPerMillion must be a number of dollars per million tokens (was 'cheap')")]
+    [InlineData("RateLimiting:Pricing:openai:gpt-4o:OutputPerMillion", "-1", "RateLimiting:Pricing:openai:gpt-4o:OutputPerMillion must be from 0 to 100000 dollars per million tokens (was -1)")]
+    [InlineData("RateLimiting:Pricing:openai:gpt-4o:Price", "1", "RateLimiting:Pricing:openai:gpt-4o:Price is not a setting; use InputPerMillion, OutputPerMillion or CachedInputPerMillion.")]
+    [InlineData("RateLimiting:Alerts:Webhook", "hooks.example/budget", "RateLimiting:Alerts:Webhook must be an absolute http or https address.")]
+    [InlineData("RateLimiting:Alerts:Webhook", "ftp://hooks.example/budget", "RateLimiting:Alerts:Webhook must be an absolute http or https address.")]
+    [InlineData("RateLimiting:Alerts:Email", "ops@example.com", "RateLimiting:Alerts:Email is not a setting; use Webhook or WebhookTimeout.")]
     public void BadLimitSetting_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ACalendarLimit_InAnUnknownTimeZone_IsRefused_NamingIt()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Limits:spend:Algorithm"] = "Calendar",
+            ["RateLimiting:Providers:openai:Limits:spend:TimeZone"] = "Mars/Olympus_Mons",
+        }));
+        Assert.Contains("RateLimiting:Providers:openai:Limits:spend:TimeZone 'Mars/Olympus_Mons' is not a time zone known here", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ABudget_BindsItsPeriodZoneThresholdsAndPrices()
+    {
+        var options = Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:Algorithm"] = "Calendar",
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:Points"] = "5000000",
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:Period"] = "week",
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:TimeZone"] = "Europe/Paris",
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:Thresholds:0"] = "100",
+            ["RateLimiting:Providers:openai:Tenants:team-a:Limits:spend:Thresholds:1"] = "80",
+            ["RateLimiting:Pricing:openai:gpt-4o:InputPerMillion"] = "2.50",
+            ["RateLimiting:Pricing:openai:gpt-4o:OutputPerMillion"] = "10",
+            ["RateLimiting:Alerts:Webhook"] = "https://hooks.example/budget",
+        });
+
+        var spend = options.Providers["openai"].ForKey("openai", "global").Limits.Single(l => l.Name == "team-a/spend");
+        Assert.Equal(new CalendarWindow(CalendarPeriod.Week, "Europe/Paris"), spend.Calendar);
+        Assert.Equal(LimitAlgorithm.FixedWindow, spend.Algorithm);
+        Assert.Equal(LimitAlgorithm.Calendar, spend.ConfiguredAlgorithm);
+        Assert.Equal(5_000_000, spend.Points);
+        Assert.Equal([80.0, 100.0], options.Providers["openai"].ThresholdsOf("global", "team-a/spend"));
+        Assert.Equal(2.50m, options.PricesOf("OpenAI")!.For("gpt-4o")!.InputPerMillion);
+        Assert.Null(options.PricesOf("OpenAI")!.For("gpt-4o-mini"));
+        Assert.Equal(new Uri("https://hooks.example/budget"), options.Alerts.Webhook);
     }
 
     [Fact]

@@ -35,6 +35,8 @@ internal sealed class FaultyStore(TimeProvider time) : ILimitSetStore
 
     public Task<ObserveReply> ObserveAsync(string key, LimitSpec[] limits, IReadOnlyList<LimitObservation> observations, LimitValue[]? seen = null, bool seenBounds = false) => Gate(() => _inner.ObserveAsync(key, limits, observations, seen, seenBounds));
 
+    public Task<bool> ClaimAlertAsync(string key, string alert, long periodEndMs) => Gate(() => _inner.ClaimAlertAsync(key, alert, periodEndMs));
+
     public Task<SyncReply> SyncLimitsAsync(LimitSync request) => Gate(() =>
     {
         Syncs.Add(request);

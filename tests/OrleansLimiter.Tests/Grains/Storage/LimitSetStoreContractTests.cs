@@ -107,6 +107,49 @@ public abstract partial class LimitSetStoreContractTests
         Assert.Equal(60_000_000 - 5_000, reply.Limits[1].Remaining);
     }
 
+    /// <summary>A day's budget of 10,000 micro-dollars beside the requests limit.</summary>
+    protected static readonly LimitSpec[] RequestsAndDailySpend =
+    [
+        new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 60_000),
+        new(LimitSpec.Spend, LimitAlgorithm.FixedWindow, 10_000, 86_400_000) { Calendar = new CalendarWindow(CalendarPeriod.Day, "UTC") },
+    ];
+
+    [Fact]
+    public async Task ACalendarLimit_EndsAtThePeriodsTurn_RefusesPastItsBudget_AndSettlesAtTheActualCost()
+    {
+        var key = NewKey();
+        var id = RequestId.New();
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndDailySpend, [Reservation(id, 1, 6_000)], ReservationTimeoutMs: 60_000));
+        Assert.Equal([0], reserve.Decisions[0]);
+        var midnight = RequestsAndDailySpend[1].Calendar!.EndAfter(reserve.NowMs);
+        Assert.Equal(midnight, reserve.Limits[1].EndMs);
+        Assert.Equal(4_000, reserve.Limits[1].Remaining);
+
+        // 4,001 more would cross the budget: refused by it (the second limit), nothing spent.
+        var over = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndDailySpend, [Batch([1, 4_001])]));
+        Assert.Equal([2], over.Decisions[0]);
+        Assert.Equal(9, over.Limits[0].Remaining);
+
+        // The call cost 2,345 of the 6,000 reserved: the rest comes back, exactly.
+        var settled = await Store.SettleAsync(new CostSettle(key, RequestsAndDailySpend, id, 60_000, [1, 2_345]));
+        Assert.Equal(SettleOutcome.Settled, settled.Outcome);
+        Assert.Equal(3_655, settled.Amounts[1].Refunded);
+        Assert.Equal(10_000 - 2_345, settled.Limits[1].Remaining);
+        Assert.Equal(midnight, settled.Limits[1].EndMs);
+    }
+
+    [Fact]
+    public async Task AnAlert_IsClaimedOncePerPeriod()
+    {
+        var key = NewKey();
+        const long Period = 1_800_000_000_000, NextPeriod = 1_800_086_400_000;
+        Assert.True(await Store.ClaimAlertAsync(key, "spend@80", Period));
+        Assert.False(await Store.ClaimAlertAsync(key, "spend@80", Period));
+        Assert.True(await Store.ClaimAlertAsync(key, "spend@100", Period));
+        Assert.True(await Store.ClaimAlertAsync(key, "spend@80", NextPeriod));
+        Assert.False(await Store.ClaimAlertAsync(key, "spend@80", Period));
+    }
+
     [Fact]
     public async Task Settle_ReturnsTheUnusedPart_ChargesAnOverrun_AndAppliesOnce()
     {
@@ -247,6 +290,17 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
         var ttl = await Db.KeyTimeToLiveAsync(key);
         Assert.InRange(ttl!.Value.TotalSeconds, 55, 60);
         Assert.Equal(long.Parse(hash["expire"], System.Globalization.CultureInfo.InvariantCulture), (long)(await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key)));
+    }
+
+    [Fact]
+    public async Task ACalendarLimit_KeepsItsHashUntilThePeriodsTurn()
+    {
+        var key = NewKey();
+        var reply = await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndDailySpend, [Batch([1, 50])]));
+        var midnight = RequestsAndDailySpend[1].Calendar!.EndAfter(reply.NowMs);
+        Assert.Equal(midnight.ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await Db.HashGetAsync(key, "spend:expire"));
+        Assert.Equal("9950", (string?)await Db.HashGetAsync(key, "spend:points"));
+        Assert.Equal(midnight, (long)(await Db.ExecuteAsync("PEXPIRETIME", (RedisKey)key)));
     }
 
     [Fact]
