@@ -257,7 +257,7 @@ public sealed partial class LimitedChatClient : DelegatingChatClient
         var waited = _time.GetElapsedTime(started);
         LogTimedOut(_logger, _provider, key, refusal.BlockedBy, 1, waited, refusal.RetryAfter);
         throw new RateLimitTimeoutException(
-            $"No reservation for '{_provider}' (key '{key}', {estimate}) within {_options.MaxWait.TotalSeconds:0.###} s; it could be granted in {refusal.RetryAfter.TotalSeconds:0.###} s at the earliest.",
+            $"No reservation for '{_provider}' (key '{key}', {estimate}) within {_options.MaxWait.TotalSeconds:0.###} s{(refusal.BlockedBy is { } blockedBy ? $"; limit '{blockedBy}' refused it" : string.Empty)}; it could be granted in {refusal.RetryAfter.TotalSeconds:0.###} s at the earliest.",
             refusal.RetryAfter,
             refusal.BlockedBy);
     }

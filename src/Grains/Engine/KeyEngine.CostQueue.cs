@@ -72,26 +72,33 @@ public sealed partial class KeyEngine
     /// summed), from the mirror (an upper bound on Redis, so a lower bound on the time): zero when the
     /// mirror has not seen the key's limits.
     /// </summary>
-    private TimeSpan EarliestFit(KeyLimits limits, long[] costs)
+    private TimeSpan EarliestFit(KeyLimits limits, long[] costs) => EarliestFitBy(limits, costs).Earliest;
+
+    /// <summary>The least time until every limit can pay <paramref name="costs"/>, by the mirror, and the limit that takes longest (null when all fit now).</summary>
+    private (TimeSpan Earliest, string? Slowest) EarliestFitBy(KeyLimits limits, long[] costs)
     {
         var mirror = _limitSet.Mirror;
         if (!mirror.Holds(limits))
         {
-            return TimeSpan.Zero;
+            return (TimeSpan.Zero, null);
         }
 
         var now = mirror.StoreNowMs();
         var earliest = TimeSpan.Zero;
+        string? slowest = null;
         for (var i = 0; i < costs.Length; i++)
         {
             if (costs[i] > 0 && costs[i] > mirror.UpperBound(i))
             {
                 var wait = limits.Limits[i].TimeToGrant(mirror.UpperBound(i), mirror.Values[i].EndMs, costs[i], now);
-                earliest = wait > earliest ? wait : earliest;
+                if (wait > earliest || slowest is null)
+                {
+                    (earliest, slowest) = (wait > earliest ? wait : earliest, limits.Limits[i].Name);
+                }
             }
         }
 
-        return earliest;
+        return (earliest, slowest);
     }
 
     /// <summary>

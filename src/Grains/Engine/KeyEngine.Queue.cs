@@ -126,10 +126,11 @@ public sealed partial class KeyEngine
             // of every line that will be served first (a renewal keeps its place and deadline).
             forecast = WindowForecast(keyLimits);
         }
-        else if (ticket.MaxWait is { } maxWait && EarliestFit(keyLimits, costs) is var own && own > maxWait)
+        else if (ticket.MaxWait is { } maxWait && EarliestFitBy(keyLimits, costs) is var (own, slowest) && own > maxWait)
         {
             return CostReply(WaitOutcome.Rejected, WaitRejection.DeadlineUnreachable, keyLimits, null, own,
-                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s, after the maximum wait of {maxWait.TotalSeconds:0.###} s."));
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The earliest grant, given the limits' refill, is in {own.TotalSeconds:0.###} s (limit '{slowest}'), after the maximum wait of {maxWait.TotalSeconds:0.###} s."),
+                slowest);
         }
         else
         {
