@@ -303,7 +303,12 @@ public sealed record LimitState(
     [property: Id(2)] long Limit,
     [property: Id(3)] double DurationSeconds,
     [property: Id(4)] long Remaining,
-    [property: Id(5)] DateTimeOffset Reset);
+    [property: Id(5)] DateTimeOffset Reset)
+{
+    /// <summary>For a <see cref="LimitAlgorithm.Calendar"/> limit (a budget), its periods; null otherwise.</summary>
+    [Id(6)]
+    public CalendarWindow? Calendar { get; init; }
+}
 
 /// <summary>How one request with a cost per limit was decided.</summary>
 /// <param name="Outcome">Granted, refused, or above what a limit can ever hold.</param>

@@ -74,7 +74,10 @@ public sealed record LimitSpec(
     /// <summary>This limit as it stands, given what remains and when it is whole again (Unix ms).</summary>
     public LimitState State(long remaining, long endMs) => new(
         Name, ConfiguredAlgorithm, Points, WindowMilliseconds / 1000.0, remaining,
-        DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(endMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())));
+        DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(endMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())))
+    {
+        Calendar = Calendar,
+    };
 
     /// <summary>
     /// How long until this limit, whole again at <paramref name="endMs"/>, can pay <paramref name="cost"/>

@@ -42,6 +42,11 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         ["RateLimiting:Providers:tenl:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:tenl:Tenants:team-a:Limits:tokens:Points"] = "10000",
         ["RateLimiting:Providers:tenl:Tenants:team-a:Limits:tokens:Duration"] = "600",
+        // A monthly budget of $2.00 for team-b, in micro-dollars, alerting at 50%.
+        ["RateLimiting:Providers:tenl:Tenants:team-b:Limits:spend:Algorithm"] = "Calendar",
+        ["RateLimiting:Providers:tenl:Tenants:team-b:Limits:spend:Points"] = "2000000",
+        ["RateLimiting:Providers:tenl:Tenants:team-b:Limits:spend:Period"] = "Month",
+        ["RateLimiting:Providers:tenl:Tenants:team-b:Limits:spend:Thresholds"] = "50",
         ["Logging:LogLevel:Default"] = "Warning",
     };
 

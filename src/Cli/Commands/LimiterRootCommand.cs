@@ -16,6 +16,7 @@ internal static class LimiterRootCommand
             LoadCommand.Create(),
             WatchCommand.Create(),
             LimitsCommand.Create(),
+            BudgetsCommand.Create(),
             KeysCommand.Create(),
             CertsCommand.Create(),
             ReplayCommand.Create(),

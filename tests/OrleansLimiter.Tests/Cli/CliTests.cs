@@ -187,6 +187,29 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Budgets_ShowSpendByTenantAndPeriod()
+    {
+        var key = TestKeys.Unique();
+        var none = await Limiter($"budgets --key {key}");
+        Assert.Equal(0, none.ExitCode);
+        Assert.Matches(@"tenl\s+\S+\s+team-b/spend\s+team-b\s+Month\s+\$0\.00\s+\$2\.00\s+0\.0%", none.Stdout);
+
+        // Eight calls of $0.25 spend the budget; the ninth and later are refused by it.
+        var load = await Limiter($"load --provider tenl --key {key} --tenant team-b --cost spend=250000 --workers 2 --duration 1 --json");
+        Assert.Equal(0, load.ExitCode);
+        var spent = await Limiter($"budgets --key {key}");
+        Assert.Matches(@"tenl\s+\S+\s+team-b/spend\s+team-b\s+Month\s+\$2\.00\s+\$2\.00\s+100\.0%", spent.Stdout);
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse((await Limiter($"budgets --key {key} --json")).Stdout)!["budgets"]!.AsArray()
+            .Single(b => (string?)b!["limit"] == "team-b/spend")!;
+        Assert.Equal(2_000_000, (long)json["spent"]!);
+        Assert.Equal("micro-dollars", (string?)json["unit"]);
+        var monthEnd = new Configuration.CalendarWindow(Configuration.CalendarPeriod.Month, "UTC").EndAfter(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.Equal(monthEnd, DateTimeOffset.Parse((string)json["turns"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds());
+        Assert.Equal("0", (string?)await fixture.Db.HashGetAsync("ratelimit:tenl:" + key, "team-b/spend:points"));
+    }
+
+    [Fact]
     public async Task Limits_UnreadableRecord_IsReportedNamingTheKey_AndReplacedBySet()
     {
         var record = $"{fixture.ClusterId}/state/limits/default/limits";
