@@ -144,7 +144,16 @@ public sealed partial class ProviderGateway : IDisposable
 
         // What the call is charged: the key's limits, and the tenant's own (which count one of those).
         var names = keyLimits.Limits.Where(l => !l.IsTenantLimit).Select(l => l.Name).Concat(ownLimits.Select(o => o.Counts)).ToHashSet(StringComparer.Ordinal);
-        var cost = Cost(estimate, names);
+        var price = PriceFor(upstream.Name, estimate);
+        if (estimate is not null && price is null && names.Contains(LimitSpec.Spend))
+        {
+            // A budget applies and the call could not be priced: charged nothing, it would pass every budget.
+            await ProviderAnswers.BadRequestAsync(context.Response, api,
+                $"The model '{estimate.Model}' has no price, and a budget applies to this call: set RateLimiting:Pricing:{upstream.Name}:{estimate.Model ?? ProviderPrices.AnyModel} (or :{ProviderPrices.AnyModel} for every model).", "model");
+            return;
+        }
+
+        var cost = Cost(estimate, names, price);
         var traced = estimate is not null && _trace?.Samples() == true
             ? new TracedCall(arrived, identity.Tenant, upstream.Name, estimate, priority ?? identity.Priority ?? WaitPriority.Normal,
                 maxWait ?? identity.MaxWait ?? (_options.DefaultMaxWaitSeconds is { } wait ? TimeSpan.FromSeconds(wait) : null))
@@ -352,7 +361,7 @@ public sealed partial class ProviderGateway : IDisposable
             }
         }
 
-        await SettleAsync(charge, Spent(charge.Estimate, call, estimate is null ? null : meter.Usage));
+        await SettleAsync(charge, Spent(charge.Estimate, call, estimate is null ? null : meter.Usage, PriceFor(upstream.Name, estimate)));
         Trace(traced, call.ProviderRefused || meter.Usage is not { InputTokens: { } input, OutputTokens: { } output } ? null : new TokenCount(input, output), _time.GetElapsedTime(forwarded));
     }
 
@@ -385,10 +394,14 @@ public sealed partial class ProviderGateway : IDisposable
     /// exhausted quota, whose report already emptied the shared count to what the provider holds. A
     /// 429 otherwise spent nothing at the provider: nothing.
     /// </summary>
-    internal static LimitCost? Spent(LimitCost estimate, LimitedCall call, ReportedUsage? usage) =>
+    internal static LimitCost? Spent(LimitCost estimate, LimitedCall call, ReportedUsage? usage, ModelPrice? price = null) =>
         call.ProviderRefused && usage is null
             ? call.QuotaExhausted ? null : LimitCost.Of([.. estimate.Limits.Select(l => (l, 0L))])
-            : usage is null ? null : Actual(estimate, usage);
+            : usage is null ? null : Actual(estimate, usage, price);
+
+    /// <summary>What <paramref name="estimate"/>'s model costs at <paramref name="provider"/> (<c>RateLimiting:Pricing</c>); null for a call with no model estimate, or no price.</summary>
+    private ModelPrice? PriceFor(string provider, CallEstimate? estimate) =>
+        estimate is null ? null : _limits.CurrentValue.PricesOf(provider)?.For(estimate.Model);
 
     private async Task SettleAsync(Charge charge, LimitCost? spent)
     {
@@ -435,7 +448,7 @@ public sealed partial class ProviderGateway : IDisposable
     }
 
     /// <summary>What a call cost by <paramref name="usage"/>; a limit whose count was not reported stays at its estimate.</summary>
-    internal static LimitCost Actual(LimitCost estimate, ReportedUsage usage)
+    internal static LimitCost Actual(LimitCost estimate, ReportedUsage usage, ModelPrice? price = null)
     {
         var parts = new (string, long)[estimate.Limits.Length];
         for (var i = 0; i < parts.Length; i++)
@@ -446,6 +459,7 @@ public sealed partial class ProviderGateway : IDisposable
                 "tokens" => usage.Total,
                 "input-tokens" => usage.InputTokens,
                 "output-tokens" => usage.OutputTokens,
+                LimitSpec.Spend when price is not null && usage is { InputTokens: { } input, OutputTokens: { } output } => price.MicroDollars(input, output),
                 _ => null,
             };
             parts[i] = (name, reported ?? estimate.Amounts[i]);
@@ -454,8 +468,11 @@ public sealed partial class ProviderGateway : IDisposable
         return LimitCost.Of(parts);
     }
 
-    /// <summary>The estimate in the key's limits: one request, and the tokens of each token limit it has.</summary>
-    internal static LimitCost Cost(CallEstimate? estimate, IReadOnlySet<string> limits)
+    /// <summary>
+    /// The estimate in the key's limits: one request, the tokens of each token limit it has, and, when
+    /// a budget counts <c>spend</c> and the model has a <paramref name="price"/>, its cost in micro-dollars.
+    /// </summary>
+    internal static LimitCost Cost(CallEstimate? estimate, IReadOnlySet<string> limits, ModelPrice? price = null)
     {
         var parts = new List<(string, long)> { (LimitSpec.Requests, 1) };
         if (estimate is not null)
@@ -473,6 +490,11 @@ public sealed partial class ProviderGateway : IDisposable
             if (limits.Contains("output-tokens"))
             {
                 parts.Add(("output-tokens", estimate.OutputTokens));
+            }
+
+            if (price is not null && limits.Contains(LimitSpec.Spend))
+            {
+                parts.Add((LimitSpec.Spend, price.MicroDollars(estimate.InputTokens, estimate.OutputTokens)));
             }
         }
 

@@ -91,6 +91,13 @@ public sealed class GatewayFixture : IAsyncLifetime
         ["RateLimiting:Providers:gwten:Limits:tokens:Duration"] = "600",
         ["RateLimiting:Providers:gwten:Tenants:team-a:Limits:tokens:Points"] = "500",
         ["RateLimiting:Providers:gwten:Tenants:team-a:Limits:tokens:Duration"] = "600",
+        // team-a's monthly budget of 100,000 micro-dollars ($0.10) at high prices: a few calls spend it.
+        ["RateLimiting:Providers:gwbud:Points"] = "1000",
+        ["RateLimiting:Providers:gwbud:Duration"] = "600",
+        ["RateLimiting:Providers:gwbud:Tenants:team-a:Limits:spend:Algorithm"] = "Calendar",
+        ["RateLimiting:Providers:gwbud:Tenants:team-a:Limits:spend:Points"] = "100000",
+        ["RateLimiting:Pricing:gwbud:gpt-4o-mini:InputPerMillion"] = "150",
+        ["RateLimiting:Pricing:gwbud:gpt-4o-mini:OutputPerMillion"] = "600",
         ["RateLimiting:Providers:gwkill:Points"] = "1000",
         ["RateLimiting:Providers:gwkill:Duration"] = "600",
         ["RateLimiting:Providers:gwkill:Limits:tokens:Points"] = "1000000",
@@ -115,7 +122,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         Connection = await Redis.ConnectAsync();
         Simulator = await SimulatorProcess.StartAsync(SimulatorSettings(1));
         var settings = LimiterSettings;
-        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic"), ("gwlease", "OpenAI"), ("gwten", "OpenAI") })
+        foreach (var (provider, api) in new[] { ("gwo", "OpenAI"), ("gwa", "Anthropic"), ("gwlim", "OpenAI"), ("gwlima", "Anthropic"), ("gwlease", "OpenAI"), ("gwten", "OpenAI"), ("gwbud", "OpenAI") })
         {
             settings[$"Gateway:Providers:{provider}:Upstream"] = Simulator.Address.ToString();
             settings[$"Gateway:Providers:{provider}:Api"] = api;

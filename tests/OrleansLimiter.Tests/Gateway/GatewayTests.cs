@@ -358,6 +358,46 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task ATenantsBudget_IsChargedUsageTimesPriceExactly_ThenAnswered429NamingIt_AndAnUnpricedModelIsRefused()
+    {
+        // team-a may spend 100,000 micro-dollars this month; gpt-4o-mini costs $150 and $600 per million tokens here.
+        long priced = 0;
+        var granted = 0;
+        string? refusal = null;
+        for (var i = 0; i < 40 && refusal is null; i++)
+        {
+            using var response = await fixture.PostAsync("gwbud", "chat/completions", Chat("gpt-4o-mini", $"Budget call {i}: say something short.", 20, stream: false, askUsage: false),
+                fixture.ValidKey, new Dictionary<string, string> { ["x-limiter-max-wait"] = "0" });
+            var body = await fixture.ReadAsync(response);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                refusal = body;
+                continue;
+            }
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var usage = JsonNode.Parse(body)!["usage"]!;
+            priced += ((long)usage["prompt_tokens"]! * 150) + ((long)usage["completion_tokens"]! * 600);
+            granted++;
+        }
+
+        output.WriteLine($"team-a: {granted} calls for {priced} micro-dollars of 100,000, then: {refusal}");
+        Assert.NotNull(refusal);
+        Assert.Contains("team-a/spend", refusal, StringComparison.Ordinal);
+        Assert.InRange(granted, 1, 39);
+        async Task<long> SpentAsync() => 100_000 - (long)await fixture.Db.HashGetAsync("ratelimit:gwbud:global", "team-a/spend:points");
+        await EventuallyAsync(async () => await SpentAsync() == priced);
+        Assert.Equal(priced, await SpentAsync());
+
+        // A model with no price would pass the budget uncharged: refused before it reaches the provider.
+        var upstreamBefore = await fixture.UpstreamRequestsAsync("openai");
+        using var unpriced = await fixture.PostAsync("gwbud", "chat/completions", Chat("gpt-unpriced", "Hello", 20, stream: false, askUsage: false), fixture.ValidKey);
+        Assert.Equal(HttpStatusCode.BadRequest, unpriced.StatusCode);
+        Assert.Contains("RateLimiting:Pricing:gwbud:gpt-unpriced", await fixture.ReadAsync(unpriced), StringComparison.Ordinal);
+        Assert.Equal(upstreamBefore, await fixture.UpstreamRequestsAsync("openai"));
+    }
+
+    [Fact]
     public async Task GatewayHostKilledHoldingLeases_TheyStaySpentAsEstimated_NothingGivenBackOrLost()
     {
         // Calls in flight at a slow upstream: the first two reserve on their own, the second asks for a

@@ -103,6 +103,21 @@ public sealed class MeteredBodyStreamTests
         Assert.Equal(new long[] { 1, 90, 1024, 1124 }, actual.Amounts);
     }
 
+    [Fact]
+    public void Spend_IsEstimatedAtTheModelsPrice_AndSettledAtTheUsage_OnlyWhereABudgetCountsIt()
+    {
+        var price = new Configuration.ModelPrice { InputPerMillion = 15, OutputPerMillion = 60 };
+        var call = new CallEstimate("o1", 100, 1_000, Stream: false, CallerAskedUsage: true, Body: null);
+
+        var budgeted = ProviderGateway.Cost(call, new HashSet<string> { "requests", "tokens", "spend" }, price);
+        Assert.Equal(["requests", "tokens", "spend"], budgeted.Limits);
+        Assert.Equal(new long[] { 1, 1_100, (100 * 15) + (1_000 * 60) }, budgeted.Amounts);
+        Assert.DoesNotContain("spend", ProviderGateway.Cost(call, new HashSet<string> { "requests", "tokens" }, price).Limits);
+
+        var actual = ProviderGateway.Actual(budgeted, new ReportedUsage(90, 250, 340), price);
+        Assert.Equal(new long[] { 1, 340, (90 * 15) + (250 * 60) }, actual.Amounts);
+    }
+
     [Theory]
     [InlineData(0, "0s")]
     [InlineData(12, "12ms")]
