@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace OrleansLimiter.Cli.Commands;
 
 /// <summary>
-/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens|team-a/tokens] --points N --duration S</c>,
+/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens|team-a/tokens] --points N [--duration S]</c>,
 /// <c>limiter limits clear &lt;provider&gt;</c>: run-time limits, kept across silo restarts.
 /// </summary>
 internal static class LimitsCommand
@@ -20,7 +20,8 @@ internal static class LimitsCommand
 
         var setProvider = CommonOptions.ProviderArgument();
         var points = CommonOptions.Points("points per window", defaultValue: null);
-        var duration = CommonOptions.Duration("window length in seconds", defaultValue: null);
+        var duration = CommonOptions.Duration("window length in seconds; the limit's own in force when left out (a budget's period is not a duration)", defaultValue: null);
+        duration.Required = false;
         var limit = new Option<string>("--limit")
         {
             Description = "the limit to change: requests (the default), one of the provider's Limits (e.g. tokens), or a tenant's own (e.g. team-a/tokens)",
@@ -31,7 +32,9 @@ internal static class LimitsCommand
         set.SetConnectedAction(async (parse, c, _) =>
         {
             var name = parse.GetRequiredValue(limit);
-            var changed = await Limits(c).SetNamedLimitAsync(parse.GetRequiredValue(setProvider), name, parse.GetValue(points), parse.GetValue(duration));
+            var provider = parse.GetRequiredValue(setProvider);
+            var seconds = parse.GetResult(duration) is null ? await InForceDurationAsync(c, provider, name) : parse.GetValue(duration);
+            var changed = await Limits(c).SetNamedLimitAsync(provider, name, parse.GetValue(points), seconds);
             var (p, d) = (changed.Limits ?? []).Concat(changed.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
                 ? (other.Points, other.DurationSeconds)
                 : (changed.Points, changed.DurationSeconds);
@@ -56,6 +59,20 @@ internal static class LimitsCommand
     }
 
     private static ILimitsGrain Limits(ClusterConnection c) => c.Grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
+
+    /// <summary>The duration <paramref name="limit"/> of <paramref name="provider"/> has now; the cluster names what is unknown when it is set.</summary>
+    private static async Task<double> InForceDurationAsync(ClusterConnection c, string provider, string limit)
+    {
+        var providers = await Limits(c).GetProvidersAsync();
+        var found = providers.FirstOrDefault(p => string.Equals(p.Provider, provider, StringComparison.OrdinalIgnoreCase));
+        if (found is null || LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase))
+        {
+            return found?.DurationSeconds ?? Configuration.ProviderLimitOptions.DefaultDuration;
+        }
+
+        return (found.Limits ?? []).Concat(found.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, limit, StringComparison.OrdinalIgnoreCase))?.DurationSeconds
+            ?? found.DurationSeconds;
+    }
 
     private static async Task<int> ListAsync(ClusterConnection c, bool json)
     {

@@ -80,7 +80,7 @@ public static class CostScripts
     /// </summary>
     internal const string Limits = """
         local nLimits = tonumber(ARGV[2])
-        local names, algos, caps, durs = {}, {}, {}, {}
+        local names, algos, caps, durs, calendar = {}, {}, {}, {}, {}
         local a = 3
         for i = 1, nLimits do
           names[i] = ARGV[a]; algos[i] = ARGV[a + 1]; caps[i] = tonumber(ARGV[a + 2])
@@ -89,7 +89,7 @@ public static class CostScripts
             local turn, nextTurn = string.match(ARGV[a + 3], '^(%d+):(%d+)$')
             local periodEnd = tonumber(turn)
             if periodEnd <= now then periodEnd = tonumber(nextTurn) end
-            algos[i] = 'w'; durs[i] = math.max(1, periodEnd - now)
+            algos[i] = 'w'; durs[i] = math.max(1, periodEnd - now); calendar[i] = true
           else
             durs[i] = tonumber(ARGV[a + 3])
           end
@@ -100,6 +100,11 @@ public static class CostScripts
 
         local wanted = {}
         for i = 1, nLimits do wanted[#wanted + 1] = pointsField(i); wanted[#wanted + 1] = expireField(i) end
+        -- A calendar limit (a budget) also keeps the budget its period's window holds ({name}:limit).
+        local budgetAt = {}
+        for i = 1, nLimits do
+          if calendar[i] then wanted[#wanted + 1] = names[i] .. ':limit'; budgetAt[i] = #wanted end
+        end
         -- pcall turns a key of another type into a clear error instead of an aborted script.
         local fields = redis.pcall('HMGET', key, unpack(wanted))
         if fields['err'] then
@@ -154,6 +159,15 @@ public static class CostScripts
                 -- Over, though the field lingers: a new window.
                 avail[i] = cap; ends[i] = now + dur; dirty[i] = true; fresh[i] = true
               else
+                local budgetWas = budgetAt[i] and finite(fields[budgetAt[i]])
+                if p ~= nil and budgetWas and budgetWas ~= cap then
+                  -- A budget changed within its period: what remains moves by as much, so what was
+                  -- spent stays spent (a lower budget may leave nothing).
+                  p = math.max(0, math.min(cap, p + cap - budgetWas))
+                  dirty[i] = true
+                elseif calendar[i] and not budgetWas then
+                  dirty[i] = true
+                end
                 if p == nil then
                   -- What was spent is unknown: grant nothing more in this window.
                   p = 0
@@ -206,6 +220,7 @@ public static class CostScripts
             if dirty[i] then
               any = true
               out[#out + 1] = pointsField(i); out[#out + 1] = string.format('%.0f', avail[i])
+              if calendar[i] then out[#out + 1] = names[i] .. ':limit'; out[#out + 1] = string.format('%.0f', caps[i]) end
               out[#out + 1] = expireField(i)
               if algos[i] == 'w' then
                 out[#out + 1] = string.format('%.0f', ends[i])

@@ -207,6 +207,19 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
         var monthEnd = new Configuration.CalendarWindow(Configuration.CalendarPeriod.Month, "UTC").EndAfter(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         Assert.Equal(monthEnd, DateTimeOffset.Parse((string)json["turns"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds());
         Assert.Equal("0", (string?)await fixture.Db.HashGetAsync("ratelimit:tenl:" + key, "team-b/spend:points"));
+
+        // Raised to $3.00 at run time (no duration: a budget has its period): $1.00 more to spend this month.
+        try
+        {
+            var raise = await Limiter("limits set tenl --limit team-b/spend --points 3000000");
+            Assert.Equal(0, raise.ExitCode);
+            var raised = await Limiter($"budgets --key {key}");
+            Assert.Matches(@"team-b/spend\s+team-b\s+Month\s+\$2\.00\s+\$3\.00\s+66\.7%", raised.Stdout);
+        }
+        finally
+        {
+            Assert.Equal(0, (await Limiter("limits clear tenl")).ExitCode);
+        }
     }
 
     [Fact]

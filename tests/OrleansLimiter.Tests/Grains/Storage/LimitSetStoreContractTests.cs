@@ -304,6 +304,31 @@ public abstract partial class RedisLimitSetStoreContractTests : LimitSetStoreCon
     }
 
     [Fact]
+    public async Task ABudgetChangedWithinItsPeriod_KeepsWhatWasSpentSpent()
+    {
+        var key = NewKey();
+        await RedisStore.ConsumeCostsAsync(new CostConsume(key, RequestsAndDailySpend, [Batch([1, 3_000])]));
+        Assert.Equal("10000", (string?)await Db.HashGetAsync(key, "spend:limit"));
+
+        // Raised to 15,000: 3,000 stay spent, 12,000 remain.
+        LimitSpec[] raised = [RequestsAndDailySpend[0], RequestsAndDailySpend[1] with { Points = 15_000 }];
+        var afterRaise = await RedisStore.ConsumeCostsAsync(new CostConsume(key, raised, [Batch([1, 2_000])]));
+        Assert.Equal(10_000, afterRaise.Limits[1].Remaining);
+        Assert.Equal("15000", (string?)await Db.HashGetAsync(key, "spend:limit"));
+
+        // Lowered to 6,000 with 5,000 spent: 1,000 remain, not a fresh 6,000.
+        LimitSpec[] lowered = [RequestsAndDailySpend[0], RequestsAndDailySpend[1] with { Points = 6_000 }];
+        var afterLower = await RedisStore.ConsumeCostsAsync(new CostConsume(key, lowered, [Batch([1, 1_001])]));
+        Assert.Equal([2], afterLower.Decisions[0]);
+        Assert.Equal(1_000, afterLower.Limits[1].Remaining);
+
+        // Lowered below what was spent: nothing remains.
+        LimitSpec[] spent = [RequestsAndDailySpend[0], RequestsAndDailySpend[1] with { Points = 4_000 }];
+        var read = await RedisStore.ReadLimitsAsync(key, spent);
+        Assert.Equal(0, read.Limits[1].Remaining);
+    }
+
+    [Fact]
     public async Task Consume_AHashLostWhileTheCallerSawItSpent_IsRestoredFromWhatItSaw_NotRefilled()
     {
         var key = NewKey();
