@@ -308,6 +308,14 @@ public sealed record LimitState(
     /// <summary>For a <see cref="LimitAlgorithm.Calendar"/> limit (a budget), its periods; null otherwise.</summary>
     [Id(6)]
     public CalendarWindow? Calendar { get; init; }
+
+    /// <summary>Whether the limit is in <see cref="LimitMode.Shadow"/>: it never refuses.</summary>
+    [Id(7)]
+    public bool Shadow { get; init; }
+
+    /// <summary>For a shadow limit, the requests it would have refused, counted by the key's grain since it started.</summary>
+    [Id(8)]
+    public long WouldHaveRefused { get; init; }
 }
 
 /// <summary>How one request with a cost per limit was decided.</summary>

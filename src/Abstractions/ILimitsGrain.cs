@@ -27,13 +27,16 @@ public interface ILimitsGrain : IGrainWithStringKey
     /// <see cref="SetLimitAsync"/>), one of its <c>Limits</c> (e.g. <c>tokens</c>), or a tenant's own
     /// (<c>{tenant}/{limit}</c>, e.g. <c>team-a/tokens</c>, configured under <c>Tenants:{tenant}:Limits</c>),
     /// whose algorithm stays as configured. A key that configures the limit itself keeps its own.
+    /// <paramref name="mode"/>, when given, puts a limit other than <c>requests</c> in force as
+    /// <see cref="Configuration.LimitMode.Enforce"/> or <see cref="Configuration.LimitMode.Shadow"/>; it
+    /// keeps its mode when null.
     /// </summary>
     /// <exception cref="UnknownProviderException">The provider is not configured.</exception>
     /// <exception cref="ArgumentException">The provider has no limit (or tenant limit) of that name.</exception>
     /// <exception cref="ArgumentOutOfRangeException">Points or duration outside <see cref="Configuration.LimitBounds"/>.</exception>
     /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
     [RequiresOperator]
-    ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds);
+    ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds, Configuration.LimitMode? mode = null);
 
     /// <summary>Drops a run-time change, going back to configuration; returns whether there was one.</summary>
     /// <exception cref="OperatorAccessDeniedException">The caller did not present the operator key.</exception>
@@ -83,4 +86,9 @@ public sealed record NamedLimit(
     [property: Id(1)] Configuration.LimitAlgorithm Algorithm,
     [property: Id(2)] long Points,
     [property: Id(3)] double DurationSeconds,
-    [property: Id(4)] bool ChangedAtRunTime);
+    [property: Id(4)] bool ChangedAtRunTime)
+{
+    /// <summary>Whether it refuses, or only counts what it would refuse.</summary>
+    [Id(5)]
+    public Configuration.LimitMode Mode { get; init; }
+}

@@ -54,13 +54,17 @@ public sealed class LimitLedger
     /// <summary>Limit <paramref name="index"/>'s end as kept: a window's end in Unix ms, a bucket's "full again" instant in Unix µs.</summary>
     public long RawEnd(int index) => _ends[index];
 
-    /// <summary>Decides one request (a cost per limit): 0 when granted, else the 1-based index of the first limit that cannot pay.</summary>
-    public int TryConsume(ReadOnlySpan<long> costs, long nowMs)
+    /// <summary>
+    /// Decides one request (a cost per limit): 0 when granted, else the 1-based index of the first limit
+    /// that cannot pay. A shadow limit (<see cref="LimitSpec.Shadow"/>) never refuses: one that cannot pay
+    /// is charged nothing, and its cost is put in <paramref name="unpaid"/> (when given) as a would-be refusal.
+    /// </summary>
+    public int TryConsume(ReadOnlySpan<long> costs, long nowMs, long[]? unpaid = null)
     {
         Advance(nowMs);
         for (var i = 0; i < Limits.Length; i++)
         {
-            if (costs[i] > 0 && costs[i] > _avail[i])
+            if (costs[i] > 0 && costs[i] > _avail[i] && !Limits[i].Shadow)
             {
                 return i + 1;
             }
@@ -68,8 +72,24 @@ public sealed class LimitLedger
 
         for (var i = 0; i < Limits.Length; i++)
         {
+            if (unpaid is not null)
+            {
+                unpaid[i] = 0;
+            }
+
             if (costs[i] <= 0)
             {
+                continue;
+            }
+
+            if (costs[i] > _avail[i])
+            {
+                // Only a shadow limit gets here: granted all the same, nothing charged to it.
+                if (unpaid is not null)
+                {
+                    unpaid[i] = costs[i];
+                }
+
                 continue;
             }
 

@@ -32,6 +32,14 @@ public sealed record LimitSpec(
     [Id(4)]
     public CalendarWindow? Calendar { get; init; }
 
+    /// <summary>
+    /// A limit in <see cref="LimitMode.Shadow"/>: decided and counted as usual, but it never refuses; a
+    /// request it cannot pay is granted when the others can, without charging it, and counted as a
+    /// would-be refusal.
+    /// </summary>
+    [Id(5)]
+    public bool Shadow { get; init; }
+
     /// <summary>How the limit counts as configured: <see cref="LimitAlgorithm.Calendar"/> for a calendar limit, else <see cref="Algorithm"/>.</summary>
     public LimitAlgorithm ConfiguredAlgorithm => Calendar is null ? Algorithm : LimitAlgorithm.Calendar;
 
@@ -77,6 +85,7 @@ public sealed record LimitSpec(
         DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(endMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())))
     {
         Calendar = Calendar,
+        Shadow = Shadow,
     };
 
     /// <summary>
@@ -140,6 +149,9 @@ public sealed record KeyLimits(string StoreKey, LimitSpec[] Limits, bool Pooled)
 {
     /// <summary>Whether some limit is a <see cref="LimitAlgorithm.Calendar"/> one (a budget).</summary>
     public bool HasCalendar { get; } = Array.Exists(Limits, l => l.Calendar is not null);
+
+    /// <summary>Whether some limit is in <see cref="LimitMode.Shadow"/>.</summary>
+    public bool HasShadow { get; } = Array.Exists(Limits, l => l.Shadow);
 
     /// <summary>
     /// True when the key's only limit is one fixed window (the seed's <c>requests</c>) in a hash of its

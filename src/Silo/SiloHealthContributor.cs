@@ -82,6 +82,8 @@ internal sealed class SiloHealthContributor(IGrainFactory grains, IOptionsMonito
                         ["durationSeconds"] = l.DurationSeconds,
                         ["remaining"] = l.Remaining,
                         ["reset"] = l.Reset.ToString("O"),
+                        ["mode"] = l.Shadow ? nameof(LimitMode.Shadow) : nameof(LimitMode.Enforce),
+                        ["wouldHaveRefused"] = l.Shadow ? l.WouldHaveRefused : null,
                     })]);
                 }
             }

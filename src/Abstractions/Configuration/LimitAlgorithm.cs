@@ -23,6 +23,19 @@ public enum LimitAlgorithm
     Calendar,
 }
 
+/// <summary>Whether a limit refuses.</summary>
+public enum LimitMode
+{
+    /// <summary>A request it cannot pay is refused.</summary>
+    Enforce,
+
+    /// <summary>
+    /// Decided and counted as usual, but never refusing: a request it cannot pay is granted all the
+    /// same (if the other limits can pay) without charging it, and counted as a would-be refusal.
+    /// </summary>
+    Shadow,
+}
+
 /// <summary>The period of a <see cref="LimitAlgorithm.Calendar"/> limit.</summary>
 public enum CalendarPeriod
 {

@@ -16,6 +16,12 @@ public sealed class LimitOptions
     /// <summary>How the limit counts.</summary>
     public LimitAlgorithm Algorithm { get; set; } = LimitAlgorithm.FixedWindow;
 
+    /// <summary>
+    /// <see cref="LimitMode.Enforce"/> (default), or <see cref="LimitMode.Shadow"/> to try the limit
+    /// without refusing anything: its would-be refusals are counted (metric, <c>/health</c>, <c>limiter status</c>).
+    /// </summary>
+    public LimitMode Mode { get; set; } = LimitMode.Enforce;
+
     /// <summary>For <see cref="LimitAlgorithm.Calendar"/>: the period its windows span (<c>Day</c>, <c>Week</c> or <c>Month</c>, the default).</summary>
     public CalendarPeriod Period { get; set; } = CalendarPeriod.Month;
 
@@ -35,14 +41,15 @@ public sealed class LimitOptions
         : null;
 
     /// <summary>A copy.</summary>
-    public LimitOptions Clone() => new() { Points = Points, Duration = Duration, Algorithm = Algorithm, Period = Period, TimeZone = TimeZone, Thresholds = [.. Thresholds] };
+    public LimitOptions Clone() => new() { Points = Points, Duration = Duration, Algorithm = Algorithm, Mode = Mode, Period = Period, TimeZone = TimeZone, Thresholds = [.. Thresholds] };
 
-    /// <summary>A copy with new points and duration (a run-time change): how it counts and alerts stays.</summary>
-    public LimitOptions With(long points, double duration)
+    /// <summary>A copy with new points and duration, and a new mode when given (a run-time change): how it counts and alerts stays.</summary>
+    public LimitOptions With(long points, double duration, LimitMode? mode = null)
     {
         var copy = Clone();
         copy.Points = points;
         copy.Duration = duration;
+        copy.Mode = mode ?? Mode;
         return copy;
     }
 }

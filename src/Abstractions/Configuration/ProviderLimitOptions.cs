@@ -65,12 +65,12 @@ public sealed class ProviderLimitOptions
     /// new points and duration (a run-time change); its algorithm and everything else stay as configured.
     /// A key that configures the limit itself keeps its own.
     /// </summary>
-    public ProviderLimitOptions WithLimit(string limit, long points, double duration)
+    public ProviderLimitOptions WithLimit(string limit, long points, double duration, LimitMode? mode = null)
     {
         var configured = Limits.TryGetValue(limit, out var l) ? l : throw new ArgumentException($"The provider has no limit named '{limit}'.", nameof(limit));
         var limits = new Dictionary<string, LimitOptions>(Limits, StringComparer.OrdinalIgnoreCase)
         {
-            [limit] = configured.With(points, duration),
+            [limit] = configured.With(points, duration, mode),
         };
         return Copy(Points, Duration, limits);
     }
@@ -80,7 +80,7 @@ public sealed class ProviderLimitOptions
     /// <see cref="Tenants"/>) given new points and duration (a run-time change); its algorithm, the
     /// tenant's weight and everything else stay as configured.
     /// </summary>
-    public ProviderLimitOptions WithTenantLimit(string tenant, string limit, long points, double duration)
+    public ProviderLimitOptions WithTenantLimit(string tenant, string limit, long points, double duration, LimitMode? mode = null)
     {
         var own = Tenants is not null && Tenants.TryGetValue(tenant, out var t) && t is not null ? t : throw new ArgumentException($"The provider has no tenant '{tenant}' with limits of its own.", nameof(tenant));
         var configured = own.Limits.TryGetValue(limit, out var l) ? l : throw new ArgumentException($"Tenant '{tenant}' has no limit named '{limit}'.", nameof(limit));
@@ -91,7 +91,7 @@ public sealed class ProviderLimitOptions
                 Weight = own.Weight,
                 Limits = new Dictionary<string, LimitOptions>(own.Limits, StringComparer.OrdinalIgnoreCase)
                 {
-                    [limit] = configured.With(points, duration),
+                    [limit] = configured.With(points, duration, mode),
                 },
             },
         };
@@ -214,7 +214,7 @@ public sealed class ProviderLimitOptions
         return new KeyLimits(StoreKey(provider, counted), [.. specs], Pooled: counted != key);
 
         static LimitSpec Spec(string name, LimitOptions limit) => limit.Calendar is { } calendar
-            ? new(name, LimitAlgorithm.FixedWindow, limit.Points, calendar.NominalMilliseconds) { Calendar = calendar }
-            : new(name, limit.Algorithm, limit.Points, Math.Max(1, (long)Math.Round(limit.Duration * 1000)));
+            ? new(name, LimitAlgorithm.FixedWindow, limit.Points, calendar.NominalMilliseconds) { Calendar = calendar, Shadow = limit.Mode == LimitMode.Shadow }
+            : new(name, limit.Algorithm, limit.Points, Math.Max(1, (long)Math.Round(limit.Duration * 1000))) { Shadow = limit.Mode == LimitMode.Shadow };
     }
 }

@@ -327,6 +327,11 @@ public sealed class RateLimitingOptionsValidator : IValidateOptions<RateLimiting
                 yield return $"{path}:{name}:Duration {durationProblem}";
             }
 
+            if (!Enum.IsDefined(limit.Mode))
+            {
+                yield return $"{path}:{name}:Mode must be Enforce or Shadow (was {limit.Mode}).";
+            }
+
             if (!Enum.IsDefined(limit.Algorithm))
             {
                 yield return $"{path}:{name}:Algorithm must be FixedWindow, TokenBucket or Calendar (was {limit.Algorithm}).";

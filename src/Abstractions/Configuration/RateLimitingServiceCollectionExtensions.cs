@@ -136,7 +136,7 @@ public static class RateLimitingServiceCollectionExtensions
 
                 if (!BindLimitSetting(options, setting, $"{path}:{limitSection.Key}", out var points, out var duration, out var algorithm))
                 {
-                    options.BindingProblems.Add($"{settingPath} is not a setting; use Points, Duration, Algorithm, or for a Calendar limit Period, TimeZone and Thresholds.");
+                    options.BindingProblems.Add($"{settingPath} is not a setting; use Points, Duration, Algorithm, Mode, or for a Calendar limit Period, TimeZone and Thresholds.");
                 }
 
                 limit.Points = points ?? limit.Points;
@@ -243,6 +243,12 @@ public static class RateLimitingServiceCollectionExtensions
                 return true;
             case "TIMEZONE":
                 limit.TimeZone = setting.Value;
+                return true;
+            case "MODE" when Enum.TryParse<LimitMode>(setting.Value, ignoreCase: true, out var mode) && Enum.IsDefined(mode) && !int.TryParse(setting.Value, out _):
+                limit.Mode = mode;
+                return true;
+            case "MODE":
+                options.BindingProblems.Add($"{path} must be Enforce or Shadow (was '{setting.Value}').");
                 return true;
             case "THRESHOLDS":
                 limit.Thresholds.Clear();

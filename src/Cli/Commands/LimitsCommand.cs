@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace OrleansLimiter.Cli.Commands;
 
 /// <summary>
-/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens|team-a/tokens] --points N [--duration S]</c>,
+/// <c>limiter limits [list] [--json]</c>, <c>limiter limits set &lt;provider&gt; [--limit tokens|team-a/tokens] [--points N] [--duration S] [--mode Enforce|Shadow]</c>,
 /// <c>limiter limits clear &lt;provider&gt;</c>: run-time limits, kept across silo restarts.
 /// </summary>
 internal static class LimitsCommand
@@ -19,7 +19,13 @@ internal static class LimitsCommand
         list.SetConnectedAction((parse, c, _) => ListAsync(c, parse.GetValue(listJson)));
 
         var setProvider = CommonOptions.ProviderArgument();
-        var points = CommonOptions.Points("points per window", defaultValue: null);
+        var points = CommonOptions.Points("points per window; the limit's own in force when left out", defaultValue: null);
+        points.Required = false;
+        var mode = new Option<Configuration.LimitMode?>("--mode")
+        {
+            Description = "Enforce, or Shadow (decided and counted, never refusing: its would-be refusals are reported); the limit's own when left out",
+            HelpName = "Enforce|Shadow",
+        };
         var duration = CommonOptions.Duration("window length in seconds; the limit's own in force when left out (a budget's period is not a duration)", defaultValue: null);
         duration.Required = false;
         var limit = new Option<string>("--limit")
@@ -28,18 +34,26 @@ internal static class LimitsCommand
             HelpName = "name",
             DefaultValueFactory = _ => LimitSpec.Requests,
         };
-        var set = new Command("set", "change one of a provider's limits at run time (kept across restarts)") { setProvider, limit, points, duration };
+        var set = new Command("set", "change one of a provider's limits at run time (kept across restarts): its points, duration or mode") { setProvider, limit, points, duration, mode };
         set.SetConnectedAction(async (parse, c, _) =>
         {
             var name = parse.GetRequiredValue(limit);
             var provider = parse.GetRequiredValue(setProvider);
-            var seconds = parse.GetResult(duration) is null ? await InForceDurationAsync(c, provider, name) : parse.GetValue(duration);
-            var changed = await Limits(c).SetNamedLimitAsync(provider, name, parse.GetValue(points), seconds);
+            if (parse.GetResult(points) is null && parse.GetResult(duration) is null && parse.GetResult(mode) is null)
+            {
+                throw new UsageException("limits set needs --points, --duration or --mode");
+            }
+
+            var (inForcePoints, inForceSeconds) = await InForceAsync(c, provider, name);
+            var seconds = parse.GetResult(duration) is null ? inForceSeconds : parse.GetValue(duration);
+            var newPoints = parse.GetResult(points) is null ? inForcePoints : parse.GetValue(points);
+            var changed = await Limits(c).SetNamedLimitAsync(provider, name, newPoints, seconds, parse.GetValue(mode));
             var (p, d) = (changed.Limits ?? []).Concat(changed.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
                 ? (other.Points, other.DurationSeconds)
                 : (changed.Points, changed.DurationSeconds);
             var which = LimitSpec.Requests.Equals(name, StringComparison.OrdinalIgnoreCase) ? changed.Provider : $"{changed.Provider} {name.ToLowerInvariant()}";
-            Console.WriteLine($"{which}: {p} points per {d} s (changed at run time; kept across restarts)");
+            var shown = (changed.Limits ?? []).Concat(changed.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase));
+            Console.WriteLine($"{which}: {p} points per {d} s{(shown?.Mode == Configuration.LimitMode.Shadow ? ", shadow (never refuses)" : string.Empty)} (changed at run time; kept across restarts)");
             return ExitCodes.Ok;
         });
 
@@ -60,18 +74,21 @@ internal static class LimitsCommand
 
     private static ILimitsGrain Limits(ClusterConnection c) => c.Grains.GetGrain<ILimitsGrain>(ILimitsGrain.DefaultKey);
 
-    /// <summary>The duration <paramref name="limit"/> of <paramref name="provider"/> has now; the cluster names what is unknown when it is set.</summary>
-    private static async Task<double> InForceDurationAsync(ClusterConnection c, string provider, string limit)
+    /// <summary>The points and duration <paramref name="limit"/> of <paramref name="provider"/> has now; the cluster names what is unknown when it is set.</summary>
+    private static async Task<(long Points, double Seconds)> InForceAsync(ClusterConnection c, string provider, string limit)
     {
         var providers = await Limits(c).GetProvidersAsync();
         var found = providers.FirstOrDefault(p => string.Equals(p.Provider, provider, StringComparison.OrdinalIgnoreCase));
-        if (found is null || LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase))
+        if (found is null)
         {
-            return found?.DurationSeconds ?? Configuration.ProviderLimitOptions.DefaultDuration;
+            return (Configuration.ProviderLimitOptions.DefaultPoints, Configuration.ProviderLimitOptions.DefaultDuration);
         }
 
-        return (found.Limits ?? []).Concat(found.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, limit, StringComparison.OrdinalIgnoreCase))?.DurationSeconds
-            ?? found.DurationSeconds;
+        return LimitSpec.Requests.Equals(limit, StringComparison.OrdinalIgnoreCase)
+            ? (found.Points, found.DurationSeconds)
+            : (found.Limits ?? []).Concat(found.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, limit, StringComparison.OrdinalIgnoreCase)) is { } l
+                ? (l.Points, l.DurationSeconds)
+                : (found.Points, found.DurationSeconds);
     }
 
     private static async Task<int> ListAsync(ClusterConnection c, bool json)
@@ -88,7 +105,7 @@ internal static class LimitsCommand
                 Console.WriteLine($"{p.Provider,-16} {p.Points,12:N0} points per {p.DurationSeconds,6} s  prefix {p.KeyPrefix}{(p.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
                 foreach (var l in (p.Limits ?? []).Concat(p.TenantLimits ?? []))
                 {
-                    Console.WriteLine($"  {l.Name,-14} {l.Points,12:N0} points per {l.DurationSeconds,6} s  {l.Algorithm}{(l.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
+                    Console.WriteLine($"  {l.Name,-14} {l.Points,12:N0} points per {l.DurationSeconds,6} s  {l.Algorithm}{(l.Mode == Configuration.LimitMode.Shadow ? "  shadow" : string.Empty)}{(l.ChangedAtRunTime ? "  (changed at run time)" : string.Empty)}");
                 }
             }
         }

@@ -43,6 +43,8 @@ internal static class ProviderStates
         ["durationSeconds"] = l.DurationSeconds,
         ["remaining"] = l.Remaining,
         ["reset"] = l.Reset.ToString("O"),
+        ["mode"] = l.Shadow ? "Shadow" : "Enforce",
+        ["wouldHaveRefused"] = l.Shadow ? l.WouldHaveRefused : null,
     })]);
 
     /// <summary>The windows, then what waits at each provider key: per class (queued, oldest, waits of the latest grants) and per tenant.</summary>

@@ -10,7 +10,7 @@ internal static class StatusCommand
     {
         var key = CommonOptions.Key();
         var json = CommonOptions.Json();
-        var command = new Command("status", "every provider: Redis key, window open or not, remaining / limit, window end, time left; waiters queued per priority and tenant, and their waits") { key, json };
+        var command = new Command("status", "every provider: Redis key, window open or not, remaining / limit, window end, time left; waiters queued per priority and tenant, and their waits; what shadow limits would have refused") { key, json };
         command.SetConnectedAction(async (parse, c, _) =>
         {
             var states = await ProviderStates.ReadAsync(c, parse.GetRequiredValue(key));
@@ -34,6 +34,20 @@ internal static class StatusCommand
             }
 
             ProviderStates.Print(states, queues);
+            var shadow = (await ProviderStates.ReadLimitsAsync(c, states))
+                .SelectMany((l, i) => l.Where(s => s.Shadow).Select(s => (states[i].Provider, Limit: s)))
+                .ToList();
+            if (shadow.Count > 0)
+            {
+                // Limits tried without refusing: what they would have refused since their grain started.
+                Console.WriteLine();
+                Console.WriteLine($"{"provider",-14} {"shadow limit",-24} {"remaining",12} {"limit",12} {"would have refused",18}");
+                foreach (var (provider, l) in shadow)
+                {
+                    Console.WriteLine($"{provider,-14} {l.Name,-24} {l.Remaining,12:N0} {l.Limit,12:N0} {l.WouldHaveRefused,18:N0}");
+                }
+            }
+
             return ExitCodes.Ok;
         });
         return command;

@@ -158,8 +158,9 @@ public sealed partial class ProviderGateway : IDisposable
             ? new TracedCall(arrived, identity.Tenant, upstream.Name, estimate, priority ?? identity.Priority ?? WaitPriority.Normal,
                 maxWait ?? identity.MaxWait ?? (_options.DefaultMaxWaitSeconds is { } wait ? TimeSpan.FromSeconds(wait) : null))
             : null;
-        // A tenant with limits of its own reserves call by call: a block leased for the key holds no tenant's share.
-        if (estimate is not null && ownLimits.Count == 0 && _leases.TryTake(upstream.Name, key, cost) is { } leased)
+        // A tenant with limits of its own reserves call by call: a block leased for the key holds no
+        // tenant's share. So does a key with a shadow limit: a lease's block is held all or nothing.
+        if (estimate is not null && ownLimits.Count == 0 && !keyLimits.HasShadow && _leases.TryTake(upstream.Name, key, cost) is { } leased)
         {
             // Served from the host's lease of the key's capacity: no grain call before forwarding.
             var leasedView = AsSeenBy(leased.Shared, keyLimits, ownLimits);
@@ -190,7 +191,7 @@ public sealed partial class ProviderGateway : IDisposable
             return;
         }
 
-        if (ownLimits.Count == 0)
+        if (ownLimits.Count == 0 && !keyLimits.HasShadow)
         {
             // Leases serve the calls of tenants without limits of their own: only theirs make the demand.
             _leases.Observe(upstream.Name, key, reservation.Result.Limits, refused: !reservation.IsGranted);
@@ -225,14 +226,20 @@ public sealed partial class ProviderGateway : IDisposable
     /// </summary>
     internal static IReadOnlyList<LimitState> AsSeenBy(IReadOnlyList<LimitState> shared, KeyLimits keyLimits, IReadOnlyList<(int Index, string Counts)> own)
     {
-        if (!keyLimits.HasTenantLimits)
+        if (!keyLimits.HasTenantLimits && !keyLimits.HasShadow)
         {
             return shared;
         }
 
-        var view = shared.Where(l => !l.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal)).ToList();
+        // A shadow limit refuses nobody: a caller that slowed down for it would lose what it may spend.
+        var view = shared.Where(l => !l.Shadow && !l.Name.Contains(LimitSpec.TenantSeparator, StringComparison.Ordinal)).ToList();
         foreach (var (index, counts) in own)
         {
+            if (keyLimits.Limits[index].Shadow)
+            {
+                continue;
+            }
+
             if (shared.FirstOrDefault(l => l.Name == keyLimits.Limits[index].Name) is not { } cap)
             {
                 continue;
@@ -442,7 +449,7 @@ public sealed partial class ProviderGateway : IDisposable
         }
 
         var blocked = shared.FirstOrDefault(l => l.Name == refusal.BlockedBy)
-            ?? shared.Where(l => Array.IndexOf(cost.Limits, l.Name) is var i and >= 0 && cost.Amounts[i] > l.Remaining).MaxBy(l => l.Reset);
+            ?? shared.Where(l => !l.Shadow && Array.IndexOf(cost.Limits, l.Name) is var i and >= 0 && cost.Amounts[i] > l.Remaining).MaxBy(l => l.Reset);
         var retryAfter = refusal.RetryAfter > TimeSpan.Zero ? refusal.RetryAfter : blocked is not null && blocked.Reset > now ? blocked.Reset - now : TimeSpan.FromSeconds(1);
         return (refusal.BlockedBy ?? blocked?.Name, retryAfter);
     }

@@ -45,7 +45,7 @@ public sealed partial class KeyEngine
                 throw new ArgumentOutOfRangeException(nameof(ticket), costs[i], $"A waiter must not ask for a negative amount of '{spec.Name}'.");
             }
 
-            if (costs[i] > spec.Points)
+            if (costs[i] > spec.Points && !spec.Shadow)
             {
                 return (costs, 1, spec);
             }
@@ -88,7 +88,7 @@ public sealed partial class KeyEngine
         string? slowest = null;
         for (var i = 0; i < costs.Length; i++)
         {
-            if (costs[i] > 0 && costs[i] > mirror.UpperBound(i))
+            if (costs[i] > 0 && costs[i] > mirror.UpperBound(i) && !limits.Limits[i].Shadow)
             {
                 var wait = limits.Limits[i].TimeToGrant(mirror.UpperBound(i), mirror.Values[i].EndMs, costs[i], now);
                 if (wait > earliest || slowest is null)
@@ -160,7 +160,8 @@ public sealed partial class KeyEngine
         {
             // A limit the mirror has not seen: Redis decides (the round is sized by the other limits).
             // What outstanding offers hold is not offered again.
-            left[i] = (mirror.Holds(limits) ? mirror.UpperBound(i) : limits.Limits[i].Points) - held[i];
+            // A shadow limit never holds a waiter back.
+            left[i] = limits.Limits[i].Shadow ? long.MaxValue / 4 : (mirror.Holds(limits) ? mirror.UpperBound(i) : limits.Limits[i].Points) - held[i];
         }
 
         // Backfill only when every limit is a window: a bucket's later waiters would delay the first.

@@ -79,7 +79,16 @@ public sealed partial class KeyEngine
     {
         var limits = KeyLimitsNow();
         var read = await Enqueue(new ReadLimitsCommand(limits));
-        return LimitSetMirror.ToStates(limits, read.Limits);
+        var states = LimitSetMirror.ToStates(limits, read.Limits);
+        if (_shadowRefusals is { } shadow)
+        {
+            for (var i = 0; i < states.Length; i++)
+            {
+                states[i] = states[i].Shadow ? states[i] with { WouldHaveRefused = shadow.Of(states[i].Name) } : states[i];
+            }
+        }
+
+        return states;
     }
 
     /// <summary>The key's limits in force now (configuration with run-time changes).</summary>

@@ -52,6 +52,7 @@ public sealed partial class KeyEngine
     private readonly string _storeName;
     private readonly string _owner;
     private KeyLimitsCache? _keyLimitsCache;
+    private ShadowRefusals? _shadowRefusals;
 
     /// <summary>Builds the engine of one provider key.</summary>
     /// <param name="provider">The provider's name as addressed.</param>
@@ -87,6 +88,7 @@ public sealed partial class KeyEngine
             };
         }
 
+        _limitSet.ShadowRefused += (limits, wouldRefuse) => (_shadowRefusals ??= new ShadowRefusals(provider)).Add(limits, wouldRefuse);
         _limitSet.OutageBegan += KeepSyncing;
         _limitSet.OutageEnded += StopSyncing;
         _queue = new CommandQueue(_limitSet.ExecuteAsync);

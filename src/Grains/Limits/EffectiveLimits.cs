@@ -113,11 +113,11 @@ public sealed partial class EffectiveLimits(
         var change = _overrides.GetValueOrDefault(name);
         NamedLimit[]? others = limits.Limits.Count == 0 ? null : [.. limits.Limits
             .OrderBy(l => l.Key, StringComparer.Ordinal)
-            .Select(l => new NamedLimit(l.Key.ToLowerInvariant(), l.Value.Algorithm, l.Value.Points, l.Value.Duration, change?.Changes(l.Key) == true))];
+            .Select(l => new NamedLimit(l.Key.ToLowerInvariant(), l.Value.Algorithm, l.Value.Points, l.Value.Duration, change?.Changes(l.Key) == true) { Mode = l.Value.Mode })];
         NamedLimit[]? tenants = limits.Tenants is not { Count: > 0 } ? null : [.. limits.Tenants
             .SelectMany(t => (t.Value?.Limits ?? []).Select(l => (Name: LimitSpec.TenantLimit(t.Key, l.Key), Limit: l.Value)))
             .OrderBy(l => l.Name, StringComparer.Ordinal)
-            .Select(l => new NamedLimit(l.Name, l.Limit.Algorithm, l.Limit.Points, l.Limit.Duration, change?.Changes(l.Name) == true))];
+            .Select(l => new NamedLimit(l.Name, l.Limit.Algorithm, l.Limit.Points, l.Limit.Duration, change?.Changes(l.Name) == true) { Mode = l.Limit.Mode })];
         return new ProviderLimit(name, limits.Points, limits.Duration, limits.EffectiveKeyPrefix(name), change?.Changes(LimitSpec.Requests) == true, others)
         {
             TenantLimits = tenants is { Length: > 0 } ? tenants : null,
@@ -217,12 +217,12 @@ public sealed record LimitOverride(
             {
                 if (applied.HasTenantLimit(tenant, limit))
                 {
-                    applied = applied.WithTenantLimit(tenant, limit, change.Points, change.Duration);
+                    applied = applied.WithTenantLimit(tenant, limit, change.Points, change.Duration, change.Mode);
                 }
             }
             else if (applied.Limits.ContainsKey(name))
             {
-                applied = applied.WithLimit(name, change.Points, change.Duration);
+                applied = applied.WithLimit(name, change.Points, change.Duration, change.Mode);
             }
         }
 
@@ -242,4 +242,9 @@ public sealed record LimitOverride(
 
 /// <summary>New points and duration of one limit, changed at run time.</summary>
 [GenerateSerializer, Immutable]
-public sealed record LimitChange([property: Id(0)] long Points, [property: Id(1)] double Duration);
+public sealed record LimitChange([property: Id(0)] long Points, [property: Id(1)] double Duration)
+{
+    /// <summary>The limit's mode in force from this change; null for the configured one.</summary>
+    [Id(2)]
+    public LimitMode? Mode { get; init; }
+}

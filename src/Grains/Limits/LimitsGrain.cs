@@ -100,7 +100,7 @@ public sealed partial class LimitsGrain(
         SetNamedLimitAsync(provider, LimitSpec.Requests, points, durationSeconds);
 
     /// <inheritdoc />
-    public async ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds)
+    public async ValueTask<ProviderLimit> SetNamedLimitAsync(string provider, string limit, long points, double durationSeconds, LimitMode? mode = null)
     {
         var (name, configured) = limits.Configured.Resolve(provider);
         ArgumentException.ThrowIfNullOrWhiteSpace(limit);
@@ -129,12 +129,22 @@ public sealed partial class LimitsGrain(
             throw new ArgumentOutOfRangeException(nameof(durationSeconds), "Duration " + durationProblem);
         }
 
+        if (mode is { } m && (isRequests || !Enum.IsDefined(m)))
+        {
+            throw new ArgumentException(isRequests
+                ? $"The provider's requests limit always enforces; a mode is set on one of its Limits or a tenant's."
+                : $"Mode must be Enforce or Shadow (was {m}).", nameof(mode));
+        }
+
         var limitName = isRequests ? LimitSpec.Requests : limit.ToLowerInvariant();
-        var change = new LimitChange(points, durationSeconds);
+        var change = new LimitChange(points, durationSeconds) { Mode = mode };
         await WriteAsync(overrides =>
         {
             var existing = overrides.FirstOrDefault(o => string.Equals(o.Key, name, StringComparison.OrdinalIgnoreCase)).Value ?? new LimitOverride(null, null);
-            return new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) { [name] = existing.With(limitName, change) };
+
+            // A change that names no mode keeps the one an earlier change set.
+            var kept = change.Mode is null && existing.Limits is { } earlier && earlier.TryGetValue(limitName, out var before) ? change with { Mode = before.Mode } : change;
+            return new Dictionary<string, LimitOverride>(overrides, StringComparer.OrdinalIgnoreCase) { [name] = existing.With(limitName, kept) };
         });
         LogChanged(logger, name, limitName, points, durationSeconds);
         return limits.All().Single(p => p.Provider == name);

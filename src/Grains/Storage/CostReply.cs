@@ -12,4 +12,5 @@ namespace OrleansLimiter.Grains.Storage;
 /// Per batch (null for none): sent again under an id whose record is of another request, so neither
 /// decided nor told that request's decision; its <paramref name="Decisions"/> say nothing.
 /// </param>
-public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0, bool[]? NotTheRequest = null);
+/// <param name="WouldRefuse">Per limit, the requests of this call a shadow limit would have refused (granted all the same); null when none.</param>
+public sealed record CostReply(long NowMs, LimitValue[] Limits, int[][] Decisions, bool[] Replayed, long[][] BatchEnds, string Repair, long NowMicroseconds = 0, bool[]? NotTheRequest = null, long[]? WouldRefuse = null);

@@ -77,13 +77,21 @@ public static class CostScripts
     /// Reads the limits (ARGV: L, then per limit name, 'w', 'b' or 'c', points, duration ms) into
     /// avail/ends, repairing damage. A calendar limit ('c') is a fixed window whose "duration" is two
     /// period turns (<c>end:nextEnd</c>, Unix ms): a window it opens ends at the first of them after now.
+    /// An 's' after the algorithm ('ws', 'bs', 'cs') marks a shadow limit.
     /// </summary>
     internal const string Limits = """
         local nLimits = tonumber(ARGV[2])
-        local names, algos, caps, durs, calendar = {}, {}, {}, {}, {}
+        local names, algos, caps, durs, calendar, shadow = {}, {}, {}, {}, {}, {}
+        local anyShadow = false
         local a = 3
         for i = 1, nLimits do
           names[i] = ARGV[a]; algos[i] = ARGV[a + 1]; caps[i] = tonumber(ARGV[a + 2])
+          -- A shadow limit ('s' after its algorithm) never refuses (see the consume script).
+          if string.sub(algos[i], 2, 2) == 's' then
+            algos[i] = string.sub(algos[i], 1, 1); shadow[i] = true; anyShadow = true
+          else
+            shadow[i] = false
+          end
           if algos[i] == 'c' then
             -- A calendar period: its window, opened now, ends at the period's turn.
             local turn, nextTurn = string.match(ARGV[a + 3], '^(%d+):(%d+)$')
@@ -324,7 +332,11 @@ public static class CostScripts
     /// Returns { Redis now ms, { remaining, end } per limit as a flat list, { decisions per batch: per
     /// request '+' granted or the letter of the blocking limit ('A' for the first) }, replayed ('1' per
     /// batch answered from its record), { per batch, the limits' ends when it was decided, joined by
-    /// ',' }, repair note, Redis now in µs }.
+    /// ',' }, repair note, Redis now in µs, per limit the requests a shadow limit would have refused
+    /// (joined by ','; empty when the key has no shadow limit) }.
+    /// A shadow limit never blocks: a request the others can pay is granted, and charged of a shadow
+    /// limit only what it can pay in full (else nothing, counted as a would-be refusal); records and
+    /// reservations hold what was charged.
     /// </summary>
     public const string Consume = Prelude + "local key = KEYS[1]\n" + Records + Limits + """
         local b = restoreSeen(a)
@@ -333,6 +345,8 @@ public static class CostScripts
         local nBatches = tonumber(ARGV[b]); b = b + 1
         local decisions, replayed, batchEnds = {}, {}, {}
         local toRecord = {}
+        local wouldRefuse = {}
+        for i = 1, nLimits do wouldRefuse[i] = 0 end
         local cost, step, stepCost, isWindow, letters, bucketUs = {}, {}, {}, {}, {}, {}
         local ceil = math.ceil
         for i = 1, nLimits do isWindow[i] = algos[i] == 'w'; letters[i] = string.char(64 + i); bucketUs[i] = durUs(i) end
@@ -357,9 +371,13 @@ public static class CostScripts
           if granted and (rsv[1] ~= false) ~= (reservation and n == 1) then return false end
           if reservation and rsv[1] == table.concat(names, ',') then
             for j = 1, nVarying do cost[varying[j]] = tonumber(ARGV[at + j - 1]) end
-            local amounts = {}
-            for i = 1, nLimits do amounts[i] = string.format('%.0f', cost[i]) end
-            if rsv[2] ~= table.concat(amounts, ',') then return false end
+            local recordedAmounts = {}
+            for v in string.gmatch(rsv[2] or '', '[^,]+') do recordedAmounts[#recordedAmounts + 1] = v end
+            if #recordedAmounts ~= nLimits then return false end
+            for i = 1, nLimits do
+              -- A shadow limit's record holds what it could pay, which may be less than asked.
+              if not shadow[i] and recordedAmounts[i] ~= string.format('%.0f', cost[i]) then return false end
+            end
           end
           if charged then
             local recorded = {}
@@ -376,7 +394,8 @@ public static class CostScripts
               for i = 1, nLimits do
                 local asked
                 if isVarying[i] then asked = sums[isVarying[i]] else asked = cost[i] * grants end
-                if string.format('%.0f', asked) ~= recorded[i] then return false end
+                -- A shadow limit is charged only what it could pay: its record may hold less.
+                if not shadow[i] and string.format('%.0f', asked) ~= recorded[i] then return false end
               end
             end
           end
@@ -417,6 +436,8 @@ public static class CostScripts
             -- once, and a bucket's advance per cost is computed once per distinct cost in a row.
             local mine = {}
             local base = b
+            local unpaid = {}
+            for i = 1, nLimits do unpaid[i] = 0 end
             -- What the batch is charged of each limit, for its record: the cost times the grants for a
             -- limit every request pays alike, and for a varying one the sum of what was granted.
             local grants, varyingCharged = 0, {}
@@ -427,11 +448,18 @@ public static class CostScripts
               local blocked = 0
               for i = 1, nLimits do
                 local c = cost[i]
-                if c > 0 and c > avail[i] then blocked = i; break end
+                if c > 0 and c > avail[i] and not shadow[i] then blocked = i; break end
               end
               if blocked == 0 then
                 for i = 1, nLimits do
                   local c = cost[i]
+                  if c > 0 and anyShadow and shadow[i] and c > avail[i] then
+                    -- A shadow limit that cannot pay: granted all the same, nothing charged to it, and
+                    -- counted as the refusal it would have been.
+                    wouldRefuse[i] = wouldRefuse[i] + 1
+                    unpaid[i] = unpaid[i] + c
+                    c = 0
+                  end
                   if c > 0 then
                     if isWindow[i] then
                       avail[i] = avail[i] - c
@@ -464,7 +492,7 @@ public static class CostScripts
               local charged = {}
               for i = 1, nLimits do charged[i] = cost[i] * grants end
               for v = 1, nVarying do charged[varying[v]] = varyingCharged[v] end
-              for i = 1, nLimits do charged[i] = string.format('%.0f', charged[i]) end
+              for i = 1, nLimits do charged[i] = string.format('%.0f', charged[i] - unpaid[i]) end
               toRecord[#toRecord + 1] = id
               toRecord[#toRecord + 1] = decisions[batch] .. '|' .. batchEnds[batch] .. '|' .. table.concat(charged, ',')
             end
@@ -472,7 +500,7 @@ public static class CostScripts
               -- A reservation is recorded where it is granted: what it took of each limit, from which
               -- window, and when. Its settle reads this, never what a caller says it reserved.
               local amounts = {}
-              for i = 1, nLimits do amounts[i] = string.format('%.0f', cost[i]) end
+              for i = 1, nLimits do amounts[i] = string.format('%.0f', cost[i] - unpaid[i]) end
               local rkey = '{' .. key .. '}:rsv:' .. id
               redis.call('HSET', rkey, 'at', string.format('%.0f', now), 'names', table.concat(names, ','),
                 'amounts', table.concat(amounts, ','), 'ends', batchEnds[batch])
@@ -484,7 +512,9 @@ public static class CostScripts
 
         writeRecords(toRecord)
         save()
-        return { string.format('%.0f', now), state(), decisions, table.concat(replayed), batchEnds, repair, string.format('%.0f', nowUs) }
+        local refusedByShadow = ''
+        if anyShadow then refusedByShadow = table.concat(wouldRefuse, ',') end
+        return { string.format('%.0f', now), state(), decisions, table.concat(replayed), batchEnds, repair, string.format('%.0f', nowUs), refusedByShadow }
         """;
 
     /// <summary>

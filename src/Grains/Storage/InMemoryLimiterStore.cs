@@ -56,6 +56,7 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
             var decisions = new int[request.Batches.Count][];
             var replayed = new bool[decisions.Length];
             var ends = new long[decisions.Length][];
+            long[]? wouldRefuse = null;
             for (var b = 0; b < decisions.Length; b++)
             {
                 var batch = request.Batches[b];
@@ -76,15 +77,20 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
                 }
 
                 var charged = new long[request.Limits.Length];
+                var unpaid = new long[request.Limits.Length];
                 decisions[b] = new int[batch.Costs.Length];
                 for (var r = 0; r < batch.Costs.Length; r++)
                 {
-                    decisions[b][r] = ledger.TryConsume(batch.Costs[r], now);
+                    decisions[b][r] = ledger.TryConsume(batch.Costs[r], now, unpaid);
                     if (decisions[b][r] == 0)
                     {
                         for (var i = 0; i < charged.Length; i++)
                         {
-                            charged[i] += batch.Costs[r][i];
+                            charged[i] += batch.Costs[r][i] - unpaid[i];
+                            if (unpaid[i] > 0)
+                            {
+                                (wouldRefuse ??= new long[charged.Length])[i]++;
+                            }
                         }
                     }
                 }
@@ -99,11 +105,11 @@ public sealed class InMemoryLimiterStore(TimeProvider time) : ILimitSetStore
 
                 if (batch.Reservation && decisions[b] is [0])
                 {
-                    Reservations(request.Key).Record(batch.Id, request.Limits, batch.Costs[0], ends[b], now);
+                    Reservations(request.Key).Record(batch.Id, request.Limits, [.. batch.Costs[0].Select((c, i) => c - unpaid[i])], ends[b], now);
                 }
             }
 
-            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, replayed, ends, string.Empty, now * 1000));
+            return Task.FromResult(new CostReply(now, Values(ledger, now), decisions, replayed, ends, string.Empty, now * 1000, WouldRefuse: wouldRefuse));
         }
     }
 

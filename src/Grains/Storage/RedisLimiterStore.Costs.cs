@@ -109,7 +109,9 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
             LogWindowRepaired(logger, request.Key, repair.TrimEnd(' ', ';'));
         }
 
-        return new CostReply(now, limits, decisions, replayed, batchEnds, repair, parts.Length > 6 ? Long(parts[6]) : now * 1000, notTheRequest);
+        var wouldRefuse = parts.Length > 7 && (string?)parts[7] is { Length: > 0 } joined ? Ends(joined, width) : null;
+        return new CostReply(now, limits, decisions, replayed, batchEnds, repair, parts.Length > 6 ? Long(parts[6]) : now * 1000, notTheRequest,
+            wouldRefuse is not null && Array.Exists(wouldRefuse, n => n > 0) ? wouldRefuse : null);
     }
 
     /// <inheritdoc/>
@@ -354,13 +356,19 @@ public sealed partial class RedisLimiterStore : ILimitSetStore
                 // The turns of the period a minute ago and of the next: the script opens a window ending
                 // at the first after Redis's now, whichever side of a turn this clock and Redis's are.
                 var (end, nextEnd) = calendar.Ends(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - CalendarClockSlackMs);
-                args[a++] = "c";
+                args[a++] = limit.Shadow ? "cs" : "c";
                 args[a++] = limit.Points;
                 args[a++] = string.Create(CultureInfo.InvariantCulture, $"{end}:{nextEnd}");
                 continue;
             }
 
-            args[a++] = limit.Algorithm == LimitAlgorithm.TokenBucket ? "b" : "w";
+            args[a++] = (limit.Algorithm, limit.Shadow) switch
+            {
+                (LimitAlgorithm.TokenBucket, false) => "b",
+                (LimitAlgorithm.TokenBucket, true) => "bs",
+                (_, false) => "w",
+                (_, true) => "ws",
+            };
             args[a++] = limit.Points;
             args[a++] = limit.WindowMilliseconds;
         }

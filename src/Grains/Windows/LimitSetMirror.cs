@@ -73,7 +73,7 @@ public sealed class LimitSetMirror(TimeProvider time)
         {
             for (var i = 0; i < limits.Limits.Length && blocked[r] == 0; i++)
             {
-                if (costs[r][i] > 0 && costs[r][i] > UpperBound(i))
+                if (costs[r][i] > 0 && costs[r][i] > UpperBound(i) && !limits.Limits[i].Shadow)
                 {
                     blocked[r] = i + 1;
                 }

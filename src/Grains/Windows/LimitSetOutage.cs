@@ -108,9 +108,10 @@ public sealed class LimitSetOutage(TimeProvider time)
 
         var ledger = _ledger!;
         var decisions = new int[costs.Length];
+        var unpaid = limits.HasShadow ? new long[limits.Limits.Length] : null;
         for (var r = 0; r < costs.Length; r++)
         {
-            decisions[r] = ledger.TryConsume(costs[r], now);
+            decisions[r] = ledger.TryConsume(costs[r], now, unpaid);
             if (decisions[r] != 0)
             {
                 continue;
@@ -119,7 +120,7 @@ public sealed class LimitSetOutage(TimeProvider time)
             _granted = true;
             for (var i = 0; i < limits.Limits.Length; i++)
             {
-                if (costs[r][i] > 0 && limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow)
+                if (costs[r][i] > 0 && limits.Limits[i].Algorithm == LimitAlgorithm.FixedWindow && (unpaid is null || unpaid[i] == 0))
                 {
                     // Counted per window: a window the grain opened afterwards starts from nothing.
                     var end = ledger.RawEnd(i);

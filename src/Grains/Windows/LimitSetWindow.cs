@@ -32,6 +32,9 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
     /// <summary>Raised when Redis answers again and has been told everything.</summary>
     public event Action? OutageEnded;
 
+    /// <summary>Raised after a consume Redis decided in which shadow limits would have refused requests: the limits and, per limit, how many.</summary>
+    public event Action<KeyLimits, long[]>? ShadowRefused;
+
     /// <summary>The mirror.</summary>
     public LimitSetMirror Mirror => mirror;
 
@@ -79,6 +82,11 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
                 var reply = await store.ConsumeCostsAsync(new CostConsume(
                     limits.StoreKey, limits.Limits, batch.ConvertAll(c => new CostStoreBatch(c.Id, c.Costs, c.Resent, Reservation: c.Reservation)), Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
                 mirror.Observe(limits, reply.Limits, reply.NowMs);
+                if (reply.WouldRefuse is { } wouldRefuse)
+                {
+                    ShadowRefused?.Invoke(limits, wouldRefuse);
+                }
+
                 for (var i = 0; i < batch.Count; i++)
                 {
                     if (reply.NotTheRequest is { } other && other[i])
@@ -157,6 +165,10 @@ public sealed partial class LimitSetWindow(ILimitSetStore store, LimitSetMirror 
             var reply = await store.ConsumeCostsAsync(new CostConsume(
                 limits.StoreKey, limits.Limits, [.. waiters.Select(w => new CostStoreBatch(w.Id, w.Costs.Length == 0 ? [] : [w.Costs], Resent: w.LookUp, Waiter: true, Reservation: w.Reservation))], Seen(limits), ReservationTimeoutMs, SeenBounds: !limits.Pooled));
             mirror.Observe(limits, reply.Limits, reply.NowMs);
+            if (reply.WouldRefuse is { } wouldRefuse)
+            {
+                ShadowRefused?.Invoke(limits, wouldRefuse);
+            }
             var from = 0;
             foreach (var command in commands)
             {

@@ -154,7 +154,7 @@ public sealed class WaitQueueOptionsTests
     [Theory]
     [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Points", "0", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Points")]
     [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:to/kens:Points", "5", "RateLimiting:Providers:openai:Tenants:team-a:Limits: limit name must be 1 to 40 letters")]
-    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size", "5", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size is not a setting; use Points, Duration, Algorithm, or for a Calendar limit Period, TimeZone and Thresholds.")]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size", "5", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Size is not a setting; use Points, Duration, Algorithm, Mode, or for a Calendar limit Period, TimeZone and Thresholds.")]
     public void BadTenantLimit_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));

@@ -138,6 +138,57 @@ public abstract partial class LimitSetStoreContractTests
         Assert.Equal(midnight, settled.Limits[1].EndMs);
     }
 
+    /// <summary>The requests limit, and 1,000 tokens per minute in shadow mode.</summary>
+    protected static readonly LimitSpec[] RequestsAndShadowTokens =
+    [
+        new(LimitSpec.Requests, LimitAlgorithm.FixedWindow, 10, 60_000),
+        new("tokens", LimitAlgorithm.FixedWindow, 1_000, 60_000) { Shadow = true },
+    ];
+
+    [Fact]
+    public async Task AShadowLimit_NeverRefuses_ChargesOnlyWhatItCanPay_AndCountsItsWouldBeRefusals()
+    {
+        var key = NewKey();
+        var reply = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndShadowTokens, [Batch([1, 600], [1, 600], [1, 300], [1, 200])]));
+
+        // All granted; the second (600 of 400 left) and the fourth (200 of 100) would have been refused, and are charged nothing there.
+        Assert.Equal([0, 0, 0, 0], reply.Decisions[0]);
+        Assert.Equal(6, reply.Limits[0].Remaining);
+        Assert.Equal(1_000 - 600 - 300, reply.Limits[1].Remaining);
+        Assert.Equal([0, 2], reply.WouldRefuse!);
+
+        // The enforcing limit still refuses.
+        var past = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndShadowTokens, [Batch([7, 0])]));
+        Assert.Equal([1], past.Decisions[0]);
+        Assert.Null(past.WouldRefuse);
+    }
+
+    [Fact]
+    public async Task AShadowLimitsUnpaidCost_IsNeitherRecordedNorGivenBack()
+    {
+        var key = NewKey();
+        await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndShadowTokens, [Batch([1, 900])]));
+
+        // A reservation of 500 tokens the shadow limit cannot pay: granted, charged nothing there.
+        var id = RequestId.New();
+        var reserve = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndShadowTokens, [Reservation(id, 1, 500)], ReservationTimeoutMs: 60_000));
+        Assert.Equal([0], reserve.Decisions[0]);
+        Assert.Equal(100, reserve.Limits[1].Remaining);
+
+        // Sent again: told the same grant, nothing charged twice.
+        var again = await Store.ConsumeCostsAsync(new CostConsume(key, RequestsAndShadowTokens, [Reservation(id, 1, 500) with { Resent = true }], ReservationTimeoutMs: 60_000));
+        Assert.Equal([0], again.Decisions[0]);
+        Assert.True(again.Replayed[0]);
+        Assert.Equal(100, again.Limits[1].Remaining);
+        Assert.Equal(8, again.Limits[0].Remaining);
+
+        // Settled at 20 tokens: nothing was taken, so nothing comes back; the 20 fit and are charged.
+        var settled = await Store.SettleAsync(new CostSettle(key, RequestsAndShadowTokens, id, 60_000, [1, 20]));
+        Assert.Equal(SettleOutcome.Settled, settled.Outcome);
+        Assert.Equal(0, settled.Amounts[1].Refunded);
+        Assert.Equal(80, settled.Limits[1].Remaining);
+    }
+
     [Fact]
     public async Task AnAlert_IsClaimedOncePerPeriod()
     {
