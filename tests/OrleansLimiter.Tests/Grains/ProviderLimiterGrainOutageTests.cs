@@ -44,6 +44,24 @@ public abstract class OutageClusterFixture : IAsyncLifetime
             ["RateLimiting:Providers:tenq:Tenants:team-a:Limits:tokens:Duration"] = "60",
             ["RateLimiting:Providers:tenq:Tenants:team-b:Limits:tokens:Points"] = "20000",
             ["RateLimiting:Providers:tenq:Tenants:team-b:Limits:tokens:Duration"] = "60",
+
+            // The same token limits, enforcing and in shadow mode, side by side.
+            ["RateLimiting:Providers:shenf:Points"] = "100000",
+            ["RateLimiting:Providers:shenf:Duration"] = "600",
+            ["RateLimiting:Providers:shenf:Limits:tokens:Points"] = "20000",
+            ["RateLimiting:Providers:shenf:Limits:tokens:Duration"] = "600",
+            ["RateLimiting:Providers:shenf:Limits:bucket:Points"] = "30000",
+            ["RateLimiting:Providers:shenf:Limits:bucket:Duration"] = "600",
+            ["RateLimiting:Providers:shenf:Limits:bucket:Algorithm"] = "TokenBucket",
+            ["RateLimiting:Providers:shshd:Points"] = "100000",
+            ["RateLimiting:Providers:shshd:Duration"] = "600",
+            ["RateLimiting:Providers:shshd:Limits:tokens:Points"] = "20000",
+            ["RateLimiting:Providers:shshd:Limits:tokens:Duration"] = "600",
+            ["RateLimiting:Providers:shshd:Limits:tokens:Mode"] = "Shadow",
+            ["RateLimiting:Providers:shshd:Limits:bucket:Points"] = "30000",
+            ["RateLimiting:Providers:shshd:Limits:bucket:Duration"] = "600",
+            ["RateLimiting:Providers:shshd:Limits:bucket:Algorithm"] = "TokenBucket",
+            ["RateLimiting:Providers:shshd:Limits:bucket:Mode"] = "Shadow",
         });
     }
 
