@@ -223,6 +223,45 @@ public sealed class CliTests(ProcessClusterFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Limits_ShadowMode_RefusesNothing_AndStatusShowsItsWouldBeRefusals()
+    {
+        var key = TestKeys.Unique();
+        try
+        {
+            var set = await Limiter("limits set tenl --limit tokens --mode shadow");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            Assert.Contains("tenl tokens: 60000 points per 600 s, shadow (never refuses)", set.Stdout, StringComparison.Ordinal);
+            Assert.Matches(@"tokens\s+60,000 points per\s+600 s\s+FixedWindow\s+shadow\s+\(changed at run time\)", (await Limiter("limits")).Stdout);
+
+            // Ten times what the window holds: nothing refused.
+            var load = await Limiter($"load --provider tenl --key {key} --cost tokens=6000 --workers 2 --duration 1 --json");
+            Assert.True(load.ExitCode == 0, load.Stderr);
+            var result = System.Text.Json.Nodes.JsonNode.Parse(load.Stdout)!;
+            var granted = (long)result["granted"]!;
+            Assert.Equal(0, (long)result["refused"]!);
+            Assert.True(granted > 10, $"only {granted} requests were made");
+
+            // status names the shadow limit and what it would have refused: all but the ten it could pay.
+            var status = await Limiter($"status --key {key}");
+            Assert.Matches($@"tenl\s+tokens\s+0\s+60,000\s+{granted - 10:N0}", status.Stdout);
+            var json = System.Text.Json.Nodes.JsonNode.Parse((await Limiter($"status --key {key} --json")).Stdout)!["providers"]!.AsArray()
+                .Single(p => (string?)p!["provider"] == "tenl")!["limits"]!.AsArray().Single(l => (string?)l!["name"] == "tokens")!;
+            Assert.Equal("Shadow", (string?)json["mode"]);
+            Assert.Equal(granted - 10, (long)json["wouldHaveRefused"]!);
+
+            // Back to enforcing: refused.
+            Assert.Equal(0, (await Limiter("limits set tenl --limit tokens --mode enforce")).ExitCode);
+            var refused = System.Text.Json.Nodes.JsonNode.Parse((await Limiter($"consume tenl --key {key} --cost tokens=6000 --json")).Stdout)!;
+            Assert.Equal(1, (int)refused["refused"]!);
+            Assert.Equal("tokens", (string?)refused["results"]![0]!["blockedBy"]);
+        }
+        finally
+        {
+            Assert.Equal(0, (await Limiter("limits clear tenl")).ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task Limits_UnreadableRecord_IsReportedNamingTheKey_AndReplacedBySet()
     {
         var record = $"{fixture.ClusterId}/state/limits/default/limits";
