@@ -58,7 +58,7 @@ internal sealed class LocalLimiterBackend(IOptionsMonitor<RateLimitingOptions> o
         lock (ledger)
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            var above = costs.Select((c, i) => c > limits.Limits[i].Points ? i + 1 : 0).FirstOrDefault(i => i > 0);
+            var above = costs.Select((c, i) => c > limits.Limits[i].Points && !limits.Limits[i].Shadow ? i + 1 : 0).FirstOrDefault(i => i > 0);
             var blocked = above > 0 ? above : ledger.TryConsume(costs, now);
             var values = ledger.State(now);
             if (above == 0 && blocked == 0 && !reservationId.IsNone)

@@ -162,7 +162,8 @@ public sealed partial class KeyEngine
         {
             for (var i = 0; i < costs[r].Length && above[r] == 0; i++)
             {
-                above[r] = costs[r][i] > limits.Limits[i].Points ? i + 1 : 0;
+                // A shadow limit refuses nothing, not even what it could never hold.
+                above[r] = costs[r][i] > limits.Limits[i].Points && !limits.Limits[i].Shadow ? i + 1 : 0;
             }
 
             eligibleCount += above[r] == 0 ? 1 : 0;

@@ -114,6 +114,8 @@ public sealed class RateLimitingOptionsTests
     [InlineData("RateLimiting:Alerts:Webhook", "hooks.example/budget", "RateLimiting:Alerts:Webhook must be an absolute http or https address.")]
     [InlineData("RateLimiting:Alerts:Webhook", "ftp://hooks.example/budget", "RateLimiting:Alerts:Webhook must be an absolute http or https address.")]
     [InlineData("RateLimiting:Alerts:Email", "ops@example.com", "RateLimiting:Alerts:Email is not a setting; use Webhook or WebhookTimeout.")]
+    [InlineData("RateLimiting:Providers:openai:Limits:tokens:Mode", "Sideways", "RateLimiting:Providers:openai:Limits:tokens:Mode must be Enforce or Shadow (was 'Sideways')")]
+    [InlineData("RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Mode", "1", "RateLimiting:Providers:openai:Tenants:team-a:Limits:tokens:Mode must be Enforce or Shadow (was '1')")]
     public void BadLimitSetting_FailsValidation_NamingTheSetting(string setting, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Bind(new() { [setting] = value }));
@@ -156,6 +158,28 @@ public sealed class RateLimitingOptionsTests
         Assert.Equal(2.50m, options.PricesOf("OpenAI")!.For("gpt-4o")!.InputPerMillion);
         Assert.Null(options.PricesOf("OpenAI")!.For("gpt-4o-mini"));
         Assert.Equal(new Uri("https://hooks.example/budget"), options.Alerts.Webhook);
+    }
+
+    [Fact]
+    public void AShadowLimit_IsMarkedSoOnEveryKey_AndOnlyIt()
+    {
+        var options = Bind(new()
+        {
+            ["RateLimiting:Providers:openai:Limits:tokens:Points"] = "1000",
+            ["RateLimiting:Providers:openai:Limits:tokens-new:Points"] = "800",
+            ["RateLimiting:Providers:openai:Limits:tokens-new:Mode"] = "shadow",
+        });
+
+        var limits = options.Providers["openai"].ForKey("openai", "gpt-4o");
+        Assert.True(limits.HasShadow);
+        Assert.Equal(["tokens-new"], limits.Limits.Where(l => l.Shadow).Select(l => l.Name));
+        Assert.True(limits.Limits.Single(l => l.Name == "tokens-new").State(800, 0).Shadow);
+
+        // A run-time change of points keeps the mode; one naming a mode sets it.
+        var raised = options.Providers["openai"].WithLimit("tokens-new", 900, 60);
+        Assert.True(raised.ForKey("openai", "global").Limits.Single(l => l.Name == "tokens-new").Shadow);
+        var enforced = options.Providers["openai"].WithLimit("tokens-new", 900, 60, LimitMode.Enforce);
+        Assert.False(enforced.ForKey("openai", "global").HasShadow);
     }
 
     [Fact]
