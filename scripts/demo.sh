@@ -212,7 +212,7 @@ chat_run() {
   say "chat run, limiter $limiter: $WORKERS workers x $CHAT_CALLERS callers for $CHAT_SECONDS s"
   for i in $(seq "$WORKERS"); do
     # With the limiter, each worker records its calls for the replay that follows (docs/replay.md).
-    Worker__Mode=chat Worker__Name="chat$i-$limiter" Worker__Limiter="$limiter" Worker__Endpoint="$SIM_URL/v1" Worker__Callers=$CHAT_CALLERS \
+    Worker__Mode=chat Worker__Name="chat$i-$limiter" Worker__Limiter="$limiter" Worker__ProviderFeedback="${CHAT_FEEDBACK:-on}" Worker__Endpoint="$SIM_URL/v1" Worker__Callers=$CHAT_CALLERS \
       Worker__MaxOutputTokens=200 Worker__Duration=$CHAT_SECONDS Worker__TracePath="$RUN_DIR/chat-trace-$i.jsonl" \
       spawn bash -c 'dotnet "$0" 2>&1 | tee "$1" | grep --line-buffered -vE "^CHAT |health at"' "$WORKER" "$RUN_DIR/chat-$limiter-$i.log"
   done
@@ -328,10 +328,17 @@ over_limits_run() {
   say "limits 20% above the provider's ($rpm requests, $tpm tokens per minute): the replay of the trace predicts ${predicted:-?} provider 429s (${alone:-?} from the limits alone, without the provider's answers); now live"
   dotnet "$CLI" limits set openai --points "$rpm" --duration 60 "${cli[@]}" >/dev/null &&
     dotnet "$CLI" limits set openai --limit tokens --points "$tpm" --duration 60 "${cli[@]}" >/dev/null || { say "limits set failed"; return 1; }
-  chat_run on; local rc=$?
+  chat_run on; local rc=$? live=$RUN_429
+  # The same limits live without the provider's answers taken in (Worker:ProviderFeedback=off): the
+  # limits alone decide, as in the replay with --no-feedback.
+  if [ $rc = 0 ]; then
+    echo
+    say "the same limits live, the provider's answers not taken in (as the replay's ${alone:-?})"
+    CHAT_FEEDBACK=off chat_run on; rc=$?
+  fi
   dotnet "$CLI" limits clear openai "${cli[@]}" >/dev/null || say "limits clear failed"
   [ $rc = 0 ] || return 1
-  say "limits 20% above the provider's: the replay predicted ${predicted:-?} provider 429s, the live run got $RUN_429"
+  say "limits 20% above the provider's: the replay predicted ${predicted:-?} provider 429s, the live run got $live; the limits alone: replay ${alone:-?}, live $RUN_429"
 }
 
 # Any language: three Node processes with the official openai SDK through the gateway (two silos'

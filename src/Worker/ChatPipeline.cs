@@ -24,7 +24,7 @@ internal static class ChatPipeline
     {
         // With the limiter, every response's rate-limit headers (and a 429) reach the cluster's shared
         // count; without it they are only recorded. Either is a plain registration a host can replace.
-        if (worker.LimiterOn)
+        if (worker.LimiterOn && worker.ProviderFeedbackOn)
         {
             services.AddClusterProviderFeedback();
         }

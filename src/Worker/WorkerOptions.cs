@@ -51,6 +51,16 @@ public sealed class WorkerOptions
     public string Limiter { get; set; } = "on";
 
     /// <summary>
+    /// In <c>chat</c> mode with the limiter on, <c>on</c> (default): the provider's rate-limit headers
+    /// and 429s reach the cluster's shared count; <c>off</c>: they are only recorded, and the limits
+    /// alone decide (what <c>limiter replay --no-feedback</c> models).
+    /// </summary>
+    public string ProviderFeedback { get; set; } = "on";
+
+    /// <summary>Whether <see cref="ProviderFeedback"/> is <c>on</c>.</summary>
+    public bool ProviderFeedbackOn => string.Equals(ProviderFeedback, "on", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
     /// In <c>chat</c> mode with the limiter on, a file each call is appended to once answered and
     /// settled, for <c>limiter replay</c> (docs/replay.md); its folder must exist. Unset (default):
     /// nothing is recorded.

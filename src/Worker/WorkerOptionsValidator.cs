@@ -49,6 +49,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
                 failures.Add($"Worker:Limiter must be 'on' or 'off' (was '{options.Limiter}').");
             }
 
+            if (!string.Equals(options.ProviderFeedback, "on", StringComparison.OrdinalIgnoreCase) && !string.Equals(options.ProviderFeedback, "off", StringComparison.OrdinalIgnoreCase))
+            {
+                failures.Add($"Worker:ProviderFeedback must be 'on' or 'off' (was '{options.ProviderFeedback}').");
+            }
+
             if (options.TracePath is { Length: > 0 } trace && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(trace))))
             {
                 failures.Add($"Worker:TracePath must be a file in a folder that exists (was '{trace}').");
