@@ -207,7 +207,10 @@ stat() { curl -s "$SIM_URL/stats" | sed 's/.*"openai":\(.*\),"anthropic".*/\1/' 
 chat_run() {
   local limiter=$1 t_first="" t_end now done_count
   curl -s -X POST "$SIM_URL/stats/reset?fill=true" >/dev/null
-  redis-cli "${CLI_REDIS[@]}" del "ratelimit:openai:gpt-4o-mini" >/dev/null
+  # Through the key's grain, so that its view of the last run goes too (a hash deleted behind its back
+  # is restored from what the grain saw spent, never refilled).
+  dotnet "$CLI" reset openai --key gpt-4o-mini --redis "$REDIS_URL" --cluster-id "$CLUSTER" --service-id "$CLUSTER" >/dev/null ||
+    { say "limiter reset failed"; return 1; }
   rm -f "$RUN_DIR"/chat-"$limiter"-*.log "$RUN_DIR"/chat-trace-*.jsonl
   say "chat run, limiter $limiter: $WORKERS workers x $CHAT_CALLERS callers for $CHAT_SECONDS s"
   for i in $(seq "$WORKERS"); do

@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
@@ -95,7 +94,7 @@ public sealed class ClusterFeedbackSinkTests
         {
             BaseAddress = simulator.Address,
         };
-        using var model = new SimulatorChat(http);
+        using var model = new SimulatorChatClient(http);
         using var chat = new LimitedChatClient(model, limiter, "openai", new LimitedChatClientOptions { TokensLimit = "tokens", MaxWait = TimeSpan.Zero });
         var options = new ChatOptions { ModelId = "gpt-4o-mini", MaxOutputTokens = 50 };
         var ask = new[] { new ChatMessage(ChatRole.User, "How many tokens does this sentence take?") };
@@ -152,38 +151,5 @@ public sealed class ClusterFeedbackSinkTests
         }
 
         return limits;
-    }
-
-    /// <summary>An OpenAI-compatible chat client over HTTP: the calls go to the simulator.</summary>
-    private sealed class SimulatorChat(HttpClient http) : IChatClient
-    {
-        public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        {
-            using var response = await http.PostAsJsonAsync(
-                new Uri("/v1/chat/completions", UriKind.Relative),
-                new { model = options?.ModelId, max_tokens = options?.MaxOutputTokens, messages = messages.Select(m => new { role = m.Role.Value, content = m.Text }) },
-                cancellationToken);
-            response.EnsureSuccessStatusCode();
-            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!;
-            var usage = body["usage"]!;
-            return new ChatResponse(new ChatMessage(ChatRole.Assistant, (string?)body["choices"]![0]!["message"]!["content"]))
-            {
-                Usage = new UsageDetails
-                {
-                    InputTokenCount = (long)usage["prompt_tokens"]!,
-                    OutputTokenCount = (long)usage["completion_tokens"]!,
-                    TotalTokenCount = (long)usage["total_tokens"]!,
-                },
-            };
-        }
-
-        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException("The feedback tests do not stream.");
-
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-        public void Dispose()
-        {
-        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -217,7 +216,7 @@ public sealed class BudgetClusterTests(BudgetClusterFixture fixture, ITestOutput
     }
 
     private static LimitedChatClient Chat(HttpClient http, ILimiterClient limiter, string key, string tenant, ProviderPrices prices) =>
-        new(new SimulatorChat(http), limiter, BudgetClusterFixture.Provider, new LimitedChatClientOptions
+        new(new SimulatorChatClient(http), limiter, BudgetClusterFixture.Provider, new LimitedChatClientOptions
         {
             TokensLimit = null,
             Key = key,
@@ -242,37 +241,6 @@ public sealed class BudgetClusterTests(BudgetClusterFixture fixture, ITestOutput
             }
 
             await Task.Delay(50);
-        }
-    }
-
-    private sealed class SimulatorChat(HttpClient http) : IChatClient
-    {
-        public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        {
-            using var response = await http.PostAsJsonAsync(
-                new Uri("/v1/chat/completions", UriKind.Relative),
-                new { model = options?.ModelId, max_tokens = options?.MaxOutputTokens, messages = messages.Select(m => new { role = m.Role.Value, content = m.Text }) },
-                cancellationToken);
-            response.EnsureSuccessStatusCode();
-            var usage = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!["usage"]!;
-            return new ChatResponse(new ChatMessage(ChatRole.Assistant, "ok"))
-            {
-                Usage = new UsageDetails
-                {
-                    InputTokenCount = (long)usage["prompt_tokens"]!,
-                    OutputTokenCount = (long)usage["completion_tokens"]!,
-                    TotalTokenCount = (long)usage["total_tokens"]!,
-                },
-            };
-        }
-
-        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException("The budget test does not stream.");
-
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-        public void Dispose()
-        {
         }
     }
 }
