@@ -25,6 +25,17 @@ internal static class LimitsCommand
         {
             Description = "Enforce, or Shadow (decided and counted, never refusing: its would-be refusals are reported); the limit's own when left out",
             HelpName = "Enforce|Shadow",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+                if (Enum.TryParse<Configuration.LimitMode>(text, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(text, out _))
+                {
+                    return parsed;
+                }
+
+                result.AddError($"--mode must be Enforce or Shadow (was '{(text.Length > 40 ? text[..40] : text)}')");
+                return null;
+            },
         };
         var duration = CommonOptions.Duration("window length in seconds; the limit's own in force when left out (a budget's period is not a duration)", defaultValue: null);
         duration.Required = false;
@@ -35,15 +46,17 @@ internal static class LimitsCommand
             DefaultValueFactory = _ => LimitSpec.Requests,
         };
         var set = new Command("set", "change one of a provider's limits at run time (kept across restarts): its points, duration or mode") { setProvider, limit, points, duration, mode };
+        set.Validators.Add(result =>
+        {
+            if (result.GetResult(points) is null && result.GetResult(duration) is null && result.GetResult(mode) is null)
+            {
+                result.AddError("limits set needs --points, --duration or --mode");
+            }
+        });
         set.SetConnectedAction(async (parse, c, _) =>
         {
             var name = parse.GetRequiredValue(limit);
             var provider = parse.GetRequiredValue(setProvider);
-            if (parse.GetResult(points) is null && parse.GetResult(duration) is null && parse.GetResult(mode) is null)
-            {
-                throw new UsageException("limits set needs --points, --duration or --mode");
-            }
-
             var (inForcePoints, inForceSeconds) = await InForceAsync(c, provider, name);
             var seconds = parse.GetResult(duration) is null ? inForceSeconds : parse.GetValue(duration);
             var newPoints = parse.GetResult(points) is null ? inForcePoints : parse.GetValue(points);

@@ -69,7 +69,8 @@ public sealed class CliUsageTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("limits set openai --points 1000000000000001 --duration 60", "--points must be at most 1000000000000000")]
-    [InlineData("limits set openai --points 5", "Option '--duration' is required")]
+    [InlineData("limits set openai", "limits set needs --points, --duration or --mode")]
+    [InlineData("limits set openai --limit tokens --mode sideways", "--mode must be Enforce or Shadow (was 'sideways')")]
     [InlineData("consume openai --points 1.5", "--points must be a whole number")]
     [InlineData("consume openai --count 0", "--count must be a whole number of at least 1")]
     [InlineData("status --key \"a b\"", "Key 'a b' contains ' '")]
