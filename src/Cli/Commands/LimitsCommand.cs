@@ -57,9 +57,10 @@ internal static class LimitsCommand
         {
             var name = parse.GetRequiredValue(limit);
             var provider = parse.GetRequiredValue(setProvider);
-            var (inForcePoints, inForceSeconds) = await InForceAsync(c, provider, name);
-            var seconds = parse.GetResult(duration) is null ? inForceSeconds : parse.GetValue(duration);
-            var newPoints = parse.GetResult(points) is null ? inForcePoints : parse.GetValue(points);
+            // What is left out stays as it is in force (read only when something is left out).
+            var inForce = parse.GetResult(points) is null || parse.GetResult(duration) is null ? await InForceAsync(c, provider, name) : default;
+            var seconds = parse.GetResult(duration) is null ? inForce.Seconds : parse.GetValue(duration);
+            var newPoints = parse.GetResult(points) is null ? inForce.Points : parse.GetValue(points);
             var changed = await Limits(c).SetNamedLimitAsync(provider, name, newPoints, seconds, parse.GetValue(mode));
             var (p, d) = (changed.Limits ?? []).Concat(changed.TenantLimits ?? []).FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)) is { } other
                 ? (other.Points, other.DurationSeconds)

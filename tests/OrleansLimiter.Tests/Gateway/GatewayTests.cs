@@ -323,27 +323,13 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         // The valid key's tenant, team-a, may spend 500 of the key's 1,000,000 tokens: its calls reserve
         // one by one (no lease holds a tenant's share) and settle at what the provider reported.
         long reported = 0;
-        var granted = 0;
-        string? refusal = null;
-        for (var i = 0; i < 40 && refusal is null; i++)
+        var (granted, refusal) = await CallUntilRefusedAsync("gwten", "Tenant call", (response, body) =>
         {
-            using var response = await fixture.PostAsync("gwten", "chat/completions", Chat("gpt-4o-mini", $"Tenant call {i}: say something short.", 20, stream: false, askUsage: false),
-                fixture.ValidKey, new Dictionary<string, string> { ["x-limiter-max-wait"] = "0" });
-            var body = await fixture.ReadAsync(response);
-            if (response.StatusCode == HttpStatusCode.TooManyRequests)
-            {
-                refusal = body;
-                continue;
-            }
-
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-
             // The headers show what the tenant can spend: its own cap, under the provider's names.
             Assert.Equal("500", Header(response, "x-ratelimit-limit-tokens"));
             Assert.DoesNotContain(response.Headers, h => h.Key.Contains('/', StringComparison.Ordinal));
-            reported += (long)JsonNode.Parse(body)!["usage"]!["total_tokens"]!;
-            granted++;
-        }
+            reported += (long)body["usage"]!["total_tokens"]!;
+        });
 
         output.WriteLine($"team-a: {granted} calls granted, {reported} tokens reported, then: {refusal}");
         Assert.NotNull(refusal);
@@ -362,24 +348,11 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
     {
         // team-a may spend 100,000 micro-dollars this month; gpt-4o-mini costs $150 and $600 per million tokens here.
         long priced = 0;
-        var granted = 0;
-        string? refusal = null;
-        for (var i = 0; i < 40 && refusal is null; i++)
+        var (granted, refusal) = await CallUntilRefusedAsync("gwbud", "Budget call", (_, body) =>
         {
-            using var response = await fixture.PostAsync("gwbud", "chat/completions", Chat("gpt-4o-mini", $"Budget call {i}: say something short.", 20, stream: false, askUsage: false),
-                fixture.ValidKey, new Dictionary<string, string> { ["x-limiter-max-wait"] = "0" });
-            var body = await fixture.ReadAsync(response);
-            if (response.StatusCode == HttpStatusCode.TooManyRequests)
-            {
-                refusal = body;
-                continue;
-            }
-
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var usage = JsonNode.Parse(body)!["usage"]!;
+            var usage = body["usage"]!;
             priced += ((long)usage["prompt_tokens"]! * 150) + ((long)usage["completion_tokens"]! * 600);
-            granted++;
-        }
+        });
 
         output.WriteLine($"team-a: {granted} calls for {priced} micro-dollars of 100,000, then: {refusal}");
         Assert.NotNull(refusal);
@@ -463,6 +436,31 @@ public sealed class GatewayTests(GatewayFixture fixture, ITestOutputHelper outpu
         Assert.Contains("Gateway:Providers:gwo:ApiKey", text, StringComparison.Ordinal);
         Assert.Contains("RateLimiting:Providers:nolimits", text, StringComparison.Ordinal);
         Assert.DoesNotContain("sk-x", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// team-a's short chat calls to <paramref name="provider"/>, not waiting, until one is answered 429
+    /// (40 at most): each answered call (200) is handed to <paramref name="answered"/> with its body.
+    /// </summary>
+    private async Task<(int Granted, string? Refusal)> CallUntilRefusedAsync(string provider, string label, Action<HttpResponseMessage, JsonNode> answered)
+    {
+        var granted = 0;
+        for (var i = 0; i < 40; i++)
+        {
+            using var response = await fixture.PostAsync(provider, "chat/completions", Chat("gpt-4o-mini", $"{label} {i}: say something short.", 20, stream: false, askUsage: false),
+                fixture.ValidKey, new Dictionary<string, string> { ["x-limiter-max-wait"] = "0" });
+            var body = await fixture.ReadAsync(response);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                return (granted, body);
+            }
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            answered(response, JsonNode.Parse(body)!);
+            granted++;
+        }
+
+        return (granted, null);
     }
 
     private static string Chat(string model, string text, int maxTokens, bool stream, bool askUsage)
