@@ -215,6 +215,32 @@ public sealed class BudgetClusterTests(BudgetClusterFixture fixture, ITestOutput
         Assert.Equal(2, (await AlertsAsync(key, 2)).Count);
     }
 
+    [Fact]
+    public async Task ForgedInputAtTheGrain_NeverRefundsABudgetMoreThanItsReservationTook()
+    {
+        var key = TestKeys.Unique();
+        var grain = fixture.Cluster.Client.GetGrain<IProviderLimiterGrain>(LimiterKey.Format(BudgetClusterFixture.Provider, key));
+        var id = RequestId.New();
+        var reserved = await grain.TryConsumeCostsAsync(CostBatch.Reservation(LimitCost.Of((LimitSpec.Spend, 60_000)), id) with { Tenant = "team-a" });
+        Assert.True(reserved.Decision(0).IsAllowed);
+
+        // A negative cost or actual, a settle of an id never reserved, a settle naming another tenant:
+        // refused, or nothing changes.
+        await Assert.ThrowsAsync<ArgumentException>(async () => await grain.TryConsumeCostsAsync(
+            CostBatch.Of([LimitCost.Of((LimitSpec.Spend, -5_000_000))], RequestId.New()) with { Tenant = "team-a" }));
+        await Assert.ThrowsAnyAsync<ArgumentException>(async () => await grain.SettleAsync(new SettleRequest(id, LimitCost.Of((LimitSpec.Spend, -1)), "team-a")));
+        Assert.Equal(SettleOutcome.Unknown, (await grain.SettleAsync(new SettleRequest(RequestId.New(), LimitCost.Of((LimitSpec.Spend, 0)), "team-a"))).Outcome);
+
+        // Settled at nothing, twice: 60,000 back once, never more than the reservation took.
+        var settled = await grain.SettleAsync(new SettleRequest(id, LimitCost.Of((LimitSpec.Spend, 0)), "team-a"));
+        var again = await grain.SettleAsync(new SettleRequest(id, LimitCost.Of((LimitSpec.Spend, 0)), "team-a"));
+        Assert.Equal(SettleOutcome.Settled, settled.Outcome);
+        Assert.Equal(SettleOutcome.Replayed, again.Outcome);
+        Assert.Equal(60_000, settled.Limits.Single(l => l.Name == "team-a/spend").Refunded);
+        var db = (await fixture.Redis.ConnectAsync()).GetDatabase();
+        Assert.Equal(BudgetClusterFixture.Budget, (long)await db.HashGetAsync($"ratelimit:{BudgetClusterFixture.Provider}:{key}", "team-a/spend:points"));
+    }
+
     private static LimitedChatClient Chat(HttpClient http, ILimiterClient limiter, string key, string tenant, ProviderPrices prices) =>
         new(new SimulatorChatClient(http), limiter, BudgetClusterFixture.Provider, new LimitedChatClientOptions
         {
