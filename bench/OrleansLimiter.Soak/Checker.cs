@@ -17,6 +17,7 @@ internal static class Checker
     public static int Run(string dir)
     {
         var grants = new List<(string Provider, string Limit, long End, long Amount, long At)>();
+        var grantFiles = new List<string>();
         var settled = new Dictionary<(string Id, string Limit), long>();
         var pending = new List<(string Id, string Provider, string Limit, long End, long Delta)>();
         var refunds = new List<(string Provider, string Limit, long End, long Refunded)>();
@@ -30,6 +31,7 @@ internal static class Checker
                 {
                     case "G" when f.Length == 6:
                         grants.Add((f[1], f[2], L(f[3]), L(f[4]), L(f[5])));
+                        grantFiles.Add(Path.GetFileNameWithoutExtension(file));
                         break;
                     case "P" when f.Length == 6:
                         pending.Add((f[1], f[2], f[3], L(f[4]), L(f[5])));
@@ -37,6 +39,7 @@ internal static class Checker
                     case "S" when f.Length == 7:
                         settled[(f[1], f[3])] = L(f[5]);
                         grants.Add((f[2], f[3], L(f[4]), L(f[5]), 0));
+                        grantFiles.Add(Path.GetFileNameWithoutExtension(file));
                         refunds.Add((f[2], f[3], L(f[4]), L(f[6])));
                         break;
                     case "E" when f.Length == 3:
@@ -122,6 +125,7 @@ internal static class Checker
                 {
                     var which = group.Count == 1 ? $"window ending {Time(group[0])}" : $"{group.Count} overlapping windows ending {string.Join(", ", group.Select(Time))}";
                     failures.Add($"{provider} {limit}: {which} granted {granted}, at most {allowed} allowed: over-grant {over}");
+                    Explain(grants, grantFiles, events, provider, limit, group, duration);
                 }
             }
 
@@ -228,6 +232,45 @@ internal static class Checker
         }
 
         return failures.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Prints what an over-granted group of windows is made of: per window, its grants (how many, the
+    /// first and last, which processes) and the faults and resets that overlap it, so that a run's log
+    /// alone tells what happened.
+    /// </summary>
+    private static void Explain(
+        List<(string Provider, string Limit, long End, long Amount, long At)> grants,
+        List<string> grantFiles,
+        List<string[]> events,
+        string provider,
+        string limit,
+        List<long> group,
+        long duration)
+    {
+        foreach (var end in group)
+        {
+            var mine = grants.Select((g, i) => (g, File: grantFiles[i])).Where(x => x.g.Provider == provider && x.g.Limit == limit && x.g.End == end && x.g.At != 0).ToList();
+            var at = mine.Select(x => x.g.At).Order().ToList();
+            var byFile = string.Join(", ", mine.GroupBy(x => x.File).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Sum(x => x.g.Amount)}"));
+            Console.WriteLine($"check: {provider} {limit} window {Time(end - duration)} to {Time(end)}: {mine.Sum(x => x.g.Amount)} granted, told from {(at.Count > 0 ? Time(at[0]) : "-")} to {(at.Count > 0 ? Time(at[^1]) : "-")} ({byFile})");
+        }
+
+        var from = group.Min() - duration - 5_000;
+        var to = group.Max();
+        foreach (var e in events.Where(e => e[0] is "F" or "R"))
+        {
+            var (start, stop, text) = e[0] switch
+            {
+                "F" when e.Length >= 5 => (L(e[3]), L(e[4]), $"fault {e[1]} {e[2]}"),
+                "R" when e.Length >= 3 => (L(e[1]), L(e[2]), "reset"),
+                _ => (0L, 0L, string.Empty),
+            };
+            if (start != 0 && stop >= from && start <= to)
+            {
+                Console.WriteLine($"check:   {Time(start)} to {Time(stop)} {text}");
+            }
+        }
     }
 
     /// <summary>

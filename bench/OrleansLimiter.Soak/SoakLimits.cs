@@ -43,6 +43,10 @@ internal static class SoakLimits
         ["Orleans:ClusterId"] = cluster,
         ["Orleans:ServiceId"] = cluster,
         ["Logging:LogLevel:Default"] = "Warning",
+        // Each line stamped (UTC, ms) so that a silo's log lines up with the run's events.
+        ["Logging:Console:FormatterName"] = "simple",
+        ["Logging:Console:FormatterOptions:TimestampFormat"] = "HH:mm:ss.fff ",
+        ["Logging:Console:FormatterOptions:UseUtcTimestamp"] = "true",
         ["RateLimiting:Providers:fw:Points"] = S(FixedWindowPoints),
         ["RateLimiting:Providers:fw:Duration"] = S(FixedWindowSeconds),
         ["RateLimiting:Providers:fq:Points"] = S(QueuePoints),

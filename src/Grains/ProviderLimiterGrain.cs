@@ -20,7 +20,7 @@ namespace OrleansLimiter.Grains;
 /// </para>
 /// </summary>
 [Reentrant]
-public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
+public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
 {
     /// <summary>Upper bound on costs decided by one script call.</summary>
     internal const int MaxCostsPerStoreCall = KeyEngine.MaxCostsPerStoreCall;
@@ -31,6 +31,8 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     private readonly KeyEngine _engine;
     private readonly EffectiveLimits _limits;
     private readonly string? _wrongSpelling;
+    private readonly ILogger _logger;
+    private readonly string _grainKey;
     private IGrainTimer? _keepAliveTimer;
     private IGrainTimer? _backgroundTimer;
 
@@ -38,12 +40,14 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger, IBudgetAlertSink? alerts = null)
     {
         var grainKey = this.GetPrimaryKeyString();
+        _grainKey = grainKey;
         var (provider, key) = LimiterKey.Parse(grainKey);
 
         // One decision point per provider key, whatever the spelling: a grain addressed by another
         // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
         _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(provider, key)}'; use LimiterKey.Format.";
         _limits = limits;
+        _logger = logger;
         var keyLimits = new OneKeyLimits(limits, provider, key);
         _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger, alerts);
         _engine.Rescheduled += Arm;
@@ -53,6 +57,7 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         await _limits.EnsureLoadedAsync();
+        LogActivated(_logger, _grainKey);
         await base.OnActivateAsync(cancellationToken);
     }
 
@@ -60,7 +65,9 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _engine.Rescheduled -= Arm;
-        if (_engine.OwesStore)
+        var owesStore = _engine.OwesStore;
+        LogDeactivating(_logger, _grainKey, reason.ReasonCode, owesStore);
+        if (owesStore)
         {
             await _engine.WriteBackAsync(WriteBackOnDeactivationDeadline, reason.ReasonCode.ToString(), cancellationToken);
         }
@@ -242,4 +249,10 @@ public sealed class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         Arm();
         return Task.CompletedTask;
     }
+
+    [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Provider key {GrainKey} activated on this silo")]
+    private static partial void LogActivated(ILogger logger, string grainKey);
+
+    [LoggerMessage(EventId = 217, Level = LogLevel.Information, Message = "Provider key {GrainKey} deactivating ({Reason}); owes Redis a write-back: {OwesStore}")]
+    private static partial void LogDeactivating(ILogger logger, string grainKey, DeactivationReasonCode reason, bool owesStore);
 }
