@@ -104,6 +104,20 @@ public static class LimiterSiloBuilderExtensions
         builder.Services.TryAddSingleton<EffectiveLimits>();
         builder.Services.TryAddSingleton<IBudgetAlertSink, BudgetAlerts>();
         builder.Services.AddPlacementDirector<OnKeyedSiloPlacement, OnKeyedSiloPlacementDirector>();
+
+        // A provider key's activation lives through other silos' deaths: Orleans' distributed
+        // directory keeps its registrations when a silo leaves, where the default directory
+        // deactivates every grain registered on the silo that left (and the new activation starts
+        // knowing nothing of the window). Orleans marks it experimental (ORLEANSEXP003); the fault
+        // tests and the chaos soak are what this product relies on. Its range lease after a silo
+        // crash (30 s by default) keeps the crashed silo's keys unanswered that long, to rule out a
+        // second activation while a silo declared dead may still serve. Keys move at once instead:
+        // while Redis answers it decides every grant, so a second activation in the seconds before
+        // that silo stops itself grants nothing extra.
+#pragma warning disable ORLEANSEXP003
+        builder.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
+        builder.Services.Configure<GrainDirectoryOptions>(o => o.RangeLeaseDuration = TimeSpan.Zero);
         builder.Services.AddOptions<GrainCollectionOptions>()
             .Configure<IOptions<RateLimitingOptions>>((collection, rateLimiting) => CollectIdleKeys(collection, rateLimiting.Value.KeyIdleTimeout));
         addStore(builder.Services);
