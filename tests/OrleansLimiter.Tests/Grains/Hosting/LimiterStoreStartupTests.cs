@@ -23,7 +23,7 @@ public sealed class LimiterStoreStartupTests
         await using var redis = await RedisServer.StartAsync();
         var silo = new Silo();
         silo.AddOrleansLimiter(Configuration, redis.ConnectionString);
-        await using var services = silo.Services.BuildServiceProvider();
+        await using var services = LimiterParticipantsOnly(silo.Services).BuildServiceProvider();
 
         Assert.Throws<InvalidOperationException>(() => services.GetRequiredService<IConnectionMultiplexer>());
         await StartAsync(services);
@@ -44,7 +44,7 @@ public sealed class LimiterStoreStartupTests
             made++;
             return connection;
         });
-        await using var services = silo.Services.BuildServiceProvider();
+        await using var services = LimiterParticipantsOnly(silo.Services).BuildServiceProvider();
 
         await StartAsync(services);
 
@@ -53,7 +53,10 @@ public sealed class LimiterStoreStartupTests
         Assert.Equal(1, made);
     }
 
-    /// <summary>Runs the start of every lifecycle participant, stage by stage, as a silo does.</summary>
+    /// <summary>
+    /// Runs the start of every lifecycle participant the limiter registers, stage by stage, as a silo
+    /// does (Orleans' own, such as its grain directory, need a whole silo's services).
+    /// </summary>
     private static async Task StartAsync(IServiceProvider services)
     {
         var lifecycle = new Lifecycle();
@@ -67,6 +70,18 @@ public sealed class LimiterStoreStartupTests
             await observer.OnStart(CancellationToken.None);
             lifecycle.HighestCompletedStage = stage;
         }
+    }
+
+    private static IServiceCollection LimiterParticipantsOnly(IServiceCollection services)
+    {
+        var others = services.Where(d => d.ServiceType == typeof(ILifecycleParticipant<ISiloLifecycle>)
+            && d.ImplementationType?.Namespace?.StartsWith("OrleansLimiter", StringComparison.Ordinal) != true).ToList();
+        foreach (var descriptor in others)
+        {
+            services.Remove(descriptor);
+        }
+
+        return services;
     }
 
     private sealed class Silo : ISiloBuilder
