@@ -43,6 +43,8 @@ internal static class SoakLimits
         ["Orleans:ClusterId"] = cluster,
         ["Orleans:ServiceId"] = cluster,
         ["Logging:LogLevel:Default"] = "Warning",
+        // Where each provider key was active, and when it moved (events 216, 217).
+        ["Logging:LogLevel:OrleansLimiter.Grains.ProviderKeyActivations"] = "Debug",
         // Each line stamped (UTC, ms) so that a silo's log lines up with the run's events.
         ["Logging:Console:FormatterName"] = "simple",
         ["Logging:Console:FormatterOptions:TimestampFormat"] = "HH:mm:ss.fff ",

@@ -25,19 +25,22 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     /// <summary>Upper bound on costs decided by one script call.</summary>
     internal const int MaxCostsPerStoreCall = KeyEngine.MaxCostsPerStoreCall;
 
+    /// <summary>The log category of where provider keys are active and when they move (events 216, 217, at Debug).</summary>
+    public const string ActivationsCategory = "OrleansLimiter.Grains.ProviderKeyActivations";
+
     /// <summary>How long deactivation waits to write back what was granted without Redis.</summary>
     internal static readonly TimeSpan WriteBackOnDeactivationDeadline = TimeSpan.FromSeconds(5);
 
     private readonly KeyEngine _engine;
     private readonly EffectiveLimits _limits;
     private readonly string? _wrongSpelling;
-    private readonly ILogger _logger;
+    private readonly ILogger _activations;
     private readonly string _grainKey;
     private IGrainTimer? _keepAliveTimer;
     private IGrainTimer? _backgroundTimer;
 
     /// <summary>Builds the engine of the provider key named by the grain key.</summary>
-    public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger, IBudgetAlertSink? alerts = null)
+    public ProviderLimiterGrain(EffectiveLimits limits, ILimitSetStore store, TimeProvider time, ILocalSiloDetails silo, ILogger<ProviderLimiterGrain> logger, ILoggerFactory loggers, IBudgetAlertSink? alerts = null)
     {
         var grainKey = this.GetPrimaryKeyString();
         _grainKey = grainKey;
@@ -47,7 +50,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         // spelling than LimiterKey.Format's would be a second decision point on the same Redis key.
         _wrongSpelling = LimiterKey.IsCanonical(grainKey) ? null : $"The limiter grain '{grainKey}' is not addressed by its canonical key '{LimiterKey.Format(provider, key)}'; use LimiterKey.Format.";
         _limits = limits;
-        _logger = logger;
+        _activations = loggers.CreateLogger(ActivationsCategory);
         var keyLimits = new OneKeyLimits(limits, provider, key);
         _engine = new KeyEngine(provider, key, keyLimits.Resolve, () => limits.Configured, store, time, silo.SiloAddress.ToParsableString(), logger, alerts);
         _engine.Rescheduled += Arm;
@@ -57,7 +60,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         await _limits.EnsureLoadedAsync();
-        LogActivated(_logger, _grainKey);
+        LogActivated(_activations, _grainKey);
         await base.OnActivateAsync(cancellationToken);
     }
 
@@ -66,7 +69,7 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
     {
         _engine.Rescheduled -= Arm;
         var owesStore = _engine.OwesStore;
-        LogDeactivating(_logger, _grainKey, reason.ReasonCode, owesStore);
+        LogDeactivating(_activations, _grainKey, reason.ReasonCode, owesStore);
         if (owesStore)
         {
             await _engine.WriteBackAsync(WriteBackOnDeactivationDeadline, reason.ReasonCode.ToString(), cancellationToken);
@@ -250,9 +253,9 @@ public sealed partial class ProviderLimiterGrain : Grain, IProviderLimiterGrain
         return Task.CompletedTask;
     }
 
-    [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Provider key {GrainKey} activated on this silo")]
+    [LoggerMessage(EventId = 216, Level = LogLevel.Debug, Message = "Provider key {GrainKey} activated on this silo")]
     private static partial void LogActivated(ILogger logger, string grainKey);
 
-    [LoggerMessage(EventId = 217, Level = LogLevel.Information, Message = "Provider key {GrainKey} deactivating ({Reason}); owes Redis a write-back: {OwesStore}")]
+    [LoggerMessage(EventId = 217, Level = LogLevel.Debug, Message = "Provider key {GrainKey} deactivating ({Reason}); owes Redis a write-back: {OwesStore}")]
     private static partial void LogDeactivating(ILogger logger, string grainKey, DeactivationReasonCode reason, bool owesStore);
 }
