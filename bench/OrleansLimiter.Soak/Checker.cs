@@ -16,30 +16,28 @@ internal static class Checker
 
     public static int Run(string dir)
     {
-        var grants = new List<(string Provider, string Limit, long End, long Amount, long At)>();
-        var grantFiles = new List<string>();
+        var grants = new List<(string Provider, string Limit, long End, long Amount, long At, string Process)>();
         var settled = new Dictionary<(string Id, string Limit), long>();
         var pending = new List<(string Id, string Provider, string Limit, long End, long Delta)>();
         var refunds = new List<(string Provider, string Limit, long End, long Refunded)>();
         var errors = new Dictionary<string, long>();
         foreach (var file in Directory.EnumerateFiles(dir, "*.rec"))
         {
+            var process = Path.GetFileNameWithoutExtension(file);
             foreach (var line in ReadLines(file))
             {
                 var f = line.Split(' ');
                 switch (f[0])
                 {
                     case "G" when f.Length == 6:
-                        grants.Add((f[1], f[2], L(f[3]), L(f[4]), L(f[5])));
-                        grantFiles.Add(Path.GetFileNameWithoutExtension(file));
+                        grants.Add((f[1], f[2], L(f[3]), L(f[4]), L(f[5]), process));
                         break;
                     case "P" when f.Length == 6:
                         pending.Add((f[1], f[2], f[3], L(f[4]), L(f[5])));
                         break;
                     case "S" when f.Length == 7:
                         settled[(f[1], f[3])] = L(f[5]);
-                        grants.Add((f[2], f[3], L(f[4]), L(f[5]), 0));
-                        grantFiles.Add(Path.GetFileNameWithoutExtension(file));
+                        grants.Add((f[2], f[3], L(f[4]), L(f[5]), 0, process));
                         refunds.Add((f[2], f[3], L(f[4]), L(f[6])));
                         break;
                     case "E" when f.Length == 3:
@@ -125,7 +123,7 @@ internal static class Checker
                 {
                     var which = group.Count == 1 ? $"window ending {Time(group[0])}" : $"{group.Count} overlapping windows ending {string.Join(", ", group.Select(Time))}";
                     failures.Add($"{provider} {limit}: {which} granted {granted}, at most {allowed} allowed: over-grant {over}");
-                    Explain(grants, grantFiles, events, provider, limit, group, duration);
+                    Explain(grants, events, provider, limit, group, duration);
                 }
             }
 
@@ -240,8 +238,7 @@ internal static class Checker
     /// alone tells what happened.
     /// </summary>
     private static void Explain(
-        List<(string Provider, string Limit, long End, long Amount, long At)> grants,
-        List<string> grantFiles,
+        List<(string Provider, string Limit, long End, long Amount, long At, string Process)> grants,
         List<string[]> events,
         string provider,
         string limit,
@@ -250,10 +247,10 @@ internal static class Checker
     {
         foreach (var end in group)
         {
-            var mine = grants.Select((g, i) => (g, File: grantFiles[i])).Where(x => x.g.Provider == provider && x.g.Limit == limit && x.g.End == end && x.g.At != 0).ToList();
-            var at = mine.Select(x => x.g.At).Order().ToList();
-            var byFile = string.Join(", ", mine.GroupBy(x => x.File).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Sum(x => x.g.Amount)}"));
-            Console.WriteLine($"check: {provider} {limit} window {Time(end - duration)} to {Time(end)}: {mine.Sum(x => x.g.Amount)} granted, told from {(at.Count > 0 ? Time(at[0]) : "-")} to {(at.Count > 0 ? Time(at[^1]) : "-")} ({byFile})");
+            var mine = grants.Where(g => g.Provider == provider && g.Limit == limit && g.End == end && g.At != 0).ToList();
+            var at = mine.Select(g => g.At).Order().ToList();
+            var byProcess = string.Join(", ", mine.GroupBy(g => g.Process).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Sum(x => x.Amount)}"));
+            Console.WriteLine($"check: {provider} {limit} window {Time(end - duration)} to {Time(end)}: {mine.Sum(g => g.Amount)} granted, told from {(at.Count > 0 ? Time(at[0]) : "-")} to {(at.Count > 0 ? Time(at[^1]) : "-")} ({byProcess})");
         }
 
         var from = group.Min() - duration - 5_000;
